@@ -1,0 +1,125 @@
+"""Strict decoding of values written by LangGraph's JsonPlusSerializer.
+
+LangGraph's own msgpack hook never fails: a type it cannot rebuild comes back as
+``None`` or as its raw constructor arguments (langgraph 6970, 7066, 8388), and the graph
+resumes on state that only looks loaded. This decoder understands the same encoding but
+raises :class:`DecodeFailure` instead, so the saver can report the thread, channel and
+type. Any other serializer is used as it is.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import ormsgpack
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+try:  # private names of langgraph-checkpoint; without them we fall back to the serde
+    from langgraph.checkpoint.serde._msgpack import SAFE_MSGPACK_METHODS, SAFE_MSGPACK_TYPES
+    from langgraph.checkpoint.serde.jsonplus import _send_from_args
+    from langgraph.checkpoint.serde.types import _DeltaSnapshot
+
+    _STRICT_AVAILABLE = True
+except ImportError:  # pragma: no cover - depends on the installed langgraph
+    _STRICT_AVAILABLE = False
+
+__all__ = ["DecodeFailure", "StrictDecoder"]
+
+_CTOR_SINGLE, _CTOR_POS, _CTOR_KW, _METHOD, _PYDANTIC_V1, _PYDANTIC_V2, _NUMPY, _DELTA = range(8)
+_OPT = ormsgpack.OPT_NON_STR_KEYS
+
+
+class DecodeFailure(Exception):
+    """A stored value cannot be rebuilt; ``type_name`` names the type that failed."""
+
+    def __init__(self, type_name: str, reason: str) -> None:
+        self.type_name = type_name
+        self.reason = reason
+        super().__init__(f"{type_name}: {reason}")
+
+
+class StrictDecoder:
+    """Decode ``(type, bytes)`` pairs, raising :class:`DecodeFailure` on anything lossy."""
+
+    def __init__(self, serde: SerializerProtocol) -> None:
+        self.serde = serde
+        self._strict = (
+            _STRICT_AVAILABLE
+            and isinstance(serde, JsonPlusSerializer)
+            and not getattr(serde, "_custom_unpack_ext_hook", False)
+        )
+        self._allowed: Any = getattr(serde, "_allowed_msgpack_modules", True)
+        self._classes: dict[tuple[str, str], Any] = {}
+
+    def loads(self, type_: str, data: bytes) -> Any:
+        if self._strict and type_ == "msgpack":
+            try:
+                return ormsgpack.unpackb(data, ext_hook=self._hook, option=_OPT)
+            except DecodeFailure:
+                raise
+            except Exception as exc:
+                raise DecodeFailure("msgpack", f"{type(exc).__name__}: {exc}") from exc
+        try:
+            return self.serde.loads_typed((type_, data))
+        except Exception as exc:
+            raise DecodeFailure(type_, f"{type(exc).__name__}: {exc}") from exc
+
+    def _class(self, module: str, name: str) -> Any:
+        key = (module, name)
+        cls = self._classes.get(key)
+        if cls is None:
+            allowed = self._allowed
+            if not (key in SAFE_MSGPACK_TYPES or allowed is True or (allowed and key in allowed)):
+                raise DecodeFailure(
+                    f"{module}.{name}",
+                    "the type is not in the serializer's allowed_msgpack_modules",
+                )
+            try:
+                cls = getattr(importlib.import_module(module), name)
+            except Exception as exc:
+                raise DecodeFailure(f"{module}.{name}", f"cannot import it ({type(exc).__name__}: {exc})") from exc
+            self._classes[key] = cls
+        return cls
+
+    def _hook(self, code: int, data: bytes) -> Any:
+        if code == _DELTA:
+            return _DeltaSnapshot(ormsgpack.unpackb(data, ext_hook=self._hook, option=_OPT))
+        if code == _NUMPY:
+            value = self.serde._unpack_ext_hook(code, data)  # type: ignore[attr-defined]
+            if value is None:
+                raise DecodeFailure("numpy.ndarray", "the array cannot be rebuilt")
+            return value
+        tup = ormsgpack.unpackb(data, ext_hook=self._hook, option=_OPT)
+        module, name = tup[0], tup[1]
+        type_name = f"{module}.{name}"
+        if code == _METHOD:
+            key = (module, name, tup[3])
+            if key not in SAFE_MSGPACK_METHODS and self._allowed is not True:
+                raise DecodeFailure(f"{type_name}.{tup[3]}", "the method is not allowed")
+        cls = self._class(module, name)
+        try:
+            if code == _CTOR_SINGLE:
+                return cls(tup[2])
+            if code == _CTOR_POS:
+                if module == "langgraph.types" and name == "Send":
+                    return _send_from_args(tup[2])
+                return cls(*tup[2])
+            if code == _CTOR_KW:
+                return cls(**tup[2])
+            if code == _METHOD:
+                return getattr(cls, tup[3])(tup[2])
+            if code == _PYDANTIC_V1:
+                try:
+                    return cls(**tup[2])
+                except Exception:
+                    return cls.construct(**tup[2])
+            if code == _PYDANTIC_V2:
+                try:
+                    return cls(**tup[2])
+                except Exception:
+                    return cls.model_construct(**tup[2])
+        except Exception as exc:
+            raise DecodeFailure(type_name, f"{type(exc).__name__}: {exc}") from exc
+        raise DecodeFailure(type_name, f"unknown msgpack extension code {code}")

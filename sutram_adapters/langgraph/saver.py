@@ -1,0 +1,377 @@
+"""``SutramSaver``: a LangGraph checkpointer on Sutram's SQL store.
+
+Drop-in for ``SqliteSaver`` / ``PostgresSaver``::
+
+    from sutram_adapters.langgraph import SutramSaver
+
+    with SutramSaver.from_url("sqlite:///app.db") as saver:      # or "postgresql://..."
+        graph = builder.compile(checkpointer=saver)
+        graph.invoke(inputs, {"configurable": {"thread_id": "t1"}})
+
+The same object serves sync and async graphs. Each channel value is stored once per
+version, growing lists as appended tails; tenants are isolated in every method.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+)
+from langgraph.checkpoint.base.id import uuid6
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from sutram_adapters.langgraph._decode import DecodeFailure, StrictDecoder
+from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
+from sutram_core.backends.sql.database import Database
+from sutram_core.checkpoints.records import (
+    EMPTY,
+    ChannelValue,
+    CheckpointRecord,
+    ListQuery,
+    StoredCheckpoint,
+    WriteRecord,
+)
+from sutram_core.errors import CheckpointDecodeError, InvalidCheckpointError
+from sutram_core.tenancy import resolve_tenant, validate_tenant
+
+__all__ = ["SutramSaver"]
+
+
+def _version_key(version: str | int | float) -> str:
+    # Text keys that keep str, int and float versions apart ("1" is not 1).
+    if isinstance(version, str):
+        return "s" + version
+    if isinstance(version, bool) or not isinstance(version, (int, float)):
+        raise InvalidCheckpointError(f"channel version {version!r} must be a str, int or float")
+    return ("i" + str(version)) if isinstance(version, int) else ("f" + repr(version))
+
+
+def _dump_metadata(metadata: dict[str, Any]) -> str:
+    try:
+        return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        bad = [k for k, v in metadata.items() if not _json_ok(v)]
+        raise InvalidCheckpointError(
+            f"checkpoint metadata must be JSON (keys {bad} are not): {exc}. "
+            "Put such values in the graph state, not in config metadata."
+        ) from exc
+
+
+def _json_ok(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class SutramSaver(BaseCheckpointSaver[str]):
+    """LangGraph checkpointer that stores checkpoints in Sutram's database.
+
+    Args:
+        url: database URL (``sqlite:///path.db`` or ``postgresql://...``); default
+            ``SUTRAM_URL`` or ``./.sutram/sutram.db``.
+        tenant: bind the saver to one tenant. Without it, each call uses
+            ``config["configurable"]["tenant_id"]`` or the tenant ``"default"``.
+        serde: LangGraph serializer (default: ``JsonPlusSerializer``). Nothing is pickled.
+        database: share an open :class:`~sutram_core.backends.sql.database.Database`.
+
+    The schema is created on first use; :meth:`setup` does it eagerly (idempotent).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        tenant: str | None = None,
+        serde: SerializerProtocol | None = None,
+        database: Database | None = None,
+        _store: SqlCheckpointStore | None = None,
+    ) -> None:
+        super().__init__(serde=serde)
+        self.tenant = validate_tenant(tenant) if tenant is not None else None
+        if _store is not None:
+            self._store = _store
+            self._owns_db = False
+        else:
+            db = database if database is not None else Database(url)
+            self._store = SqlCheckpointStore(db)
+            self._owns_db = database is None
+        self._decoder = StrictDecoder(self.serde)
+
+    # -- construction and lifecycle -----------------------------------------------
+
+    @classmethod
+    def from_url(cls, url: str | None = None, *, tenant: str | None = None, **kwargs: Any) -> SutramSaver:
+        """A saver for ``url``, usable as ``with`` or ``async with`` context manager."""
+        return cls(url, tenant=tenant, **kwargs)
+
+    def for_tenant(self, tenant: str) -> SutramSaver:
+        """A saver bound to ``tenant`` sharing this one's database and serializer."""
+        return SutramSaver(tenant=tenant, serde=self.serde, _store=self._store)
+
+    @property
+    def database(self) -> Database:
+        """The database this saver writes to."""
+        return self._store.db
+
+    def setup(self) -> None:
+        """Create or upgrade the schema. Idempotent; also done on first use."""
+        self._store.db.setup()
+
+    async def asetup(self) -> None:
+        """Async twin of :meth:`setup`."""
+        await self._store.db.asetup()
+
+    def close(self) -> None:
+        """Release the database connections if this saver opened them."""
+        if self._owns_db:
+            self._store.db.close()
+
+    def __enter__(self) -> SutramSaver:
+        self.setup()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> SutramSaver:
+        await self.asetup()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- config handling -----------------------------------------------------------
+
+    def _scope(self, config: RunnableConfig) -> tuple[str, str, str]:
+        conf = config.get("configurable") or {}
+        thread_id = conf.get("thread_id")
+        if thread_id is None or thread_id == "":
+            raise InvalidCheckpointError(
+                'config["configurable"]["thread_id"] is required, e.g. '
+                '{"configurable": {"thread_id": "t1"}}'
+            )
+        return resolve_tenant(self.tenant, conf.get("tenant_id")), str(thread_id), conf.get("checkpoint_ns", "") or ""
+
+    def _tenant_only(self) -> str:
+        return resolve_tenant(self.tenant, None)
+
+    # -- record building (no I/O) --------------------------------------------------
+
+    def _record(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
+    ) -> CheckpointRecord:
+        tenant, thread_id, ns = self._scope(config)
+        skeleton = dict(checkpoint)
+        values: dict[str, Any] = skeleton.pop("channel_values")
+        type_, data = self.serde.dumps_typed(skeleton)
+        md = get_checkpoint_metadata(config, metadata)
+        md.pop("writes", None)  # type: ignore[misc]
+        new_values = []
+        for channel, version in new_versions.items():
+            if channel in values:
+                vt, vd = self.serde.dumps_typed(values[channel])
+                new_values.append(ChannelValue(channel, _version_key(version), vt, vd))
+            else:
+                new_values.append(ChannelValue(channel, _version_key(version), EMPTY, b""))
+        run_id = md.get("run_id")
+        return CheckpointRecord(
+            tenant=tenant,
+            thread_id=thread_id,
+            checkpoint_ns=ns,
+            checkpoint_id=checkpoint["id"],
+            parent_id=get_checkpoint_id(config),
+            run_id=str(run_id) if run_id is not None else None,
+            type=type_,
+            data=data,
+            metadata_json=_dump_metadata(dict(md)),
+            channel_versions={ch: _version_key(v) for ch, v in checkpoint["channel_versions"].items()},
+            new_values=new_values,
+        )
+
+    def _writes(self, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str) -> list[WriteRecord]:
+        out = []
+        for idx, (channel, value) in enumerate(writes):
+            t, d = self.serde.dumps_typed(value)
+            out.append(WriteRecord(task_id, WRITES_IDX_MAP.get(channel, idx), channel, t, d, task_path))
+        return out
+
+    @staticmethod
+    def _saved_config(config: RunnableConfig, thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
+        conf: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}
+        tenant = (config.get("configurable") or {}).get("tenant_id")
+        if tenant is not None:
+            conf["tenant_id"] = tenant
+        return {"configurable": conf}
+
+    def _decode(self, stored: StoredCheckpoint, channel: str, type_: str, data: bytes) -> Any:
+        try:
+            return self._decoder.loads(type_, data)
+        except DecodeFailure as exc:
+            raise CheckpointDecodeError(
+                exc.reason,
+                thread_id=stored.thread_id,
+                checkpoint_ns=stored.checkpoint_ns,
+                checkpoint_id=stored.checkpoint_id,
+                channel=channel,
+                type_name=exc.type_name,
+            ) from exc
+
+    def _tuple(self, config: RunnableConfig | None, stored: StoredCheckpoint) -> CheckpointTuple:
+        base = config or {}
+        checkpoint = self._decode(stored, "<checkpoint>", stored.type, stored.data)
+        checkpoint["channel_values"] = {
+            ch: self._decode(stored, ch, t, d) for ch, (t, d) in stored.values.items()
+        }
+        writes = [
+            (w.task_id, w.channel, self._decode(stored, f"<write {w.channel}>", w.type, w.data))
+            for w in stored.writes
+        ]
+        parent = (
+            self._saved_config(base, stored.thread_id, stored.checkpoint_ns, stored.parent_id)
+            if stored.parent_id
+            else None
+        )
+        return CheckpointTuple(
+            config=self._saved_config(base, stored.thread_id, stored.checkpoint_ns, stored.checkpoint_id),
+            checkpoint=checkpoint,
+            metadata=json.loads(stored.metadata_json),
+            parent_config=parent,
+            pending_writes=writes,
+        )
+
+    def _list_query(
+        self, config: RunnableConfig | None, filter: dict[str, Any] | None, before: RunnableConfig | None, limit: int | None
+    ) -> ListQuery:
+        conf = (config or {}).get("configurable") or {}
+        tenant = resolve_tenant(self.tenant, conf.get("tenant_id"))
+        thread_id = conf.get("thread_id")
+        return ListQuery(
+            tenant=tenant,
+            thread_id=str(thread_id) if thread_id is not None else None,
+            checkpoint_ns=conf.get("checkpoint_ns"),
+            checkpoint_id=conf.get("checkpoint_id"),
+            before=get_checkpoint_id(before) if before else None,
+            metadata_filter=filter or None,
+            limit=limit,
+        )
+
+    # -- the BaseCheckpointSaver surface (sync) ------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        tenant, thread_id, ns = self._scope(config)
+        stored = self._store.get(tenant, thread_id, ns, get_checkpoint_id(config))
+        return None if stored is None else self._tuple(config, stored)
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        for stored in self._store.list(self._list_query(config, filter, before, limit)):
+            yield self._tuple(config, stored)
+
+    def put(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
+    ) -> RunnableConfig:
+        record = self._record(config, checkpoint, metadata, new_versions)
+        self._store.put(record)
+        return self._saved_config(config, record.thread_id, record.checkpoint_ns, record.checkpoint_id)
+
+    def put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        tenant, thread_id, ns = self._scope(config)
+        checkpoint_id = get_checkpoint_id(config)
+        if checkpoint_id is None:
+            raise InvalidCheckpointError('put_writes needs config["configurable"]["checkpoint_id"]')
+        self._store.put_writes(tenant, thread_id, ns, checkpoint_id, self._writes(writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._store.delete_thread(self._tenant_only(), str(thread_id), str(uuid6(clock_seq=-1)))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._store.delete_for_runs(self._tenant_only(), [str(r) for r in run_ids])
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._store.copy_thread(self._tenant_only(), str(source_thread_id), str(target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._store.prune(self._tenant_only(), [str(t) for t in thread_ids], strategy, str(uuid6(clock_seq=-1)))
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        # Same scheme as InMemorySaver/PostgresSaver: a counter plus a random fraction,
+        # so versions written on two branches of a forked thread never collide.
+        if current is None:
+            current_v = 0
+        elif isinstance(current, int):
+            current_v = current
+        else:
+            current_v = int(current.split(".")[0])
+        return f"{current_v + 1:032}.{random.random():016}"
+
+    # -- async twins ---------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        tenant, thread_id, ns = self._scope(config)
+        stored = await self._store.aget(tenant, thread_id, ns, get_checkpoint_id(config))
+        return None if stored is None else self._tuple(config, stored)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        async for stored in self._store.alist(self._list_query(config, filter, before, limit)):
+            yield self._tuple(config, stored)
+
+    async def aput(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
+    ) -> RunnableConfig:
+        record = self._record(config, checkpoint, metadata, new_versions)
+        await self._store.aput(record)
+        return self._saved_config(config, record.thread_id, record.checkpoint_ns, record.checkpoint_id)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        tenant, thread_id, ns = self._scope(config)
+        checkpoint_id = get_checkpoint_id(config)
+        if checkpoint_id is None:
+            raise InvalidCheckpointError('put_writes needs config["configurable"]["checkpoint_id"]')
+        await self._store.aput_writes(tenant, thread_id, ns, checkpoint_id, self._writes(writes, task_id, task_path))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._store.adelete_thread(self._tenant_only(), str(thread_id), str(uuid6(clock_seq=-1)))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await self._store.adelete_for_runs(self._tenant_only(), [str(r) for r in run_ids])
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await self._store.acopy_thread(self._tenant_only(), str(source_thread_id), str(target_thread_id))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await self._store.aprune(self._tenant_only(), [str(t) for t in thread_ids], strategy, str(uuid6(clock_seq=-1)))

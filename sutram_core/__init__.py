@@ -1,0 +1,34 @@
+"""Sutram's platform: models, interfaces, engine and backends, free of any framework."""
+
+from sutram_core.config import DEFAULT_URL, parse_url
+from sutram_core.errors import (
+    CheckpointCorruptError,
+    CheckpointDecodeError,
+    CheckpointError,
+    ConfigurationError,
+    InvalidCheckpointError,
+    MissingDependencyError,
+    SchemaVersionError,
+    StorageError,
+    SutramError,
+    TenantError,
+)
+from sutram_core.tenancy import DEFAULT_TENANT, resolve_tenant, validate_tenant
+
+__all__ = [
+    "DEFAULT_TENANT",
+    "DEFAULT_URL",
+    "CheckpointCorruptError",
+    "CheckpointDecodeError",
+    "CheckpointError",
+    "ConfigurationError",
+    "InvalidCheckpointError",
+    "MissingDependencyError",
+    "SchemaVersionError",
+    "StorageError",
+    "SutramError",
+    "TenantError",
+    "parse_url",
+    "resolve_tenant",
+    "validate_tenant",
+]

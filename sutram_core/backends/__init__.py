@@ -1,0 +1,1 @@
+"""Backends implementing Sutram's store interfaces."""

@@ -1,0 +1,571 @@
+"""The SQL implementation of the checkpoint store (SQLite and PostgreSQL).
+
+Every operation is a plan (see ``database.py``): it yields statements and gets rows back,
+inside one transaction. The async twins run the same code on the database's thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import and_, delete, literal, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import ColumnElement
+
+from sutram_core.backends.sql.database import Database, Plan, Step
+from sutram_core.backends.sql.schema import (
+    checkpoint_blobs,
+    checkpoint_writes,
+    checkpoints,
+    thread_tombstones,
+)
+from sutram_core.checkpoints.list_delta import (
+    EMPTY,
+    BlobRow,
+    ListDeltaEncoder,
+    assemble_value,
+)
+from sutram_core.checkpoints.records import (
+    CheckpointRecord,
+    ListQuery,
+    StoredCheckpoint,
+    WriteRecord,
+)
+
+__all__ = ["SqlCheckpointStore"]
+
+_CHUNK = 400  # bound on the number of bind parameters of one IN (...) list
+_PAGE = 100  # checkpoints fetched per page by list()
+_SPECIAL_WRITES_UPSERT = True
+
+_cp = checkpoints.c
+_bl = checkpoint_blobs.c
+_wr = checkpoint_writes.c
+_ts = thread_tombstones.c
+
+_CP_COLS = (
+    _cp.thread_id,
+    _cp.checkpoint_ns,
+    _cp.checkpoint_id,
+    _cp.parent_checkpoint_id,
+    _cp.type,
+    _cp.checkpoint,
+    _cp.channel_versions,
+    _cp.metadata,
+)
+_BLOB_COLS = (
+    _bl.channel,
+    _bl.version,
+    _bl.kind,
+    _bl.type,
+    _bl.data,
+    _bl.base_version,
+    _bl.prev_version,
+    _bl["items"],
+)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _stored(row: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        thread_id=row[0],
+        checkpoint_ns=row[1],
+        checkpoint_id=row[2],
+        parent_id=row[3],
+        type=row[4],
+        data=bytes(row[5]),
+        channel_versions=json.loads(row[6]),
+        metadata_json=row[7],
+    )
+
+
+def _matches(metadata_json: str, wanted: dict[str, Any] | None) -> bool:
+    if not wanted:
+        return True
+    md = json.loads(metadata_json)
+    return all(md.get(k) == v for k, v in wanted.items())
+
+
+class SqlCheckpointStore:
+    """Checkpoints, channel values and pending writes in a SQL database.
+
+    Each channel value is stored once per version; list values that only grow are
+    stored as appended tails (see ``sutram_core.checkpoints.list_delta``).
+
+    >>> store = SqlCheckpointStore(Database("sqlite:///.sutram/sutram.db"))  # doctest: +SKIP
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._insert = postgresql.insert if db.backend == "postgresql" else sqlite.insert
+        self._deltas = ListDeltaEncoder()
+
+    # -- put -----------------------------------------------------------------------
+
+    def put(self, record: CheckpointRecord) -> bool:
+        """Store a checkpoint; False if it was ignored because its thread was deleted."""
+        rows, pending = self._deltas.encode(record)
+        stored = self.db.run(self._put_plan(record, rows))
+        if stored:
+            self._deltas.commit(pending)
+        return stored
+
+    def _put_plan(self, rec: CheckpointRecord, rows: list[BlobRow]) -> Plan[bool]:
+        if (yield from self._is_tombstoned(rec.tenant, rec.thread_id, rec.checkpoint_id)):
+            return False
+        key = {"tenant_id": rec.tenant, "thread_id": rec.thread_id, "checkpoint_ns": rec.checkpoint_ns}
+        if rows:
+            ins = self._insert(checkpoint_blobs)
+            yield Step(
+                ins.on_conflict_do_update(
+                    index_elements=[_bl.tenant_id, _bl.thread_id, _bl.checkpoint_ns, _bl.channel, _bl.version],
+                    set_={c: ins.excluded[c] for c in ("kind", "type", "data", "base_version", "prev_version", "items")},
+                ),
+                [
+                    {
+                        **key,
+                        "channel": r.channel,
+                        "version": r.version,
+                        "kind": r.kind,
+                        "type": r.type,
+                        "data": r.data,
+                        "base_version": r.base_version,
+                        "prev_version": r.prev_version,
+                        "items": r.items,
+                    }
+                    for r in rows
+                ],
+            )
+        ins = self._insert(checkpoints)
+        yield Step(
+            ins.on_conflict_do_update(
+                index_elements=[_cp.tenant_id, _cp.thread_id, _cp.checkpoint_ns, _cp.checkpoint_id],
+                set_={
+                    c: ins.excluded[c]
+                    for c in ("parent_checkpoint_id", "run_id", "type", "checkpoint", "channel_versions", "metadata")
+                },
+            ),
+            {
+                **key,
+                "checkpoint_id": rec.checkpoint_id,
+                "parent_checkpoint_id": rec.parent_id,
+                "run_id": rec.run_id,
+                "type": rec.type,
+                "checkpoint": rec.data,
+                "channel_versions": json.dumps(rec.channel_versions, separators=(",", ":")),
+                "metadata": rec.metadata_json,
+            },
+        )
+        return True
+
+    def _is_tombstoned(self, tenant: str, thread_id: str, checkpoint_id: str) -> Plan[bool]:
+        rows = yield Step(
+            select(_ts.mark).where(
+                _ts.tenant_id == tenant, _ts.thread_id == thread_id, _ts.mark >= checkpoint_id
+            )
+        )
+        return bool(rows)
+
+    # -- put_writes ----------------------------------------------------------------
+
+    def put_writes(
+        self, tenant: str, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[WriteRecord]
+    ) -> bool:
+        """Store a task's pending writes; False if ignored because the thread was deleted.
+
+        A write with a non-negative ``idx`` is kept as first written (a retried task does
+        not overwrite it); a special write (negative ``idx``: error, interrupt, ...) is
+        replaced by the latest one.
+        """
+        if not writes:
+            return True
+        return self.db.run(self._put_writes_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, writes))
+
+    def _put_writes_plan(
+        self, tenant: str, thread_id: str, ns: str, checkpoint_id: str, writes: Sequence[WriteRecord]
+    ) -> Plan[bool]:
+        if (yield from self._is_tombstoned(tenant, thread_id, checkpoint_id)):
+            return False
+        key = {"tenant_id": tenant, "thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}
+        pk = [_wr.tenant_id, _wr.thread_id, _wr.checkpoint_ns, _wr.checkpoint_id, _wr.task_id, _wr.idx]
+        regular = [w for w in writes if w.idx >= 0]
+        special = [w for w in writes if w.idx < 0]
+        for group, upsert in ((regular, False), (special, True)):
+            if not group:
+                continue
+            ins = self._insert(checkpoint_writes)
+            stmt = (
+                ins.on_conflict_do_update(
+                    index_elements=pk, set_={c: ins.excluded[c] for c in ("channel", "type", "data", "task_path")}
+                )
+                if upsert
+                else ins.on_conflict_do_nothing(index_elements=pk)
+            )
+            yield Step(
+                stmt,
+                [
+                    {**key, "task_id": w.task_id, "idx": w.idx, "channel": w.channel, "type": w.type,
+                     "data": w.data, "task_path": w.task_path}
+                    for w in group
+                ],
+            )
+        return True
+
+    # -- reads ---------------------------------------------------------------------
+
+    def get(
+        self, tenant: str, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> StoredCheckpoint | None:
+        """One checkpoint with its values and writes: ``checkpoint_id``, or the latest."""
+        return self.db.run(self._get_plan(tenant, thread_id, checkpoint_ns, checkpoint_id), write=False)
+
+    def _get_plan(self, tenant: str, thread_id: str, ns: str, checkpoint_id: str | None) -> Plan[StoredCheckpoint | None]:
+        where = [_cp.tenant_id == tenant, _cp.thread_id == thread_id, _cp.checkpoint_ns == ns]
+        if checkpoint_id is not None:
+            where.append(_cp.checkpoint_id == checkpoint_id)
+        rows = yield Step(select(*_CP_COLS).where(*where).order_by(_cp.checkpoint_id.desc()).limit(1))
+        if not rows:
+            return None
+        found = [_stored(rows[0])]
+        yield from self._load_values_and_writes(tenant, found)
+        return found[0]
+
+    def _load_values_and_writes(self, tenant: str, found: list[StoredCheckpoint]) -> Plan[None]:
+        by_ns: dict[tuple[str, str], list[StoredCheckpoint]] = {}
+        for cp in found:
+            by_ns.setdefault((cp.thread_id, cp.checkpoint_ns), []).append(cp)
+        for (thread_id, ns), group in by_ns.items():
+            wanted = sorted({(ch, v) for cp in group for ch, v in cp.channel_versions.items()})
+            blobs = yield from self._fetch_blobs(tenant, thread_id, ns, wanted)
+            where = f"thread {thread_id!r} namespace {ns!r}"
+            for cp in group:
+                for ch, v in cp.channel_versions.items():
+                    if (ch, v) not in blobs:
+                        continue  # a channel whose value was never stored (as InMemorySaver)
+                    value = assemble_value(ch, v, blobs, where)
+                    if value is not None:
+                        cp.values[ch] = value
+            ids = [cp.checkpoint_id for cp in group]
+            by_id = {cp.checkpoint_id: cp for cp in group}
+            for part in _chunks(ids):
+                rows = yield Step(
+                    select(_wr.checkpoint_id, _wr.task_id, _wr.idx, _wr.channel, _wr.type, _wr.data, _wr.task_path).where(
+                        _wr.tenant_id == tenant, _wr.thread_id == thread_id, _wr.checkpoint_ns == ns,
+                        _wr.checkpoint_id.in_(part),
+                    )
+                )
+                for r in rows:
+                    by_id[r[0]].writes.append(WriteRecord(r[1], r[2], r[3], r[4], bytes(r[5]), r[6]))
+            for cp in group:
+                # LangGraph's writes_sort_key: (task_path, task_id, idx), compared in Python
+                # so that the database's collation cannot change the order.
+                cp.writes.sort(key=lambda w: (w.task_path, w.task_id, w.idx))
+
+    def _fetch_blobs(
+        self, tenant: str, thread_id: str, ns: str, wanted: Sequence[tuple[str, str]]
+    ) -> Plan[dict[tuple[str, str], BlobRow]]:
+        scope = [_bl.tenant_id == tenant, _bl.thread_id == thread_id, _bl.checkpoint_ns == ns]
+        out: dict[tuple[str, str], BlobRow] = {}
+        for part in _chunks(wanted):
+            rows = yield Step(select(*_BLOB_COLS).where(*scope, tuple_(_bl.channel, _bl.version).in_(part)))
+            for r in rows:
+                out[(r[0], r[1])] = BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
+        bases = sorted({(b.channel, b.base_version) for b in out.values() if b.kind == "delta" and b.base_version})
+        for part in _chunks(bases):
+            rows = yield Step(
+                select(*_BLOB_COLS).where(
+                    *scope,
+                    or_(tuple_(_bl.channel, _bl.base_version).in_(part), tuple_(_bl.channel, _bl.version).in_(part)),
+                )
+            )
+            for r in rows:
+                out[(r[0], r[1])] = BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
+        return out
+
+    def list(self, query: ListQuery) -> Iterator[StoredCheckpoint]:
+        """Checkpoints matching ``query``, newest first, fetched a page at a time."""
+        cursor: tuple[str, str, str] | None = None
+        remaining = query.limit
+        while remaining is None or remaining > 0:
+            page, cursor = self.db.run(self._list_page_plan(query, cursor, remaining), write=False)
+            for cp in page:
+                yield cp
+            if remaining is not None:
+                remaining -= len(page)
+            if cursor is None:
+                return
+
+    async def alist(self, query: ListQuery) -> AsyncIterator[StoredCheckpoint]:
+        """Async twin of :meth:`list`."""
+        cursor: tuple[str, str, str] | None = None
+        remaining = query.limit
+        while remaining is None or remaining > 0:
+            page, cursor = await self.db.offload(self.db.run, self._list_page_plan(query, cursor, remaining), write=False)
+            for cp in page:
+                yield cp
+            if remaining is not None:
+                remaining -= len(page)
+            if cursor is None:
+                return
+
+    def _list_page_plan(
+        self, q: ListQuery, cursor: tuple[str, str, str] | None, remaining: int | None
+    ) -> Plan[tuple[list[StoredCheckpoint], tuple[str, str, str] | None]]:
+        where: list[ColumnElement[bool]] = [_cp.tenant_id == q.tenant]
+        if q.thread_id is not None:
+            where.append(_cp.thread_id == q.thread_id)
+        if q.checkpoint_ns is not None:
+            where.append(_cp.checkpoint_ns == q.checkpoint_ns)
+        if q.checkpoint_id is not None:
+            where.append(_cp.checkpoint_id == q.checkpoint_id)
+        if q.before is not None:
+            where.append(_cp.checkpoint_id < q.before)
+        if cursor is not None:
+            where.append(tuple_(_cp.checkpoint_id, _cp.thread_id, _cp.checkpoint_ns) < tuple_(*cursor))
+        size = _PAGE if q.metadata_filter or remaining is None else min(_PAGE, remaining)
+        rows = yield Step(
+            select(*_CP_COLS)
+            .where(*where)
+            .order_by(_cp.checkpoint_id.desc(), _cp.thread_id.desc(), _cp.checkpoint_ns.desc())
+            .limit(size)
+        )
+        next_cursor = (rows[-1][2], rows[-1][0], rows[-1][1]) if len(rows) == size else None
+        page = [_stored(r) for r in rows if _matches(r[7], q.metadata_filter)]
+        if remaining is not None:
+            page = page[:remaining]
+        yield from self._load_values_and_writes(q.tenant, page)
+        return page, next_cursor
+
+    # -- deletes, copies, prunes ---------------------------------------------------
+
+    def delete_thread(self, tenant: str, thread_id: str, mark: str) -> None:
+        """Delete every checkpoint, value and write of a thread, and leave a tombstone.
+
+        ``mark`` is a checkpoint-id-like string made at deletion time: a later put or
+        put_writes for a checkpoint whose id sorts at or before it is ignored.
+        """
+        self.db.run(self._delete_threads_plan(tenant, [thread_id], mark))
+        self._deltas.forget(tenant, [thread_id])
+
+    def _delete_threads_plan(self, tenant: str, thread_ids: Sequence[str], mark: str | None) -> Plan[None]:
+        for table in (checkpoints, checkpoint_blobs, checkpoint_writes):
+            for part in _chunks(list(thread_ids)):
+                yield Step(delete(table).where(table.c.tenant_id == tenant, table.c.thread_id.in_(part)))
+        if mark is not None:
+            ins = self._insert(thread_tombstones)
+            yield Step(
+                ins.on_conflict_do_update(index_elements=[_ts.tenant_id, _ts.thread_id], set_={"mark": ins.excluded.mark}),
+                [{"tenant_id": tenant, "thread_id": t, "mark": mark} for t in thread_ids],
+            )
+
+    def copy_thread(self, tenant: str, source: str, target: str) -> int:
+        """Copy every checkpoint, value and write of ``source`` to ``target``.
+
+        The target must have no checkpoints; its tombstone, if any, is lifted. Returns the
+        number of checkpoints copied.
+        """
+        return self.db.run(self._copy_plan(tenant, source, target))
+
+    def _copy_plan(self, tenant: str, source: str, target: str) -> Plan[int]:
+        from sutram_core.errors import InvalidCheckpointError
+
+        existing = yield Step(select(_cp.checkpoint_id).where(_cp.tenant_id == tenant, _cp.thread_id == target).limit(1))
+        if existing:
+            raise InvalidCheckpointError(
+                f"cannot copy thread {source!r} onto {target!r}: the target already has "
+                "checkpoints; delete it first or choose a new thread id"
+            )
+        yield Step(delete(thread_tombstones).where(_ts.tenant_id == tenant, _ts.thread_id == target))
+        copied = 0
+        for table in (checkpoint_blobs, checkpoints, checkpoint_writes):
+            cols = [c for c in table.c if c.name not in ("tenant_id", "thread_id")]
+            yield_result = yield Step(
+                table.insert().from_select(
+                    ["tenant_id", "thread_id", *[c.name for c in cols]],
+                    select(literal(tenant), literal(target), *cols).where(
+                        table.c.tenant_id == tenant, table.c.thread_id == source
+                    ),
+                )
+            )
+            if table is checkpoints:
+                copied = int(yield_result or 0)
+        return copied
+
+    def delete_for_runs(self, tenant: str, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) made by the given runs.
+
+        Channel values still needed by a remaining checkpoint (directly or as the start of
+        a delta chain) are kept; the rest are removed.
+        """
+        if run_ids:
+            touched = self.db.run(self._delete_runs_plan(tenant, list(run_ids)))
+            self._deltas.forget(tenant, touched)
+
+    def _delete_runs_plan(self, tenant: str, run_ids: list[str]) -> Plan[list[str]]:
+        victims: list[tuple[str, str, str]] = []
+        for part in _chunks(run_ids):
+            rows = yield Step(
+                select(_cp.thread_id, _cp.checkpoint_ns, _cp.checkpoint_id).where(
+                    _cp.tenant_id == tenant, _cp.run_id.in_(part)
+                )
+            )
+            victims.extend((r[0], r[1], r[2]) for r in rows)
+        yield from self._delete_checkpoints(tenant, victims)
+        return sorted({v[0] for v in victims})
+
+    def prune(self, tenant: str, thread_ids: Sequence[str], strategy: str, mark: str) -> None:
+        """Prune threads: ``"keep_latest"`` keeps the newest checkpoint of each namespace
+        (plus, for LangGraph delta channels, the ancestors back to their last snapshot);
+        ``"delete"`` deletes the threads like :meth:`delete_thread`.
+        """
+        from sutram_core.errors import InvalidCheckpointError
+
+        if strategy not in ("keep_latest", "delete"):
+            raise InvalidCheckpointError(f"unknown prune strategy {strategy!r}; use 'keep_latest' or 'delete'")
+        if not thread_ids:
+            return
+        if strategy == "delete":
+            self.db.run(self._delete_threads_plan(tenant, list(thread_ids), mark))
+        else:
+            self.db.run(self._keep_latest_plan(tenant, list(thread_ids)))
+        self._deltas.forget(tenant, thread_ids)
+
+    def _keep_latest_plan(self, tenant: str, thread_ids: list[str]) -> Plan[None]:
+        victims: list[tuple[str, str, str]] = []
+        for thread_id in thread_ids:
+            rows = yield Step(
+                select(_cp.checkpoint_ns, _cp.checkpoint_id, _cp.parent_checkpoint_id, _cp.channel_versions, _cp.metadata)
+                .where(_cp.tenant_id == tenant, _cp.thread_id == thread_id)
+                .order_by(_cp.checkpoint_ns, _cp.checkpoint_id.desc())
+            )
+            by_ns: dict[str, list[Any]] = {}
+            for r in rows:
+                by_ns.setdefault(r[0], []).append(r)
+            empties = yield from self._empty_versions(tenant, thread_id)
+            for ns, group in by_ns.items():
+                keep = _kept_for_delta_channels(group, empties.get(ns, set()))
+                victims.extend((thread_id, ns, r[1]) for r in group if r[1] not in keep)
+        yield from self._delete_checkpoints(tenant, victims)
+
+    def _empty_versions(self, tenant: str, thread_id: str) -> Plan[dict[str, set[tuple[str, str]]]]:
+        rows = yield Step(
+            select(_bl.checkpoint_ns, _bl.channel, _bl.version).where(
+                _bl.tenant_id == tenant, _bl.thread_id == thread_id, _bl.kind == EMPTY
+            )
+        )
+        out: dict[str, set[tuple[str, str]]] = {}
+        for r in rows:
+            out.setdefault(r[0], set()).add((r[1], r[2]))
+        return out
+
+    def _delete_checkpoints(self, tenant: str, victims: list[tuple[str, str, str]]) -> Plan[None]:
+        by_ns: dict[tuple[str, str], list[str]] = {}
+        for thread_id, ns, cid in victims:
+            by_ns.setdefault((thread_id, ns), []).append(cid)
+        for (thread_id, ns), ids in by_ns.items():
+            for table in (checkpoints, checkpoint_writes):
+                for part in _chunks(ids):
+                    yield Step(
+                        delete(table).where(
+                            table.c.tenant_id == tenant, table.c.thread_id == thread_id,
+                            table.c.checkpoint_ns == ns, table.c.checkpoint_id.in_(part),
+                        )
+                    )
+            yield from self._collect_blobs(tenant, thread_id, ns)
+
+    def _collect_blobs(self, tenant: str, thread_id: str, ns: str) -> Plan[None]:
+        """Delete the values of (thread, ns) that no remaining checkpoint can reach."""
+        rows = yield Step(
+            select(_cp.channel_versions).where(
+                _cp.tenant_id == tenant, _cp.thread_id == thread_id, _cp.checkpoint_ns == ns
+            )
+        )
+        live: set[tuple[str, str]] = set()
+        for r in rows:
+            live.update(json.loads(r[0]).items())
+        blob_rows = yield Step(
+            select(_bl.channel, _bl.version, _bl.prev_version).where(
+                _bl.tenant_id == tenant, _bl.thread_id == thread_id, _bl.checkpoint_ns == ns
+            )
+        )
+        prev = {(r[0], r[1]): r[2] for r in blob_rows}
+        reachable: set[tuple[str, str]] = set()
+        for key in live:
+            while key in prev and key not in reachable:
+                reachable.add(key)
+                p = prev[key]
+                if p is None:
+                    break
+                key = (key[0], p)
+        dead = [k for k in prev if k not in reachable]
+        for part in _chunks(dead):
+            yield Step(
+                delete(checkpoint_blobs).where(
+                    _bl.tenant_id == tenant, _bl.thread_id == thread_id, _bl.checkpoint_ns == ns,
+                    tuple_(_bl.channel, _bl.version).in_(part),
+                )
+            )
+
+    # -- async twins ---------------------------------------------------------------
+
+    async def aput(self, record: CheckpointRecord) -> bool:
+        return await self.db.offload(self.put, record)
+
+    async def aput_writes(
+        self, tenant: str, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[WriteRecord]
+    ) -> bool:
+        return await self.db.offload(self.put_writes, tenant, thread_id, checkpoint_ns, checkpoint_id, writes)
+
+    async def aget(
+        self, tenant: str, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> StoredCheckpoint | None:
+        return await self.db.offload(self.get, tenant, thread_id, checkpoint_ns, checkpoint_id)
+
+    async def adelete_thread(self, tenant: str, thread_id: str, mark: str) -> None:
+        await self.db.offload(self.delete_thread, tenant, thread_id, mark)
+
+    async def acopy_thread(self, tenant: str, source: str, target: str) -> int:
+        return await self.db.offload(self.copy_thread, tenant, source, target)
+
+    async def adelete_for_runs(self, tenant: str, run_ids: Sequence[str]) -> None:
+        await self.db.offload(self.delete_for_runs, tenant, run_ids)
+
+    async def aprune(self, tenant: str, thread_ids: Sequence[str], strategy: str, mark: str) -> None:
+        await self.db.offload(self.prune, tenant, thread_ids, strategy, mark)
+
+
+def _kept_for_delta_channels(group: Iterable[Any], empty_versions: set[tuple[str, str]]) -> set[str]:
+    """The checkpoint ids keep_latest must keep in one namespace.
+
+    ``group`` rows are (ns, id, parent_id, channel_versions_json, metadata_json), newest
+    first. Besides the newest checkpoint, LangGraph delta channels (named in the
+    metadata's ``counters_since_delta_snapshot``) need their ancestors and writes back to
+    the nearest checkpoint that holds a stored value for the channel.
+    """
+    rows = list(group)
+    if not rows:
+        return set()
+    latest = rows[0]
+    keep = {latest[1]}
+    delta_channels = set(json.loads(latest[4]).get("counters_since_delta_snapshot") or {})
+    if not delta_channels:
+        return keep
+    by_id = {r[1]: r for r in rows}
+    cursor = latest
+    missing = set(delta_channels)
+    while True:
+        versions = json.loads(cursor[3])
+        for ch in list(missing):
+            v = versions.get(ch)
+            if v is not None and (ch, v) not in empty_versions:
+                missing.discard(ch)
+        if not missing or cursor[2] is None or cursor[2] not in by_id:
+            return keep
+        cursor = by_id[cursor[2]]
+        keep.add(cursor[1])

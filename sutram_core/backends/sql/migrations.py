@@ -1,0 +1,84 @@
+"""Ordered schema migrations with a recorded version.
+
+``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``. Each runs in its own
+transaction, under a lock (PostgreSQL advisory lock; SQLite ``BEGIN IMMEDIATE``), so
+several processes may call ``setup()`` at once. A database made by an older Sutram
+upgrades in place; one made by a newer Sutram is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection, func, insert, inspect, select, text
+
+from sutram_core.backends.sql import schema
+from sutram_core.errors import SchemaVersionError
+
+__all__ = ["MIGRATIONS", "Migration", "current_version", "upgrade"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema history."""
+
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _v1_checkpoints(conn: Connection) -> None:
+    for table in (schema.checkpoints, schema.checkpoint_blobs, schema.checkpoint_writes):
+        table.create(conn, checkfirst=True)
+
+
+def _v2_tombstones_and_run_index(conn: Connection) -> None:
+    schema.thread_tombstones.create(conn, checkfirst=True)
+    schema.run_index.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Migration] = [
+    Migration("checkpoints, channel blobs and pending writes", _v1_checkpoints),
+    Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
+]
+
+_PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations
+
+
+def current_version(conn: Connection) -> int:
+    """The schema version recorded in the database (0 for an empty database)."""
+    if not inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    return int(conn.execute(select(func.coalesce(func.max(schema.schema_version.c.version), 0))).scalar_one())
+
+
+def upgrade(conn: Connection, target: int | None = None) -> int:
+    """Apply the pending migrations in one transaction each; return the new version.
+
+    ``conn`` must not be inside a transaction. ``target`` stops early (used by tests that
+    build a database as an older version made it).
+    """
+    goal = len(MIGRATIONS) if target is None else target
+    while True:
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+            schema.schema_version.create(conn, checkfirst=True)
+            version = current_version(conn)
+            if version > len(MIGRATIONS):
+                raise SchemaVersionError(
+                    f"the database is at schema version {version} but this Sutram knows "
+                    f"only up to {len(MIGRATIONS)}; upgrade the sutram package"
+                )
+            if version >= goal:
+                return version
+            step = MIGRATIONS[version]
+            step.apply(conn)
+            conn.execute(
+                insert(schema.schema_version).values(
+                    version=version + 1,
+                    description=step.description,
+                    applied_at=datetime.now(timezone.utc).isoformat(),
+                )
+            )

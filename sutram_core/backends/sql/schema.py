@@ -1,0 +1,111 @@
+"""The one SQLAlchemy schema shared by SQLite and PostgreSQL.
+
+Tables are declared once here; ``migrations.py`` creates them in order. Every table
+starts its primary key with ``tenant_id`` so that no row can exist outside a tenant.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "checkpoint_blobs",
+    "checkpoint_writes",
+    "checkpoints",
+    "metadata",
+    "schema_version",
+    "thread_tombstones",
+]
+
+metadata = MetaData()
+
+schema_version = Table(
+    "sutram_schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", Text, nullable=False),
+    Column("applied_at", String, nullable=False),
+)
+
+# One row per checkpoint. ``checkpoint`` holds the serialized checkpoint without its
+# channel values (those live in checkpoint_blobs, once per channel version);
+# ``channel_versions`` is the JSON map channel -> version key, so the store can find and
+# garbage-collect blobs without deserializing anything.
+checkpoints = Table(
+    "sutram_checkpoints",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("thread_id", String, primary_key=True),
+    Column("checkpoint_ns", String, primary_key=True),
+    Column("checkpoint_id", String, primary_key=True),
+    Column("parent_checkpoint_id", String, nullable=True),
+    Column("run_id", String, nullable=True),
+    Column("type", String, nullable=False),
+    Column("checkpoint", LargeBinary, nullable=False),
+    Column("channel_versions", Text, nullable=False),
+    Column("metadata", Text, nullable=False),
+)
+
+# One row per (channel, version). ``kind`` is "full" (the whole serialized value),
+# "delta" (only the items appended to a list since ``prev_version``; ``base_version``
+# names the full row the chain starts from) or "empty" (the channel had no value).
+checkpoint_blobs = Table(
+    "sutram_checkpoint_blobs",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("thread_id", String, primary_key=True),
+    Column("checkpoint_ns", String, primary_key=True),
+    Column("channel", String, primary_key=True),
+    Column("version", String, primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("type", String, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("base_version", String, nullable=True),
+    Column("prev_version", String, nullable=True),
+    Column("items", Integer, nullable=True),
+    Index(
+        "ix_sutram_blobs_chain",
+        "tenant_id",
+        "thread_id",
+        "checkpoint_ns",
+        "channel",
+        "base_version",
+    ),
+)
+
+checkpoint_writes = Table(
+    "sutram_checkpoint_writes",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("thread_id", String, primary_key=True),
+    Column("checkpoint_ns", String, primary_key=True),
+    Column("checkpoint_id", String, primary_key=True),
+    Column("task_id", String, primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("channel", String, nullable=False),
+    Column("type", String, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("task_path", String, nullable=False, default=""),
+)
+
+# Added in schema version 2 (langgraph 7206): a deleted thread leaves a mark, and a late
+# put or put_writes for a checkpoint created before the mark is ignored instead of
+# bringing the thread back.
+thread_tombstones = Table(
+    "sutram_thread_tombstones",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("thread_id", String, primary_key=True),
+    Column("mark", String, nullable=False),
+)
+
+run_index = Index("ix_sutram_checkpoints_run", checkpoints.c.tenant_id, checkpoints.c.run_id)

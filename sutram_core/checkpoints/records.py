@@ -1,0 +1,100 @@
+"""Framework-free records that checkpoint stores read and write.
+
+An adapter (for example the LangGraph saver) serializes its objects into these records;
+a store persists them. Values are opaque ``(type, bytes)`` pairs produced by the
+adapter's serializer; the store never deserializes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "EMPTY",
+    "ChannelValue",
+    "CheckpointRecord",
+    "ListQuery",
+    "StoredCheckpoint",
+    "WriteRecord",
+]
+
+EMPTY = "empty"
+"""The ``type`` of a :class:`ChannelValue` for a channel that has a version but no value."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelValue:
+    """A serialized channel value at one version (``version`` is a text key)."""
+
+    channel: str
+    version: str
+    type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecord:
+    """One pending write of a task, attached to a checkpoint."""
+
+    task_id: str
+    idx: int
+    channel: str
+    type: str
+    data: bytes
+    task_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A checkpoint to store.
+
+    ``channel_versions`` maps every channel of the checkpoint to its version key;
+    ``new_values`` carries only the versions that are new in this checkpoint.
+    """
+
+    tenant: str
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_id: str | None
+    run_id: str | None
+    type: str
+    data: bytes
+    metadata_json: str
+    channel_versions: dict[str, str]
+    new_values: list[ChannelValue]
+
+
+@dataclass(slots=True)
+class StoredCheckpoint:
+    """A checkpoint as read back, with its channel values and pending writes."""
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_id: str | None
+    type: str
+    data: bytes
+    metadata_json: str
+    channel_versions: dict[str, str]
+    values: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    writes: list[WriteRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """What :meth:`CheckpointStore.list` should return, newest first.
+
+    ``thread_id`` None lists every thread of the tenant; ``checkpoint_ns`` None lists every
+    namespace; ``before`` keeps checkpoints whose id sorts before it; ``metadata_filter``
+    keeps checkpoints whose metadata has each key equal to the given value.
+    """
+
+    tenant: str
+    thread_id: str | None = None
+    checkpoint_ns: str | None = None
+    checkpoint_id: str | None = None
+    before: str | None = None
+    metadata_filter: dict[str, Any] | None = None
+    limit: int | None = None

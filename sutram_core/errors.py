@@ -1,0 +1,104 @@
+"""Typed errors raised by Sutram.
+
+Every error says what was wrong and what to do about it. Driver errors are wrapped at the
+backend boundary, so callers only ever need to catch these classes::
+
+    SutramError
+    ├── ConfigurationError            bad URL, unknown backend, bad option
+    │   └── MissingDependencyError    an optional extra is not installed
+    ├── TenantError                   missing, malformed or mismatched tenant id
+    ├── StorageError                  the database failed (wraps the driver error)
+    │   └── SchemaVersionError        the database was made by a newer Sutram
+    └── CheckpointError
+        ├── InvalidCheckpointError    input that cannot be stored (nothing is written)
+        ├── CheckpointDecodeError     a stored value cannot be turned back into an object
+        └── CheckpointCorruptError    stored rows are inconsistent (for example a broken delta chain)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointCorruptError",
+    "CheckpointDecodeError",
+    "CheckpointError",
+    "ConfigurationError",
+    "InvalidCheckpointError",
+    "MissingDependencyError",
+    "SchemaVersionError",
+    "StorageError",
+    "SutramError",
+    "TenantError",
+]
+
+
+class SutramError(Exception):
+    """Base class of every error Sutram raises on purpose."""
+
+
+class ConfigurationError(SutramError):
+    """The configuration (URL, options) cannot be used as given."""
+
+
+class MissingDependencyError(ConfigurationError):
+    """An optional dependency is needed; the message names the pip extra to install."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{package} is not installed; install it with: pip install \"sutram[{extra}]\""
+        )
+
+
+class TenantError(SutramError):
+    """A tenant id is missing, malformed, or differs from the one a store is bound to."""
+
+
+class StorageError(SutramError):
+    """The database failed; the driver's error is the ``__cause__``."""
+
+
+class SchemaVersionError(StorageError):
+    """The database schema is newer than this version of Sutram understands."""
+
+
+class CheckpointError(SutramError):
+    """Base class of checkpoint errors."""
+
+
+class InvalidCheckpointError(CheckpointError):
+    """A checkpoint, config or write cannot be stored as given. Nothing was written."""
+
+
+class CheckpointDecodeError(CheckpointError):
+    """A stored value cannot be deserialized.
+
+    Raised instead of silently turning the value into ``None`` or into its raw payload.
+    The attributes name where the value lives, so it can be inspected or repaired.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str | None,
+        channel: str,
+        type_name: str,
+    ) -> None:
+        self.thread_id = thread_id
+        self.checkpoint_ns = checkpoint_ns
+        self.checkpoint_id = checkpoint_id
+        self.channel = channel
+        self.type_name = type_name
+        super().__init__(
+            f"cannot deserialize channel {channel!r} of thread {thread_id!r} "
+            f"(namespace {checkpoint_ns!r}, checkpoint {checkpoint_id}): {message}. "
+            f"Stored type: {type_name}. Make that type importable (or allow it in the "
+            "serializer's allowed_msgpack_modules) and read again; the stored bytes are intact."
+        )
+
+
+class CheckpointCorruptError(CheckpointError):
+    """Stored checkpoint rows are inconsistent with each other."""

@@ -1,0 +1,53 @@
+"""Shared fixtures: one real database per backend, fresh for each test.
+
+SQLite: a file in the test's temporary folder. PostgreSQL: the server that ``make test``
+starts (its URL in ``SUTRAM_TEST_PG_URL``), with a fresh schema per test. Without that
+variable the PostgreSQL cases are skipped with the reason, which ``make test`` never does.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+PG_URL = os.environ.get("SUTRAM_TEST_PG_URL")
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _pg_schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+def make_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """Yield a URL to an empty database of ``backend``; clean it up afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sutram.db'}"
+        return
+    if not PG_URL:
+        pytest.skip("SUTRAM_TEST_PG_URL is not set: run the suite with `make test`")
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield _pg_schema_url(PG_URL, schema)
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    yield from make_url(backend, tmp_path)
