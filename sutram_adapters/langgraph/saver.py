@@ -288,7 +288,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        for stored in self._store.list(self._list_query(config, filter, before, limit)):
+        for stored in self._store.list_checkpoints(self._list_query(config, filter, before, limit)):
             yield self._tuple(config, stored)
 
     def put(
@@ -345,7 +345,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        async for stored in self._store.alist(self._list_query(config, filter, before, limit)):
+        async for stored in self._store.alist_checkpoints(self._list_query(config, filter, before, limit)):
             yield self._tuple(config, stored)
 
     async def aput(

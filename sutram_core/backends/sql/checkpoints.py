@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, literal, or_, select, tuple_
+from sqlalchemy import delete, literal, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement
 
@@ -22,23 +22,23 @@ from sutram_core.backends.sql.schema import (
     thread_tombstones,
 )
 from sutram_core.checkpoints.list_delta import (
-    EMPTY,
     BlobRow,
     ListDeltaEncoder,
     assemble_value,
 )
 from sutram_core.checkpoints.records import (
+    EMPTY,
     CheckpointRecord,
     ListQuery,
     StoredCheckpoint,
     WriteRecord,
 )
+from sutram_core.errors import InvalidCheckpointError
 
 __all__ = ["SqlCheckpointStore"]
 
 _CHUNK = 400  # bound on the number of bind parameters of one IN (...) list
 _PAGE = 100  # checkpoints fetched per page by list()
-_SPECIAL_WRITES_UPSERT = True
 
 _cp = checkpoints.c
 _bl = checkpoint_blobs.c
@@ -288,21 +288,20 @@ class SqlCheckpointStore:
                 out[(r[0], r[1])] = BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
         return out
 
-    def list(self, query: ListQuery) -> Iterator[StoredCheckpoint]:
+    def list_checkpoints(self, query: ListQuery) -> Iterator[StoredCheckpoint]:
         """Checkpoints matching ``query``, newest first, fetched a page at a time."""
         cursor: tuple[str, str, str] | None = None
         remaining = query.limit
         while remaining is None or remaining > 0:
             page, cursor = self.db.run(self._list_page_plan(query, cursor, remaining), write=False)
-            for cp in page:
-                yield cp
+            yield from page
             if remaining is not None:
                 remaining -= len(page)
             if cursor is None:
                 return
 
-    async def alist(self, query: ListQuery) -> AsyncIterator[StoredCheckpoint]:
-        """Async twin of :meth:`list`."""
+    async def alist_checkpoints(self, query: ListQuery) -> AsyncIterator[StoredCheckpoint]:
+        """Async twin of :meth:`list_checkpoints`."""
         cursor: tuple[str, str, str] | None = None
         remaining = query.limit
         while remaining is None or remaining > 0:
@@ -373,8 +372,6 @@ class SqlCheckpointStore:
         return self.db.run(self._copy_plan(tenant, source, target))
 
     def _copy_plan(self, tenant: str, source: str, target: str) -> Plan[int]:
-        from sutram_core.errors import InvalidCheckpointError
-
         existing = yield Step(select(_cp.checkpoint_id).where(_cp.tenant_id == tenant, _cp.thread_id == target).limit(1))
         if existing:
             raise InvalidCheckpointError(
@@ -424,8 +421,6 @@ class SqlCheckpointStore:
         (plus, for LangGraph delta channels, the ancestors back to their last snapshot);
         ``"delete"`` deletes the threads like :meth:`delete_thread`.
         """
-        from sutram_core.errors import InvalidCheckpointError
-
         if strategy not in ("keep_latest", "delete"):
             raise InvalidCheckpointError(f"unknown prune strategy {strategy!r}; use 'keep_latest' or 'delete'")
         if not thread_ids:

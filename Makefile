@@ -1,0 +1,41 @@
+# Sutram: `make demo` runs the main job on the embedded SQLite default;
+# `make test` starts a throwaway PostgreSQL (with pgvector) on 127.0.0.1, runs every
+# test, and stops the server even when tests fail.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.sutram-installed
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/sutram demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sutram_core sutram_adapters tests bench integrations
+	$(VENV)/bin/mypy --strict sutram_core
+
+test: lint
+	@state=$$(mktemp -d); \
+	trap '$(PY) integrations/postgres/testserver.py stop "$$state"' EXIT INT TERM; \
+	url=$$($(PY) integrations/postgres/testserver.py start "$$state") || exit 1; \
+	echo "PostgreSQL for the tests: $$url"; \
+	SUTRAM_TEST_PG_URL="$$url" $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@state=$$(mktemp -d); \
+	trap '$(PY) integrations/postgres/testserver.py stop "$$state"' EXIT INT TERM; \
+	url=$$($(PY) integrations/postgres/testserver.py start "$$state") || exit 1; \
+	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/checkpointer.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .sutram .pytest_cache .mypy_cache .ruff_cache .hypothesis
