@@ -10,6 +10,7 @@ type. Any other serializer is used as it is.
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import Any
 
 import ormsgpack
@@ -52,14 +53,20 @@ class StrictDecoder:
         )
         self._allowed: Any = getattr(serde, "_allowed_msgpack_modules", True)
         self._classes: dict[tuple[str, str], Any] = {}
+        # ormsgpack replaces an exception raised in an ext hook by a bare ValueError, so
+        # the hook records the first failure here for loads() to re-raise.
+        self._failure = threading.local()
 
     def loads(self, type_: str, data: bytes) -> Any:
         if self._strict and type_ == "msgpack":
+            self._failure.first = None
             try:
                 return ormsgpack.unpackb(data, ext_hook=self._hook, option=_OPT)
-            except DecodeFailure:
-                raise
             except Exception as exc:
+                first = self._failure.first
+                self._failure.first = None
+                if first is not None:
+                    raise first from None
                 raise DecodeFailure("msgpack", f"{type(exc).__name__}: {exc}") from exc
         try:
             return self.serde.loads_typed((type_, data))
@@ -84,6 +91,14 @@ class StrictDecoder:
         return cls
 
     def _hook(self, code: int, data: bytes) -> Any:
+        try:
+            return self._rebuild(code, data)
+        except DecodeFailure as failure:
+            if getattr(self._failure, "first", None) is None:
+                self._failure.first = failure
+            raise
+
+    def _rebuild(self, code: int, data: bytes) -> Any:
         if code == _DELTA:
             return _DeltaSnapshot(ormsgpack.unpackb(data, ext_hook=self._hook, option=_OPT))
         if code == _NUMPY:

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, func, insert, inspect, select, text
+from sqlalchemy import Connection, Index, Table, func, insert, inspect, select, text
+from sqlalchemy.schema import CreateTable
 
 from sutram_core.backends.sql import schema
 from sutram_core.errors import SchemaVersionError
@@ -28,13 +29,22 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+def _create_table(conn: Connection, table: Table, indexes: tuple[Index, ...] = ()) -> None:
+    # CREATE TABLE alone: the Table object also carries indexes that later versions add.
+    if not inspect(conn).has_table(table.name):
+        conn.execute(CreateTable(table))
+    for index in indexes:
+        index.create(conn, checkfirst=True)
+
+
 def _v1_checkpoints(conn: Connection) -> None:
-    for table in (schema.checkpoints, schema.checkpoint_blobs, schema.checkpoint_writes):
-        table.create(conn, checkfirst=True)
+    _create_table(conn, schema.checkpoints)
+    _create_table(conn, schema.checkpoint_blobs, (schema.blob_chain_index,))
+    _create_table(conn, schema.checkpoint_writes)
 
 
 def _v2_tombstones_and_run_index(conn: Connection) -> None:
-    schema.thread_tombstones.create(conn, checkfirst=True)
+    _create_table(conn, schema.thread_tombstones)
     schema.run_index.create(conn, checkfirst=True)
 
 

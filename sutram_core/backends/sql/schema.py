@@ -18,10 +18,12 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "blob_chain_index",
     "checkpoint_blobs",
     "checkpoint_writes",
     "checkpoints",
     "metadata",
+    "run_index",
     "schema_version",
     "thread_tombstones",
 ]
@@ -72,14 +74,15 @@ checkpoint_blobs = Table(
     Column("base_version", String, nullable=True),
     Column("prev_version", String, nullable=True),
     Column("items", Integer, nullable=True),
-    Index(
-        "ix_sutram_blobs_chain",
-        "tenant_id",
-        "thread_id",
-        "checkpoint_ns",
-        "channel",
-        "base_version",
-    ),
+)
+
+blob_chain_index = Index(
+    "ix_sutram_blobs_chain",
+    checkpoint_blobs.c.tenant_id,
+    checkpoint_blobs.c.thread_id,
+    checkpoint_blobs.c.checkpoint_ns,
+    checkpoint_blobs.c.channel,
+    checkpoint_blobs.c.base_version,
 )
 
 checkpoint_writes = Table(

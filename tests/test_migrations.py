@@ -1,0 +1,75 @@
+"""Schema migrations: an older database upgrades in place; a newer one is refused."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from sutram_adapters.langgraph import SutramSaver
+from sutram_core.backends.sql import Database, migrations
+from sutram_core.backends.sql.schema import schema_version
+from sutram_core.errors import SchemaVersionError
+from tests.fixtures import schema_v1
+from tests.helpers import config, put
+
+FIXTURE = Path(__file__).parent / "fixtures" / "schema_v1.db"
+
+
+def _assert_upgraded_and_readable(saver: SutramSaver) -> None:
+    t = saver.get_tuple(config(schema_v1.THREAD))
+    assert t is not None
+    assert t.checkpoint["channel_values"] == {"messages": ["hello from schema v1"]}
+    assert [w[2] for w in t.pending_writes or []] == ["pending"]
+    with saver.database.engine.connect() as conn:
+        versions = [r[0] for r in conn.execute(sa.select(schema_version.c.version).order_by(schema_version.c.version))]
+        indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("sutram_checkpoints")}
+    assert versions == list(range(1, len(migrations.MIGRATIONS) + 1))
+    assert "ix_sutram_checkpoints_run" in indexes
+    # what version 2 added works on the upgraded data
+    saver.delete_for_runs(["run-v1"])
+    assert saver.get_tuple(config(schema_v1.THREAD)) is None
+    stale = put(saver, "t-new", {"x": 1})
+    saver.delete_thread("t-new")
+    saver.put_writes(stale, [("x", 2)], "task")
+    assert saver.get_tuple(config("t-new")) is None
+
+
+def test_committed_v1_sqlite_file_upgrades_in_place(tmp_path: Path) -> None:
+    db_file = tmp_path / "old.db"
+    shutil.copy(FIXTURE, db_file)
+    with sa.create_engine(f"sqlite:///{db_file}").connect() as conn:
+        assert migrations.current_version(conn) == 1
+    with SutramSaver.from_url(f"sqlite:///{db_file}") as saver:
+        _assert_upgraded_and_readable(saver)
+
+
+def test_v1_database_upgrades_in_place(db_url: str) -> None:
+    db = Database(db_url)
+    schema_v1.build_v1(db.engine)
+    with SutramSaver(database=db) as saver:
+        _assert_upgraded_and_readable(saver)
+    db.close()
+
+
+def test_setup_is_idempotent_and_concurrent_safe(db_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    dbs = [Database(db_url) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(lambda d: d.setup(), dbs)) == {len(migrations.MIGRATIONS)}
+    assert dbs[0].setup() == len(migrations.MIGRATIONS)
+    for d in dbs:
+        d.close()
+
+
+def test_database_from_a_newer_sutram_is_refused(db_url: str) -> None:
+    db = Database(db_url)
+    db.setup()
+    with db.engine.begin() as conn:
+        conn.execute(sa.insert(schema_version).values(version=99, description="future", applied_at="2030"))
+    db.close()
+    with pytest.raises(SchemaVersionError, match="upgrade the sutram package"):
+        SutramSaver(db_url).setup()
