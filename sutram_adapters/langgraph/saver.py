@@ -35,6 +35,7 @@ from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from sutram_adapters.langgraph._decode import DecodeFailure, StrictDecoder
+from sutram_adapters.langgraph._list_items import ListItemSerializer
 from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
 from sutram_core.backends.sql.database import Database
 from sutram_core.checkpoints.records import (
@@ -89,6 +90,9 @@ class SutramSaver(BaseCheckpointSaver[str]):
             ``config["configurable"]["tenant_id"]`` or the tenant ``"default"``.
         serde: LangGraph serializer (default: ``JsonPlusSerializer``). Nothing is pickled.
         database: share an open :class:`~sutram_core.backends.sql.database.Database`.
+        reuse_list_items: reuse the bytes of list items that were already checkpointed
+            (the same objects) instead of serializing them again; see
+            ``sutram_adapters.langgraph._list_items``.
 
     The schema is created on first use; :meth:`setup` does it eagerly (idempotent).
     """
@@ -100,6 +104,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
         tenant: str | None = None,
         serde: SerializerProtocol | None = None,
         database: Database | None = None,
+        reuse_list_items: bool = True,
         _store: SqlCheckpointStore | None = None,
     ) -> None:
         super().__init__(serde=serde)
@@ -112,6 +117,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
             self._store = SqlCheckpointStore(db)
             self._owns_db = database is None
         self._decoder = StrictDecoder(self.serde)
+        self._values = ListItemSerializer(self.serde, enabled=reuse_list_items)
 
     # -- construction and lifecycle -----------------------------------------------
 
@@ -122,7 +128,8 @@ class SutramSaver(BaseCheckpointSaver[str]):
 
     def for_tenant(self, tenant: str) -> SutramSaver:
         """A saver bound to ``tenant`` sharing this one's database and serializer."""
-        return SutramSaver(tenant=tenant, serde=self.serde, _store=self._store)
+        return SutramSaver(tenant=tenant, serde=self.serde, reuse_list_items=self._values._encode is not None,
+                           _store=self._store)
 
     @property
     def database(self) -> Database:
@@ -187,7 +194,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
         new_values = []
         for channel, version in new_versions.items():
             if channel in values:
-                vt, vd = self.serde.dumps_typed(values[channel])
+                vt, vd = self._values.dumps((tenant, thread_id, ns, channel), values[channel])
                 new_values.append(ChannelValue(channel, _version_key(version), vt, vd))
             else:
                 new_values.append(ChannelValue(channel, _version_key(version), EMPTY, b""))
@@ -238,7 +245,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
         base = config or {}
         checkpoint = self._decode(stored, "<checkpoint>", stored.type, stored.data)
         checkpoint["channel_values"] = {
-            ch: self._decode(stored, ch, t, d) for ch, (t, d) in stored.values.items()
+            ch: self._decode(stored, ch, t, d) for ch, (t, d) in stored.channel_values().items()
         }
         writes = [
             (w.task_id, w.channel, self._decode(stored, f"<write {w.channel}>", w.type, w.data))

@@ -7,6 +7,7 @@ adapter's serializer; the store never deserializes them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +69,10 @@ class CheckpointRecord:
 
 @dataclass(slots=True)
 class StoredCheckpoint:
-    """A checkpoint as read back, with its channel values and pending writes."""
+    """A checkpoint as read back, with its pending writes.
+
+    Its channel values are rebuilt from the stored rows by :meth:`channel_values`.
+    """
 
     thread_id: str
     checkpoint_ns: str
@@ -78,8 +82,26 @@ class StoredCheckpoint:
     data: bytes
     metadata_json: str
     channel_versions: dict[str, str]
-    values: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     writes: list[WriteRecord] = field(default_factory=list)
+    _rows: Mapping[tuple[str, str], Any] = field(default_factory=dict)
+    _where: str = ""
+
+    def bind_values(self, rows: Mapping[tuple[str, str], Any], where: str) -> None:
+        """Attach the stored value rows (shared by the checkpoints of one read)."""
+        self._rows = rows
+        self._where = where
+
+    def channel_values(self) -> dict[str, tuple[str, bytes]]:
+        """The serialized value of each channel that has one, as ``(type, bytes)``."""
+        from sutram_core.checkpoints.list_delta import assemble_value
+
+        out: dict[str, tuple[str, bytes]] = {}
+        for channel, version in self.channel_versions.items():
+            if (channel, version) in self._rows:  # a channel whose value was never stored has none
+                value = assemble_value(channel, version, self._rows, self._where)
+                if value is not None:
+                    out[channel] = value
+        return out
 
 
 @dataclass(frozen=True, slots=True)

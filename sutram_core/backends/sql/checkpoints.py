@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import delete, literal, or_, select, tuple_
+from sqlalchemy import bindparam, delete, literal, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement
 
@@ -24,7 +24,6 @@ from sutram_core.backends.sql.schema import (
 from sutram_core.checkpoints.list_delta import (
     BlobRow,
     ListDeltaEncoder,
-    assemble_value,
 )
 from sutram_core.checkpoints.records import (
     EMPTY,
@@ -105,6 +104,57 @@ class SqlCheckpointStore:
         self.db = db
         self._insert = postgresql.insert if db.backend == "postgresql" else sqlite.insert
         self._deltas = ListDeltaEncoder()
+        self._build_statements()
+
+    def _build_statements(self) -> None:
+        # The hot-path statements are built once and compiled once for the dialect
+        # (Database.prepare); building an upsert costs more than executing it on SQLite.
+        P = bindparam
+        prep = self.db.prepare
+        self._q_tombstone = prep(select(_ts.mark).where(
+            _ts.tenant_id == P("tenant"), _ts.thread_id == P("thread"), _ts.mark >= P("cid")
+        ))
+        ins = self._insert(checkpoint_blobs)
+        self._q_put_blobs = prep(ins.on_conflict_do_update(
+            index_elements=[_bl.tenant_id, _bl.thread_id, _bl.checkpoint_ns, _bl.channel, _bl.version],
+            set_={c: ins.excluded[c] for c in ("kind", "type", "data", "base_version", "prev_version", "items")},
+        ))
+        ins = self._insert(checkpoints)
+        self._q_put_checkpoint = prep(ins.on_conflict_do_update(
+            index_elements=[_cp.tenant_id, _cp.thread_id, _cp.checkpoint_ns, _cp.checkpoint_id],
+            set_={
+                c: ins.excluded[c]
+                for c in ("parent_checkpoint_id", "run_id", "type", "checkpoint", "channel_versions", "metadata")
+            },
+        ))
+        pk = [_wr.tenant_id, _wr.thread_id, _wr.checkpoint_ns, _wr.checkpoint_id, _wr.task_id, _wr.idx]
+        ins = self._insert(checkpoint_writes)
+        self._q_put_writes_keep = prep(ins.on_conflict_do_nothing(index_elements=pk))
+        self._q_put_writes_replace = prep(ins.on_conflict_do_update(
+            index_elements=pk, set_={c: ins.excluded[c] for c in ("channel", "type", "data", "task_path")}
+        ))
+        cp_scope = (_cp.tenant_id == P("tenant"), _cp.thread_id == P("thread"), _cp.checkpoint_ns == P("ns"))
+        self._q_get_one = prep(select(*_CP_COLS).where(*cp_scope, _cp.checkpoint_id == P("cid")))
+        self._q_get_latest = prep(
+            select(*_CP_COLS).where(*cp_scope).order_by(_cp.checkpoint_id.desc()).limit(1)
+        )
+        bl_scope = (_bl.tenant_id == P("tenant"), _bl.thread_id == P("thread"), _bl.checkpoint_ns == P("ns"))
+        self._q_blobs = select(*_BLOB_COLS).where(
+            *bl_scope, tuple_(_bl.channel, _bl.version).in_(P("keys", expanding=True))
+        )
+        self._q_chains = select(*_BLOB_COLS).where(
+            *bl_scope,
+            or_(
+                tuple_(_bl.channel, _bl.base_version).in_(P("bases", expanding=True)),
+                tuple_(_bl.channel, _bl.version).in_(P("base_keys", expanding=True)),
+            ),
+        )
+        self._q_writes = select(
+            _wr.checkpoint_id, _wr.task_id, _wr.idx, _wr.channel, _wr.type, _wr.data, _wr.task_path
+        ).where(
+            _wr.tenant_id == P("tenant"), _wr.thread_id == P("thread"), _wr.checkpoint_ns == P("ns"),
+            _wr.checkpoint_id.in_(P("ids", expanding=True)),
+        )
 
     # -- put -----------------------------------------------------------------------
 
@@ -121,12 +171,8 @@ class SqlCheckpointStore:
             return False
         key = {"tenant_id": rec.tenant, "thread_id": rec.thread_id, "checkpoint_ns": rec.checkpoint_ns}
         if rows:
-            ins = self._insert(checkpoint_blobs)
             yield Step(
-                ins.on_conflict_do_update(
-                    index_elements=[_bl.tenant_id, _bl.thread_id, _bl.checkpoint_ns, _bl.channel, _bl.version],
-                    set_={c: ins.excluded[c] for c in ("kind", "type", "data", "base_version", "prev_version", "items")},
-                ),
+                self._q_put_blobs,
                 [
                     {
                         **key,
@@ -142,15 +188,8 @@ class SqlCheckpointStore:
                     for r in rows
                 ],
             )
-        ins = self._insert(checkpoints)
         yield Step(
-            ins.on_conflict_do_update(
-                index_elements=[_cp.tenant_id, _cp.thread_id, _cp.checkpoint_ns, _cp.checkpoint_id],
-                set_={
-                    c: ins.excluded[c]
-                    for c in ("parent_checkpoint_id", "run_id", "type", "checkpoint", "channel_versions", "metadata")
-                },
-            ),
+            self._q_put_checkpoint,
             {
                 **key,
                 "checkpoint_id": rec.checkpoint_id,
@@ -165,11 +204,7 @@ class SqlCheckpointStore:
         return True
 
     def _is_tombstoned(self, tenant: str, thread_id: str, checkpoint_id: str) -> Plan[bool]:
-        rows = yield Step(
-            select(_ts.mark).where(
-                _ts.tenant_id == tenant, _ts.thread_id == thread_id, _ts.mark >= checkpoint_id
-            )
-        )
+        rows = yield Step(self._q_tombstone, {"tenant": tenant, "thread": thread_id, "cid": checkpoint_id})
         return bool(rows)
 
     # -- put_writes ----------------------------------------------------------------
@@ -193,28 +228,18 @@ class SqlCheckpointStore:
         if (yield from self._is_tombstoned(tenant, thread_id, checkpoint_id)):
             return False
         key = {"tenant_id": tenant, "thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}
-        pk = [_wr.tenant_id, _wr.thread_id, _wr.checkpoint_ns, _wr.checkpoint_id, _wr.task_id, _wr.idx]
         regular = [w for w in writes if w.idx >= 0]
         special = [w for w in writes if w.idx < 0]
-        for group, upsert in ((regular, False), (special, True)):
-            if not group:
-                continue
-            ins = self._insert(checkpoint_writes)
-            stmt = (
-                ins.on_conflict_do_update(
-                    index_elements=pk, set_={c: ins.excluded[c] for c in ("channel", "type", "data", "task_path")}
+        for group, stmt in ((regular, self._q_put_writes_keep), (special, self._q_put_writes_replace)):
+            if group:
+                yield Step(
+                    stmt,
+                    [
+                        {**key, "task_id": w.task_id, "idx": w.idx, "channel": w.channel, "type": w.type,
+                         "data": w.data, "task_path": w.task_path}
+                        for w in group
+                    ],
                 )
-                if upsert
-                else ins.on_conflict_do_nothing(index_elements=pk)
-            )
-            yield Step(
-                stmt,
-                [
-                    {**key, "task_id": w.task_id, "idx": w.idx, "channel": w.channel, "type": w.type,
-                     "data": w.data, "task_path": w.task_path}
-                    for w in group
-                ],
-            )
         return True
 
     # -- reads ---------------------------------------------------------------------
@@ -226,10 +251,11 @@ class SqlCheckpointStore:
         return self.db.run(self._get_plan(tenant, thread_id, checkpoint_ns, checkpoint_id), write=False)
 
     def _get_plan(self, tenant: str, thread_id: str, ns: str, checkpoint_id: str | None) -> Plan[StoredCheckpoint | None]:
-        where = [_cp.tenant_id == tenant, _cp.thread_id == thread_id, _cp.checkpoint_ns == ns]
-        if checkpoint_id is not None:
-            where.append(_cp.checkpoint_id == checkpoint_id)
-        rows = yield Step(select(*_CP_COLS).where(*where).order_by(_cp.checkpoint_id.desc()).limit(1))
+        params = {"tenant": tenant, "thread": thread_id, "ns": ns}
+        if checkpoint_id is None:
+            rows = yield Step(self._q_get_latest, params)
+        else:
+            rows = yield Step(self._q_get_one, {**params, "cid": checkpoint_id})
         if not rows:
             return None
         found = [_stored(rows[0])]
@@ -241,25 +267,17 @@ class SqlCheckpointStore:
         for cp in found:
             by_ns.setdefault((cp.thread_id, cp.checkpoint_ns), []).append(cp)
         for (thread_id, ns), group in by_ns.items():
+            params = {"tenant": tenant, "thread": thread_id, "ns": ns}
             wanted = sorted({(ch, v) for cp in group for ch, v in cp.channel_versions.items()})
-            blobs = yield from self._fetch_blobs(tenant, thread_id, ns, wanted)
+            blobs = yield from self._fetch_blobs(params, wanted)
             where = f"thread {thread_id!r} namespace {ns!r}"
             for cp in group:
-                for ch, v in cp.channel_versions.items():
-                    if (ch, v) not in blobs:
-                        continue  # a channel whose value was never stored (as InMemorySaver)
-                    value = assemble_value(ch, v, blobs, where)
-                    if value is not None:
-                        cp.values[ch] = value
-            ids = [cp.checkpoint_id for cp in group]
+                # values are rebuilt when read (StoredCheckpoint.channel_values), so a page of
+                # checkpoints holds each stored row once, not one rebuilt list per checkpoint
+                cp.bind_values(blobs, where)
             by_id = {cp.checkpoint_id: cp for cp in group}
-            for part in _chunks(ids):
-                rows = yield Step(
-                    select(_wr.checkpoint_id, _wr.task_id, _wr.idx, _wr.channel, _wr.type, _wr.data, _wr.task_path).where(
-                        _wr.tenant_id == tenant, _wr.thread_id == thread_id, _wr.checkpoint_ns == ns,
-                        _wr.checkpoint_id.in_(part),
-                    )
-                )
+            for part in _chunks(list(by_id)):
+                rows = yield Step(self._q_writes, {**params, "ids": list(part)})
                 for r in rows:
                     by_id[r[0]].writes.append(WriteRecord(r[1], r[2], r[3], r[4], bytes(r[5]), r[6]))
             for cp in group:
@@ -268,22 +286,16 @@ class SqlCheckpointStore:
                 cp.writes.sort(key=lambda w: (w.task_path, w.task_id, w.idx))
 
     def _fetch_blobs(
-        self, tenant: str, thread_id: str, ns: str, wanted: Sequence[tuple[str, str]]
+        self, params: dict[str, str], wanted: Sequence[tuple[str, str]]
     ) -> Plan[dict[tuple[str, str], BlobRow]]:
-        scope = [_bl.tenant_id == tenant, _bl.thread_id == thread_id, _bl.checkpoint_ns == ns]
         out: dict[tuple[str, str], BlobRow] = {}
         for part in _chunks(wanted):
-            rows = yield Step(select(*_BLOB_COLS).where(*scope, tuple_(_bl.channel, _bl.version).in_(part)))
+            rows = yield Step(self._q_blobs, {**params, "keys": list(part)})
             for r in rows:
                 out[(r[0], r[1])] = BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
         bases = sorted({(b.channel, b.base_version) for b in out.values() if b.kind == "delta" and b.base_version})
         for part in _chunks(bases):
-            rows = yield Step(
-                select(*_BLOB_COLS).where(
-                    *scope,
-                    or_(tuple_(_bl.channel, _bl.base_version).in_(part), tuple_(_bl.channel, _bl.version).in_(part)),
-                )
-            )
+            rows = yield Step(self._q_chains, {**params, "bases": list(part), "base_keys": list(part)})
             for r in rows:
                 out[(r[0], r[1])] = BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
         return out

@@ -18,17 +18,19 @@ import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from sutram_core.backends.sql import migrations
 from sutram_core.config import DatabaseURL, parse_url
 from sutram_core.errors import MissingDependencyError, StorageError
 
-__all__ = ["Database", "Plan", "Step"]
+__all__ = ["Database", "Plan", "Prepared", "Step"]
 
 T = TypeVar("T")
 
@@ -41,19 +43,60 @@ class Step:
     the row count otherwise.
     """
 
-    statement: Executable
+    statement: Executable | Prepared
     params: dict[str, Any] | list[dict[str, Any]] | None = None
 
 
 Plan = Generator[Step, Any, T]
 
 
+class Prepared:
+    """A hot-path statement: built with SQLAlchemy Core, compiled once for the dialect,
+    and executed on the DBAPI cursor, skipping SQLAlchemy's per-execute work (which
+    costs more than a SQLite statement). Make one with :meth:`Database.prepare`.
+    """
+
+    __slots__ = ("defaults", "names", "returns_rows", "sql")
+
+    def __init__(
+        self, sql: str, names: tuple[str, ...] | None, returns_rows: bool, defaults: dict[str, Any]
+    ) -> None:
+        self.sql = sql
+        self.names = names  # positional parameter order (qmark), or None for named
+        self.returns_rows = returns_rows
+        self.defaults = defaults  # values compiled into the statement, such as LIMIT 1
+
+    def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]] | None) -> Any:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        if self.defaults:
+            if isinstance(params, list):
+                params = [{**self.defaults, **p} for p in params]
+            else:
+                params = {**self.defaults, **(params or {})}
+        try:
+            names = self.names
+            if isinstance(params, list):
+                rows = [tuple(p[n] for n in names) for p in params] if names is not None else params
+                cursor.executemany(self.sql, rows)
+                return cursor.rowcount
+            args: Any = (tuple(params[n] for n in names) if names is not None else params) if params else ()
+            cursor.execute(self.sql, args)
+            return cursor.fetchall() if self.returns_rows else cursor.rowcount
+        finally:
+            cursor.close()
+
+
 def _drive(plan: Plan[T], conn: Connection) -> T:
     try:
         step = next(plan)
         while True:
-            result = conn.execute(step.statement, step.params)
-            out: Any = result.all() if result.returns_rows else result.rowcount
+            statement = step.statement
+            out: Any
+            if isinstance(statement, Prepared):
+                out = statement.run(conn, step.params)
+            else:
+                result = conn.execute(statement, step.params)
+                out = result.all() if result.returns_rows else result.rowcount
             step = plan.send(out)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
@@ -73,6 +116,12 @@ class Database:
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="sutram-db")
         self._setup_lock = threading.Lock()
         self._ready = False
+        # SQLite: open connections wait on a plain stack; taking one costs a list pop,
+        # where SQLAlchemy's pool checkout costs about as much as a SQLite transaction.
+        # PostgreSQL: connections come from SQLAlchemy's pool.
+        self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
+        self._stack_lock = threading.Lock()
+        self._idle: list[Connection] | None = [] if self.backend == "sqlite" else None
 
     def _create_engine(self, pool_size: int) -> Engine:
         if self.backend == "sqlite":
@@ -81,8 +130,8 @@ class Database:
             engine = create_engine(
                 self.url.sqlalchemy_url,
                 connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=pool_size,
-                max_overflow=pool_size,
+                # Sutram keeps its own stack of open connections (see _run).
+                poolclass=NullPool,
             )
             synchronous = self.url.options["synchronous"]
 
@@ -101,8 +150,8 @@ class Database:
             def _on_begin(conn: Connection) -> None:
                 # A writer takes the write lock up front: a deferred transaction that
                 # upgrades from read to write can fail with SQLITE_BUSY under contention.
-                write = conn.get_execution_options().get("sutram_write", True)
-                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+                write = conn.info.get("sutram_write", True)
+                conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # type: ignore[union-attr]
 
             return engine
         try:
@@ -115,6 +164,22 @@ class Database:
 
     # -- running plans -------------------------------------------------------------
 
+    def prepare(self, statement: Executable) -> Prepared | Executable:
+        """Compile ``statement`` once for this database's dialect (see :class:`Prepared`).
+
+        Statements with expanding parameters (``IN`` lists) are returned unchanged and run
+        through SQLAlchemy as usual.
+        """
+        compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=self.engine.dialect))
+        if any(getattr(bp, "expanding", False) for bp in compiled.binds.values()):
+            return statement
+        names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup is not None else None
+        returns_rows = bool(getattr(statement, "is_select", False) or getattr(statement, "_returning", ()))
+        defaults = {
+            name: bp.value for name, bp in compiled.binds.items() if not bp.required and bp.value is not None
+        }
+        return Prepared(compiled.string, names, returns_rows, defaults)
+
     def run(self, plan: Plan[T], *, write: bool = True) -> T:
         """Run ``plan`` in one transaction and return what it returns.
 
@@ -126,14 +191,42 @@ class Database:
 
     def _run(self, plan: Plan[T], write: bool) -> T:
         try:
-            with self.engine.connect() as conn:
-                conn.execution_options(sutram_write=write)
+            if self._idle is None:
+                with self.engine.connect() as conn:
+                    try:
+                        with conn.begin():
+                            return _drive(plan, conn)
+                    except self._dbapi_error:
+                        conn.invalidate()  # a raw DBAPI failure may leave the session unusable
+                        raise
+            conn = self._take()
+            ok = False
+            try:
+                conn.info["sutram_write"] = write
                 with conn.begin():
-                    return _drive(plan, conn)
-        except SQLAlchemyError as exc:
+                    result = _drive(plan, conn)
+                ok = True
+                return result
+            finally:
+                self._give_back(conn, ok)
+        except (SQLAlchemyError, self._dbapi_error) as exc:
             raise StorageError(f"{self.backend} database error: {exc}") from exc
         finally:
             plan.close()
+
+    def _take(self) -> Connection:
+        with self._stack_lock:
+            if self._idle:
+                return self._idle.pop()
+        return self.engine.connect()
+
+    def _give_back(self, conn: Connection, healthy: bool) -> None:
+        if healthy and not conn.invalidated:
+            with self._stack_lock:
+                if self._idle is not None:
+                    self._idle.append(conn)
+                    return
+        conn.close()
 
     async def offload(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run blocking ``fn(*args, **kwargs)`` on this database's thread pool."""
@@ -163,4 +256,8 @@ class Database:
     def close(self) -> None:
         """Close every pooled connection and stop the thread pool."""
         self._executor.shutdown(wait=True)
+        with self._stack_lock:
+            idle, self._idle = self._idle or [], None if self._idle is None else []
+        for conn in idle:
+            conn.close()
         self.engine.dispose()

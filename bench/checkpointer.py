@@ -1,0 +1,364 @@
+"""Checkpointer benchmark: SutramSaver against LangGraph's savers, same process, same
+database engine, same durability settings. Prints each figure and the ratio.
+
+    python bench/checkpointer.py                       # SQLite, and PostgreSQL when
+                                                       # SUTRAM_BENCH_PG_URL is set (make bench)
+    python bench/checkpointer.py --quick               # a small smoke run
+
+Workloads (identical inputs for both savers):
+  graph   a 5-node StateGraph whose nodes each append a message (add_messages):
+          THREADS threads x STEPS super-steps (sync: invoke; async: ainvoke, threads concurrent)
+  raw     put + put_writes of checkpoints whose messages list grows by one per checkpoint
+  read    get_tuple (latest) latency and a full list() on one thread of 1,000 checkpoints
+  bytes   storage after graph + read workloads; memory: tracemalloc peak of list() and a graph run
+
+SQLite runs with WAL and synchronous=NORMAL for both savers (changeable with
+--synchronous); PostgreSQL with the server defaults (synchronous_commit=on) for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage  # noqa: E402
+from langgraph.checkpoint.base.id import uuid6  # noqa: E402
+from langgraph.graph import END, START, StateGraph  # noqa: E402
+from langgraph.graph.message import add_messages  # noqa: E402
+from typing_extensions import TypedDict  # noqa: E402
+
+from sutram_adapters.langgraph import SutramSaver  # noqa: E402
+
+
+class State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+    step: int
+
+
+def build_graph() -> Any:
+    g = StateGraph(State)
+    for i in range(5):
+        def node(state: State, i: int = i) -> dict[str, Any]:
+            n = len(state["messages"])
+            return {"messages": [AIMessage(content=f"node {i}: observation {n} " + "lorem ipsum dolor " * 6,
+                                           id=f"m{n}")], "step": state.get("step", 0) + 1}
+        g.add_node(f"n{i}", node)
+    g.add_edge(START, "n0")
+    for i in range(4):
+        g.add_edge(f"n{i}", f"n{i + 1}")
+    g.add_edge("n4", END)
+    return g.compile
+
+
+# -- savers --------------------------------------------------------------------------
+
+class Backend:
+    name: str
+
+    def sutram(self) -> AbstractContextManager[Any]: ...
+    def peer(self) -> AbstractContextManager[Any]: ...
+    def asutram(self) -> AbstractAsyncContextManager[Any]: ...
+    def apeer(self) -> AbstractAsyncContextManager[Any]: ...
+    def bytes(self, which: str) -> int: ...
+
+
+class SqliteBackend(Backend):
+    name = "sqlite"
+
+    def __init__(self, root: Path, synchronous: str) -> None:
+        self.root, self.sync = root, synchronous
+        self.files = {"sutram": root / "sutram.db", "peer": root / "peer.db"}
+
+    @contextmanager
+    def sutram(self) -> Iterator[Any]:
+        with SutramSaver.from_url(f"sqlite:///{self.files['sutram']}?synchronous={self.sync}") as s:
+            yield s
+
+    @contextmanager
+    def peer(self) -> Iterator[Any]:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        conn = sqlite3.connect(self.files["peer"], check_same_thread=False)
+        saver = SqliteSaver(conn)
+        saver.setup()
+        conn.execute(f"PRAGMA synchronous={self.sync}")
+        try:
+            yield saver
+        finally:
+            conn.close()
+
+    @asynccontextmanager
+    async def asutram(self) -> Any:
+        async with SutramSaver.from_url(f"sqlite:///{self.files['sutram']}?synchronous={self.sync}") as s:
+            yield s
+
+    @asynccontextmanager
+    async def apeer(self) -> Any:
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        async with aiosqlite.connect(self.files["peer"]) as conn:
+            saver = AsyncSqliteSaver(conn)
+            await saver.setup()
+            await conn.execute(f"PRAGMA synchronous={self.sync}")
+            yield saver
+
+    def bytes(self, which: str) -> int:
+        path = self.files[which]
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.close()
+        return int(size)
+
+
+class PostgresBackend(Backend):
+    name = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {self.schema}")
+        sep = "&" if "?" in url else "?"
+        self.url = f"{url}{sep}options={quote(f'-csearch_path={self.schema}')}"
+        self.base = url
+
+    @contextmanager
+    def sutram(self) -> Iterator[Any]:
+        with SutramSaver.from_url(self.url) as s:
+            yield s
+
+    @contextmanager
+    def peer(self) -> Iterator[Any]:
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        with PostgresSaver.from_conn_string(self.url) as saver:
+            saver.setup()
+            yield saver
+
+    @asynccontextmanager
+    async def asutram(self) -> Any:
+        async with SutramSaver.from_url(self.url) as s:
+            yield s
+
+    @asynccontextmanager
+    async def apeer(self) -> Any:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        async with AsyncPostgresSaver.from_conn_string(self.url) as saver:
+            await saver.setup()
+            yield saver
+
+    def bytes(self, which: str) -> int:
+        import psycopg
+
+        tables = (["sutram_checkpoints", "sutram_checkpoint_blobs", "sutram_checkpoint_writes"] if which == "sutram"
+                  else ["checkpoints", "checkpoint_blobs", "checkpoint_writes"])
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+            total = 0
+            for t in tables:
+                total += conn.execute(f"SELECT pg_total_relation_size('{self.schema}.{t}')").fetchone()[0]  # type: ignore[index]
+        return total
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {self.schema} CASCADE")
+
+
+# -- workloads -------------------------------------------------------------------------
+
+def graph_sync(saver: Any, threads: int, steps: int, prefix: str) -> float:
+    graph = build_graph()(checkpointer=saver)
+    t0 = time.perf_counter()
+    for t in range(threads):
+        cfg = {"configurable": {"thread_id": f"{prefix}-{t}"}}
+        for i in range(steps // 5):
+            graph.invoke({"messages": [HumanMessage(content=f"user turn {i}", id=f"h{i}")]}, cfg)
+    return (threads * steps) / (time.perf_counter() - t0)
+
+
+async def graph_async(saver: Any, threads: int, steps: int, prefix: str) -> float:
+    graph = build_graph()(checkpointer=saver)
+
+    async def one(t: int) -> None:
+        cfg = {"configurable": {"thread_id": f"{prefix}-{t}"}}
+        for i in range(steps // 5):
+            await graph.ainvoke({"messages": [HumanMessage(content=f"user turn {i}", id=f"h{i}")]}, cfg)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(t) for t in range(threads)))
+    return (threads * steps) / (time.perf_counter() - t0)
+
+
+def raw_items(saver: Any, thread: str, n: int) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """The checkpoints of a thread whose messages grow by one per checkpoint."""
+    messages: list[Any] = []
+    versions: dict[str, Any] = {}
+    parent = None
+    for i in range(n):
+        messages = [*messages, AIMessage(content=f"observation {i} " + "lorem ipsum dolor " * 6, id=f"r{i}")]
+        new = {}
+        for ch in ("messages", "step", f"branch:to:n{i % 5}"):
+            versions[ch] = new[ch] = saver.get_next_version(versions.get(ch), None)
+        cp = {"v": 4, "id": str(uuid6(clock_seq=i)), "ts": "2026-01-01T00:00:00+00:00",
+              "channel_values": {"messages": messages, "step": i, f"branch:to:n{i % 5}": None},
+              "channel_versions": dict(versions),
+              "versions_seen": {f"n{k}": {"messages": versions["messages"]} for k in range(5)},
+              "updated_channels": sorted(new)}
+        conf: dict[str, Any] = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+        if parent:
+            conf["configurable"]["checkpoint_id"] = parent
+        parent = cp["id"]
+        yield conf, cp, {"source": "loop", "step": i, "parents": {}}, new
+
+
+def raw_sync(saver: Any, threads: int, n: int, prefix: str) -> float:
+    work = [item for t in range(threads) for item in raw_items(saver, f"{prefix}-{t}", n)]
+    t0 = time.perf_counter()
+    for conf, cp, md, new in work:
+        saved = saver.put(conf, cp, md, new)
+        saver.put_writes(saved, [("messages", cp["channel_values"]["messages"][-1]), ("step", 1)], "task-1")
+    return len(work) / (time.perf_counter() - t0)
+
+
+async def raw_async(saver: Any, threads: int, n: int, prefix: str) -> float:
+    work = [[item for item in raw_items(saver, f"{prefix}-{t}", n)] for t in range(threads)]
+
+    async def one(items: list[Any]) -> None:
+        for conf, cp, md, new in items:
+            saved = await saver.aput(conf, cp, md, new)
+            await saver.aput_writes(saved, [("messages", cp["channel_values"]["messages"][-1]), ("step", 1)], "task-1")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(items) for items in work))
+    return sum(len(w) for w in work) / (time.perf_counter() - t0)
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def peak_mib(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+# -- driver ----------------------------------------------------------------------------
+
+def run(backend: Backend, threads: int, steps: int, long_thread: int, raw_n: int) -> list[tuple[str, float, float, str]]:
+    rows: list[tuple[str, float, float, str]] = []   # (figure, sutram, peer, "higher"/"lower" is better)
+    res: dict[str, dict[str, float]] = {"sutram": {}, "peer": {}}
+    order = [("peer", backend.peer, backend.apeer), ("sutram", backend.sutram, backend.asutram)]
+    for who, sync_cm, async_cm in order:
+        r = res[who]
+        with sync_cm() as saver:
+            r["graph_sync"] = graph_sync(saver, threads, steps, "g")
+            r["raw_sync"] = raw_sync(saver, threads, raw_n, "raw")
+            for conf, cp, md, new in raw_items(saver, "long", long_thread):
+                saver.put(conf, cp, md, new)
+            cfg = {"configurable": {"thread_id": "long", "checkpoint_ns": ""}}
+            saver.get_tuple(cfg)
+            r["get_tuple_ms"] = timed(lambda s=saver: s.get_tuple(cfg), 30) * 1e3
+            r["list_s"] = timed(lambda s=saver: sum(1 for _ in s.list(cfg)), 1)
+            r["list_peak_mib"] = peak_mib(lambda s=saver: sum(1 for _ in s.list(cfg)))
+            r["graph_peak_mib"] = peak_mib(lambda s=saver: graph_sync(s, 1, 50, "mem"))
+
+        async def run_async(cm: Callable[[], AbstractAsyncContextManager[Any]], r: dict[str, float] = r) -> None:
+            async with cm() as saver:
+                r["graph_async"] = await graph_async(saver, threads, steps, "ga")
+                r["raw_async"] = await raw_async(saver, threads, raw_n, "rawa")
+                cfg = {"configurable": {"thread_id": "long", "checkpoint_ns": ""}}
+                samples = []
+                for _ in range(30):
+                    t0 = time.perf_counter()
+                    await saver.aget_tuple(cfg)
+                    samples.append(time.perf_counter() - t0)
+                r["aget_tuple_ms"] = statistics.median(samples) * 1e3
+
+        asyncio.run(run_async(async_cm))
+        r["bytes_mib"] = backend.bytes(who) / 2**20
+    s, p = res["sutram"], res["peer"]
+    rows += [
+        ("graph workload, sync (super-steps/s)", s["graph_sync"], p["graph_sync"], "higher"),
+        ("graph workload, async (super-steps/s)", s["graph_async"], p["graph_async"], "higher"),
+        ("raw put+put_writes, sync (per s)", s["raw_sync"], p["raw_sync"], "higher"),
+        ("raw put+put_writes, async (per s)", s["raw_async"], p["raw_async"], "higher"),
+        (f"get_tuple latest, {long_thread}-checkpoint thread (ms)", s["get_tuple_ms"], p["get_tuple_ms"], "lower"),
+        (f"aget_tuple latest, {long_thread}-checkpoint thread (ms)", s["aget_tuple_ms"], p["aget_tuple_ms"], "lower"),
+        (f"list() of the {long_thread}-checkpoint thread (s)", s["list_s"], p["list_s"], "lower"),
+        ("bytes on disk after all workloads (MiB)", s["bytes_mib"], p["bytes_mib"], "lower"),
+        ("peak memory, list() of the long thread (MiB)", s["list_peak_mib"], p["list_peak_mib"], "lower"),
+        ("peak memory, 50-step graph run (MiB)", s["graph_peak_mib"], p["graph_peak_mib"], "lower"),
+    ]
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--backend", choices=["sqlite", "postgresql", "all"], default="all")
+    ap.add_argument("--synchronous", default="NORMAL", help="SQLite synchronous setting for both savers")
+    ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = ap.parse_args()
+    threads, steps, long_thread, raw_n = (2, 20, 50, 20) if args.quick else (20, 200, 1000, 200)
+    backends: list[Backend] = []
+    tmp = Path(tempfile.mkdtemp(prefix="sutram-bench-"))
+    if args.backend in ("sqlite", "all"):
+        backends.append(SqliteBackend(tmp, args.synchronous.upper()))
+    pg_url = os.environ.get("SUTRAM_BENCH_PG_URL")
+    if args.backend in ("postgresql", "all"):
+        if pg_url:
+            backends.append(PostgresBackend(pg_url))
+        else:
+            print("PostgreSQL skipped: set SUTRAM_BENCH_PG_URL (make bench does)")
+    peers = {"sqlite": "SqliteSaver / AsyncSqliteSaver", "postgresql": "PostgresSaver / AsyncPostgresSaver"}
+    results: dict[str, Any] = {}
+    for b in backends:
+        print(f"\n== {b.name}: SutramSaver vs {peers[b.name]} "
+              f"({threads} threads x {steps} super-steps; raw {threads} x {raw_n}; long thread {long_thread})")
+        rows = run(b, threads, steps, long_thread, raw_n)
+        print(f"{'figure':58} {'Sutram':>11} {'peer':>11} {'Sutram/peer':>12}")
+        for name, s, p, better in rows:
+            ratio = s / p if p else float("inf")
+            print(f"{name:58} {s:11.3f} {p:11.3f} {ratio:11.3f}x  ({better} is better)")
+        results[b.name] = [{"figure": n, "sutram": s, "peer": p, "ratio": s / p if p else None, "better": bt}
+                           for n, s, p, bt in rows]
+        if isinstance(b, PostgresBackend):
+            b.drop()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
