@@ -31,20 +31,25 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+)
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage  # noqa: E402
-from langgraph.checkpoint.base.id import uuid6  # noqa: E402
-from langgraph.graph import END, START, StateGraph  # noqa: E402
-from langgraph.graph.message import add_messages  # noqa: E402
-from typing_extensions import TypedDict  # noqa: E402
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langgraph.checkpoint.base.id import uuid6
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict
 
-from sutram_adapters.langgraph import SutramSaver  # noqa: E402
+from sutram_adapters.langgraph import SutramSaver
 
 
 class State(TypedDict):
@@ -289,9 +294,9 @@ def run(backend: Backend, threads: int, steps: int, long_thread: int, raw_n: int
                 saver.put(conf, cp, md, new)
             cfg = {"configurable": {"thread_id": "long", "checkpoint_ns": ""}}
             saver.get_tuple(cfg)
-            r["get_tuple_ms"] = timed(lambda s=saver: s.get_tuple(cfg), 30) * 1e3
-            r["list_s"] = timed(lambda s=saver: sum(1 for _ in s.list(cfg)), 1)
-            r["list_peak_mib"] = peak_mib(lambda s=saver: sum(1 for _ in s.list(cfg)))
+            r["get_tuple_ms"] = timed(lambda s=saver, c=cfg: s.get_tuple(c), 30) * 1e3
+            r["list_s"] = timed(lambda s=saver, c=cfg: sum(1 for _ in s.list(c)), 1)
+            r["list_peak_mib"] = peak_mib(lambda s=saver, c=cfg: sum(1 for _ in s.list(c)))
             r["graph_peak_mib"] = peak_mib(lambda s=saver: graph_sync(s, 1, 50, "mem"))
 
         async def run_async(cm: Callable[[], AbstractAsyncContextManager[Any]], r: dict[str, float] = r) -> None:

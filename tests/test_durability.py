@@ -63,7 +63,7 @@ def test_acknowledged_checkpoints_survive_sigkill(db_url: str, seed: int) -> Non
         latest = saver.get_tuple(config("t"))
         assert latest is not None
         assert latest.metadata["step"] >= acked[-1][0]
-        for step, cid in rng.sample(acked, min(15, len(acked))) + [acked[-1]]:
+        for step, cid in [*rng.sample(acked, min(15, len(acked))), acked[-1]]:
             t = saver.get_tuple(config("t", "", cid))
             assert t is not None, f"acknowledged checkpoint {step} lost"
             assert len(t.checkpoint["channel_values"]["messages"]) == step + 1

@@ -57,7 +57,7 @@ def test_sync_graph_matches_in_memory_saver(db_url: str) -> None:
         hist_a = list(ours.get_state_history(cfg))
         hist_b = list(ref.get_state_history(cfg))
         assert len(hist_a) == len(hist_b)
-        for sa_, sb in zip(hist_a, hist_b):
+        for sa_, sb in zip(hist_a, hist_b, strict=True):
             assert strip_ids(sa_.values.get("messages", [])) == strip_ids(sb.values.get("messages", []))
             assert sa_.next == sb.next and sa_.metadata["step"] == sb.metadata["step"]
 

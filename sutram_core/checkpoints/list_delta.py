@@ -9,9 +9,11 @@ the comparison is on bytes, an element edited in place, removed or reordered sim
 yields a full row; nothing is assumed about the objects.
 
 A chain of deltas starts at a *full* row. A new full row is written once the bytes held
-in the chain's deltas would exceed the full row's size, so the full rows of a growing
-list form a geometric series: total bytes stay within a small constant of the sum of the
-appended items (linear growth), and reading a value touches at most twice its size.
+in the chain's deltas would exceed ``SNAPSHOT_RATIO`` times the full row's size, so the
+full rows of a growing list form a geometric series (each at least 1.25 times the last):
+total bytes stay within a constant factor (at most 1 + 1/ratio = 5) of the final list's
+size plus the appended items, growing linearly, and reading a value touches at most 1.25
+times its size in a bounded number of rows.
 
 This is pure logic; stores call :meth:`ListDeltaEncoder.encode` before writing and
 :meth:`ListDeltaEncoder.commit` after their transaction commits.
@@ -39,6 +41,7 @@ __all__ = [
 
 FULL, DELTA = "full", "delta"
 MSGPACK = "msgpack"
+SNAPSHOT_RATIO = 0.25
 
 
 def split_msgpack_array(data: bytes) -> tuple[int, int] | None:
@@ -167,7 +170,7 @@ class ListDeltaEncoder:
             prev is not None
             and count >= prev.count
             and body_len >= prev.body_len
-            and prev.chain_len + (body_len - prev.body_len) <= prev.base_len
+            and prev.chain_len + (body_len - prev.body_len) <= prev.base_len * SNAPSHOT_RATIO
             and xxhash.xxh3_128_digest(body[: prev.body_len]) == prev.body_hash
         ):
             delta_len = body_len - prev.body_len

@@ -149,6 +149,21 @@ class SqlCheckpointStore:
                 tuple_(_bl.channel, _bl.version).in_(P("base_keys", expanding=True)),
             ),
         )
+        self._q_blob_one = prep(select(*_BLOB_COLS).where(
+            *bl_scope, _bl.channel == P("ch"), _bl.version == P("v")
+        ))
+        self._q_chain_one = prep(select(*_BLOB_COLS).where(
+            *bl_scope, _bl.channel == P("ch"), or_(_bl.base_version == P("base"), _bl.version == P("base"))
+        ))
+        self._q_writes_one = prep(select(
+            _wr.checkpoint_id, _wr.task_id, _wr.idx, _wr.channel, _wr.type, _wr.data, _wr.task_path
+        ).where(
+            _wr.tenant_id == P("tenant"), _wr.thread_id == P("thread"), _wr.checkpoint_ns == P("ns"),
+            _wr.checkpoint_id == P("cid"),
+        ))
+        # SQLite answers a primary-key lookup faster than SQLAlchemy expands an IN list;
+        # PostgreSQL pays a round trip per statement, so it gets the IN list.
+        self._lookup_keys_one_by_one = self.db.backend == "sqlite"
         self._q_writes = select(
             _wr.checkpoint_id, _wr.task_id, _wr.idx, _wr.channel, _wr.type, _wr.data, _wr.task_path
         ).where(
@@ -267,7 +282,7 @@ class SqlCheckpointStore:
         for cp in found:
             by_ns.setdefault((cp.thread_id, cp.checkpoint_ns), []).append(cp)
         for (thread_id, ns), group in by_ns.items():
-            params = {"tenant": tenant, "thread": thread_id, "ns": ns}
+            params: dict[str, Any] = {"tenant": tenant, "thread": thread_id, "ns": ns}
             wanted = sorted({(ch, v) for cp in group for ch, v in cp.channel_versions.items()})
             blobs = yield from self._fetch_blobs(params, wanted)
             where = f"thread {thread_id!r} namespace {ns!r}"
@@ -276,8 +291,12 @@ class SqlCheckpointStore:
                 # checkpoints holds each stored row once, not one rebuilt list per checkpoint
                 cp.bind_values(blobs, where)
             by_id = {cp.checkpoint_id: cp for cp in group}
-            for part in _chunks(list(by_id)):
-                rows = yield Step(self._q_writes, {**params, "ids": list(part)})
+            if len(by_id) == 1:
+                batches = [(self._q_writes_one, {**params, "cid": group[0].checkpoint_id})]
+            else:
+                batches = [(self._q_writes, {**params, "ids": list(part)}) for part in _chunks(list(by_id))]
+            for stmt, args in batches:
+                rows = yield Step(stmt, args)
                 for r in rows:
                     by_id[r[0]].writes.append(WriteRecord(r[1], r[2], r[3], r[4], bytes(r[5]), r[6]))
             for cp in group:
@@ -286,17 +305,23 @@ class SqlCheckpointStore:
                 cp.writes.sort(key=lambda w: (w.task_path, w.task_id, w.idx))
 
     def _fetch_blobs(
-        self, params: dict[str, str], wanted: Sequence[tuple[str, str]]
+        self, params: dict[str, Any], wanted: Sequence[tuple[str, str]]
     ) -> Plan[dict[tuple[str, str], BlobRow]]:
         out: dict[tuple[str, str], BlobRow] = {}
-        for part in _chunks(wanted):
-            rows = yield Step(self._q_blobs, {**params, "keys": list(part)})
-            for r in rows:
+        if self._lookup_keys_one_by_one:
+            lookups = [Step(self._q_blob_one, {**params, "ch": ch, "v": v}) for ch, v in wanted]
+        else:
+            lookups = [Step(self._q_blobs, {**params, "keys": list(part)}) for part in _chunks(wanted)]
+        for step in lookups:
+            for r in (yield step):
                 out[(r[0], r[1])] = BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
         bases = sorted({(b.channel, b.base_version) for b in out.values() if b.kind == "delta" and b.base_version})
-        for part in _chunks(bases):
-            rows = yield Step(self._q_chains, {**params, "bases": list(part), "base_keys": list(part)})
-            for r in rows:
+        if len(bases) <= 4:
+            chains = [Step(self._q_chain_one, {**params, "ch": ch, "base": base}) for ch, base in bases]
+        else:
+            chains = [Step(self._q_chains, {**params, "bases": list(p), "base_keys": list(p)}) for p in _chunks(bases)]
+        for step in chains:
+            for r in (yield step):
                 out[(r[0], r[1])] = BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
         return out
 
