@@ -13,7 +13,7 @@ from sutram_core.errors import TenantError
 __all__ = ["DEFAULT_TENANT", "resolve_tenant", "validate_tenant"]
 
 DEFAULT_TENANT = "default"
-_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$")
+_TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}")
 
 
 def validate_tenant(tenant: object) -> str:
@@ -22,7 +22,7 @@ def validate_tenant(tenant: object) -> str:
     >>> validate_tenant("acme")
     'acme'
     """
-    if not isinstance(tenant, str) or not _TENANT_RE.match(tenant):
+    if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
         raise TenantError(
             f"invalid tenant id {tenant!r}: use 1 to 128 characters from letters, digits "
             "and _ . : @ -, starting with a letter or digit"
