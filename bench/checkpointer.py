@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import gc
 import json
 import os
@@ -52,6 +53,18 @@ from typing_extensions import TypedDict
 from sutram_adapters.langgraph import SutramSaver
 
 
+_WORDS = ("agent", "order", "shipping", "invoice", "customer", "refund", "tool", "result", "status", "delivery",
+          "warehouse", "estimate", "account", "payment", "address", "tracking", "update", "policy", "window",
+          "carrier", "parcel", "return", "label", "priority", "express", "standard", "region", "backorder")
+
+
+def text(seed: int, words: int = 24) -> str:
+    """Deterministic, varied text like a model's reply. (Repeating one phrase would let
+    PostgreSQL's TOAST compression hide how much a saver really stores.)"""
+    rng = random.Random(seed)
+    return " ".join(rng.choice(_WORDS) + str(rng.randint(0, 999)) for _ in range(words))
+
+
 class State(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
     step: int
@@ -62,8 +75,8 @@ def build_graph() -> Any:
     for i in range(5):
         def node(state: State, i: int = i) -> dict[str, Any]:
             n = len(state["messages"])
-            return {"messages": [AIMessage(content=f"node {i}: observation {n} " + "lorem ipsum dolor " * 6,
-                                           id=f"m{n}")], "step": state.get("step", 0) + 1}
+            return {"messages": [AIMessage(content=f"node {i}: " + text(n * 7 + i), id=f"m{n}")],
+                    "step": state.get("step", 0) + 1}
         g.add_node(f"n{i}", node)
     g.add_edge(START, "n0")
     for i in range(4):
@@ -223,7 +236,7 @@ def raw_items(saver: Any, thread: str, n: int) -> Iterator[tuple[dict[str, Any],
     versions: dict[str, Any] = {}
     parent = None
     for i in range(n):
-        messages = [*messages, AIMessage(content=f"observation {i} " + "lorem ipsum dolor " * 6, id=f"r{i}")]
+        messages = [*messages, AIMessage(content=f"observation {i}: " + text(i), id=f"r{i}")]
         new = {}
         for ch in ("messages", "step", f"branch:to:n{i % 5}"):
             versions[ch] = new[ch] = saver.get_next_version(versions.get(ch), None)

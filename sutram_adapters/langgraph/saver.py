@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -59,6 +60,25 @@ def _version_key(version: str | int | float) -> str:
     if isinstance(version, bool) or not isinstance(version, (int, float)):
         raise InvalidCheckpointError(f"channel version {version!r} must be a str, int or float")
     return ("i" + str(version)) if isinstance(version, int) else ("f" + repr(version))
+
+
+def _version_from_key(key: str) -> str | int | float:
+    tag, text = key[0], key[1:]
+    if tag == "s":
+        return text
+    return int(text) if tag == "i" else float(text)
+
+
+_ZLIB = "zlib+"
+
+
+def _pack_skeleton(serde: SerializerProtocol, checkpoint: Checkpoint) -> tuple[str, bytes]:
+    # The checkpoint without its values and versions (both stored apart), compressed:
+    # versions_seen repeats long version strings, and on PostgreSQL a row this small is
+    # below the size at which the server would compress it.
+    skeleton = {k: v for k, v in checkpoint.items() if k not in ("channel_values", "channel_versions")}
+    type_, data = serde.dumps_typed(skeleton)
+    return _ZLIB + type_, zlib.compress(data, 1)
 
 
 def _dump_metadata(metadata: dict[str, Any]) -> str:
@@ -186,9 +206,8 @@ class SutramSaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
     ) -> CheckpointRecord:
         tenant, thread_id, ns = self._scope(config)
-        skeleton = dict(checkpoint)
-        values: dict[str, Any] = skeleton.pop("channel_values")
-        type_, data = self.serde.dumps_typed(skeleton)
+        values: dict[str, Any] = checkpoint["channel_values"]
+        type_, data = _pack_skeleton(self.serde, checkpoint)
         md = get_checkpoint_metadata(config, metadata)
         md.pop("writes", None)  # type: ignore[misc]
         new_values = []
@@ -243,7 +262,12 @@ class SutramSaver(BaseCheckpointSaver[str]):
 
     def _tuple(self, config: RunnableConfig | None, stored: StoredCheckpoint) -> CheckpointTuple:
         base = config or {}
-        checkpoint = self._decode(stored, "<checkpoint>", stored.type, stored.data)
+        type_, data = stored.type, stored.data
+        if type_.startswith(_ZLIB):
+            type_, data = type_[len(_ZLIB):], zlib.decompress(data)
+        checkpoint = self._decode(stored, "<checkpoint>", type_, data)
+        if "channel_versions" not in checkpoint:
+            checkpoint["channel_versions"] = {ch: _version_from_key(k) for ch, k in stored.channel_versions.items()}
         checkpoint["channel_values"] = {
             ch: self._decode(stored, ch, t, d) for ch, (t, d) in stored.channel_values().items()
         }

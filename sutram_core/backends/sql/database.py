@@ -13,6 +13,7 @@ one implementation of every operation, and a store object works from any event l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 from collections.abc import Callable, Generator
@@ -48,6 +49,7 @@ class Step:
 
 
 Plan = Generator[Step, Any, T]
+_NO_LOCK = contextlib.nullcontext()
 
 
 class Prepared:
@@ -121,6 +123,7 @@ class Database:
         # PostgreSQL: connections come from SQLAlchemy's pool.
         self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         self._stack_lock = threading.Lock()
+        self._writer = threading.Lock()
         self._idle: list[Connection] | None = [] if self.backend == "sqlite" else None
 
     def _create_engine(self, pool_size: int) -> Engine:
@@ -203,7 +206,10 @@ class Database:
             ok = False
             try:
                 conn.info["sutram_write"] = write
-                with conn.begin():
+                # Writers of this process queue on a lock: two BEGIN IMMEDIATE in one
+                # process would otherwise meet in SQLite's busy handler, which sleeps for
+                # milliseconds. Other processes still wait through busy_timeout.
+                with self._writer if write else _NO_LOCK, conn.begin():
                     result = _drive(plan, conn)
                 ok = True
                 return result
