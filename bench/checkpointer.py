@@ -8,6 +8,8 @@ database engine, same durability settings. Prints each figure and the ratio.
 Workloads (identical inputs for both savers):
   graph   a 5-node StateGraph whose nodes each append a message (add_messages):
           THREADS threads x STEPS super-steps (sync: invoke; async: ainvoke, threads concurrent)
+          Throughput figures run in halves in the order peer, Sutram, Sutram, peer, so that
+          drift over the run (memory growth, CPU frequency) favours neither side.
   raw     put + put_writes of checkpoints whose messages list grows by one per checkpoint
   read    get_tuple (latest) latency and a full list() on one thread of 1,000 checkpoints
   bytes   storage after graph + read workloads; memory: tracemalloc peak of list() and a graph run
@@ -20,10 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import gc
 import json
 import os
+import random
 import sqlite3
 import statistics
 import sys
@@ -51,7 +53,6 @@ from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
 from sutram_adapters.langgraph import SutramSaver
-
 
 _WORDS = ("agent", "order", "shipping", "invoice", "customer", "refund", "tool", "result", "status", "delivery",
           "warehouse", "estimate", "account", "payment", "address", "tracking", "update", "policy", "window",
@@ -207,17 +208,17 @@ class PostgresBackend(Backend):
 
 # -- workloads -------------------------------------------------------------------------
 
-def graph_sync(saver: Any, threads: int, steps: int, prefix: str) -> float:
+def graph_sync(saver: Any, threads: int, steps: int, prefix: str) -> tuple[int, float]:
     graph = build_graph()(checkpointer=saver)
     t0 = time.perf_counter()
     for t in range(threads):
         cfg = {"configurable": {"thread_id": f"{prefix}-{t}"}}
         for i in range(steps // 5):
             graph.invoke({"messages": [HumanMessage(content=f"user turn {i}", id=f"h{i}")]}, cfg)
-    return (threads * steps) / (time.perf_counter() - t0)
+    return threads * steps, time.perf_counter() - t0
 
 
-async def graph_async(saver: Any, threads: int, steps: int, prefix: str) -> float:
+async def graph_async(saver: Any, threads: int, steps: int, prefix: str) -> tuple[int, float]:
     graph = build_graph()(checkpointer=saver)
 
     async def one(t: int) -> None:
@@ -227,7 +228,7 @@ async def graph_async(saver: Any, threads: int, steps: int, prefix: str) -> floa
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one(t) for t in range(threads)))
-    return (threads * steps) / (time.perf_counter() - t0)
+    return threads * steps, time.perf_counter() - t0
 
 
 def raw_items(saver: Any, thread: str, n: int) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]]:
@@ -252,17 +253,17 @@ def raw_items(saver: Any, thread: str, n: int) -> Iterator[tuple[dict[str, Any],
         yield conf, cp, {"source": "loop", "step": i, "parents": {}}, new
 
 
-def raw_sync(saver: Any, threads: int, n: int, prefix: str) -> float:
+def raw_sync(saver: Any, threads: int, n: int, prefix: str) -> tuple[int, float]:
     work = [item for t in range(threads) for item in raw_items(saver, f"{prefix}-{t}", n)]
     t0 = time.perf_counter()
     for conf, cp, md, new in work:
         saved = saver.put(conf, cp, md, new)
         saver.put_writes(saved, [("messages", cp["channel_values"]["messages"][-1]), ("step", 1)], "task-1")
-    return len(work) / (time.perf_counter() - t0)
+    return len(work), time.perf_counter() - t0
 
 
-async def raw_async(saver: Any, threads: int, n: int, prefix: str) -> float:
-    work = [[item for item in raw_items(saver, f"{prefix}-{t}", n)] for t in range(threads)]
+async def raw_async(saver: Any, threads: int, n: int, prefix: str) -> tuple[int, float]:
+    work = [list(raw_items(saver, f"{prefix}-{t}", n)) for t in range(threads)]
 
     async def one(items: list[Any]) -> None:
         for conf, cp, md, new in items:
@@ -271,7 +272,7 @@ async def raw_async(saver: Any, threads: int, n: int, prefix: str) -> float:
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one(items) for items in work))
-    return sum(len(w) for w in work) / (time.perf_counter() - t0)
+    return sum(len(w) for w in work), time.perf_counter() - t0
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> float:
@@ -294,40 +295,77 @@ def peak_mib(fn: Callable[[], Any]) -> float:
 
 # -- driver ----------------------------------------------------------------------------
 
+ABBA = ("peer", "sutram", "sutram", "peer")  # alternating halves cancel drift over the run
+
+
 def run(backend: Backend, threads: int, steps: int, long_thread: int, raw_n: int) -> list[tuple[str, float, float, str]]:
-    rows: list[tuple[str, float, float, str]] = []   # (figure, sutram, peer, "higher"/"lower" is better)
+    sync_cm = {"peer": backend.peer, "sutram": backend.sutram}
+    async_cm = {"peer": backend.apeer, "sutram": backend.asutram}
     res: dict[str, dict[str, float]] = {"sutram": {}, "peer": {}}
-    order = [("peer", backend.peer, backend.apeer), ("sutram", backend.sutram, backend.asutram)]
-    for who, sync_cm, async_cm in order:
-        r = res[who]
-        with sync_cm() as saver:
-            r["graph_sync"] = graph_sync(saver, threads, steps, "g")
-            r["raw_sync"] = raw_sync(saver, threads, raw_n, "raw")
+    half = max(1, threads // 2)
+
+    def throughput(key: str, measure: Callable[[Any, str], tuple[int, float]], asynchronous: bool = False) -> None:
+        done = {"peer": [0, 0.0], "sutram": [0, 0.0]}
+        for i, who in enumerate(ABBA):
+            gc.collect()
+            if asynchronous:
+                async def go(who: str = who, i: int = i) -> tuple[int, float]:
+                    async with async_cm[who]() as saver:
+                        return await measure(saver, f"{key}{i}")  # type: ignore[no-any-return, misc]
+                n, secs = asyncio.run(go())
+            else:
+                with sync_cm[who]() as saver:
+                    n, secs = measure(saver, f"{key}{i}")
+            done[who][0] += n
+            done[who][1] += secs
+        for who in done:
+            res[who][key] = done[who][0] / done[who][1]
+
+    throughput("graph_sync", lambda s, p: graph_sync(s, half, steps, p))
+    throughput("graph_async", lambda s, p: graph_async(s, half, steps, p), asynchronous=True)  # type: ignore[arg-type, return-value]
+    throughput("raw_sync", lambda s, p: raw_sync(s, half, raw_n, p))
+    throughput("raw_async", lambda s, p: raw_async(s, half, raw_n, p), asynchronous=True)  # type: ignore[arg-type, return-value]
+
+    cfg = {"configurable": {"thread_id": "long", "checkpoint_ns": ""}}
+    with sync_cm["peer"]() as peer, sync_cm["sutram"]() as ours:
+        savers = {"peer": peer, "sutram": ours}
+        for saver in savers.values():
             for conf, cp, md, new in raw_items(saver, "long", long_thread):
                 saver.put(conf, cp, md, new)
-            cfg = {"configurable": {"thread_id": "long", "checkpoint_ns": ""}}
             saver.get_tuple(cfg)
-            r["get_tuple_ms"] = timed(lambda s=saver, c=cfg: s.get_tuple(c), 30) * 1e3
-            r["list_s"] = timed(lambda s=saver, c=cfg: sum(1 for _ in s.list(c)), 1)
-            r["list_peak_mib"] = peak_mib(lambda s=saver, c=cfg: sum(1 for _ in s.list(c)))
-            r["graph_peak_mib"] = peak_mib(lambda s=saver: graph_sync(s, 1, 50, "mem"))
+        samples: dict[str, list[float]] = {"peer": [], "sutram": []}
+        for _ in range(30):  # alternate the two savers sample by sample
+            for who, saver in savers.items():
+                t0 = time.perf_counter()
+                saver.get_tuple(cfg)
+                samples[who].append(time.perf_counter() - t0)
+        for who in savers:
+            res[who]["get_tuple_ms"] = statistics.median(samples[who]) * 1e3
+        for who in ABBA[:2]:
+            res[who]["list_s"] = timed(lambda s=savers[who]: sum(1 for _ in s.list(cfg)), 1)
+        for who in ABBA[:2]:
+            res[who]["list_peak_mib"] = peak_mib(lambda s=savers[who]: sum(1 for _ in s.list(cfg)))
+            res[who]["graph_peak_mib"] = peak_mib(lambda s=savers[who]: graph_sync(s, 1, 50, "mem"))
 
-        async def run_async(cm: Callable[[], AbstractAsyncContextManager[Any]], r: dict[str, float] = r) -> None:
-            async with cm() as saver:
-                r["graph_async"] = await graph_async(saver, threads, steps, "ga")
-                r["raw_async"] = await raw_async(saver, threads, raw_n, "rawa")
-                cfg = {"configurable": {"thread_id": "long", "checkpoint_ns": ""}}
-                samples = []
-                for _ in range(30):
+    async def async_reads() -> None:
+        async with async_cm["peer"]() as peer, async_cm["sutram"]() as ours:
+            savers = {"peer": peer, "sutram": ours}
+            samples: dict[str, list[float]] = {"peer": [], "sutram": []}
+            for saver in savers.values():
+                await saver.aget_tuple(cfg)
+            for _ in range(30):
+                for who, saver in savers.items():
                     t0 = time.perf_counter()
                     await saver.aget_tuple(cfg)
-                    samples.append(time.perf_counter() - t0)
-                r["aget_tuple_ms"] = statistics.median(samples) * 1e3
+                    samples[who].append(time.perf_counter() - t0)
+            for who in savers:
+                res[who]["aget_tuple_ms"] = statistics.median(samples[who]) * 1e3
 
-        asyncio.run(run_async(async_cm))
-        r["bytes_mib"] = backend.bytes(who) / 2**20
+    asyncio.run(async_reads())
+    for who in res:
+        res[who]["bytes_mib"] = backend.bytes(who) / 2**20
     s, p = res["sutram"], res["peer"]
-    rows += [
+    return [
         ("graph workload, sync (super-steps/s)", s["graph_sync"], p["graph_sync"], "higher"),
         ("graph workload, async (super-steps/s)", s["graph_async"], p["graph_async"], "higher"),
         ("raw put+put_writes, sync (per s)", s["raw_sync"], p["raw_sync"], "higher"),
@@ -339,7 +377,6 @@ def run(backend: Backend, threads: int, steps: int, long_thread: int, raw_n: int
         ("peak memory, list() of the long thread (MiB)", s["list_peak_mib"], p["list_peak_mib"], "lower"),
         ("peak memory, 50-step graph run (MiB)", s["graph_peak_mib"], p["graph_peak_mib"], "lower"),
     ]
-    return rows
 
 
 def main() -> None:

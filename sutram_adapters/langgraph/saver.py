@@ -232,12 +232,19 @@ class SutramSaver(BaseCheckpointSaver[str]):
             new_values=new_values,
         )
 
-    def _writes(self, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str) -> list[WriteRecord]:
-        out = []
+    def _write_args(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+    ) -> tuple[str, str, str, str, list[WriteRecord]]:
+        """The store arguments of put_writes: tenant, thread, namespace, checkpoint, records."""
+        tenant, thread_id, ns = self._scope(config)
+        checkpoint_id = get_checkpoint_id(config)
+        if checkpoint_id is None:
+            raise InvalidCheckpointError('put_writes needs config["configurable"]["checkpoint_id"]')
+        records = []
         for idx, (channel, value) in enumerate(writes):
             t, d = self.serde.dumps_typed(value)
-            out.append(WriteRecord(task_id, WRITES_IDX_MAP.get(channel, idx), channel, t, d, task_path))
-        return out
+            records.append(WriteRecord(task_id, WRITES_IDX_MAP.get(channel, idx), channel, t, d, task_path))
+        return tenant, thread_id, ns, checkpoint_id, records
 
     @staticmethod
     def _saved_config(config: RunnableConfig, thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
@@ -332,11 +339,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
     def put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        tenant, thread_id, ns = self._scope(config)
-        checkpoint_id = get_checkpoint_id(config)
-        if checkpoint_id is None:
-            raise InvalidCheckpointError('put_writes needs config["configurable"]["checkpoint_id"]')
-        self._store.put_writes(tenant, thread_id, ns, checkpoint_id, self._writes(writes, task_id, task_path))
+        self._store.put_writes(*self._write_args(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:
         self._store.delete_thread(self._tenant_only(), str(thread_id), str(uuid6(clock_seq=-1)))
@@ -389,11 +392,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        tenant, thread_id, ns = self._scope(config)
-        checkpoint_id = get_checkpoint_id(config)
-        if checkpoint_id is None:
-            raise InvalidCheckpointError('put_writes needs config["configurable"]["checkpoint_id"]')
-        await self._store.aput_writes(tenant, thread_id, ns, checkpoint_id, self._writes(writes, task_id, task_path))
+        await self._store.aput_writes(*self._write_args(config, writes, task_id, task_path))
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._store.adelete_thread(self._tenant_only(), str(thread_id), str(uuid6(clock_seq=-1)))

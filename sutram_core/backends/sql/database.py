@@ -263,7 +263,9 @@ class Database:
         """Close every pooled connection and stop the thread pool."""
         self._executor.shutdown(wait=True)
         with self._stack_lock:
-            idle, self._idle = self._idle or [], None if self._idle is None else []
+            idle = self._idle or []
+            if self._idle is not None:
+                self._idle = []  # the engine stays usable: closing only releases connections
         for conn in idle:
             conn.close()
         self.engine.dispose()
