@@ -87,3 +87,18 @@ def test_pickled_rows_are_refused_never_unpickled(db_url: str) -> None:
         with pytest.raises(CheckpointDecodeError, match="pickle"):
             saver.get_tuple(config("t3"))
     assert not Path("/nonexistent-sutram-marker").exists()
+
+
+def test_strict_allowlist_clone_decodes_what_its_allowlist_allows(db_url: str, vanishing_module: object) -> None:
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    order = vanishing_module.Order(sku="C3", qty=4)  # type: ignore[attr-defined]
+    strict = SutramSaver(db_url, serde=JsonPlusSerializer(allowed_msgpack_modules=None))
+    allowed = strict.with_allowlist([("sutram_vanishing_types", "Order")])
+    assert allowed is not strict
+    put(allowed, "t-strict", {"order": order})
+    t = allowed.get_tuple(config("t-strict"))
+    assert t is not None and t.checkpoint["channel_values"]["order"] == order
+    with pytest.raises(CheckpointDecodeError, match="allowed_msgpack_modules"):
+        strict.get_tuple(config("t-strict"))
+    strict.close()

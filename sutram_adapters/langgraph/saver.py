@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import random
 import zlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -150,6 +150,16 @@ class SutramSaver(BaseCheckpointSaver[str]):
         """A saver bound to ``tenant`` sharing this one's database and serializer."""
         return SutramSaver(tenant=tenant, serde=self.serde, reuse_list_items=self._values._encode is not None,
                            _store=self._store)
+
+    def with_allowlist(self, extra_allowlist: Collection[tuple[str, ...]]) -> SutramSaver:
+        """A shallow clone whose serializer also allows ``extra_allowlist`` (LangGraph
+        calls this when it compiles a graph under a strict msgpack allowlist)."""
+        clone = super().with_allowlist(extra_allowlist)
+        if clone is not self:
+            assert isinstance(clone, SutramSaver)
+            clone._decoder = StrictDecoder(clone.serde)
+            clone._values = ListItemSerializer(clone.serde, enabled=self._values._encode is not None)
+        return clone
 
     @property
     def database(self) -> Database:

@@ -10,8 +10,21 @@ import json
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, exists, literal, or_, select, tuple_
+from sqlalchemy import (
+    String,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import ColumnElement
 
 from sutram_core.backends.sql.database import Database, Plan, Step
@@ -152,9 +165,20 @@ class SqlCheckpointStore:
         self._q_blob_one = prep(select(*_BLOB_COLS).where(
             *bl_scope, _bl.channel == P("ch"), _bl.version == P("v")
         ))
-        self._q_chain_one = prep(select(*_BLOB_COLS).where(
-            *bl_scope, _bl.channel == P("ch"), or_(_bl.base_version == P("base"), _bl.version == P("base"))
+        # the chain's deltas by the chain index, plus its full row by primary key (an OR of
+        # the two would keep PostgreSQL from using either index fully)
+        self._q_chain_one = prep(union_all(
+            select(*_BLOB_COLS).where(*bl_scope, _bl.channel == P("ch"), _bl.base_version == P("base")),
+            select(*_BLOB_COLS).where(*bl_scope, _bl.channel == P("ch"), _bl.version == P("base")),
         ))
+        if self.db.backend == "postgresql":
+            # arrays instead of an IN list keep the statement prepared; the cross product of
+            # channels and versions is filtered to the wanted pairs after fetching
+            self._q_blobs_any = prep(select(*_BLOB_COLS).where(
+                *bl_scope,
+                _bl.channel == func.any(P("chs", type_=ARRAY(String))),
+                _bl.version == func.any(P("vs", type_=ARRAY(String))),
+            ))
         self._q_writes_one = prep(select(
             _wr.checkpoint_id, _wr.task_id, _wr.idx, _wr.channel, _wr.type, _wr.data, _wr.task_path
         ).where(
@@ -315,10 +339,15 @@ class SqlCheckpointStore:
         if self._lookup_keys_one_by_one:
             lookups = [Step(self._q_blob_one, {**params, "ch": ch, "v": v}) for ch, v in wanted]
         else:
-            lookups = [Step(self._q_blobs, {**params, "keys": list(part)}) for part in _chunks(wanted)]
+            lookups = [
+                Step(self._q_blobs_any, {**params, "chs": sorted({k[0] for k in part}), "vs": sorted({k[1] for k in part})})
+                for part in _chunks(wanted)
+            ]
+        wanted_set = set(wanted)
         for step in lookups:
             for r in (yield step):
-                out[(r[0], r[1])] = BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
+                if (r[0], r[1]) in wanted_set:
+                    out[(r[0], r[1])] = BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
         bases = sorted({(b.channel, b.base_version) for b in out.values() if b.kind == "delta" and b.base_version})
         if len(bases) <= 4:
             chains = [Step(self._q_chain_one, {**params, "ch": ch, "base": base}) for ch, base in bases]

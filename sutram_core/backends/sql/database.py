@@ -58,15 +58,18 @@ class Prepared:
     costs more than a SQLite statement). Make one with :meth:`Database.prepare`.
     """
 
-    __slots__ = ("defaults", "names", "returns_rows", "sql")
+    __slots__ = ("binary", "defaults", "names", "returns_rows", "sql")
 
     def __init__(
-        self, sql: str, names: tuple[str, ...] | None, returns_rows: bool, defaults: dict[str, Any]
+        self, sql: str, names: tuple[str, ...] | None, returns_rows: bool, defaults: dict[str, Any],
+        binary: bool = False,
     ) -> None:
         self.sql = sql
         self.names = names  # positional parameter order (qmark), or None for named
         self.returns_rows = returns_rows
         self.defaults = defaults  # values compiled into the statement, such as LIMIT 1
+        # psycopg: fetch rows in binary format (bytea arrives as bytes, not as hex text)
+        self.binary = binary
 
     def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]] | None) -> Any:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -82,7 +85,10 @@ class Prepared:
                 cursor.executemany(self.sql, rows)
                 return cursor.rowcount
             args: Any = (tuple(params[n] for n in names) if names is not None else params) if params else ()
-            cursor.execute(self.sql, args)
+            if self.binary:
+                cursor.execute(self.sql, args, binary=True)
+            else:
+                cursor.execute(self.sql, args)
             return cursor.fetchall() if self.returns_rows else cursor.rowcount
         finally:
             cursor.close()
@@ -122,6 +128,9 @@ class Database:
         # where SQLAlchemy's pool checkout costs about as much as a SQLite transaction.
         # PostgreSQL: connections come from SQLAlchemy's pool.
         self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
+        self._read_engine = (
+            self.engine if self.backend == "sqlite" else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._stack_lock = threading.Lock()
         self._writer = threading.Lock()
         self._idle: list[Connection] | None = [] if self.backend == "sqlite" else None
@@ -161,8 +170,10 @@ class Database:
             import psycopg  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise MissingDependencyError("psycopg", "postgres") from exc
+        # No pre-ping: it costs a round trip per checkout; a dropped connection fails its
+        # statement instead, and the pool discards it (pool_recycle bounds idle age).
         return create_engine(
-            self.url.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            self.url.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
         )
 
     # -- running plans -------------------------------------------------------------
@@ -181,7 +192,8 @@ class Database:
         defaults = {
             name: bp.value for name, bp in compiled.binds.items() if not bp.required and bp.value is not None
         }
-        return Prepared(compiled.string, names, returns_rows, defaults)
+        binary = returns_rows and self.backend == "postgresql"
+        return Prepared(compiled.string, names, returns_rows, defaults, binary)
 
     def run(self, plan: Plan[T], *, write: bool = True) -> T:
         """Run ``plan`` in one transaction and return what it returns.
@@ -195,7 +207,9 @@ class Database:
     def _run(self, plan: Plan[T], write: bool) -> T:
         try:
             if self._idle is None:
-                with self.engine.connect() as conn:
+                # PostgreSQL reads run without BEGIN/COMMIT: at READ COMMITTED every statement
+                # takes its own snapshot anyway, so the transaction only cost two round trips.
+                with (self.engine if write else self._read_engine).connect() as conn:
                     try:
                         with conn.begin():
                             return _drive(plan, conn)
