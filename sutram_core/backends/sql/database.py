@@ -121,7 +121,10 @@ class Database:
         self.url = url if isinstance(url, DatabaseURL) else parse_url(url)
         self.backend = self.url.backend
         self.engine = self._create_engine(pool_size)
-        self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="sutram-db")
+        # SQLite has one writer at a time: one database thread (as aiosqlite has) avoids
+        # handing the write lock and the GIL back and forth between pool threads.
+        workers = 1 if self.backend == "sqlite" else pool_size
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sutram-db")
         self._setup_lock = threading.Lock()
         self._ready = False
         # SQLite: open connections wait on a plain stack; taking one costs a list pop,
