@@ -34,6 +34,7 @@ def _history(url: str | None, thread_id: str, tenant: str | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``sutram`` command with ``argv`` (default: the process arguments)."""
     parser = argparse.ArgumentParser(prog="sutram", description="Sutram: durable, remembering, traceable AI workflows.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="kill an agent mid-run and resume it from its last checkpoint")

@@ -64,6 +64,7 @@ class ScriptedChatModel(BaseChatModel):
         return "scripted-demo"
 
     def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedChatModel:  # type: ignore[override]
+        """The script already knows its tools; binding changes nothing."""
         return self
 
     def _generate(
@@ -92,6 +93,7 @@ class ScriptedChatModel(BaseChatModel):
 
 
 class AgentState(TypedDict):
+    """The agent's state: the conversation."""
     messages: Annotated[list[AnyMessage], add_messages]
 
 
@@ -101,12 +103,14 @@ def build_agent() -> StateGraph:  # type: ignore[type-arg]
     tools = ToolNode([lookup_order, estimate_shipping])
 
     def agent(state: AgentState) -> dict[str, Any]:
+        """Call the model on the conversation."""
         _journal("node_start", node="agent")
         reply = model.invoke(state["messages"])
         _journal("node_end", node="agent")
         return {"messages": [reply]}
 
     def run_tools(state: AgentState) -> dict[str, Any]:
+        """Run the tool calls of the last model message."""
         _journal("node_start", node="tools")
         out: dict[str, Any] = tools.invoke(state)
         _journal("node_end", node="tools")

@@ -58,6 +58,7 @@ class StrictDecoder:
         self._failure = threading.local()
 
     def loads(self, type_: str, data: bytes) -> Any:
+        """Deserialize one stored value, raising :class:`DecodeFailure` rather than losing it."""
         if self._strict and type_ == "msgpack":
             self._failure.first = None
             try:

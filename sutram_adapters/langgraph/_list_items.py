@@ -48,6 +48,7 @@ class ListItemSerializer:
         self._lock = threading.Lock()
 
     def dumps(self, key: _Key, value: Any) -> tuple[str, bytes]:
+        """Serialize ``value`` of the list channel named by ``key`` (tenant, thread, ns, channel)."""
         encode = self._encode
         if encode is None or type(value) is not list or not value:
             return self.serde.dumps_typed(value)

@@ -324,6 +324,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
     # -- the BaseCheckpointSaver surface (sync) ------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint named by ``config`` (its ``checkpoint_id``, or the latest), or None."""
         tenant, thread_id, ns = self._scope(config)
         stored = self._store.get(tenant, thread_id, ns, get_checkpoint_id(config))
         return None if stored is None else self._tuple(config, stored)
@@ -336,12 +337,14 @@ class SutramSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
+        """Checkpoints matching ``config``, ``filter`` and ``before``, newest first, at most ``limit``."""
         for stored in self._store.list_checkpoints(self._list_query(config, filter, before, limit)):
             yield self._tuple(config, stored)
 
     def put(
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
     ) -> RunnableConfig:
+        """Store a checkpoint; return the config that names it."""
         record = self._record(config, checkpoint, metadata, new_versions)
         self._store.put(record)
         return self._saved_config(config, record.thread_id, record.checkpoint_ns, record.checkpoint_id)
@@ -349,23 +352,29 @@ class SutramSaver(BaseCheckpointSaver[str]):
     def put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
+        """Store a task's pending writes for the checkpoint in ``config``."""
         self._store.put_writes(*self._write_args(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:
+        """Delete a thread of this saver's tenant; late writes to it are ignored."""
         self._store.delete_thread(self._tenant_only(), str(thread_id), str(uuid6(clock_seq=-1)))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints and writes of the given runs (this saver's tenant)."""
         self._store.delete_for_runs(self._tenant_only(), [str(r) for r in run_ids])
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread's checkpoints and writes to a new thread id."""
         self._store.copy_thread(self._tenant_only(), str(source_thread_id), str(target_thread_id))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Keep only the latest checkpoint per namespace (``keep_latest``) or delete (``delete``)."""
         self._store.prune(self._tenant_only(), [str(t) for t in thread_ids], strategy, str(uuid6(clock_seq=-1)))
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         # Same scheme as InMemorySaver/PostgresSaver: a counter plus a random fraction,
         # so versions written on two branches of a forked thread never collide.
+        """The next channel version: a zero-padded counter and a random fraction."""
         if current is None:
             current_v = 0
         elif isinstance(current, int):
@@ -377,6 +386,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
     # -- async twins ---------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Async twin of :meth:`get_tuple`."""
         tenant, thread_id, ns = self._scope(config)
         stored = await self._store.aget(tenant, thread_id, ns, get_checkpoint_id(config))
         return None if stored is None else self._tuple(config, stored)
@@ -389,12 +399,14 @@ class SutramSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
+        """Async twin of :meth:`list`."""
         async for stored in self._store.alist_checkpoints(self._list_query(config, filter, before, limit)):
             yield self._tuple(config, stored)
 
     async def aput(
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
     ) -> RunnableConfig:
+        """Async twin of :meth:`put`."""
         record = self._record(config, checkpoint, metadata, new_versions)
         await self._store.aput(record)
         return self._saved_config(config, record.thread_id, record.checkpoint_ns, record.checkpoint_id)
@@ -402,16 +414,21 @@ class SutramSaver(BaseCheckpointSaver[str]):
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
+        """Async twin of :meth:`put_writes`."""
         await self._store.aput_writes(*self._write_args(config, writes, task_id, task_path))
 
     async def adelete_thread(self, thread_id: str) -> None:
+        """Async twin of :meth:`delete_thread`."""
         await self._store.adelete_thread(self._tenant_only(), str(thread_id), str(uuid6(clock_seq=-1)))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Async twin of :meth:`delete_for_runs`."""
         await self._store.adelete_for_runs(self._tenant_only(), [str(r) for r in run_ids])
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Async twin of :meth:`copy_thread`."""
         await self._store.acopy_thread(self._tenant_only(), str(source_thread_id), str(target_thread_id))
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Async twin of :meth:`prune`."""
         await self._store.aprune(self._tenant_only(), [str(t) for t in thread_ids], strategy, str(uuid6(clock_seq=-1)))

@@ -125,6 +125,7 @@ class ListDeltaEncoder:
         self._lock = threading.Lock()
 
     def encode(self, record: CheckpointRecord) -> tuple[list[BlobRow], PendingTail]:
+        """Decide the rows for ``record``'s new values; commit the returned tail once written."""
         key = (record.tenant, record.thread_id, record.checkpoint_ns)
         with self._lock:
             tail = self._tails.get(key)

@@ -580,28 +580,35 @@ class SqlCheckpointStore:
     # -- async twins ---------------------------------------------------------------
 
     async def aput(self, record: CheckpointRecord) -> bool:
+        """Async twin of :meth:`put`."""
         return await self.db.offload(self.put, record)
 
     async def aput_writes(
         self, tenant: str, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[WriteRecord]
     ) -> bool:
+        """Async twin of :meth:`put_writes`."""
         return await self.db.offload(self.put_writes, tenant, thread_id, checkpoint_ns, checkpoint_id, writes)
 
     async def aget(
         self, tenant: str, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
     ) -> StoredCheckpoint | None:
+        """Async twin of :meth:`get`."""
         return await self.db.offload(self.get, tenant, thread_id, checkpoint_ns, checkpoint_id)
 
     async def adelete_thread(self, tenant: str, thread_id: str, mark: str) -> None:
+        """Async twin of :meth:`delete_thread`."""
         await self.db.offload(self.delete_thread, tenant, thread_id, mark)
 
     async def acopy_thread(self, tenant: str, source: str, target: str) -> int:
+        """Async twin of :meth:`copy_thread`."""
         return await self.db.offload(self.copy_thread, tenant, source, target)
 
     async def adelete_for_runs(self, tenant: str, run_ids: Sequence[str]) -> None:
+        """Async twin of :meth:`delete_for_runs`."""
         await self.db.offload(self.delete_for_runs, tenant, run_ids)
 
     async def aprune(self, tenant: str, thread_ids: Sequence[str], strategy: str, mark: str) -> None:
+        """Async twin of :meth:`prune`."""
         await self.db.offload(self.prune, tenant, thread_ids, strategy, mark)
 
 

@@ -72,6 +72,7 @@ class Prepared:
         self.binary = binary
 
     def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]] | None) -> Any:
+        """Execute on ``conn``'s DBAPI cursor; rows for a query, the row count otherwise."""
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         if self.defaults:
             if isinstance(params, list):
