@@ -178,3 +178,67 @@ def test_delta_channel_survives_prune_keep_latest(db_url: str) -> None:
         assert graph.get_state(cfg).values["log"] == before
         graph.invoke({"log": ["after prune"]}, cfg)
         assert graph.get_state(cfg).values["log"] == reference.get_state(cfg).values["log"]
+
+
+def test_delta_channel_history_matches_langgraphs_default_walk(db_url: str) -> None:
+    """The few-query override returns what BaseCheckpointSaver's ancestor walk returns."""
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    class S(TypedDict):
+        log: Annotated[list[str], DeltaChannel(extend, snapshot_frequency=3)]
+        other: Annotated[list[str], DeltaChannel(extend, snapshot_frequency=5)]
+
+    def step(state: S) -> dict[str, Any]:
+        n = len(state.get("log", []))
+        return {"log": [f"entry {n}"], "other": [f"o{n}"] if n % 2 else []}
+
+    g = StateGraph(S)
+    g.add_node("a", step)
+    g.add_node("b", step)
+    g.add_edge(START, "a")
+    g.add_edge(START, "b")  # two tasks write in one super-step: order within a step matters
+    g.add_edge("a", END)
+    g.add_edge("b", END)
+    with SutramSaver.from_url(db_url) as saver:
+        graph = g.compile(checkpointer=saver)
+        cfg = {"configurable": {"thread_id": "dh"}}
+        for i in range(9):
+            graph.invoke({"log": [f"in {i}"]}, cfg)
+        history = list(saver.list(cfg))
+        fork_from = history[len(history) // 2].config
+        graph.update_state(fork_from, {"log": ["forked"]})
+        graph.invoke(None, {"configurable": {"thread_id": "dh"}})
+        for tup in list(saver.list(cfg))[::3]:
+            for channels in (["log"], ["log", "other"], ["missing"]):
+                ours = saver.get_delta_channel_history(config=tup.config, channels=channels)
+                ref = BaseCheckpointSaver.get_delta_channel_history(saver, config=tup.config, channels=channels)
+                assert dict(ours) == dict(ref)
+        assert graph.get_state(cfg).values["log"][-1].startswith("entry")
+
+
+def test_async_delta_channel_history_matches(db_url: str) -> None:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    class S(TypedDict):
+        log: Annotated[list[str], DeltaChannel(extend, snapshot_frequency=2)]
+
+    def step(state: S) -> dict[str, Any]:
+        return {"log": [f"entry {len(state.get('log', []))}"]}
+
+    g = StateGraph(S)
+    g.add_node("s", step)
+    g.add_edge(START, "s")
+    g.add_edge("s", END)
+
+    async def scenario() -> None:
+        async with SutramSaver.from_url(db_url) as saver:
+            graph = g.compile(checkpointer=saver)
+            cfg = {"configurable": {"thread_id": "adh"}}
+            for i in range(5):
+                await graph.ainvoke({"log": [f"in {i}"]}, cfg)
+            ours = await saver.aget_delta_channel_history(config=cfg, channels=["log"])
+            ref = await BaseCheckpointSaver.aget_delta_channel_history(saver, config=cfg, channels=["log"])
+            assert dict(ours) == dict(ref)
+            assert (await graph.aget_state(cfg)).values["log"][-1] == "entry 9"
+
+    asyncio.run(scenario())

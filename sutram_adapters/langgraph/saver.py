@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import random
 import zlib
-from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -29,6 +29,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
     get_checkpoint_id,
     get_checkpoint_metadata,
 )
@@ -43,6 +44,7 @@ from sutram_core.checkpoints.records import (
     EMPTY,
     ChannelValue,
     CheckpointRecord,
+    DeltaHistory,
     ListQuery,
     StoredCheckpoint,
     WriteRecord,
@@ -370,6 +372,44 @@ class SutramSaver(BaseCheckpointSaver[str]):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep only the latest checkpoint per namespace (``keep_latest``) or delete (``delete``)."""
         self._store.prune(self._tenant_only(), [str(t) for t in thread_ids], strategy, str(uuid6(clock_seq=-1)))
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Writes and nearest stored value of ``channels`` along the ancestors of the
+        checkpoint in ``config`` (LangGraph's ``DeltaChannel``), in a few queries."""
+        if not channels:
+            return {}
+        tenant, thread_id, ns = self._scope(config)
+        history = self._store.delta_history(tenant, thread_id, ns, get_checkpoint_id(config), channels)
+        return self._delta_result(thread_id, ns, history, channels)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Async twin of :meth:`get_delta_channel_history`."""
+        if not channels:
+            return {}
+        tenant, thread_id, ns = self._scope(config)
+        history = await self._store.adelta_history(tenant, thread_id, ns, get_checkpoint_id(config), channels)
+        return self._delta_result(thread_id, ns, history, channels)
+
+    def _delta_result(
+        self, thread_id: str, ns: str, history: DeltaHistory | None, channels: Sequence[str]
+    ) -> dict[str, DeltaChannelHistory]:
+        where = StoredCheckpoint(thread_id, ns, "", None, "", b"", "{}", {})
+        result: dict[str, DeltaChannelHistory] = {}
+        for ch in channels:
+            entry: DeltaChannelHistory = {"writes": []}
+            if history is not None:
+                entry["writes"] = [
+                    (w.task_id, w.channel, self._decode(where, f"<write {w.channel}>", w.type, w.data))
+                    for w in history.writes.get(ch, [])
+                ]
+                if ch in history.seeds:
+                    entry["seed"] = self._decode(where, ch, *history.seeds[ch])
+            result[ch] = entry
+        return result
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         # Same scheme as InMemorySaver/PostgresSaver: a counter plus a random fraction,

@@ -15,6 +15,7 @@ __all__ = [
     "EMPTY",
     "ChannelValue",
     "CheckpointRecord",
+    "DeltaHistory",
     "ListQuery",
     "StoredCheckpoint",
     "WriteRecord",
@@ -102,6 +103,16 @@ class StoredCheckpoint:
                 if value is not None:
                     out[channel] = value
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaHistory:
+    """What one channel contributed along a checkpoint's ancestors (for LangGraph's
+    ``DeltaChannel``): per channel, the writes of the ancestors oldest first, up to and
+    including the nearest ancestor that stores a value, and that value (if any)."""
+
+    writes: dict[str, list[WriteRecord]]
+    seeds: dict[str, tuple[str, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
