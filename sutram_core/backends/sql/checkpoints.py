@@ -47,6 +47,7 @@ from sutram_core.checkpoints.records import (
     StoredCheckpoint,
     WriteRecord,
 )
+from sutram_core.checkpoints.value_cache import ValueCache, cacheable_version
 from sutram_core.errors import InvalidCheckpointError
 
 __all__ = ["SqlCheckpointStore"]
@@ -119,6 +120,7 @@ class SqlCheckpointStore:
         self.db = db
         self._insert = postgresql.insert if db.backend == "postgresql" else sqlite.insert
         self._deltas = ListDeltaEncoder()
+        self._recent = ValueCache()
         self._build_statements()
 
     def _build_statements(self) -> None:
@@ -215,6 +217,12 @@ class SqlCheckpointStore:
         stored = self.db.run(self._put_plan(record, rows))
         if stored:
             self._deltas.commit(pending)
+            full = {v.channel: v for v in record.new_values}
+            for row in rows:
+                if row.kind == "delta" and cacheable_version(row.version):
+                    value = full[row.channel]
+                    self._recent.put((record.tenant, record.thread_id, record.checkpoint_ns, row.channel, row.version),
+                                     (value.type, value.data))
         return stored
 
     def _put_plan(self, rec: CheckpointRecord, rows: list[BlobRow]) -> Plan[bool]:
@@ -338,6 +346,15 @@ class SqlCheckpointStore:
         self, params: dict[str, Any], wanted: Sequence[tuple[str, str]]
     ) -> Plan[dict[tuple[str, str], BlobRow]]:
         out: dict[tuple[str, str], BlobRow] = {}
+        scope = (params["tenant"], params["thread"], params["ns"])
+        missing = []
+        for ch, v in wanted:
+            cached = self._recent.get((*scope, ch, v)) if cacheable_version(v) else None
+            if cached is None:
+                missing.append((ch, v))
+            else:  # a value this process wrote: its bytes, without reading the delta chain
+                out[(ch, v)] = BlobRow(ch, v, "full", cached[0], cached[1])
+        wanted = missing
         if self._lookup_keys_one_by_one:
             lookups = [Step(self._q_blob_one, {**params, "ch": ch, "v": v}) for ch, v in wanted]
         else:
@@ -501,7 +518,11 @@ class SqlCheckpointStore:
         put_writes for a checkpoint whose id sorts at or before it is ignored.
         """
         self.db.run(self._delete_threads_plan(tenant, [thread_id], mark))
-        self._deltas.forget(tenant, [thread_id])
+        self._forget(tenant, [thread_id])
+
+    def _forget(self, tenant: str, thread_ids: Sequence[str]) -> None:
+        self._deltas.forget(tenant, thread_ids)
+        self._recent.forget(tenant, thread_ids)
 
     def _delete_threads_plan(self, tenant: str, thread_ids: Sequence[str], mark: str | None) -> Plan[None]:
         for table in (checkpoints, checkpoint_blobs, checkpoint_writes):
@@ -553,7 +574,7 @@ class SqlCheckpointStore:
         """
         if run_ids:
             touched = self.db.run(self._delete_runs_plan(tenant, list(run_ids)))
-            self._deltas.forget(tenant, touched)
+            self._forget(tenant, touched)
 
     def _delete_runs_plan(self, tenant: str, run_ids: list[str]) -> Plan[list[str]]:
         victims: list[tuple[str, str, str]] = []
@@ -580,7 +601,7 @@ class SqlCheckpointStore:
             self.db.run(self._delete_threads_plan(tenant, list(thread_ids), mark))
         else:
             self.db.run(self._keep_latest_plan(tenant, list(thread_ids)))
-        self._deltas.forget(tenant, thread_ids)
+        self._forget(tenant, thread_ids)
 
     def _keep_latest_plan(self, tenant: str, thread_ids: list[str]) -> Plan[None]:
         victims: list[tuple[str, str, str]] = []
