@@ -149,9 +149,11 @@ def extend(state: list[str], batches: list[list[str]]) -> list[str]:
     return [*state, *(item for batch in batches for item in batch)]
 
 
-def test_delta_channel_survives_prune_keep_latest(db_url: str) -> None:
+def one_step_delta_graph(snapshot_frequency: int) -> StateGraph:  # type: ignore[type-arg]
+    """A one-node graph whose ``log`` is a LangGraph DeltaChannel."""
+
     class S(TypedDict):
-        log: Annotated[list[str], DeltaChannel(extend, snapshot_frequency=4)]
+        log: Annotated[list[str], DeltaChannel(extend, snapshot_frequency=snapshot_frequency)]
 
     def step(state: S) -> dict[str, Any]:
         return {"log": [f"entry {len(state.get('log', []))}"]}
@@ -160,6 +162,11 @@ def test_delta_channel_survives_prune_keep_latest(db_url: str) -> None:
     g.add_node("step", step)
     g.add_edge(START, "step")
     g.add_edge("step", END)
+    return g
+
+
+def test_delta_channel_survives_prune_keep_latest(db_url: str) -> None:
+    g = one_step_delta_graph(snapshot_frequency=4)
     cfg = {"configurable": {"thread_id": "delta"}}
     reference = g.compile(checkpointer=InMemorySaver())
     for i in range(7):
@@ -219,16 +226,7 @@ def test_delta_channel_history_matches_langgraphs_default_walk(db_url: str) -> N
 def test_async_delta_channel_history_matches(db_url: str) -> None:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
-    class S(TypedDict):
-        log: Annotated[list[str], DeltaChannel(extend, snapshot_frequency=2)]
-
-    def step(state: S) -> dict[str, Any]:
-        return {"log": [f"entry {len(state.get('log', []))}"]}
-
-    g = StateGraph(S)
-    g.add_node("s", step)
-    g.add_edge(START, "s")
-    g.add_edge("s", END)
+    g = one_step_delta_graph(snapshot_frequency=2)
 
     async def scenario() -> None:
         async with SutramSaver.from_url(db_url) as saver:
