@@ -152,10 +152,10 @@ def extend(state: list[str], batches: list[list[str]]) -> list[str]:
 def one_step_delta_graph(snapshot_frequency: int) -> StateGraph:  # type: ignore[type-arg]
     """A one-node graph whose ``log`` is a LangGraph DeltaChannel."""
 
-    class S(TypedDict):
-        log: Annotated[list[str], DeltaChannel(extend, snapshot_frequency=snapshot_frequency)]
+    # the functional form evaluates the annotation now, while snapshot_frequency is in scope
+    S = TypedDict("S", {"log": Annotated[list[str], DeltaChannel(extend, snapshot_frequency=snapshot_frequency)]})  # noqa: UP013
 
-    def step(state: S) -> dict[str, Any]:
+    def step(state: Any) -> dict[str, Any]:
         return {"log": [f"entry {len(state.get('log', []))}"]}
 
     g = StateGraph(S)
