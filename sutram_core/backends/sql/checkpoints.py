@@ -18,7 +18,6 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    or_,
     select,
     tuple_,
     union_all,
@@ -156,15 +155,9 @@ class SqlCheckpointStore:
             select(*_CP_COLS).where(*cp_scope).order_by(_cp.checkpoint_id.desc()).limit(1)
         )
         bl_scope = (_bl.tenant_id == P("tenant"), _bl.thread_id == P("thread"), _bl.checkpoint_ns == P("ns"))
-        self._q_blobs = select(*_BLOB_COLS).where(
-            *bl_scope, tuple_(_bl.channel, _bl.version).in_(P("keys", expanding=True))
-        )
-        self._q_chains = select(*_BLOB_COLS).where(
-            *bl_scope,
-            or_(
-                tuple_(_bl.channel, _bl.base_version).in_(P("bases", expanding=True)),
-                tuple_(_bl.channel, _bl.version).in_(P("base_keys", expanding=True)),
-            ),
+        self._q_chains = union_all(  # several chains at once (a page of checkpoints)
+            select(*_BLOB_COLS).where(*bl_scope, tuple_(_bl.channel, _bl.base_version).in_(P("bases", expanding=True))),
+            select(*_BLOB_COLS).where(*bl_scope, tuple_(_bl.channel, _bl.version).in_(P("base_keys", expanding=True))),
         )
         self._q_blob_one = prep(select(*_BLOB_COLS).where(
             *bl_scope, _bl.channel == P("ch"), _bl.version == P("v")
@@ -189,8 +182,8 @@ class SqlCheckpointStore:
             _wr.tenant_id == P("tenant"), _wr.thread_id == P("thread"), _wr.checkpoint_ns == P("ns"),
             _wr.checkpoint_id == P("cid"),
         ))
-        # SQLite answers a primary-key lookup faster than SQLAlchemy expands an IN list;
-        # PostgreSQL pays a round trip per statement, so it gets the IN list.
+        # SQLite answers a primary-key lookup per channel faster than SQLAlchemy expands
+        # an IN list; PostgreSQL pays a round trip per statement, so it gets _q_blobs_any.
         self._lookup_keys_one_by_one = self.db.backend == "sqlite"
         self._q_writes = select(
             _wr.checkpoint_id, _wr.task_id, _wr.idx, _wr.channel, _wr.type, _wr.data, _wr.task_path
