@@ -266,15 +266,16 @@ class SutramSaver(BaseCheckpointSaver[str]):
             conf["tenant_id"] = tenant
         return {"configurable": conf}
 
-    def _decode(self, stored: StoredCheckpoint, channel: str, type_: str, data: bytes) -> Any:
+    def _decode(self, where: tuple[str, str, str | None], channel: str, type_: str, data: bytes) -> Any:
+        """Deserialize one stored value; ``where`` is (thread, namespace, checkpoint id)."""
         try:
             return self._decoder.loads(type_, data)
         except DecodeFailure as exc:
             raise CheckpointDecodeError(
                 exc.reason,
-                thread_id=stored.thread_id,
-                checkpoint_ns=stored.checkpoint_ns,
-                checkpoint_id=stored.checkpoint_id,
+                thread_id=where[0],
+                checkpoint_ns=where[1],
+                checkpoint_id=where[2],
                 channel=channel,
                 type_name=exc.type_name,
             ) from exc
@@ -284,14 +285,15 @@ class SutramSaver(BaseCheckpointSaver[str]):
         type_, data = stored.type, stored.data
         if type_.startswith(_ZLIB):
             type_, data = type_[len(_ZLIB):], zlib.decompress(data)
-        checkpoint = self._decode(stored, "<checkpoint>", type_, data)
+        where = (stored.thread_id, stored.checkpoint_ns, stored.checkpoint_id)
+        checkpoint = self._decode(where, "<checkpoint>", type_, data)
         if "channel_versions" not in checkpoint:
             checkpoint["channel_versions"] = {ch: _version_from_key(k) for ch, k in stored.channel_versions.items()}
         checkpoint["channel_values"] = {
-            ch: self._decode(stored, ch, t, d) for ch, (t, d) in stored.channel_values().items()
+            ch: self._decode(where, ch, t, d) for ch, (t, d) in stored.channel_values().items()
         }
         writes = [
-            (w.task_id, w.channel, self._decode(stored, f"<write {w.channel}>", w.type, w.data))
+            (w.task_id, w.channel, self._decode(where, f"<write {w.channel}>", w.type, w.data))
             for w in stored.writes
         ]
         parent = (
@@ -397,7 +399,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
     def _delta_result(
         self, thread_id: str, ns: str, history: DeltaHistory | None, channels: Sequence[str]
     ) -> dict[str, DeltaChannelHistory]:
-        where = StoredCheckpoint(thread_id, ns, "", None, "", b"", "{}", {})
+        where = (thread_id, ns, None)
         result: dict[str, DeltaChannelHistory] = {}
         for ch in channels:
             entry: DeltaChannelHistory = {"writes": []}

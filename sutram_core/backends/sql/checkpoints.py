@@ -517,16 +517,15 @@ class SqlCheckpointStore:
         self._deltas.forget(tenant, thread_ids)
         self._recent.forget(tenant, thread_ids)
 
-    def _delete_threads_plan(self, tenant: str, thread_ids: Sequence[str], mark: str | None) -> Plan[None]:
+    def _delete_threads_plan(self, tenant: str, thread_ids: Sequence[str], mark: str) -> Plan[None]:
         for table in (checkpoints, checkpoint_blobs, checkpoint_writes):
             for part in _chunks(list(thread_ids)):
                 yield Step(delete(table).where(table.c.tenant_id == tenant, table.c.thread_id.in_(part)))
-        if mark is not None:
-            ins = self._insert(thread_tombstones)
-            yield Step(
-                ins.on_conflict_do_update(index_elements=[_ts.tenant_id, _ts.thread_id], set_={"mark": ins.excluded.mark}),
-                [{"tenant_id": tenant, "thread_id": t, "mark": mark} for t in thread_ids],
-            )
+        ins = self._insert(thread_tombstones)
+        yield Step(
+            ins.on_conflict_do_update(index_elements=[_ts.tenant_id, _ts.thread_id], set_={"mark": ins.excluded.mark}),
+            [{"tenant_id": tenant, "thread_id": t, "mark": mark} for t in thread_ids],
+        )
 
     def copy_thread(self, tenant: str, source: str, target: str) -> int:
         """Copy every checkpoint, value and write of ``source`` to ``target``.

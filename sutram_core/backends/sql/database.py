@@ -128,15 +128,15 @@ class Database:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sutram-db")
         self._setup_lock = threading.Lock()
         self._ready = False
-        # SQLite: open connections wait on a plain stack; taking one costs a list pop,
-        # where SQLAlchemy's pool checkout costs about as much as a SQLite transaction.
-        # PostgreSQL: connections come from SQLAlchemy's pool.
         self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         self._read_engine = (
             self.engine if self.backend == "sqlite" else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
         self._stack_lock = threading.Lock()
         self._writer = threading.Lock()
+        # SQLite: open connections wait on a plain stack; taking one costs a list pop,
+        # where SQLAlchemy's pool checkout costs about as much as a SQLite transaction.
+        # PostgreSQL: connections come from SQLAlchemy's pool.
         self._idle: list[Connection] | None = [] if self.backend == "sqlite" else None
 
     def _create_engine(self, pool_size: int) -> Engine:
