@@ -35,6 +35,15 @@ def chain_graph(n_nodes: int = 5) -> StateGraph:  # type: ignore[type-arg]
     return g
 
 
+def single_node_graph(state: Any, name: str, node: Any) -> StateGraph:  # type: ignore[type-arg]
+    """START -> ``node`` -> END."""
+    g = StateGraph(state)
+    g.add_node(name, node)
+    g.add_edge(START, name)
+    g.add_edge(name, END)
+    return g
+
+
 def run_turns(graph: Any, thread: str, turns: int) -> dict[str, Any]:
     cfg = {"configurable": {"thread_id": thread}}
     out: dict[str, Any] = {}
@@ -91,10 +100,7 @@ def test_interrupt_and_resume(db_url: str) -> None:
         answer = interrupt({"question": "approve?"})
         return {"approved": answer == "yes", "messages": [AIMessage(content=f"got {answer}")]}
 
-    g = StateGraph(S)
-    g.add_node("ask", ask)
-    g.add_edge(START, "ask")
-    g.add_edge("ask", END)
+    g = single_node_graph(S, "ask", ask)
     with SutramSaver.from_url(db_url) as saver:
         graph = g.compile(checkpointer=saver)
         cfg = {"configurable": {"thread_id": "hitl"}}
@@ -118,9 +124,9 @@ def test_fork_from_an_older_checkpoint(db_url: str) -> None:
         out = graph.invoke(None, forked)
         assert strip_ids(out["messages"])[:4] == [("human", "turn 0"), ("ai", "node 0 says hi #1"),
                                                   ("ai", "node 1 says hi #2"), ("human", "edited")]
-        # the main line is untouched and continues growing from its own head
+        # the fork is now the thread's newest checkpoint, and the old line is still in the history
         head = graph.get_state(cfg)
-        assert len(head.values["messages"]) == len(out["messages"])  # fork became the newest head
+        assert len(head.values["messages"]) == len(out["messages"])
         assert any(s.values.get("messages", [None])[-1:] and strip_ids(s.values["messages"])[-1] == ("ai", "node 1 says hi #11")
                    for s in history)
 
@@ -132,10 +138,7 @@ def test_subgraph_namespaces(db_url: str) -> None:
         messages: Annotated[list[AnyMessage], add_messages]
         turns: int
 
-    g = StateGraph(Outer)
-    g.add_node("inner", inner)
-    g.add_edge(START, "inner")
-    g.add_edge("inner", END)
+    g = single_node_graph(Outer, "inner", inner)
     with SutramSaver.from_url(db_url) as saver:
         graph = g.compile(checkpointer=saver)
         cfg = {"configurable": {"thread_id": "nested"}}
@@ -158,11 +161,7 @@ def one_step_delta_graph(snapshot_frequency: int) -> StateGraph:  # type: ignore
     def step(state: Any) -> dict[str, Any]:
         return {"log": [f"entry {len(state.get('log', []))}"]}
 
-    g = StateGraph(S)
-    g.add_node("step", step)
-    g.add_edge(START, "step")
-    g.add_edge("step", END)
-    return g
+    return single_node_graph(S, "step", step)
 
 
 def test_delta_channel_survives_prune_keep_latest(db_url: str) -> None:
