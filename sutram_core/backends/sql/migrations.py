@@ -48,9 +48,17 @@ def _v2_tombstones_and_run_index(conn: Connection) -> None:
     schema.run_index.create(conn, checkfirst=True)
 
 
+def _v3_traces_and_audit(conn: Connection) -> None:
+    _create_table(
+        conn, schema.spans, (schema.span_run_index, schema.span_thread_index, schema.span_start_index)
+    )
+    _create_table(conn, schema.audit_log)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("checkpoints, channel blobs and pending writes", _v1_checkpoints),
     Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
+    Migration("trace spans and the per-tenant audit hash chain", _v3_traces_and_audit),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations

@@ -7,7 +7,9 @@ starts its primary key with ``tenant_id`` so that no row can exist outside a ten
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -18,6 +20,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "audit_log",
     "blob_chain_index",
     "checkpoint_blobs",
     "checkpoint_writes",
@@ -25,6 +28,10 @@ __all__ = [
     "metadata",
     "run_index",
     "schema_version",
+    "span_run_index",
+    "span_start_index",
+    "span_thread_index",
+    "spans",
     "thread_tombstones",
 ]
 
@@ -112,3 +119,60 @@ thread_tombstones = Table(
 )
 
 run_index = Index("ix_sutram_checkpoints_run", checkpoints.c.tenant_id, checkpoints.c.run_id)
+
+# Added in schema version 3: one row per finished span (a root span is written when it
+# starts, with status "running", and rewritten when it ends). Attribute names follow the
+# OpenTelemetry GenAI conventions; see ``sutram_core.traces.spans``.
+spans = Table(
+    "sutram_spans",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("span_id", String, primary_key=True),
+    Column("run_id", String, nullable=False),
+    Column("parent_id", String, nullable=True),
+    Column("name", String, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("operation", String(32), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("error_type", String, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("start_ns", BigInteger, nullable=False),
+    Column("end_ns", BigInteger, nullable=True),
+    Column("thread_id", String, nullable=True),
+    Column("checkpoint_ns", String, nullable=True),
+    Column("task_id", String, nullable=True),
+    Column("step", Integer, nullable=True),
+    Column("provider", String, nullable=True),
+    Column("request_model", String, nullable=True),
+    Column("response_model", String, nullable=True),
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Column("cache_read_tokens", Integer, nullable=True),
+    Column("cost_usd", Float, nullable=True),
+    Column("tool_name", String, nullable=True),
+    Column("tool_call_id", String, nullable=True),
+    Column("inputs", Text, nullable=True),
+    Column("outputs", Text, nullable=True),
+    Column("attributes", Text, nullable=False),
+)
+
+span_run_index = Index("ix_sutram_spans_run", spans.c.tenant_id, spans.c.run_id)
+span_thread_index = Index("ix_sutram_spans_thread", spans.c.tenant_id, spans.c.thread_id, spans.c.start_ns)
+# Runs are root spans: the runs list reads this index newest first.
+span_start_index = Index("ix_sutram_spans_roots", spans.c.tenant_id, spans.c.parent_id, spans.c.start_ns)
+
+# Added in schema version 3: the audit log, an append-only hash chain per tenant. Entry
+# ``seq`` records the digest of one finished span (a run is its root span) and
+# ``hash = sha256(prev_hash || digest || record id)``; ``sutram audit verify`` recomputes it.
+audit_log = Table(
+    "sutram_audit_log",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("record_type", String(16), nullable=False),
+    Column("record_id", String, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("recorded_at_ns", BigInteger, nullable=False),
+)

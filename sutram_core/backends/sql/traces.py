@@ -1,0 +1,236 @@
+"""The SQL implementation of the trace store (SQLite and PostgreSQL).
+
+Spans and their audit entries are written in one transaction per batch. Appends to a
+tenant's audit chain are serialized: SQLite's write lock does it, on PostgreSQL a
+transaction-scoped advisory lock per tenant, so several processes can trace into one
+database without forking the chain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, distinct, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from sutram_core.backends.sql.database import Database, Plan, Step
+from sutram_core.backends.sql.schema import audit_log, checkpoint_writes, checkpoints, spans
+from sutram_core.errors import ConfigurationError
+from sutram_core.traces.audit import (
+    GENESIS,
+    AuditEntry,
+    AuditReport,
+    chain_hash,
+    row_digest,
+    verify_chain,
+)
+from sutram_core.traces.spans import SpanKind, SpanStatus
+from sutram_core.traces.store import SPAN_COLUMNS, RunSummary, StoredSpan, Totals
+
+__all__ = ["SqlTraceStore"]
+
+_sp = spans.c
+_au = audit_log.c
+_SPAN_COLS = tuple(_sp[c] for c in SPAN_COLUMNS)
+_GROUPS = ("run", "thread", "tenant", "model")
+
+
+class SqlTraceStore:
+    """Spans, run queries and the audit chain in a SQL database.
+
+    >>> store = SqlTraceStore(Database("sqlite:///.sutram/sutram.db"))   # doctest: +SKIP
+    >>> store.runs("acme", limit=10)                                      # doctest: +SKIP
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        insert = postgresql.insert if db.backend == "postgresql" else sqlite.insert
+        stmt = insert(spans)
+        self._upsert = db.prepare(stmt.on_conflict_do_update(
+            index_elements=[_sp.tenant_id, _sp.span_id],
+            set_={c: stmt.excluded[c] for c in SPAN_COLUMNS if c not in ("tenant_id", "span_id")},
+        ))
+        self._insert_audit = db.prepare(audit_log.insert())
+        self._last_entry = db.prepare(
+            select(_au.seq, _au.hash).where(_au.tenant_id == _bind("tenant"))
+            .order_by(_au.seq.desc()).limit(1)
+        )
+        self._run_spans = db.prepare(
+            select(*_SPAN_COLS).where(_sp.tenant_id == _bind("tenant"), _sp.run_id == _bind("run_id"))
+            .order_by(_sp.start_ns, _sp.span_id)
+        )
+        w, c = checkpoint_writes.c, checkpoints.c
+        self._links = db.prepare(
+            select(_sp.span_id, c.checkpoint_id).distinct()
+            .select_from(
+                spans.join(checkpoint_writes, and_(
+                    w.tenant_id == _sp.tenant_id, w.thread_id == _sp.thread_id,
+                    w.checkpoint_ns == _sp.checkpoint_ns, w.task_id == _sp.task_id,
+                )).join(checkpoints, and_(
+                    c.tenant_id == _sp.tenant_id, c.thread_id == _sp.thread_id,
+                    c.checkpoint_ns == _sp.checkpoint_ns, c.parent_checkpoint_id == w.checkpoint_id,
+                ))
+            )
+            .where(_sp.tenant_id == _bind("tenant"), _sp.run_id == _bind("run_id"), _sp.task_id.is_not(None))
+        )
+
+    # -- writes ----------------------------------------------------------------------
+
+    def write_spans(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert ``rows`` and append an audit entry per finished span, in one transaction."""
+        if rows:
+            self.db.run(self._write_plan(rows))
+
+    def _write_plan(self, rows: Sequence[dict[str, Any]]) -> Plan[None]:
+        finished: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            if row["status"] != SpanStatus.RUNNING:
+                finished.setdefault(row["tenant_id"], []).append(row)
+        if self.db.backend == "postgresql":
+            for tenant in sorted(finished):  # sorted: two writers never wait on each other in a cycle
+                yield Step(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"sutram-audit:{tenant}"})
+        yield Step(self._upsert, list(rows))
+        now = time.time_ns()
+        for tenant, done in finished.items():
+            last = yield Step(self._last_entry, {"tenant": tenant})
+            seq, prev = (int(last[0][0]), str(last[0][1])) if last else (0, GENESIS)
+            entries = []
+            for row in done:
+                seq += 1
+                digest = row_digest(row)
+                h = chain_hash(prev, digest, row["span_id"])
+                entries.append({
+                    "tenant_id": tenant, "seq": seq, "record_type": "run" if row["parent_id"] is None else "span",
+                    "record_id": row["span_id"], "digest": digest, "prev_hash": prev, "hash": h,
+                    "recorded_at_ns": now,
+                })
+                prev = h
+            yield Step(self._insert_audit, entries)
+
+    # -- queries ---------------------------------------------------------------------
+
+    def runs(
+        self, tenant: str, *, thread_id: str | None = None, status: str | None = None,
+        limit: int = 50, before_ns: int | None = None,
+    ) -> list[RunSummary]:
+        """Runs of a tenant (or of one thread), newest first, with their totals."""
+        return self.db.run(self._runs_plan(tenant, thread_id, status, limit, before_ns), write=False)
+
+    def _runs_plan(
+        self, tenant: str, thread_id: str | None, status: str | None, limit: int, before_ns: int | None
+    ) -> Plan[list[RunSummary]]:
+        q = select(_sp.run_id, _sp.name, _sp.thread_id, _sp.status, _sp.start_ns, _sp.end_ns).where(
+            _sp.tenant_id == tenant, _sp.parent_id.is_(None)
+        )
+        if thread_id is not None:
+            q = q.where(_sp.thread_id == thread_id)
+        if status is not None:
+            q = q.where(_sp.status == status)
+        if before_ns is not None:
+            q = q.where(_sp.start_ns < before_ns)
+        roots = yield Step(q.order_by(_sp.start_ns.desc()).limit(limit))
+        if not roots:
+            return []
+        ids = [r[0] for r in roots]
+        sums = yield Step(
+            select(
+                _sp.run_id, func.count(), func.coalesce(func.sum(_sp.input_tokens), 0),
+                func.coalesce(func.sum(_sp.output_tokens), 0), func.coalesce(func.sum(_sp.cost_usd), 0.0),
+                func.sum(case((_sp.status == SpanStatus.ERROR, 1), else_=0)),
+            ).where(_sp.tenant_id == tenant, _sp.run_id.in_(ids)).group_by(_sp.run_id)
+        )
+        by_run = {r[0]: r for r in sums}
+        out = []
+        for run_id, name, thread, st, start, end in roots:
+            s = by_run.get(run_id, (run_id, 0, 0, 0, 0.0, 0))
+            out.append(RunSummary(tenant, run_id, name, thread, st, start, end, int(s[1]), int(s[2]), int(s[3]),
+                                  float(s[4]), int(s[5] or 0)))
+        return out
+
+    def run_spans(self, tenant: str, run_id: str) -> list[StoredSpan]:
+        """Every span of a run in start order, with the checkpoint each step produced."""
+        return self.db.run(self._run_spans_plan(tenant, run_id), write=False)
+
+    def _run_spans_plan(self, tenant: str, run_id: str) -> Plan[list[StoredSpan]]:
+        params = {"tenant": tenant, "run_id": run_id}
+        rows = yield Step(self._run_spans, params)
+        out = [StoredSpan.from_row(r) for r in rows]
+        if any(s.task_id is not None for s in out):
+            links = dict((yield Step(self._links, params)))
+            for s in out:
+                s.checkpoint_id = links.get(s.span_id)
+        return out
+
+    def totals(
+        self, tenant: str, by: str, *, thread_id: str | None = None, run_id: str | None = None
+    ) -> list[Totals]:
+        """Totals grouped ``by`` "run", "thread", "tenant" or "model", largest cost first."""
+        if by not in _GROUPS:
+            raise ConfigurationError(f"totals by {by!r}: use one of {', '.join(_GROUPS)}")
+        return self.db.run(self._totals_plan(tenant, by, thread_id, run_id), write=False)
+
+    def _totals_plan(self, tenant: str, by: str, thread_id: str | None, run_id: str | None) -> Plan[list[Totals]]:
+        is_llm = _sp.kind == SpanKind.LLM
+        if by == "model":
+            key: Any = func.coalesce(_sp.response_model, _sp.request_model, "unknown")
+            latency = func.sum(case((is_llm, _sp.end_ns - _sp.start_ns), else_=0))
+        else:
+            key = {"run": _sp.run_id, "thread": func.coalesce(_sp.thread_id, ""), "tenant": _sp.tenant_id}[by]
+            latency = func.sum(case((_sp.parent_id.is_(None), func.coalesce(_sp.end_ns - _sp.start_ns, 0)), else_=0))
+        q = select(
+            key, func.count(distinct(_sp.run_id)), func.count(), func.sum(case((is_llm, 1), else_=0)),
+            func.coalesce(func.sum(_sp.input_tokens), 0), func.coalesce(func.sum(_sp.output_tokens), 0),
+            func.coalesce(func.sum(_sp.cost_usd), 0.0), func.sum(case((_sp.status == SpanStatus.ERROR, 1), else_=0)),
+            latency,
+        ).where(_sp.tenant_id == tenant)
+        if by == "model":
+            q = q.where(is_llm)
+        if thread_id is not None:
+            q = q.where(_sp.thread_id == thread_id)
+        if run_id is not None:
+            q = q.where(_sp.run_id == run_id)
+        rows = yield Step(q.group_by(key))
+        out = [Totals(str(r[0]), int(r[1]), int(r[2]), int(r[3] or 0), int(r[4]), int(r[5]), float(r[6]),
+                      int(r[7] or 0), float(r[8] or 0) / 1e6) for r in rows]
+        return sorted(out, key=lambda t: (-t.cost_usd, t.key))
+
+    # -- audit -----------------------------------------------------------------------
+
+    def verify_audit(self, tenant: str) -> AuditReport:
+        """Recompute ``tenant``'s audit chain against the stored spans."""
+        return self.db.run(self._verify_plan(tenant), write=False)
+
+    def _verify_plan(self, tenant: str) -> Plan[AuditReport]:
+        entries = yield Step(
+            select(_au.seq, _au.record_type, _au.record_id, _au.digest, _au.prev_hash, _au.hash)
+            .where(_au.tenant_id == tenant).order_by(_au.seq)
+        )
+        rows = yield Step(select(*_SPAN_COLS).where(_sp.tenant_id == tenant, _sp.status != SpanStatus.RUNNING))
+        by_id = {r[1]: dict(zip(SPAN_COLUMNS, r, strict=True)) for r in rows}
+        return verify_chain(tenant, (AuditEntry(int(e[0]), *e[1:]) for e in entries), by_id)
+
+    def audit_tenants(self) -> list[str]:
+        """Tenants with an audit log, for an operator verifying every chain."""
+        rows = self.db.run(_one(select(distinct(_au.tenant_id)).order_by(_au.tenant_id)), write=False)
+        return [r[0] for r in rows]
+
+    # -- async twins -----------------------------------------------------------------
+
+    async def arun_spans(self, tenant: str, run_id: str) -> list[StoredSpan]:
+        """Async twin of :meth:`run_spans`."""
+        return await self.db.offload(self.run_spans, tenant, run_id)
+
+    async def aruns(self, tenant: str, **kwargs: Any) -> list[RunSummary]:
+        """Async twin of :meth:`runs`."""
+        return await self.db.offload(self.runs, tenant, **kwargs)
+
+
+def _bind(name: str) -> Any:
+    return bindparam(name)
+
+
+def _one(statement: Any) -> Plan[Any]:
+    rows = yield Step(statement)
+    return rows

@@ -1,0 +1,147 @@
+"""What of a span's content is stored: the content switch, the redaction hook, the masker.
+
+Applied on the tracer's writer thread, before anything reaches the database or an
+exporter:
+
+1. ``SUTRAM_TRACE_CONTENT=false`` (or ``content=False``) drops inputs, outputs and error
+   messages; the span keeps its metadata (names, timings, tokens, cost, status).
+2. The user's hook ``redact(value) -> value`` sees every captured input and output (as
+   JSON-ready data) and returns what may be stored.
+3. The built-in masker replaces API keys, bearer tokens and e-mail addresses in every
+   string with ``[REDACTED:<kind>]``.
+4. The JSON text is capped at ``max_chars``; a longer value is cut and marked.
+
+>>> Redactor().text({"key": "sk-proj-abcdefghijklmnopqrstuvwx", "to": "ann@example.com"})
+'{"key": "[REDACTED:api_key]", "to": "[REDACTED:email]"}'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sutram_core.errors import ConfigurationError
+
+__all__ = ["DEFAULT_MAX_CHARS", "Redactor", "content_enabled", "mask_secrets", "to_jsonable"]
+
+DEFAULT_MAX_CHARS = 16_384
+
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("api_key", re.compile(
+        r"\b(?:sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_\-]{20,}"  # OpenAI, Anthropic
+        r"|AKIA[0-9A-Z]{16}"  # AWS access key id
+        r"|AIza[0-9A-Za-z_\-]{35}"  # Google
+        r"|gh[pousr]_[A-Za-z0-9]{36,}"  # GitHub
+        r"|xox[abpr]-[A-Za-z0-9\-]{10,}"  # Slack
+        r"|(?:pk|sk)-lf-[A-Za-z0-9\-]{8,}"  # Langfuse
+        r"|lsv2_[a-z]{2}_[A-Za-z0-9_]{20,})"  # LangSmith
+    )),
+    ("bearer", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{16,}=*")),
+    ("email", re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")),
+)
+
+
+def mask_secrets(text: str) -> str:
+    """Replace API keys, bearer tokens and e-mail addresses in ``text``."""
+    for kind, pattern in _PATTERNS:
+        if kind == "email" and "@" not in text:
+            continue
+        text = pattern.sub(f"[REDACTED:{kind}]", text)
+    return text
+
+
+def content_enabled(value: bool | None = None) -> bool:
+    """``value`` if given, else ``SUTRAM_TRACE_CONTENT`` (default true)."""
+    if value is not None:
+        return value
+    raw = os.environ.get("SUTRAM_TRACE_CONTENT", "true").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"SUTRAM_TRACE_CONTENT={raw!r}: use true or false")
+
+
+def to_jsonable(value: Any, depth: int = 0) -> Any:
+    """Turn framework objects into JSON-ready data without executing user code paths
+    beyond ``model_dump``/``dict`` conversions; unknown objects become their type name."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if depth > 20:
+        return "…"
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v, depth + 1) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return to_jsonable(dump(), depth + 1)
+        except Exception:  # a model that cannot dump itself is shown by its type
+            return f"<{type(value).__qualname__}>"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
+    if isinstance(value, BaseException):
+        return f"{type(value).__qualname__}: {value}"
+    return f"<{type(value).__qualname__}>"
+
+
+def _mask_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {k: _mask_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_tree(v) for v in value]
+    return value
+
+
+class Redactor:
+    """Decides and produces the stored text of span content (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        content: bool | None = None,
+        redact: Callable[[Any], Any] | None = None,
+        mask: bool = True,
+        max_chars: int = DEFAULT_MAX_CHARS,
+    ) -> None:
+        if max_chars < 64:
+            raise ConfigurationError(f"max_chars={max_chars}: keep at least 64 characters")
+        self.content = content_enabled(content)
+        self.redact = redact
+        self.mask = mask
+        self.max_chars = max_chars
+
+    def text(self, value: Any) -> str | None:
+        """The JSON text stored for ``value``, or None when content is not kept."""
+        if not self.content or value is None:
+            return None
+        data = to_jsonable(value)
+        if self.redact is not None:
+            data = self.redact(data)
+        if self.mask:
+            data = _mask_tree(data)
+        out = json.dumps(data, ensure_ascii=False, default=str)
+        if len(out) > self.max_chars:
+            cut = len(out) - self.max_chars
+            out = json.dumps({"truncated": out[: self.max_chars], "omitted_chars": cut}, ensure_ascii=False)
+        return out
+
+    def message(self, message: str | None) -> str | None:
+        """An error message as stored: dropped with the content, else hooked and masked."""
+        if message is None or not self.content:
+            return None
+        if self.redact is not None:
+            hooked = self.redact(message)
+            message = hooked if isinstance(hooked, str) else json.dumps(hooked, default=str)
+        if self.mask:
+            message = mask_secrets(message)
+        return message[: self.max_chars]

@@ -1,0 +1,165 @@
+"""The trace store interface and the records its queries return."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sutram_core.traces.audit import AuditReport
+from sutram_core.traces.spans import GENAI_COLUMNS
+
+__all__ = ["SPAN_COLUMNS", "RunSummary", "StoredSpan", "Totals", "TraceStore", "span_tree"]
+
+# the stored columns of a span, in table order
+SPAN_COLUMNS: tuple[str, ...] = (
+    "tenant_id", "span_id", "run_id", "parent_id", "name", "kind", "operation", "status",
+    "error_type", "error_message", "start_ns", "end_ns", "thread_id", "checkpoint_ns",
+    "task_id", "step", "provider", "request_model", "response_model", "input_tokens",
+    "output_tokens", "cache_read_tokens", "cost_usd", "tool_name", "tool_call_id",
+    "inputs", "outputs", "attributes",
+)
+
+
+@dataclass
+class StoredSpan:
+    """A span as read back. ``inputs``/``outputs`` are the stored JSON text (or None)."""
+
+    tenant_id: str
+    span_id: str
+    run_id: str
+    parent_id: str | None
+    name: str
+    kind: str
+    operation: str | None
+    status: str
+    error_type: str | None
+    error_message: str | None
+    start_ns: int
+    end_ns: int | None
+    thread_id: str | None
+    checkpoint_ns: str | None
+    task_id: str | None
+    step: int | None
+    provider: str | None
+    request_model: str | None
+    response_model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cost_usd: float | None
+    tool_name: str | None
+    tool_call_id: str | None
+    inputs: str | None
+    outputs: str | None
+    attributes: dict[str, Any]
+    checkpoint_id: str | None = None  # the checkpoint this step produced, when known
+    children: list[StoredSpan] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> StoredSpan:
+        """Build from a row in :data:`SPAN_COLUMNS` order."""
+        values = list(row)
+        values[-1] = json.loads(values[-1]) if values[-1] else {}
+        return cls(*values)
+
+    @property
+    def duration_ms(self) -> float | None:
+        """Wall time in milliseconds (None while running)."""
+        return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e6
+
+    def otel_attributes(self) -> dict[str, Any]:
+        """The span's attributes under their OpenTelemetry names (None values left out)."""
+        out: dict[str, Any] = {}
+        for column, name in GENAI_COLUMNS.items():
+            value = getattr(self, column)
+            if value is not None:
+                out[name] = value
+        if self.checkpoint_id is not None:
+            out["sutram.checkpoint.id"] = self.checkpoint_id
+        if self.error_message is not None:
+            out["error.message"] = self.error_message
+        if self.inputs is not None:
+            out["sutram.input"] = self.inputs
+        if self.outputs is not None:
+            out["sutram.output"] = self.outputs
+        for key, value in self.attributes.items():
+            out.setdefault(key, value if isinstance(value, (str, int, float, bool)) else json.dumps(value))
+        return out
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run (a root span) with totals over its spans."""
+
+    tenant_id: str
+    run_id: str
+    name: str
+    thread_id: str | None
+    status: str
+    start_ns: int
+    end_ns: int | None
+    spans: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    errors: int
+
+    @property
+    def duration_ms(self) -> float | None:
+        """Wall time of the run in milliseconds (None while running)."""
+        return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e6
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Sums over a group of spans: a run, thread, tenant or model."""
+
+    key: str
+    runs: int
+    spans: int
+    llm_calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    errors: int
+    latency_ms: float  # summed wall time of the runs (for ``model``: of the model calls)
+
+
+class TraceStore(Protocol):
+    """Where spans are kept. Every method is scoped to one tenant."""
+
+    def write_spans(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert span rows (dicts keyed by :data:`SPAN_COLUMNS`) in one transaction and
+        append an audit entry for each finished one."""
+
+    def runs(
+        self, tenant: str, *, thread_id: str | None = None, status: str | None = None,
+        limit: int = 50, before_ns: int | None = None,
+    ) -> list[RunSummary]:
+        """Runs of a tenant (or of one thread), newest first."""
+
+    def run_spans(self, tenant: str, run_id: str) -> list[StoredSpan]:
+        """Every span of a run, in start order, each with the checkpoint it produced."""
+
+    def totals(self, tenant: str, by: str, *, thread_id: str | None = None, run_id: str | None = None) -> list[Totals]:
+        """Totals grouped ``by`` "run", "thread", "tenant" or "model"."""
+
+    def verify_audit(self, tenant: str) -> AuditReport:
+        """Recompute the tenant's audit chain (see ``sutram_core.traces.audit``)."""
+
+    def audit_tenants(self) -> list[str]:
+        """The tenants that have an audit log (for an operator verifying all of them)."""
+
+
+def span_tree(spans: Sequence[StoredSpan]) -> list[StoredSpan]:
+    """Link ``spans`` into trees; return the roots (a span whose parent is missing is a root)."""
+    by_id = {s.span_id: s for s in spans}
+    roots: list[StoredSpan] = []
+    for s in spans:
+        s.children = []
+    for s in spans:
+        parent = by_id.get(s.parent_id) if s.parent_id else None
+        (parent.children if parent is not None else roots).append(s)
+    return roots

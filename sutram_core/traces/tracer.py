@@ -1,0 +1,218 @@
+"""The tracer: where adapters hand their spans, and what turns them into stored rows.
+
+Adapters (the LangChain callback handler, the LlamaIndex handlers) build
+:class:`~sutram_core.traces.spans.Span` objects and call :meth:`Tracer.start` when a root
+begins and :meth:`Tracer.end` when any span ends. Both only queue the span. The writer
+thread then applies the :class:`~sutram_core.traces.redaction.Redactor`, prices model
+calls, writes the batch in one transaction (with its audit entries) and passes the
+stored spans to the exporters.
+
+>>> tracer = Tracer.from_url("sqlite:///.sutram/sutram.db")    # doctest: +SKIP
+>>> tracer.flush()                                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from sutram_core.config import DatabaseURL, parse_url
+from sutram_core.traces.pricing import PriceTable
+from sutram_core.traces.redaction import DEFAULT_MAX_CHARS, Redactor, mask_secrets
+from sutram_core.traces.spans import Span, SpanKind, SpanStatus
+from sutram_core.traces.store import SPAN_COLUMNS, StoredSpan, TraceStore
+from sutram_core.traces.writer import BackgroundWriter, WriterStats
+
+__all__ = ["SpanExporter", "Tracer", "shared_tracer"]
+
+
+class SpanExporter(Protocol):
+    """Receives every batch of stored spans after it is written (for example over OTLP)."""
+
+    def export(self, spans: Sequence[StoredSpan]) -> None:
+        """Send ``spans``; called on the writer thread."""
+
+    def shutdown(self) -> None:
+        """Flush and release resources."""
+
+
+class _Started:
+    """Queue marker: a root span began (it is stored as running until it ends)."""
+
+    __slots__ = ("span",)
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+
+
+class Tracer:
+    """Queues spans and writes them on a background thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: TraceStore,
+        *,
+        content: bool | None = None,
+        redact: Callable[[Any], Any] | None = None,
+        mask: bool = True,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        prices: PriceTable | None = None,
+        exporters: Sequence[SpanExporter] = (),
+        max_queue: int = 10_000,
+        batch_size: int = 512,
+        interval: float = 0.2,
+        on_full: str = "block",
+        owns: Any = None,
+    ) -> None:
+        self.store = store
+        self.redactor = Redactor(content=content, redact=redact, mask=mask, max_chars=max_chars)
+        self.prices = prices if prices is not None else PriceTable.default()
+        self.exporters = list(exporters)
+        self._owns = owns  # a Database this tracer opened and must close
+        self._writer: BackgroundWriter[Span | _Started] = BackgroundWriter(
+            self._write_batch, max_queue=max_queue, batch_size=batch_size, interval=interval, on_full=on_full
+        )
+
+    @classmethod
+    def from_url(cls, url: str | DatabaseURL | None = None, **options: Any) -> Tracer:
+        """A tracer writing to the database ``url`` names (default: ``SUTRAM_URL``, else the
+        embedded SQLite file). ``options`` are those of :class:`Tracer`."""
+        from sutram_core.backends.sql.database import Database
+        from sutram_core.backends.sql.traces import SqlTraceStore
+
+        db = Database(url)
+        return cls(SqlTraceStore(db), owns=db, **options)
+
+    @property
+    def keeps_content(self) -> bool:
+        """Whether inputs and outputs are stored (adapters skip capturing them otherwise)."""
+        return self.redactor.content
+
+    @property
+    def stats(self) -> WriterStats:
+        """Queue counters: submitted, written, dropped, blocked, failed, batches."""
+        return self._writer.stats
+
+    # -- the hot path ----------------------------------------------------------------
+
+    def start(self, span: Span) -> None:
+        """A span began. Only roots are stored before they end (as ``running``)."""
+        if span.parent_id is None:
+            self._writer.submit(_Started(span))
+
+    def end(self, span: Span) -> None:
+        """A span ended (``span.finish`` was called): queue it for writing."""
+        self._writer.submit(span)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write everything queued so far before returning."""
+        self._writer.flush()
+
+    async def aflush(self) -> None:
+        """Async twin of :meth:`flush` (runs it on a worker thread)."""
+        await asyncio.to_thread(self._writer.flush)
+
+    def close(self) -> None:
+        """Flush, stop the writer thread, shut the exporters down. Idempotent."""
+        self._writer.close()
+        for exporter in self.exporters:
+            exporter.shutdown()
+        self.exporters = []
+        if self._owns is not None:
+            self._owns.close()
+            self._owns = None
+
+    def __enter__(self) -> Tracer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer thread -----------------------------------------------------------
+
+    def _write_batch(self, batch: list[Span | _Started]) -> None:
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in batch:
+            if isinstance(item, _Started):
+                if item.span.end_ns is not None:
+                    continue  # it ended already: its final row is queued behind this marker
+                key = (item.span.tenant_id, item.span.span_id)
+                rows.setdefault(key, self._row(item.span, running=True))
+            else:
+                rows[(item.tenant_id, item.span_id)] = self._row(item, running=False)
+        if not rows:
+            return
+        self.store.write_spans(list(rows.values()))
+        if self.exporters:
+            finished = [StoredSpan.from_row([r[c] for c in SPAN_COLUMNS]) for r in rows.values()
+                        if r["status"] != SpanStatus.RUNNING]
+            for exporter in self.exporters:
+                exporter.export(finished)
+
+    def _row(self, span: Span, running: bool) -> dict[str, Any]:
+        red = self.redactor
+        cost = span.cost_usd
+        if cost is None and span.kind in (SpanKind.LLM, SpanKind.EMBEDDING):
+            cost = self.prices.cost(
+                span.response_model or span.request_model,
+                input_tokens=span.input_tokens, output_tokens=span.output_tokens,
+                cache_read_tokens=span.cache_read_tokens,
+            )
+        attributes = span.attributes
+        attrs_text = json.dumps(attributes, default=str, ensure_ascii=False) if attributes else "{}"
+        if red.mask and attributes:
+            attrs_text = mask_secrets(attrs_text)
+        return {
+            "tenant_id": span.tenant_id,
+            "span_id": span.span_id,
+            "run_id": span.run_id,
+            "parent_id": span.parent_id,
+            "name": span.name,
+            "kind": span.kind,
+            "operation": span.operation,
+            "status": SpanStatus.RUNNING if running else span.status,
+            "error_type": None if running else span.error_type,
+            "error_message": None if running else red.message(span.error_message),
+            "start_ns": span.start_ns,
+            "end_ns": None if running else span.end_ns,
+            "thread_id": span.thread_id,
+            "checkpoint_ns": span.checkpoint_ns,
+            "task_id": span.task_id,
+            "step": span.step,
+            "provider": span.provider,
+            "request_model": span.request_model,
+            "response_model": None if running else span.response_model,
+            "input_tokens": None if running else span.input_tokens,
+            "output_tokens": None if running else span.output_tokens,
+            "cache_read_tokens": None if running else span.cache_read_tokens,
+            "cost_usd": None if running else cost,
+            "tool_name": span.tool_name,
+            "tool_call_id": span.tool_call_id,
+            "inputs": red.text(span.inputs),
+            "outputs": None if running else red.text(span.outputs),
+            "attributes": attrs_text,
+        }
+
+
+_SHARED: dict[str, Tracer] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_tracer(url: str | DatabaseURL | None = None) -> Tracer:
+    """The process-wide tracer for ``url`` with default options, created on first use.
+
+    Handlers made with no options share it, so creating a handler per request costs
+    neither a connection pool nor a thread.
+    """
+    parsed = url if isinstance(url, DatabaseURL) else parse_url(url)
+    key = parsed.sqlalchemy_url
+    with _SHARED_LOCK:
+        tracer = _SHARED.get(key)
+        if tracer is None or tracer._writer._closed:
+            tracer = _SHARED[key] = Tracer.from_url(parsed)
+        return tracer

@@ -1,0 +1,169 @@
+"""A bounded queue drained by one background thread, in batches.
+
+The caller's thread only appends to a deque. The writer thread wakes when a batch is
+ready or every ``interval`` seconds, and hands everything queued to ``handle`` in one
+call (one database transaction). ``flush()`` and ``close()`` drain synchronously; so does
+interpreter exit, for every writer still open.
+
+When the queue is full the ``on_full`` policy decides, and the :class:`WriterStats`
+count it: ``"block"`` (the default) makes the caller wait until the writer has made
+room, so nothing is lost; ``"drop"`` discards the new item and counts it in
+``stats.dropped``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sutram_core.errors import ConfigurationError
+
+__all__ = ["BackgroundWriter", "WriterStats"]
+
+T = TypeVar("T")
+log = logging.getLogger("sutram.traces")
+_OPEN: weakref.WeakSet[BackgroundWriter[Any]] = weakref.WeakSet()
+
+
+@dataclass
+class WriterStats:
+    """Counters since the writer started."""
+
+    submitted: int = 0
+    written: int = 0  # items handed to ``handle`` without an error
+    dropped: int = 0  # items refused because the queue was full (policy "drop")
+    blocked: int = 0  # times a caller waited for room (policy "block")
+    failed: int = 0  # items in batches whose ``handle`` kept failing
+    batches: int = 0
+
+
+class BackgroundWriter(Generic[T]):
+    """Batches items to ``handle`` on a daemon thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        handle: Callable[[list[T]], None],
+        *,
+        max_queue: int = 10_000,
+        batch_size: int = 512,
+        interval: float = 0.2,
+        on_full: str = "block",
+        retries: int = 3,
+        name: str = "sutram-trace-writer",
+    ) -> None:
+        if on_full not in ("block", "drop"):
+            raise ConfigurationError(f"on_full={on_full!r}: use 'block' or 'drop'")
+        if max_queue < 1 or batch_size < 1:
+            raise ConfigurationError("max_queue and batch_size must be at least 1")
+        self._handle = handle
+        self._max = max_queue
+        self._batch = min(batch_size, max_queue)
+        self._interval = interval
+        self._block = on_full == "block"
+        self._retries = retries
+        self._queue: deque[T] = deque()
+        self._wake = threading.Event()
+        self._room = threading.Condition()
+        self._drain_lock = threading.Lock()  # one drain at a time: the thread, or flush()
+        self._closed = False
+        self.stats = WriterStats()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+        _OPEN.add(self)
+
+    def submit(self, item: T) -> None:
+        """Queue ``item`` (the hot path: a length check and an append)."""
+        queue = self._queue
+        if len(queue) >= self._max:
+            if not self._room_for_one():
+                return
+        queue.append(item)
+        self.stats.submitted += 1
+        if len(queue) >= self._batch:
+            self._wake.set()
+
+    def _room_for_one(self) -> bool:
+        if self._closed:
+            raise ConfigurationError("this trace writer is closed; create a new tracer")
+        if not self._block:
+            self.stats.dropped += 1
+            if self.stats.dropped == 1:
+                log.warning("sutram trace queue full (%d items): dropping spans; see stats.dropped", self._max)
+            return False
+        self.stats.blocked += 1
+        while len(self._queue) >= self._max:
+            self._wake.set()
+            with self._room:
+                self._room.wait(0.05)
+        return True
+
+    def pending(self) -> int:
+        """Items queued and not yet handed to ``handle``."""
+        return len(self._queue)
+
+    def flush(self) -> None:
+        """Hand everything queued so far to ``handle`` before returning."""
+        self._drain()
+
+    def close(self) -> None:
+        """Flush and stop the thread. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self._drain()
+        _OPEN.discard(self)
+
+    def _loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self._drain()
+
+    def _drain(self) -> None:
+        with self._drain_lock:
+            queue = self._queue
+            while queue:
+                batch: list[T] = []
+                try:
+                    for _ in range(self._batch * 4):
+                        batch.append(queue.popleft())
+                except IndexError:
+                    pass
+                self._deliver(batch)
+                with self._room:
+                    self._room.notify_all()
+
+    def _deliver(self, batch: list[T]) -> None:
+        delay = 0.05
+        for attempt in range(self._retries + 1):
+            try:
+                self._handle(batch)
+            except Exception as exc:  # the caller's app must not die because tracing failed
+                if attempt == self._retries:
+                    self.stats.failed += len(batch)
+                    log.error("sutram: %d trace items could not be written: %s", len(batch), exc)
+                    return
+                time.sleep(delay)
+                delay *= 4
+            else:
+                self.stats.written += len(batch)
+                self.stats.batches += 1
+                return
+
+
+@atexit.register
+def _drain_all_at_exit() -> None:
+    for writer in list(_OPEN):
+        try:
+            writer.close()
+        except Exception as exc:  # pragma: no cover - best effort at interpreter exit
+            log.error("sutram: trace writer failed at exit: %s", exc)
