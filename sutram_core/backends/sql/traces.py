@@ -213,7 +213,7 @@ class SqlTraceStore:
 
     def audit_tenants(self) -> list[str]:
         """Tenants with an audit log, for an operator verifying every chain."""
-        rows = self.db.run(_one(select(distinct(_au.tenant_id)).order_by(_au.tenant_id)), write=False)
+        rows = self.db.run(_one(select(_au.tenant_id).distinct().order_by(_au.tenant_id)), write=False)
         return [r[0] for r in rows]
 
     # -- async twins -----------------------------------------------------------------
