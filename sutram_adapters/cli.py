@@ -1,7 +1,15 @@
 """The ``sutram`` command.
 
-    sutram demo [--url URL]        crash an agent mid-run and resume it from its checkpoint
-    sutram history THREAD [--url URL] [--tenant T]   a thread's checkpoints, newest first
+    sutram demo [--url URL]                       crash an agent mid-run, resume it, show its trace
+    sutram history THREAD [--tenant T]            a thread's checkpoints, newest first
+    sutram runs [--tenant T] [--thread ID] [--status S] [--limit N] [--json]
+                                                  runs with status, duration, tokens and cost
+    sutram trace RUN_ID [--tenant T] [--json]     a run's span tree (durations, tokens, cost, errors)
+    sutram export --otlp URL [--tenant T] [--run RUN_ID ...]
+                                                  send stored runs to an OpenTelemetry collector
+    sutram audit verify [--tenant T]              recompute the audit hash chains; exit 1 on a problem
+
+Every command takes ``--url`` (default: ``SUTRAM_URL``, else ``./.sutram/sutram.db``).
 """
 
 from __future__ import annotations
@@ -11,6 +19,9 @@ import sys
 
 from rich.console import Console
 from rich.table import Table
+
+from sutram_core.errors import SutramError
+from sutram_core.tenancy import DEFAULT_TENANT
 
 __all__ = ["main"]
 
@@ -33,34 +44,139 @@ def _history(url: str | None, thread_id: str, tenant: str | None) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``sutram`` command with ``argv`` (default: the process arguments)."""
+def _runs(args: argparse.Namespace) -> int:
+    from sutram_adapters.trace_view import render_runs, runs_json
+    from sutram_core.traces import open_trace_store
+
+    with open_trace_store(args.url) as store:
+        runs = store.runs(args.tenant, thread_id=args.thread, status=args.status, limit=args.limit)
+    if args.json:
+        print(runs_json(runs))
+    elif runs:
+        render_runs(runs, Console())
+    else:
+        print(f"no runs for tenant {args.tenant!r}")
+    return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from sutram_adapters.trace_view import render_trace, spans_json
+    from sutram_core.traces import open_trace_store
+
+    with open_trace_store(args.url) as store:
+        spans = store.run_spans(args.tenant, args.run_id)
+    if not spans:
+        print(f"no run {args.run_id!r} for tenant {args.tenant!r}; list runs with: sutram runs --tenant {args.tenant}",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        print(spans_json(spans))
+    else:
+        render_trace(spans, Console())
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from sutram_core.traces import OtlpExporter, open_trace_store
+
+    exporter = OtlpExporter(args.otlp)
+    runs = spans = 0
+    try:
+        with open_trace_store(args.url) as store:
+            run_ids = args.run or [r.run_id for r in store.runs(args.tenant, limit=args.limit)]
+            for run_id in run_ids:
+                batch = store.run_spans(args.tenant, run_id)
+                exporter.export(batch)
+                runs += 1
+                spans += sum(s.status != "running" for s in batch)
+    finally:
+        exporter.shutdown()
+    if exporter.failed:
+        print(f"{exporter.failed} of {spans} spans could not be sent to {exporter.endpoint}", file=sys.stderr)
+        return 1
+    print(f"exported {spans} span{'s' if spans != 1 else ''} of {runs} run{'s' if runs != 1 else ''} "
+          f"to {exporter.endpoint}")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from sutram_core.traces import open_trace_store
+
+    bad = 0
+    with open_trace_store(args.url) as store:
+        tenants = [args.tenant] if args.tenant else store.audit_tenants()
+        for tenant in tenants:
+            report = store.verify_audit(tenant)
+            if report.ok:
+                print(f"tenant {tenant}: ok ({report.entries} entries, {report.records} records)")
+                continue
+            bad += 1
+            print(f"tenant {tenant}: {len(report.problems)} problem(s)")
+            for p in report.problems:
+                print(f"  - {p.what}")
+    if not tenants:
+        print("no audit log yet")
+    return 1 if bad else 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sutram", description="Sutram: durable, remembering, traceable AI workflows.")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="kill an agent mid-run and resume it from its last checkpoint")
-    demo.add_argument("--url", default=None, help="database URL (default: SUTRAM_URL or ./.sutram/sutram.db)")
-    hist = sub.add_parser("history", help="list a thread's checkpoints")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--url", default=None, help="database URL (default: SUTRAM_URL or ./.sutram/sutram.db)")
+        return p
+
+    command("demo", "kill an agent mid-run, resume it from its last checkpoint, show its trace")
+    hist = command("history", "list a thread's checkpoints")
     hist.add_argument("thread_id")
-    hist.add_argument("--url", default=None)
     hist.add_argument("--tenant", default=None)
+    runs = command("runs", "list runs with status, duration, tokens and cost")
+    runs.add_argument("--tenant", default=DEFAULT_TENANT)
+    runs.add_argument("--thread", default=None)
+    runs.add_argument("--status", default=None, choices=["running", "ok", "error"])
+    runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--json", action="store_true")
+    trace = command("trace", "show one run's span tree")
+    trace.add_argument("run_id")
+    trace.add_argument("--tenant", default=DEFAULT_TENANT)
+    trace.add_argument("--json", action="store_true", help="print the spans as a JSON list")
+    export = command("export", "send stored runs to an OpenTelemetry collector over OTLP/HTTP")
+    export.add_argument("--otlp", required=True, metavar="URL", help="collector URL, e.g. http://localhost:4318")
+    export.add_argument("--tenant", default=DEFAULT_TENANT)
+    export.add_argument("--run", action="append", help="a run id (repeatable; default: the newest runs)")
+    export.add_argument("--limit", type=int, default=1000, help="how many of the newest runs (default 1000)")
+    audit = command("audit", "verify the audit hash chains")
+    audit.add_argument("action", choices=["verify"])
+    audit.add_argument("--tenant", default=None, help="one tenant (default: every tenant with an audit log)")
     worker = sub.add_parser("_demo-worker", help=argparse.SUPPRESS)
     worker.add_argument("url")
     worker.add_argument("thread_id")
-    args = parser.parse_args(argv)
+    return parser
 
-    if args.command == "demo":
-        from sutram_adapters.demo import run_demo
 
-        run_demo(args.url)
-        return 0
-    if args.command == "history":
-        return _history(args.url, args.thread_id, args.tenant)
-    if args.command == "_demo-worker":
-        from sutram_adapters.demo.run import worker as run_worker
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``sutram`` command with ``argv`` (default: the process arguments)."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from sutram_adapters.demo import run_demo
 
-        run_worker(args.url, args.thread_id)
-        return 0
-    return 2
+            run_demo(args.url)
+            return 0
+        if args.command == "history":
+            return _history(args.url, args.thread_id, args.tenant)
+        if args.command == "_demo-worker":
+            from sutram_adapters.demo.run import worker as run_worker
+
+            run_worker(args.url, args.thread_id)
+            return 0
+        handler = {"runs": _runs, "trace": _trace, "export": _export, "audit": _audit}[args.command]
+        return handler(args)
+    except SutramError as exc:
+        print(f"sutram: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

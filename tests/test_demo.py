@@ -25,6 +25,14 @@ def test_demo_resumes_without_repeating_completed_steps(tmp_path: Path, monkeypa
     assert figures["llm_calls"] == 3 + figures["llm_calls_in_flight"]
     text = out.getvalue()
     assert "SIGKILL" in text and "killed mid-node" in text and "Checkpoint history" in text
+    # both processes traced the thread: the killed run never ended, the resumed one did
+    assert [status for status, _ in figures["traced_runs"]] == ["ok", "running"]
+    resumed = figures["resumed_spans"]
+    assert resumed[0][:2] == ("LangGraph", "workflow")
+    nodes = [s for s in resumed if s[1] == "node"]
+    assert nodes and all(linked for _, _, linked in nodes)  # every node links to its checkpoint
+    assert any(kind == "llm" for _, kind, _ in resumed)
+    assert "tokens" in text and "-> checkpoint" in text
 
 
 def test_sutram_demo_command_on_the_default_sqlite_file(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """Run the demo: start the agent in a child process, SIGKILL it mid-run, resume it here.
 
 ``durability="sync"`` makes LangGraph write each step's checkpoint before starting the
-next step, so everything that finished before the kill is on disk.
+next step, so everything that finished before the kill is on disk. Both processes trace
+into the same database; the demo ends by printing the thread's runs and the resumed
+run's trace tree, each node linked to the checkpoint it produced.
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ from rich.panel import Panel
 from rich.table import Table
 
 from sutram_adapters.demo.agent import build_agent
+from sutram_adapters.langchain import SutramCallbackHandler
 from sutram_adapters.langgraph import SutramSaver
+from sutram_adapters.trace_view import render_runs, render_trace
 from sutram_core.config import default_url
+from sutram_core.tenancy import DEFAULT_TENANT
+from sutram_core.traces import open_trace_store
 
 __all__ = ["run_demo", "worker"]
 
@@ -37,7 +43,8 @@ def worker(url: str, thread_id: str) -> None:
     with SutramSaver.from_url(url) as saver:
         graph = build_agent().compile(checkpointer=saver)
         graph.invoke({"messages": [HumanMessage(content=QUESTION)]},
-                     {"configurable": {"thread_id": thread_id}}, durability="sync")
+                     {"configurable": {"thread_id": thread_id}, "callbacks": [SutramCallbackHandler(url)]},
+                     durability="sync")
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
@@ -79,15 +86,17 @@ def run_demo(url: str | None = None, console: Console | None = None) -> dict[str
 
     with SutramSaver.from_url(url) as saver:
         graph = build_agent().compile(checkpointer=saver)
-        config = {"configurable": {"thread_id": thread_id}}
+        config: dict[str, Any] = {"configurable": {"thread_id": thread_id}}
         before = graph.get_state(config)
         console.print(f"Last checkpoint on disk: step {before.metadata['step']}, next node(s): "
                       f"[bold]{', '.join(before.next)}[/]. Resuming in this process (pid {os.getpid()}) ...")
         os.environ["SUTRAM_DEMO_JOURNAL"] = str(journal)
+        handler = SutramCallbackHandler(url)
         try:
-            result = graph.invoke(None, config, durability="sync")
+            result = graph.invoke(None, {**config, "callbacks": [handler]}, durability="sync")
         finally:
             os.environ.pop("SUTRAM_DEMO_JOURNAL", None)
+            handler.flush()
         history = list(graph.get_state_history(config))
 
     events = _events(journal)
@@ -125,9 +134,18 @@ def run_demo(url: str | None = None, console: Console | None = None) -> dict[str
         f"Model calls made in all: {len(llm_calls)}, of which {in_flight} was in flight when the worker was "
         f"killed and was made again ({tokens} tokens reported in the final state).",
         title="resumed"))
+    with open_trace_store(url) as store:
+        traced = store.runs(DEFAULT_TENANT, thread_id=thread_id)
+        render_runs(traced, console)
+        console.print("The killed worker's run stays [yellow]running[/]: it never ended. "
+                      "The resumed run's trace:")
+        spans = store.run_spans(DEFAULT_TENANT, traced[0].run_id)
+        render_trace(spans, console)
     return {"thread_id": thread_id, "completed_before": len(completed_before), "repeated": len(repeated),
             "answer": answer, "checkpoints": len(history), "killed_pid": killed_pid,
-            "llm_calls": len(llm_calls), "llm_calls_in_flight": in_flight}
+            "llm_calls": len(llm_calls), "llm_calls_in_flight": in_flight,
+            "traced_runs": [(r.status, r.spans) for r in traced],
+            "resumed_spans": [(s.name, s.kind, s.checkpoint_id is not None) for s in spans]}
 
 
 def _node_runs(events: list[dict[str, Any]], killed_pid: int) -> list[dict[str, Any]]:

@@ -2,11 +2,12 @@
 trace store, a background writer, redaction, model prices, the audit chain and OTLP export."""
 
 from sutram_core.traces.audit import AuditProblem, AuditReport
+from sutram_core.traces.otlp import OtlpExporter
 from sutram_core.traces.pricing import ModelPrice, PriceTable
 from sutram_core.traces.redaction import Redactor, mask_secrets
 from sutram_core.traces.spans import GENAI_COLUMNS, Span, SpanKind, SpanStatus
 from sutram_core.traces.store import RunSummary, StoredSpan, Totals, TraceStore, span_tree
-from sutram_core.traces.tracer import SpanExporter, Tracer, shared_tracer
+from sutram_core.traces.tracer import SpanExporter, Tracer, open_trace_store, shared_tracer
 from sutram_core.traces.writer import WriterStats
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "AuditProblem",
     "AuditReport",
     "ModelPrice",
+    "OtlpExporter",
     "PriceTable",
     "Redactor",
     "RunSummary",
@@ -27,6 +29,7 @@ __all__ = [
     "Tracer",
     "WriterStats",
     "mask_secrets",
+    "open_trace_store",
     "shared_tracer",
     "span_tree",
 ]

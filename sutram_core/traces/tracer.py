@@ -14,9 +14,10 @@ stored spans to the exporters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from sutram_core.config import DatabaseURL, parse_url
@@ -26,7 +27,7 @@ from sutram_core.traces.spans import Span, SpanKind, SpanStatus
 from sutram_core.traces.store import SPAN_COLUMNS, StoredSpan, TraceStore
 from sutram_core.traces.writer import BackgroundWriter, WriterStats
 
-__all__ = ["SpanExporter", "Tracer", "shared_tracer"]
+__all__ = ["SpanExporter", "Tracer", "open_trace_store", "shared_tracer"]
 
 
 class SpanExporter(Protocol):
@@ -216,3 +217,20 @@ def shared_tracer(url: str | DatabaseURL | None = None) -> Tracer:
         if tracer is None or tracer._writer._closed:
             tracer = _SHARED[key] = Tracer.from_url(parsed)
         return tracer
+
+
+@contextlib.contextmanager
+def open_trace_store(url: str | DatabaseURL | None = None) -> Iterator[TraceStore]:
+    """The trace store of the database ``url`` names, for reading (no writer thread).
+
+    >>> with open_trace_store() as store:           # doctest: +SKIP
+    ...     store.runs("acme", limit=10)
+    """
+    from sutram_core.backends.sql.database import Database
+    from sutram_core.backends.sql.traces import SqlTraceStore
+
+    db = Database(url)
+    try:
+        yield SqlTraceStore(db)
+    finally:
+        db.close()

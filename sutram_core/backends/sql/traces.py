@@ -73,7 +73,7 @@ class SqlTraceStore:
                     c.checkpoint_ns == _sp.checkpoint_ns, c.parent_checkpoint_id == w.checkpoint_id,
                 ))
             )
-            .where(_sp.tenant_id == _bind("tenant"), _sp.run_id == _bind("run_id"), _sp.task_id.is_not(None))
+            .where(_sp.tenant_id == _bind("tenant"), _sp.run_id == _bind("run_id"), _sp.kind == SpanKind.NODE)
         )
 
     # -- writes ----------------------------------------------------------------------
@@ -157,7 +157,7 @@ class SqlTraceStore:
         params = {"tenant": tenant, "run_id": run_id}
         rows = yield Step(self._run_spans, params)
         out = [StoredSpan.from_row(r) for r in rows]
-        if any(s.task_id is not None for s in out):
+        if any(s.kind == SpanKind.NODE for s in out):
             links = dict((yield Step(self._links, params)))
             for s in out:
                 s.checkpoint_id = links.get(s.span_id)

@@ -1,0 +1,81 @@
+"""``sutram runs``, ``sutram trace`` and ``sutram audit verify`` on a real database."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from sutram_adapters.cli import main
+from sutram_adapters.langchain import SutramCallbackHandler
+from sutram_core.backends.sql.database import Database
+from sutram_core.backends.sql.schema import spans
+from sutram_core.traces import Tracer
+from tests.fake_models import EchoChatModel
+from tests.tracing_graphs import fan_out_graph
+
+
+@pytest.fixture
+def traced(db_url: str) -> str:
+    """Two runs of tenant acme: a fan-out graph run and a single model call."""
+    import asyncio
+
+    with Tracer.from_url(db_url) as tracer:
+        handler = SutramCallbackHandler(tracer=tracer, tenant="acme")
+        asyncio.run(fan_out_graph(EchoChatModel()).compile().ainvoke(
+            {"topics": ["a"], "notes": []}, {"callbacks": [handler], "metadata": {"thread_id": "t-7"}}))
+        EchoChatModel().invoke("hi", {"callbacks": [handler]})
+    return db_url
+
+
+def test_runs_json_lists_runs_with_totals(traced: str, capsys: Any) -> None:
+    assert main(["runs", "--url", traced, "--tenant", "acme", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in runs] == ["EchoChatModel", "LangGraph"]
+    graph = runs[1]
+    assert (graph["thread_id"], graph["status"], graph["spans"]) == ("t-7", "ok", 12)
+    assert graph["input_tokens"] > 0 and graph["cost_usd"] > 0 and graph["duration_ms"] > 0
+    assert main(["runs", "--url", traced, "--tenant", "acme", "--thread", "t-7", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1
+
+
+def test_runs_table_and_trace_tree_render(traced: str, capsys: Any) -> None:
+    assert main(["runs", "--url", traced, "--tenant", "acme"]) == 0
+    assert "LangGraph" in capsys.readouterr().out
+    run_id = Tracer.from_url(traced).store.runs("acme")[1].run_id
+    assert main(["trace", run_id, "--url", traced, "--tenant", "acme"]) == 0
+    out = capsys.readouterr().out
+    assert "research" in out and "tokens" in out and "12 spans" in out
+
+
+def test_trace_json_is_a_list_of_spans_with_parents_and_attributes(traced: str, capsys: Any) -> None:
+    run_id = Tracer.from_url(traced).store.runs("acme")[1].run_id
+    assert main(["trace", run_id, "--url", traced, "--tenant", "acme", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out) == 12
+    ids = {s["span_id"] for s in out}
+    assert all({"span_id", "parent_id", "name", "attributes"} <= s.keys() for s in out)
+    assert [s["name"] for s in out if s["parent_id"] is None] == ["LangGraph"]
+    assert all(s["parent_id"] in ids for s in out if s["parent_id"] is not None)
+    models = [s for s in out if s["attributes"].get("gen_ai.operation.name") == "chat"]
+    assert len(models) == 5 and all(m["attributes"]["gen_ai.usage.input_tokens"] > 0 for m in models)
+
+
+def test_trace_of_an_unknown_run_says_how_to_find_one(traced: str, capsys: Any) -> None:
+    assert main(["trace", "nope", "--url", traced, "--tenant", "acme"]) == 1
+    assert "sutram runs --tenant acme" in capsys.readouterr().err
+
+
+def test_audit_verify_passes_then_names_the_edited_row(traced: str, capsys: Any) -> None:
+    assert main(["audit", "verify", "--url", traced]) == 0
+    assert "tenant acme: ok (13 entries, 13 records)" in capsys.readouterr().out
+    db = Database(traced)
+    with db.engine.begin() as conn:
+        victim = conn.execute(sa.select(spans.c.span_id).where(spans.c.kind == "llm").limit(1)).scalar_one()
+        conn.execute(sa.update(spans).where(spans.c.span_id == victim).values(cost_usd=0.0))
+    db.close()
+    assert main(["audit", "verify", "--url", traced, "--tenant", "acme"]) == 1
+    out = capsys.readouterr().out
+    assert f"span {victim} was edited" in out

@@ -1,0 +1,73 @@
+"""OTLP export: a real OTLP/HTTP exchange with a local receiver that decodes the protobuf."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sutram_adapters.cli import main
+from sutram_adapters.langchain import SutramCallbackHandler
+from sutram_core.traces import OtlpExporter, Tracer
+from sutram_core.traces.otlp import span_id_of, trace_id_of
+from tests.fake_models import EchoChatModel
+from tests.otlp_receiver import OtlpReceiver
+from tests.tracing_graphs import fan_out_graph
+
+
+def _by_name(spans: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for s in spans:
+        out.setdefault(s["name"], []).append(s)
+    return out
+
+
+async def test_live_export_sends_names_parents_and_genai_attributes(db_url: str) -> None:
+    with OtlpReceiver() as receiver:
+        tracer = Tracer.from_url(db_url, exporters=[OtlpExporter(receiver.url)])
+        app = fan_out_graph(EchoChatModel()).compile()
+        await app.ainvoke({"topics": ["a", "b"], "notes": []},
+                          {"callbacks": [SutramCallbackHandler(tracer=tracer, tenant="acme")],
+                           "metadata": {"thread_id": "conv-1"}})
+        tracer.close()
+    (run,) = Tracer.from_url(db_url).store.runs("acme")
+    spans = receiver.spans
+    assert receiver.paths and set(receiver.paths) == {"/v1/traces"}
+    assert len(spans) == run.spans == 14
+    assert {s["trace_id"] for s in spans} == {f"{trace_id_of('acme', run.run_id):032x}"}
+    names = _by_name(spans)
+    (root,) = names["invoke_workflow LangGraph"]
+    assert root["parent_id"] is None and root["span_id"] == f"{span_id_of('acme', run.run_id):016x}"
+    assert root["attributes"]["gen_ai.operation.name"] == "invoke_workflow"
+    assert root["attributes"]["gen_ai.conversation.id"] == "conv-1"
+    assert root["resource"]["service.name"] == "sutram" and root["scope"] == "sutram"
+    ids = {s["span_id"]: s for s in spans}
+    models = names["chat gpt-4o-mini"]
+    assert len(models) == 6
+    for m in models:
+        parent = ids[m["parent_id"]]
+        assert parent["attributes"]["sutram.span.kind"] == "node"
+        assert ids[parent["parent_id"]] is root
+        a = m["attributes"]
+        assert a["gen_ai.provider.name"] == "echochatmodel"  # LangChain's ls_provider
+        assert a["gen_ai.request.model"] == "gpt-4o-mini"
+        assert a["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
+        assert a["gen_ai.usage.input_tokens"] > 0 and a["gen_ai.usage.output_tokens"] > 0
+        assert a["sutram.cost.usd"] > 0 and a["sutram.tenant.id"] == "acme"
+    assert all(s["end"] >= s["start"] > 0 for s in spans)
+
+
+def test_cli_exports_stored_runs(db_url: str, capsys: Any) -> None:
+    with Tracer.from_url(db_url) as tracer:
+        EchoChatModel().invoke("hi", {"callbacks": [SutramCallbackHandler(tracer=tracer)]})
+    with OtlpReceiver() as receiver:
+        assert main(["export", "--otlp", receiver.url, "--url", db_url]) == 0
+    assert [s["name"] for s in receiver.spans] == ["chat gpt-4o-mini"]
+    assert "exported 1 span" in capsys.readouterr().out
+
+
+def test_an_unreachable_collector_is_counted_not_raised(db_url: str) -> None:
+    exporter = OtlpExporter("http://127.0.0.1:9", timeout=0.5)
+    with Tracer.from_url(db_url, exporters=[exporter]) as tracer:
+        EchoChatModel().invoke("hi", {"callbacks": [SutramCallbackHandler(tracer=tracer)]})
+        tracer.flush()
+        assert exporter.failed == 1 and exporter.exported == 0
+        assert len(tracer.store.runs("default")) == 1  # the database write is unaffected
