@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/sutram demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sutram_core sutram_adapters tests bench integrations
+	$(VENV)/bin/ruff check sutram_core sutram_adapters tests bench integrations cookbook
 	$(VENV)/bin/mypy --strict sutram_core
 
 test: lint
@@ -35,7 +35,8 @@ bench: $(STAMP)
 	@state=$$(mktemp -d); \
 	trap '$(PY) integrations/postgres/testserver.py stop "$$state"' EXIT INT TERM; \
 	url=$$($(PY) integrations/postgres/testserver.py start "$$state") || exit 1; \
-	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/checkpointer.py $(BENCH_ARGS)
+	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/checkpointer.py $(BENCH_ARGS); \
+	$(PY) bench/tracing.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .sutram .pytest_cache .mypy_cache .ruff_cache .hypothesis

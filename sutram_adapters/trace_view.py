@@ -10,7 +10,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
 from sutram_core.traces import RunSummary, StoredSpan, span_tree
 
@@ -29,19 +28,18 @@ def _cost(value: float | None) -> str:
 
 def render_runs(runs: Sequence[RunSummary], console: Console) -> None:
     """A table of runs: id, name, thread, tenant, status, start, duration, tokens, cost."""
-    tenants = sorted({r.tenant_id for r in runs})
-    table = Table(title=f"runs of tenant {', '.join(tenants)}, newest first")
+    table = Table(title="runs, newest first")
     table.add_column("run", no_wrap=True)
-    for col in ("name", "thread", "status", "started (UTC)", "duration", "tokens in/out", "cost"):
+    for col in ("name", "thread", "tenant", "status", "started (UTC)", "duration", "tokens in/out", "cost"):
         table.add_column(col)
     for r in runs:
         started = datetime.fromtimestamp(r.start_ns / 1e9, timezone.utc).strftime("%m-%d %H:%M:%S")
         status = Text(r.status, style="red" if r.status == "error" else "green" if r.status == "ok" else "yellow")
-        table.add_row(r.run_id, r.name, r.thread_id or "-", status, started, _ms(r.duration_ms),
+        table.add_row(r.run_id, r.name, r.thread_id or "-", r.tenant_id, status, started, _ms(r.duration_ms),
                       f"{r.input_tokens}/{r.output_tokens}", _cost(r.cost_usd))
     # full run ids are what ``sutram trace`` takes: never squeeze them into ellipses
-    if console.width < 140:
-        console = Console(file=console.file, width=140, color_system=console.color_system, soft_wrap=True)
+    if console.width < 150:
+        console = Console(file=console.file, width=150, color_system=console.color_system, soft_wrap=True)
     console.print(table)
 
 
@@ -54,42 +52,61 @@ def runs_json(runs: Sequence[RunSummary]) -> str:
     } for r in runs], indent=2)
 
 
-def _label(span: StoredSpan) -> Text:
-    text = Text()
-    text.append(span.name, style="bold red" if span.status == "error" else "bold")
-    text.append(f"  {span.kind}", style="cyan")
-    text.append(f"  {_ms(span.duration_ms)}", style="dim")
+_ANSI = {"bold": "1", "bold red": "1;31", "red": "31", "cyan": "36", "dim": "2", "magenta": "35", "green": "32"}
+
+
+def _label(span: StoredSpan) -> list[tuple[str, str]]:
+    """One span's line as (text, style) pieces."""
+    parts = [(span.name, "bold red" if span.status == "error" else "bold"), (f"  {span.kind}", "cyan"),
+             (f"  {_ms(span.duration_ms)}", "dim")]
     if span.input_tokens is not None or span.output_tokens is not None:
-        text.append(f"  tokens {span.input_tokens or 0}/{span.output_tokens or 0}", style="magenta")
+        parts.append((f"  tokens {span.input_tokens or 0}/{span.output_tokens or 0}", "magenta"))
     if span.cost_usd:
-        text.append(f"  {_cost(span.cost_usd)}", style="magenta")
+        parts.append((f"  {_cost(span.cost_usd)}", "magenta"))
     if span.tool_call_id:
-        text.append(f"  call {span.tool_call_id}", style="dim")
+        parts.append((f"  call {span.tool_call_id}", "dim"))
     if span.step is not None and span.kind == "node":
-        text.append(f"  step {span.step}", style="dim")
+        parts.append((f"  step {span.step}", "dim"))
     if span.checkpoint_id:
-        text.append(f"  -> checkpoint {span.checkpoint_id}", style="green")
+        parts.append((f"  -> checkpoint {span.checkpoint_id}", "green"))
     if span.status == "error":
-        text.append(f"  {span.error_type}: {span.error_message or ''}", style="red")
-    return text
+        parts.append((f"  {span.error_type}: {span.error_message or ''}", "red"))
+    return parts
 
 
 def render_trace(spans: Sequence[StoredSpan], console: Console) -> None:
-    """The run as a tree, with durations, tokens, cost, errors and checkpoint links."""
-    roots = span_tree(spans)
+    """The run as a tree, with durations, tokens, cost, errors and checkpoint links.
+
+    Drawn as plain lines (with ANSI colours on a colour terminal) and written at once:
+    laying out 5,000 spans as rich renderables takes over a second.
+    """
+    colour = console.is_terminal and console.color_system is not None and not console.no_color
+
+    def line(prefix: str, parts: list[tuple[str, str]]) -> str:
+        if not colour:
+            return prefix + "".join(text for text, _ in parts)
+        body = "".join(f"\x1b[{_ANSI[style]}m{text}\x1b[0m" for text, style in parts)
+        return (f"\x1b[2m{prefix}\x1b[0m" if prefix else "") + body
+
+    out: list[str] = []
+    for root in span_tree(spans):
+        out.append(line("", _label(root)))
+        # iterative depth-first walk: deep traces do not hit the recursion limit
+        n = len(root.children)
+        stack = [(root.children[i], "", i == n - 1) for i in range(n - 1, -1, -1)]
+        while stack:
+            span, prefix, last = stack.pop()
+            out.append(line(prefix + ("└── " if last else "├── "), _label(span)))
+            child_prefix = prefix + ("    " if last else "│   ")
+            n = len(span.children)
+            stack.extend((span.children[i], child_prefix, i == n - 1) for i in range(n - 1, -1, -1))
     tokens_in = sum(s.input_tokens or 0 for s in spans)
     tokens_out = sum(s.output_tokens or 0 for s in spans)
     cost = sum(s.cost_usd or 0 for s in spans)
     errors = sum(s.status == "error" for s in spans)
-    for root in roots:
-        tree = Tree(_label(root))
-        stack: list[tuple[StoredSpan, Tree]] = [(root, tree)]
-        while stack:  # iterative: deep traces do not hit the recursion limit
-            span, branch = stack.pop()
-            for child in span.children:
-                stack.append((child, branch.add(_label(child))))
-        console.print(tree)
-    console.print(f"{len(spans)} spans, tokens {tokens_in}/{tokens_out}, cost {_cost(cost)}, errors {errors}")
+    out.append(f"{len(spans)} spans, tokens {tokens_in}/{tokens_out}, cost {_cost(cost)}, errors {errors}")
+    console.file.write("\n".join(out) + "\n")
+    console.file.flush()
 
 
 def spans_json(spans: Sequence[StoredSpan]) -> str:

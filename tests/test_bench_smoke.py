@@ -1,4 +1,4 @@
-"""The checkpointer benchmark still runs (a small smoke run; the figures are not asserted)."""
+"""The benchmarks still run (small smoke runs; the figures are not asserted)."""
 
 from __future__ import annotations
 
@@ -20,3 +20,15 @@ def test_checkpointer_benchmark_runs_and_prints_ratios(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())["sqlite"]
     assert {f["figure"].split(",")[0] for f in figures} >= {"graph workload", "raw put+put_writes", "bytes on disk after all workloads (MiB)"}
     assert all(f["sutram"] > 0 and f["peer"] > 0 for f in figures)
+
+
+def test_tracing_benchmark_runs_and_prints_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "tracing.json"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.run([sys.executable, "bench/tracing.py", "--smoke", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Sutram/peer" in proc.stdout and "sutram trace on a" in proc.stdout
+    figures = json.loads(out.read_text())
+    assert figures["spans_per_invocation"] == 21
+    assert {"langfuse", "langsmith", "sutram"} <= figures["sync_added_us_per_span"].keys()

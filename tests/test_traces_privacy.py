@@ -11,8 +11,8 @@ from sutram_core.errors import ConfigurationError
 from sutram_core.traces import PriceTable, Redactor, Span, SpanKind, Tracer, mask_secrets
 
 
-def _stored(tmp_path: Path, **options: object) -> tuple[str | None, str | None, str | None]:
-    with Tracer.from_url(f"sqlite:///{tmp_path / 'p.db'}", **options) as tracer:  # type: ignore[arg-type]
+def _stored(db_url: str, **options: object) -> tuple[str | None, str | None, str | None]:
+    with Tracer.from_url(db_url, **options) as tracer:  # type: ignore[arg-type]
         span = Span("s", "s", None, "chat", SpanKind.LLM, "acme", inputs={"prompt": "mail ann@example.com"})
         span.finish(error=RuntimeError("key sk-proj-AAAAAAAAAAAAAAAAAAAAAAAA rejected"))
         tracer.end(span)
@@ -31,23 +31,23 @@ def test_the_masker_hides_api_keys_tokens_and_emails() -> None:
     assert mask_secrets("plain words, no secrets @ all") == "plain words, no secrets @ all"
 
 
-def test_content_is_masked_by_default(tmp_path: Path) -> None:
-    inputs, outputs, error = _stored(tmp_path)
-    assert inputs == '{"prompt": "mail [REDACTED:email]"}'
+def test_content_is_masked_by_default(db_url: str) -> None:
+    inputs, outputs, error = _stored(db_url)
+    assert inputs == '{"prompt":"mail [REDACTED:email]"}'
     assert outputs is None  # an error span keeps no outputs
     assert error == "key [REDACTED:api_key] rejected"
 
 
-def test_trace_content_false_keeps_metadata_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trace_content_false_keeps_metadata_only(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUTRAM_TRACE_CONTENT", "false")
-    assert _stored(tmp_path) == (None, None, None)
+    assert _stored(db_url) == (None, None, None)
 
 
-def test_the_redaction_hook_runs_before_anything_is_stored(tmp_path: Path) -> None:
+def test_the_redaction_hook_runs_before_anything_is_stored(db_url: str) -> None:
     def hook(value: object) -> object:
         return "[hidden by policy]"
 
-    inputs, _, error = _stored(tmp_path, redact=hook)
+    inputs, _, error = _stored(db_url, redact=hook)
     assert inputs == '"[hidden by policy]"' and error == "[hidden by policy]"
 
 
@@ -89,3 +89,9 @@ def test_users_extend_the_price_table(tmp_path: Path, monkeypatch: pytest.Monkey
         prices.register("x", input=-1, output=0)
     with pytest.raises(ConfigurationError, match="price table"):
         PriceTable.from_json('{"models": {"x": {"input": "free"}}}')
+
+
+def test_masking_keeps_escapes_and_non_ascii_intact() -> None:
+    text = Redactor().text({"note": "hello\nbob@example.com — café", "n": 3})
+    assert text is not None
+    assert json.loads(text) == {"note": "hello\n[REDACTED:email] — café", "n": 3}

@@ -302,3 +302,23 @@ def test_a_handler_holds_no_spans_between_invocations(tracer: Tracer) -> None:
     assert handler.open_spans == 0
     tracer.flush()
     assert len(tracer.store.runs("default", limit=100)) == 20
+
+
+def test_a_completion_llm_is_a_text_completion_span(tracer: Tracer) -> None:
+    from langchain_core.language_models import FakeListLLM
+
+    assert FakeListLLM(responses=["done"]).invoke("go", {"callbacks": [SutramCallbackHandler(tracer=tracer)]}) == "done"
+    span = _only_run(tracer)
+    assert (span.kind, span.operation, span.parent_id) == ("llm", "text_completion", None)
+    assert span.inputs == '["go"]'
+
+
+def test_content_off_keeps_no_inputs_in_the_handler_either(db_url: str) -> None:
+    handler = SutramCallbackHandler(db_url, content=False)
+    _one_node_graph(EchoChatModel()).compile().invoke({"text": "secret plan"}, {"callbacks": [handler]})
+    handler.close()
+    with Tracer.from_url(db_url) as reader:
+        run = reader.store.runs("default")[0]
+        spans = reader.store.run_spans("default", run.run_id)
+    assert len(spans) == 3 and all(s.inputs is None and s.outputs is None for s in spans)
+    assert sum(s.input_tokens or 0 for s in spans) == 5  # metadata is kept

@@ -136,11 +136,14 @@ def run_demo(url: str | None = None, console: Console | None = None) -> dict[str
         title="resumed"))
     with open_trace_store(url) as store:
         traced = store.runs(DEFAULT_TENANT, thread_id=thread_id)
+        spans = store.run_spans(DEFAULT_TENANT, traced[0].run_id) if traced else []
+    if traced:
         render_runs(traced, console)
         console.print("The killed worker's run stays [yellow]running[/]: it never ended. "
                       "The resumed run's trace:")
-        spans = store.run_spans(DEFAULT_TENANT, traced[0].run_id)
         render_trace(spans, console)
+    else:
+        console.print("[red]No trace was recorded[/]: see the errors logged above.")
     return {"thread_id": thread_id, "completed_before": len(completed_before), "repeated": len(repeated),
             "answer": answer, "checkpoints": len(history), "killed_pid": killed_pid,
             "llm_calls": len(llm_calls), "llm_calls_in_flight": in_flight,

@@ -126,9 +126,10 @@ class SutramCallbackHandler(BaseCallbackHandler):
             self.tracer = shared_tracer(url)
         self._content = self.tracer.keeps_content
         self._include_hidden = include_hidden
-        self._open: dict[UUID, Span] = {}
-        self._hidden: dict[UUID, Span | None] = {}  # a hidden run -> the span its children attach to
-        self._streamed: dict[UUID, dict[str, Any]] = {}  # usage reported by streamed chunks
+        # keyed by ``run_id.int``: hashing an int costs a fraction of hashing a UUID
+        self._open: dict[int, Span] = {}
+        self._hidden: dict[int, Span | None] = {}  # a hidden run -> the span its children attach to
+        self._streamed: dict[int, dict[str, Any]] = {}  # usage reported by streamed chunks
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -160,26 +161,25 @@ class SutramCallbackHandler(BaseCallbackHandler):
     ) -> Span | None:
         parent: Span | None = None
         if parent_run_id is not None:
-            parent = self._open.get(parent_run_id)
+            parent = self._open.get(parent_run_id.int)
             if parent is None:
-                parent = self._hidden.get(parent_run_id)
+                parent = self._hidden.get(parent_run_id.int)
         attempt = 0
         if tags:
             if _HIDDEN in tags and not self._include_hidden:
-                self._hidden[run_id] = parent
+                self._hidden[run_id.int] = parent
                 return None
             attempt = _retry_attempt(tags)
         md = metadata or {}
-        sid = str(run_id)
         if parent is None:
             tenant = self.tenant or self._tenant_of(md)
-            span = Span(sid, sid, None, name, kind, tenant, operation=operation or "invoke_workflow",
+            span = Span(run_id, run_id, None, name, kind, tenant, operation=operation or "invoke_workflow",
                         thread_id=_str_or_none(md.get("thread_id")),
                         inputs=inputs if self._content else None)
             if kind == SpanKind.CHAIN:
                 span.kind = SpanKind.WORKFLOW
         else:
-            span = Span(sid, parent.run_id, parent.span_id, name, kind, parent.tenant_id, operation=operation,
+            span = Span(run_id, parent.run_id, parent.span_id, name, kind, parent.tenant_id, operation=operation,
                         thread_id=parent.thread_id or _str_or_none(md.get("thread_id")),
                         inputs=inputs if self._content else None)
         node = md.get("langgraph_node")
@@ -199,8 +199,9 @@ class SutramCallbackHandler(BaseCallbackHandler):
             span.attributes["sutram.retry.attempt"] = attempt
             if parent is not None and attempt > 1:
                 parent.attributes["sutram.retries"] = attempt - 1
-        self._open[run_id] = span
-        self.tracer.start(span)
+        self._open[run_id.int] = span
+        if parent is None:
+            self.tracer.start(span)
         return span
 
     def _tenant_of(self, md: dict[str, Any]) -> str:
@@ -214,15 +215,15 @@ class SutramCallbackHandler(BaseCallbackHandler):
             return DEFAULT_TENANT
 
     def _end(self, run_id: UUID, outputs: Any = None, error: BaseException | None = None) -> Span | None:
-        span = self._open.pop(run_id, None)
+        span = self._open.pop(run_id.int, None)
         if span is None:
-            self._hidden.pop(run_id, None)
+            self._hidden.pop(run_id.int, None)
             return None
         if error is not None and _is_control_flow(error):
             span.attributes["sutram.interrupted"] = type(error).__name__
             error = None
         if error is not None and "sutram.retry.attempt" in span.attributes and span.parent_id is not None:
-            parent = self._open.get(UUID(span.parent_id))
+            parent = self._open.get(span.parent_id.int)  # type: ignore[union-attr]
             if parent is not None:
                 parent.attributes["sutram.retry.last_error"] = f"{type(error).__name__}: {error}"
         span.finish(outputs if self._content else None, error)
@@ -301,12 +302,12 @@ class SutramCallbackHandler(BaseCallbackHandler):
         message = getattr(chunk, "message", None)
         usage = getattr(message, "usage_metadata", None) if message is not None else None
         if usage:
-            self._streamed[run_id] = _add_usage(self._streamed.get(run_id), usage)
+            self._streamed[run_id.int] = _add_usage(self._streamed.get(run_id.int), usage)
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """A model call ended: tokens, response model, cost."""
-        streamed = self._streamed.pop(run_id, None)
-        span = self._open.get(run_id)
+        streamed = self._streamed.pop(run_id.int, None)
+        span = self._open.get(run_id.int)
         if span is not None:
             usage, model = _usage_of(response)
             usage = usage or streamed
@@ -323,7 +324,7 @@ class SutramCallbackHandler(BaseCallbackHandler):
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """A model call raised."""
-        self._streamed.pop(run_id, None)
+        self._streamed.pop(run_id.int, None)
         self._end(run_id, error=error)
 
     # -- tools and retrievers --------------------------------------------------------
@@ -343,7 +344,7 @@ class SutramCallbackHandler(BaseCallbackHandler):
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """A tool call ended."""
-        span = self._open.get(run_id)
+        span = self._open.get(run_id.int)
         if span is not None and span.tool_call_id is None:
             span.tool_call_id = getattr(output, "tool_call_id", None)
         self._end(run_id, output)
@@ -362,7 +363,7 @@ class SutramCallbackHandler(BaseCallbackHandler):
 
     def on_retriever_end(self, documents: Sequence[Any], *, run_id: UUID, **kwargs: Any) -> None:
         """A retrieval ended."""
-        span = self._open.get(run_id)
+        span = self._open.get(run_id.int)
         if span is not None:
             span.attributes["sutram.retrieval.documents"] = len(documents)
         self._end(run_id, documents)
@@ -374,7 +375,7 @@ class SutramCallbackHandler(BaseCallbackHandler):
     def on_retry(self, retry_state: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """A model client reported a retry (LangChain's RunnableRetry is counted from its
         ``retry:attempt:N`` child runs instead)."""
-        span = self._open.get(run_id)
+        span = self._open.get(run_id.int)
         if span is None:
             return
         span.attributes["sutram.retries"] = span.attributes.get("sutram.retries", 0) + 1

@@ -12,7 +12,7 @@ exporter:
 4. The JSON text is capped at ``max_chars``; a longer value is cut and marked.
 
 >>> Redactor().text({"key": "sk-proj-abcdefghijklmnopqrstuvwx", "to": "ann@example.com"})
-'{"key": "[REDACTED:api_key]", "to": "[REDACTED:email]"}'
+'{"key":"[REDACTED:api_key]","to":"[REDACTED:email]"}'
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import orjson
 
 from sutram_core.errors import ConfigurationError
 
@@ -45,12 +47,25 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+# Substring tests (fast, in C) that every match of each pattern contains: most texts
+# contain none of them, and then no regular expression runs at all.
+_HINTS: dict[str, tuple[str, ...]] = {
+    "api_key": ("sk-", "AKIA", "AIza", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "pk-lf-", "lsv2_"),
+    "bearer": ("earer", "EARER"),
+    "email": ("@",),
+}
+
+
+_ANY_HINT = re.compile("|".join(re.escape(h) for hints in _HINTS.values() for h in hints))
+
+
 def mask_secrets(text: str) -> str:
     """Replace API keys, bearer tokens and e-mail addresses in ``text``."""
+    if _ANY_HINT.search(text) is None:
+        return text
     for kind, pattern in _PATTERNS:
-        if kind == "email" and "@" not in text:
-            continue
-        text = pattern.sub(f"[REDACTED:{kind}]", text)
+        if any(hint in text for hint in _HINTS[kind]):
+            text = pattern.sub(f"[REDACTED:{kind}]", text)
     return text
 
 
@@ -92,6 +107,39 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
     return f"<{type(value).__qualname__}>"
 
 
+def _message(value: Any) -> dict[str, Any] | None:
+    """A chat message (LangChain or LlamaIndex) as the compact dict a trace shows."""
+    kind = getattr(value, "type", None) or getattr(value, "role", None)
+    if not isinstance(kind, str) or not hasattr(value, "content"):
+        return None
+    out: dict[str, Any] = {"type": kind, "content": value.content}
+    for extra in ("name", "tool_calls", "tool_call_id"):
+        field = getattr(value, extra, None)
+        if field:
+            out[extra] = field
+    return out
+
+
+def _default(value: Any) -> Any:
+    """orjson's fallback for what it cannot serialize natively."""
+    message = _message(value)
+    if message is not None:
+        return message
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist):
+        return tolist()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, BaseException):
+        return f"{type(value).__qualname__}: {value}"
+    return f"<{type(value).__qualname__}>"
+
+
 def _mask_tree(value: Any) -> Any:
     if isinstance(value, str):
         return mask_secrets(value)
@@ -100,6 +148,16 @@ def _mask_tree(value: Any) -> Any:
     if isinstance(value, list):
         return [_mask_tree(v) for v in value]
     return value
+
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=_default, option=_OPTIONS).decode()
+    except (TypeError, orjson.JSONEncodeError):  # too deep, or a model that cannot dump itself
+        return json.dumps(to_jsonable(value), ensure_ascii=False, default=str)
 
 
 class Redactor:
@@ -124,15 +182,16 @@ class Redactor:
         """The JSON text stored for ``value``, or None when content is not kept."""
         if not self.content or value is None:
             return None
-        data = to_jsonable(value)
         if self.redact is not None:
-            data = self.redact(data)
-        if self.mask:
-            data = _mask_tree(data)
-        out = json.dumps(data, ensure_ascii=False, default=str)
+            value = self.redact(to_jsonable(value))
+        out = _dumps(value)
+        if self.mask and mask_secrets(out) != out:
+            # found something: mask string by string (masking the JSON text itself could
+            # cut an escape sequence such as the "\\n" in front of an address)
+            out = _dumps(_mask_tree(to_jsonable(value)))
         if len(out) > self.max_chars:
             cut = len(out) - self.max_chars
-            out = json.dumps({"truncated": out[: self.max_chars], "omitted_chars": cut}, ensure_ascii=False)
+            out = _dumps({"truncated": out[: self.max_chars], "omitted_chars": cut})
         return out
 
     def message(self, message: str | None) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from uuid import UUID
 
 __all__ = [
     "GENAI_COLUMNS",
@@ -83,8 +84,8 @@ GENAI_COLUMNS: dict[str, str] = {
 class Span:
     """One span while it is being recorded.
 
-    Built cheaply on the caller's thread: ``inputs`` and ``outputs`` keep references to
-    the framework's objects and are turned into JSON (redacted, size-capped) by the
+    Built cheaply on the caller's thread: ids may be UUIDs (the writer turns them into
+    strings), and ``inputs`` and ``outputs`` keep references to the framework's objects and are turned into JSON (redacted, size-capped) by the
     tracer's writer thread. The values recorded for a run are therefore assumed not to be
     mutated after the span ends, as LangGraph and LlamaIndex state is not.
     """
@@ -99,9 +100,9 @@ class Span:
 
     def __init__(
         self,
-        span_id: str,
-        run_id: str,
-        parent_id: str | None,
+        span_id: str | UUID,
+        run_id: str | UUID,
+        parent_id: str | UUID | None,
         name: str,
         kind: str,
         tenant_id: str,

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
+from uuid import UUID
+
+import orjson
 
 from sutram_core.config import DatabaseURL, parse_url
 from sutram_core.traces.pricing import PriceTable
@@ -138,14 +140,16 @@ class Tracer:
 
     def _write_batch(self, batch: list[Span | _Started]) -> None:
         rows: dict[tuple[str, str], dict[str, Any]] = {}
+        ids = _IdText()
         for item in batch:
             if isinstance(item, _Started):
                 if item.span.end_ns is not None:
                     continue  # it ended already: its final row is queued behind this marker
-                key = (item.span.tenant_id, item.span.span_id)
-                rows.setdefault(key, self._row(item.span, running=True))
+                row = self._row(item.span, True, ids)
+                rows.setdefault((row["tenant_id"], row["span_id"]), row)
             else:
-                rows[(item.tenant_id, item.span_id)] = self._row(item, running=False)
+                row = self._row(item, False, ids)
+                rows[(row["tenant_id"], row["span_id"])] = row
         if not rows:
             return
         self.store.write_spans(list(rows.values()))
@@ -155,7 +159,7 @@ class Tracer:
             for exporter in self.exporters:
                 exporter.export(finished)
 
-    def _row(self, span: Span, running: bool) -> dict[str, Any]:
+    def _row(self, span: Span, running: bool, ids: _IdText) -> dict[str, Any]:
         red = self.redactor
         cost = span.cost_usd
         if cost is None and span.kind in (SpanKind.LLM, SpanKind.EMBEDDING):
@@ -165,14 +169,14 @@ class Tracer:
                 cache_read_tokens=span.cache_read_tokens,
             )
         attributes = span.attributes
-        attrs_text = json.dumps(attributes, default=str, ensure_ascii=False) if attributes else "{}"
+        attrs_text = orjson.dumps(attributes, default=str).decode() if attributes else "{}"
         if red.mask and attributes:
             attrs_text = mask_secrets(attrs_text)
         return {
             "tenant_id": span.tenant_id,
-            "span_id": span.span_id,
-            "run_id": span.run_id,
-            "parent_id": span.parent_id,
+            "span_id": ids(span.span_id),
+            "run_id": ids(span.run_id),
+            "parent_id": None if span.parent_id is None else ids(span.parent_id),
             "name": span.name,
             "kind": span.kind,
             "operation": span.operation,
@@ -198,6 +202,25 @@ class Tracer:
             "outputs": None if running else red.text(span.outputs),
             "attributes": attrs_text,
         }
+
+
+class _IdText:
+    """Span ids as text, each UUID formatted once per batch (a run's id and a parent's
+    id recur on many rows, and formatting a UUID costs about a microsecond)."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[int, str] = {}
+
+    def __call__(self, value: str | UUID) -> str:
+        if isinstance(value, str):
+            return value
+        key = value.int
+        text = self._seen.get(key)
+        if text is None:
+            text = self._seen[key] = str(value)
+        return text
 
 
 _SHARED: dict[str, Tracer] = {}

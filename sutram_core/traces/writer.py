@@ -86,7 +86,7 @@ class BackgroundWriter(Generic[T]):
                 return
         queue.append(item)
         self.stats.submitted += 1
-        if len(queue) >= self._batch:
+        if len(queue) >= self._batch and not self._wake.is_set():
             self._wake.set()
 
     def _room_for_one(self) -> bool:

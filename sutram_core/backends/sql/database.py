@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -82,7 +83,12 @@ class Prepared:
         try:
             names = self.names
             if isinstance(params, list):
-                rows = [tuple(p[n] for n in names) for p in params] if names is not None else params
+                if names is None:
+                    rows: Any = params
+                elif len(names) == 1:
+                    rows = [(p[names[0]],) for p in params]
+                else:
+                    rows = list(map(itemgetter(*names), params))
                 cursor.executemany(self.sql, rows)
                 return cursor.rowcount
             args: Any = (tuple(params[n] for n in names) if names is not None else params) if params else ()

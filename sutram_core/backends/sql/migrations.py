@@ -49,9 +49,7 @@ def _v2_tombstones_and_run_index(conn: Connection) -> None:
 
 
 def _v3_traces_and_audit(conn: Connection) -> None:
-    _create_table(
-        conn, schema.spans, (schema.span_run_index, schema.span_thread_index, schema.span_start_index)
-    )
+    _create_table(conn, schema.spans, (schema.span_start_index, schema.span_thread_index))
     _create_table(conn, schema.audit_log)
 
 

@@ -28,7 +28,6 @@ __all__ = [
     "metadata",
     "run_index",
     "schema_version",
-    "span_run_index",
     "span_start_index",
     "span_thread_index",
     "spans",
@@ -127,8 +126,9 @@ spans = Table(
     "sutram_spans",
     metadata,
     Column("tenant_id", String, primary_key=True),
+    # run first: a run's spans are one range of the primary key, and no second index is kept
+    Column("run_id", String, primary_key=True),
     Column("span_id", String, primary_key=True),
-    Column("run_id", String, nullable=False),
     Column("parent_id", String, nullable=True),
     Column("name", String, nullable=False),
     Column("kind", String(16), nullable=False),
@@ -156,22 +156,26 @@ spans = Table(
     Column("attributes", Text, nullable=False),
 )
 
-span_run_index = Index("ix_sutram_spans_run", spans.c.tenant_id, spans.c.run_id)
-span_thread_index = Index("ix_sutram_spans_thread", spans.c.tenant_id, spans.c.thread_id, spans.c.start_ns)
-# Runs are root spans: the runs list reads this index newest first.
-span_start_index = Index("ix_sutram_spans_roots", spans.c.tenant_id, spans.c.parent_id, spans.c.start_ns)
+# Runs are root spans. Two partial indexes cover the runs list (of a tenant, of a thread),
+# newest first; a child span pays for neither.
+_ROOTS = spans.c.parent_id.is_(None)
+span_start_index = Index(
+    "ix_sutram_spans_roots", spans.c.tenant_id, spans.c.start_ns, sqlite_where=_ROOTS, postgresql_where=_ROOTS
+)
+span_thread_index = Index(
+    "ix_sutram_spans_thread_roots", spans.c.tenant_id, spans.c.thread_id, spans.c.start_ns,
+    sqlite_where=_ROOTS, postgresql_where=_ROOTS,
+)
 
-# Added in schema version 3: the audit log, an append-only hash chain per tenant. Entry
-# ``seq`` records the digest of one finished span (a run is its root span) and
-# ``hash = sha256(prev_hash || digest || record id)``; ``sutram audit verify`` recomputes it.
+# Added in schema version 3: the audit log, an append-only hash chain per tenant. Each
+# entry covers one written batch: ``records`` is the JSON list of [span id, row digest]
+# and ``hash = sha256(prev_hash | sha256(records))``; ``sutram audit verify`` recomputes it.
 audit_log = Table(
     "sutram_audit_log",
     metadata,
     Column("tenant_id", String, primary_key=True),
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("record_type", String(16), nullable=False),
-    Column("record_id", String, nullable=False),
-    Column("digest", String(64), nullable=False),
+    Column("records", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Column("recorded_at_ns", BigInteger, nullable=False),

@@ -23,6 +23,7 @@ from sutram_core.traces.audit import (
     AuditEntry,
     AuditReport,
     chain_hash,
+    encode_records,
     row_digest,
     verify_chain,
 )
@@ -49,8 +50,8 @@ class SqlTraceStore:
         insert = postgresql.insert if db.backend == "postgresql" else sqlite.insert
         stmt = insert(spans)
         self._upsert = db.prepare(stmt.on_conflict_do_update(
-            index_elements=[_sp.tenant_id, _sp.span_id],
-            set_={c: stmt.excluded[c] for c in SPAN_COLUMNS if c not in ("tenant_id", "span_id")},
+            index_elements=[_sp.tenant_id, _sp.run_id, _sp.span_id],
+            set_={c: stmt.excluded[c] for c in SPAN_COLUMNS if c not in ("tenant_id", "run_id", "span_id")},
         ))
         self._insert_audit = db.prepare(audit_log.insert())
         self._last_entry = db.prepare(
@@ -96,18 +97,11 @@ class SqlTraceStore:
         for tenant, done in finished.items():
             last = yield Step(self._last_entry, {"tenant": tenant})
             seq, prev = (int(last[0][0]), str(last[0][1])) if last else (0, GENESIS)
-            entries = []
-            for row in done:
-                seq += 1
-                digest = row_digest(row)
-                h = chain_hash(prev, digest, row["span_id"])
-                entries.append({
-                    "tenant_id": tenant, "seq": seq, "record_type": "run" if row["parent_id"] is None else "span",
-                    "record_id": row["span_id"], "digest": digest, "prev_hash": prev, "hash": h,
-                    "recorded_at_ns": now,
-                })
-                prev = h
-            yield Step(self._insert_audit, entries)
+            records = encode_records([(r["span_id"], row_digest([r[c] for c in SPAN_COLUMNS])) for r in done])
+            yield Step(self._insert_audit, {
+                "tenant_id": tenant, "seq": seq + 1, "records": records, "prev_hash": prev,
+                "hash": chain_hash(prev, records), "recorded_at_ns": now,
+            })
 
     # -- queries ---------------------------------------------------------------------
 
@@ -204,11 +198,10 @@ class SqlTraceStore:
 
     def _verify_plan(self, tenant: str) -> Plan[AuditReport]:
         entries = yield Step(
-            select(_au.seq, _au.record_type, _au.record_id, _au.digest, _au.prev_hash, _au.hash)
-            .where(_au.tenant_id == tenant).order_by(_au.seq)
+            select(_au.seq, _au.records, _au.prev_hash, _au.hash).where(_au.tenant_id == tenant).order_by(_au.seq)
         )
         rows = yield Step(select(*_SPAN_COLS).where(_sp.tenant_id == tenant, _sp.status != SpanStatus.RUNNING))
-        by_id = {r[1]: dict(zip(SPAN_COLUMNS, r, strict=True)) for r in rows}
+        by_id = {r[1]: tuple(r) for r in rows}
         return verify_chain(tenant, (AuditEntry(int(e[0]), *e[1:]) for e in entries), by_id)
 
     def audit_tenants(self) -> list[str]:

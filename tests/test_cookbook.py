@@ -1,0 +1,53 @@
+"""Every cookbook recipe runs (offline, fake models) and leaves its traces in the database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sutram_core.traces import open_trace_store
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted(p.name for p in (ROOT / "cookbook").glob("*.py") if not p.name.startswith("_"))
+
+
+def _run(recipe: str, tmp_path: Path) -> tuple[str, str]:
+    url = f"sqlite:///{tmp_path / 'cookbook.db'}"
+    env = {**os.environ, "SUTRAM_URL": url, "PYTHONPATH": str(ROOT)}
+    env.pop("OPENAI_API_KEY", None)
+    proc = subprocess.run([sys.executable, str(ROOT / "cookbook" / recipe)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    return url, proc.stdout
+
+
+def test_every_recipe_is_listed_in_the_cookbook_readme() -> None:
+    readme = (ROOT / "cookbook" / "README.md").read_text()
+    assert RECIPES and all(f"`{r}`" in readme for r in RECIPES)
+
+
+def test_trace_existing_chain(tmp_path: Path) -> None:
+    url, out = _run("trace_existing_chain.py", tmp_path)
+    assert "(fake model)" in out and "espresso grinder" in out
+    with open_trace_store(url) as store:
+        runs = store.runs("default")
+        assert [r.name for r in runs] == ["LangGraph", "RunnableSequence"]
+        assert all(r.status == "ok" and r.input_tokens > 0 for r in runs)
+        assert runs[0].thread_id == "cookbook-agent"
+        kinds = {s.kind for s in store.run_spans("default", runs[0].run_id)}
+        assert {"workflow", "node", "llm", "tool"} <= kinds
+
+
+@pytest.mark.parametrize("recipe", ["llamaindex_tracing.py"])
+def test_llamaindex_tracing(recipe: str, tmp_path: Path) -> None:
+    url, out = _run(recipe, tmp_path)
+    assert "FunctionAgent.run" in out and "tokens" in out
+    with open_trace_store(url) as store:
+        (run,) = store.runs("acme")
+        spans = store.run_spans("acme", run.run_id)
+        assert run.thread_id == "cookbook-llamaindex"
+        assert sum(s.kind == "llm" for s in spans) == 2 and sum(s.kind == "tool" for s in spans) == 1
