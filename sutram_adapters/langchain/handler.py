@@ -172,6 +172,11 @@ class SutramCallbackHandler(BaseCallbackHandler):
             attempt = _retry_attempt(tags)
         md = metadata or {}
         if parent is None:
+            if run_id.int in self._open:
+                # langfuse 3491: the same config run_id passed to concurrent invocations.
+                # Their events cannot be told apart by any handler; say so once per run.
+                log.warning("sutram: run id %s is already running; give each invocation its own run_id "
+                            "(the spans of both invocations will mix)", run_id)
             tenant = self.tenant or self._tenant_of(md)
             span = Span(run_id, run_id, None, name, kind, tenant, operation=operation or "invoke_workflow",
                         thread_id=_str_or_none(md.get("thread_id")),

@@ -42,6 +42,7 @@ class WriterStats:
     blocked: int = 0  # times a caller waited for room (policy "block")
     failed: int = 0  # items in batches whose ``handle`` kept failing
     batches: int = 0
+    busy_seconds: float = 0.0  # CPU time the writer thread spent in ``handle``
 
 
 class BackgroundWriter(Generic[T]):
@@ -143,6 +144,13 @@ class BackgroundWriter(Generic[T]):
                     self._room.notify_all()
 
     def _deliver(self, batch: list[T]) -> None:
+        started = time.thread_time()
+        try:
+            self._deliver_with_retries(batch)
+        finally:
+            self.stats.busy_seconds += time.thread_time() - started
+
+    def _deliver_with_retries(self, batch: list[T]) -> None:
         delay = 0.05
         for attempt in range(self._retries + 1):
             try:
