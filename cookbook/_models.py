@@ -4,7 +4,6 @@ that answers offline and reports token usage like a provider does."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -57,41 +56,6 @@ def llama_index_llm() -> Any:
 
 
 def _fake_llama_index_llm() -> Any:
-    from llama_index.core.base.llms.types import (
-        ChatMessage,
-        ChatResponse,
-        ChatResponseAsyncGen,
-        LLMMetadata,
-    )
-    from llama_index.core.llms.callbacks import llm_chat_callback
-    from llama_index.core.llms.mock import MockFunctionCallingLLM
+    from sutram_adapters.demo.fake_llama_index import UsageFunctionCallingLLM
 
-    def usage(messages: Sequence[ChatMessage], reply: ChatMessage) -> dict[str, Any]:
-        prompt = sum(len(str(m.content or "").split()) for m in messages)
-        return {"usage": {"prompt_tokens": prompt, "completion_tokens": len(str(reply.content or "").split())},
-                "model": "gpt-4o-mini-2024-07-18"}
-
-    class FakeFunctionCallingLLM(MockFunctionCallingLLM):
-        @property
-        def metadata(self) -> LLMMetadata:
-            return LLMMetadata(is_function_calling_model=True, model_name="gpt-4o-mini")
-
-        @llm_chat_callback()
-        def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-            reply = self._get_response_generator()(messages, **kwargs)
-            return ChatResponse(message=reply, raw=usage(messages, reply))
-
-        @llm_chat_callback()
-        async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-            return self.chat(messages, **kwargs)
-
-        @llm_chat_callback()
-        async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-            reply = self._get_response_generator()(messages, **kwargs)
-
-            async def gen() -> AsyncGenerator[ChatResponse, None]:
-                yield ChatResponse(message=reply, delta=str(reply.content or ""), raw=usage(messages, reply))
-
-            return gen()
-
-    return FakeFunctionCallingLLM()
+    return UsageFunctionCallingLLM()

@@ -322,3 +322,18 @@ def test_content_off_keeps_no_inputs_in_the_handler_either(db_url: str) -> None:
         spans = reader.store.run_spans("default", run.run_id)
     assert len(spans) == 3 and all(s.inputs is None and s.outputs is None for s in spans)
     assert sum(s.input_tokens or 0 for s in spans) == 5  # metadata is kept
+
+
+def test_a_child_that_never_ends_is_recorded_as_unfinished_when_its_run_ends(tracer: Tracer) -> None:
+    from uuid import uuid4
+
+    handler = SutramCallbackHandler(tracer=tracer)
+    root, child = uuid4(), uuid4()
+    handler.on_chain_start({}, {"q": 1}, run_id=root, name="graph")
+    handler.on_chat_model_start({}, [[HumanMessage("hi")]], run_id=child, parent_run_id=root, name="model")
+    handler.on_chain_end({"a": 1}, run_id=root)  # the stream was abandoned: the model never ended
+    assert handler.open_spans == 0
+    run = _only_run(tracer)
+    (model,) = run.children
+    assert (run.status, model.status, model.error_type) == ("ok", "error", "SpanNotEnded")
+    assert model.attributes["sutram.unfinished"] is True

@@ -238,14 +238,10 @@ class SutramCallbackHandler(BaseCallbackHandler):
         return span
 
     def _close_leftovers(self, root: Span) -> None:
-        # A run can end with children that never reported their end (an abandoned stream):
-        # record them as unfinished rather than keeping them in memory forever.
         for rid, span in list(self._open.items()):
             if span.run_id == root.run_id:
                 self._open.pop(rid, None)
-                span.attributes["sutram.unfinished"] = True
-                span.finish(None, RuntimeError("the run ended before this span reported its end"))
-                span.error_type = "SpanNotEnded"
+                span.abandon()
                 self.tracer.end(span)
         for rid, parent in list(self._hidden.items()):
             if parent is not None and parent.run_id == root.run_id:

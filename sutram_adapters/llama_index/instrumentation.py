@@ -121,9 +121,7 @@ class _State:
             for sid, span in list(table.items()):
                 if span.run_id == root.run_id:
                     table.pop(sid, None)
-                    span.attributes["sutram.unfinished"] = True
-                    span.finish(None, RuntimeError("the run ended before this span reported its end"))
-                    span.error_type = "SpanNotEnded"
+                    span.abandon()
                     self.tracer.end(span)
 
 

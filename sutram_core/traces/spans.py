@@ -152,6 +152,13 @@ class Span:
             self.error_type = type(error).__qualname__
             self.error_message = str(error)
 
+    def abandon(self) -> None:
+        """End the span as unfinished: its run ended before it reported its own end (an
+        abandoned stream, a lost callback). Recorded rather than kept in memory forever."""
+        self.attributes["sutram.unfinished"] = True
+        self.finish(None, RuntimeError("the run ended before this span reported its end"))
+        self.error_type = "SpanNotEnded"
+
     @property
     def is_root(self) -> bool:
         """True for the root span of a run."""
