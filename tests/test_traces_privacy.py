@@ -95,3 +95,12 @@ def test_masking_keeps_escapes_and_non_ascii_intact() -> None:
     text = Redactor().text({"note": "hello\nbob@example.com — café", "n": 3})
     assert text is not None
     assert json.loads(text) == {"note": "hello\n[REDACTED:email] — café", "n": 3}
+
+
+def test_the_hook_sees_messages_as_stored_without_it() -> None:
+    from langchain_core.messages import HumanMessage
+
+    seen: list[object] = []
+    Redactor(redact=lambda v: seen.append(v) or v).text([HumanMessage("hi")])
+    assert seen == [[{"type": "human", "content": "hi"}]]
+    assert Redactor().text([HumanMessage("hi")]) == '[{"type":"human","content":"hi"}]'

@@ -94,6 +94,9 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
         return [to_jsonable(v, depth + 1) for v in value]
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(value)} bytes>"
+    message = _message(value)
+    if message is not None:
+        return to_jsonable(message, depth + 1)
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         try:

@@ -36,7 +36,7 @@ _OPEN: weakref.WeakSet[BackgroundWriter[Any]] = weakref.WeakSet()
 class WriterStats:
     """Counters since the writer started."""
 
-    submitted: int = 0
+    submitted: int = 0  # approximate under heavy multi-threaded load (not locked: the hot path)
     written: int = 0  # items handed to ``handle`` without an error
     dropped: int = 0  # items refused because the queue was full (policy "drop")
     blocked: int = 0  # times a caller waited for room (policy "block")
@@ -73,6 +73,7 @@ class BackgroundWriter(Generic[T]):
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._drain_lock = threading.Lock()  # one drain at a time: the thread, or flush()
+        self._count_lock = threading.Lock()
         self._closed = False
         self.stats = WriterStats()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -94,7 +95,8 @@ class BackgroundWriter(Generic[T]):
         if self._closed:
             raise ConfigurationError("this trace writer is closed; create a new tracer")
         if not self._block:
-            self.stats.dropped += 1
+            with self._count_lock:  # exact even when many threads hit a full queue at once
+                self.stats.dropped += 1
             if self.stats.dropped == 1:
                 log.warning("sutram trace queue full (%d items): dropping spans; see stats.dropped", self._max)
             return False
