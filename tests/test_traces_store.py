@@ -151,3 +151,25 @@ def test_a_batch_with_several_tenants_extends_each_chain(tracer: Tracer) -> None
     for tenant in ("acme", "globex"):
         report = tracer.store.verify_audit(tenant)
         assert report.ok and (report.entries, report.records) == (1, 6)
+
+
+def test_two_writers_on_one_tenant_keep_one_unbroken_chain(db_url: str) -> None:
+    import threading
+
+    tracers = [Tracer.from_url(db_url) for _ in range(2)]  # two pools, as two processes would have
+
+    def write(t: Tracer, w: int) -> None:
+        for i in range(15):
+            _run(t, f"w{w}-r{i}")
+            t.flush()  # one audit entry per flush: 30 appends race for the chain's tail
+
+    threads = [threading.Thread(target=write, args=(t, w)) for w, t in enumerate(tracers)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    report = tracers[0].store.verify_audit("acme")
+    for t in tracers:
+        t.close()
+    assert report.ok, report.problems
+    assert (report.entries, report.records) == (30, 90)
