@@ -112,12 +112,18 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
 
 def _message(value: Any) -> dict[str, Any] | None:
     """A chat message (LangChain or LlamaIndex) as the compact dict a trace shows."""
-    kind = getattr(value, "type", None) or getattr(value, "role", None)
-    if not isinstance(kind, str) or not hasattr(value, "content"):
+    # read the instance dict: probing a pydantic model for an attribute it lacks goes
+    # through its __getattr__ and an exception, which costs more than the whole dump
+    fields = getattr(value, "__dict__", None)
+    if not fields:
         return None
-    out: dict[str, Any] = {"type": kind, "content": value.content}
+    kind = fields.get("type") or fields.get("role")
+    if kind is None or not ("content" in fields or "blocks" in fields):
+        return None
+    out: dict[str, Any] = {"type": str(getattr(kind, "value", kind)),
+                           "content": fields["content"] if "content" in fields else value.content}
     for extra in ("name", "tool_calls", "tool_call_id"):
-        field = getattr(value, extra, None)
+        field = fields.get(extra)
         if field:
             out[extra] = field
     return out
