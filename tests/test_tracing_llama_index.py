@@ -176,3 +176,10 @@ async def test_legacy_handler_also_sees_agent_and_tool_steps(tracer: Tracer) -> 
         handler.instrumentation.uninstrument()
     root = _only_run(tracer)  # one run, not isolated LLM calls
     assert _tree(root) == FUNCTION_AGENT_TREE  # and no model call twice
+
+
+def test_a_completion_call_records_its_usage(tracer: Tracer, instrumented: Any) -> None:
+    assert UsageFunctionCallingLLM().complete("two words").text == "echo: two words"
+    span = _only_run(tracer)
+    assert (span.kind, span.operation, span.input_tokens, span.output_tokens) == ("llm", "text_completion", 7, 5)
+    assert span.response_model == "gpt-4o-mini-2024-07-18" and span.cost_usd and span.cost_usd > 0

@@ -13,9 +13,10 @@ from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
     ChatResponseAsyncGen,
+    CompletionResponse,
     LLMMetadata,
 )
-from llama_index.core.llms.callbacks import llm_chat_callback
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 
 __all__ = ["UsageFunctionCallingLLM"]
@@ -40,6 +41,12 @@ class UsageFunctionCallingLLM(MockFunctionCallingLLM):
         """One reply, with usage."""
         reply = self._get_response_generator()(messages, **kwargs)
         return ChatResponse(message=reply, raw=_usage(messages, reply))
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        """Echo the prompt as a completion, with usage."""
+        reply = ChatMessage(role="assistant", content=f"echo: {prompt}")
+        return CompletionResponse(text=str(reply.content), raw=_usage([ChatMessage(role="user", content=prompt)], reply))
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
