@@ -104,3 +104,14 @@ def test_the_hook_sees_messages_as_stored_without_it() -> None:
     Redactor(redact=lambda v: seen.append(v) or v).text([HumanMessage("hi")])
     assert seen == [[{"type": "human", "content": "hi"}]]
     assert Redactor().text([HumanMessage("hi")]) == '[{"type":"human","content":"hi"}]'
+
+
+def test_attributes_are_masked_and_stay_valid_json(db_url: str) -> None:
+    with Tracer.from_url(db_url, content=False) as tracer:
+        span = Span("s", "s", None, "step", SpanKind.CHAIN, "acme")
+        span.attributes["sutram.retry.last_error"] = "ConnectionError: reset\nreport to ops@example.com"
+        span.finish()
+        tracer.end(span)
+        tracer.flush()
+        (row,) = tracer.store.run_spans("acme", "s")
+    assert row.attributes == {"sutram.retry.last_error": "ConnectionError: reset\n[REDACTED:email]"}

@@ -193,14 +193,19 @@ class Redactor:
             return None
         if self.redact is not None:
             value = self.redact(to_jsonable(value))
+        out = self.encode(value)
+        if len(out) > self.max_chars:
+            cut = len(out) - self.max_chars
+            out = _dumps({"truncated": out[: self.max_chars], "omitted_chars": cut})
+        return out
+
+    def encode(self, value: Any) -> str:
+        """``value`` as JSON text, masked; for metadata, which is kept without content too."""
         out = _dumps(value)
         if self.mask and mask_secrets(out) != out:
             # found something: mask string by string (masking the JSON text itself could
             # cut an escape sequence such as the "\\n" in front of an address)
             out = _dumps(_mask_tree(to_jsonable(value)))
-        if len(out) > self.max_chars:
-            cut = len(out) - self.max_chars
-            out = _dumps({"truncated": out[: self.max_chars], "omitted_chars": cut})
         return out
 
     def message(self, message: str | None) -> str | None:

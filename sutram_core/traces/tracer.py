@@ -20,11 +20,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
-import orjson
-
 from sutram_core.config import DatabaseURL, parse_url
 from sutram_core.traces.pricing import PriceTable
-from sutram_core.traces.redaction import DEFAULT_MAX_CHARS, Redactor, mask_secrets
+from sutram_core.traces.redaction import DEFAULT_MAX_CHARS, Redactor
 from sutram_core.traces.spans import Span, SpanKind, SpanStatus
 from sutram_core.traces.store import SPAN_COLUMNS, StoredSpan, TraceStore
 from sutram_core.traces.writer import BackgroundWriter, WriterStats
@@ -168,10 +166,7 @@ class Tracer:
                 input_tokens=span.input_tokens, output_tokens=span.output_tokens,
                 cache_read_tokens=span.cache_read_tokens,
             )
-        attributes = span.attributes
-        attrs_text = orjson.dumps(attributes, default=str).decode() if attributes else "{}"
-        if red.mask and attributes:
-            attrs_text = mask_secrets(attrs_text)
+        attrs_text = red.encode(span.attributes) if span.attributes else "{}"
         return {
             "tenant_id": span.tenant_id,
             "span_id": ids(span.span_id),
