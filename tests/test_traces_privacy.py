@@ -114,4 +114,4 @@ def test_attributes_are_masked_and_stay_valid_json(db_url: str) -> None:
         tracer.end(span)
         tracer.flush()
         (row,) = tracer.store.run_spans("acme", "s")
-    assert row.attributes == {"sutram.retry.last_error": "ConnectionError: reset\n[REDACTED:email]"}
+    assert row.attributes == {"sutram.retry.last_error": "ConnectionError: reset\nreport to [REDACTED:email]"}
