@@ -82,8 +82,8 @@ def content_enabled(value: bool | None = None) -> bool:
 
 
 def to_jsonable(value: Any, depth: int = 0) -> Any:
-    """Turn framework objects into JSON-ready data without executing user code paths
-    beyond ``model_dump``/``dict`` conversions; unknown objects become their type name."""
+    """Turn framework objects into JSON-ready data (what the redaction hook sees): the
+    same conversion, object by object, as the stored JSON (see :func:`_default`)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if depth > 20:
@@ -92,22 +92,9 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
         return {str(k): to_jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [to_jsonable(v, depth + 1) for v in value]
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"<{len(value)} bytes>"
-    message = _message(value)
-    if message is not None:
-        return to_jsonable(message, depth + 1)
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        try:
-            return to_jsonable(dump(), depth + 1)
-        except Exception:  # a model that cannot dump itself is shown by its type
-            return f"<{type(value).__qualname__}>"
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
-    if isinstance(value, BaseException):
-        return f"{type(value).__qualname__}: {value}"
-    return f"<{type(value).__qualname__}>"
+    return to_jsonable(_default(value), depth + 1)
 
 
 def _message(value: Any) -> dict[str, Any] | None:
@@ -130,13 +117,18 @@ def _message(value: Any) -> dict[str, Any] | None:
 
 
 def _default(value: Any) -> Any:
-    """orjson's fallback for what it cannot serialize natively."""
+    """One object that orjson cannot serialize natively, as JSON-ready data (maybe nested):
+    a chat message compactly, a pydantic model by ``model_dump``, numpy by ``tolist``,
+    anything else by its type name. Never raises."""
     message = _message(value)
     if message is not None:
         return message
     dump = getattr(value, "model_dump", None)
     if callable(dump):
-        return dump()
+        try:
+            return dump()
+        except Exception:  # a model that cannot dump itself is shown by its type
+            return f"<{type(value).__qualname__}>"
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
@@ -214,7 +206,7 @@ class Redactor:
             return None
         if self.redact is not None:
             hooked = self.redact(message)
-            message = hooked if isinstance(hooked, str) else json.dumps(hooked, default=str)
+            message = hooked if isinstance(hooked, str) else _dumps(hooked)
         if self.mask:
             message = mask_secrets(message)
         return message[: self.max_chars]
