@@ -24,9 +24,18 @@ from typing_extensions import TypedDict
 from sutram_adapters.demo.agent import build_agent
 from sutram_adapters.langchain import SutramCallbackHandler
 from sutram_adapters.langgraph import SutramSaver
-from sutram_core.traces import StoredSpan, Tracer
+from sutram_core.traces import Tracer
 from tests.fake_models import EchoChatModel
-from tests.tracing_graphs import FAN_OUT_SHAPE, fan_out_graph, llm, node, run_tree, shape
+from tests.tracing_graphs import (
+    FAN_OUT_SHAPE,
+    fan_out_graph,
+    llm,
+    node,
+    only_run,
+    run_tree,
+    shape,
+    walk,
+)
 
 
 @pytest.fixture
@@ -34,20 +43,6 @@ def tracer(db_url: str) -> Any:
     t = Tracer.from_url(db_url)
     yield t
     t.close()
-
-
-def _only_run(tracer: Tracer, tenant: str = "default") -> StoredSpan:
-    tracer.flush()
-    runs = tracer.store.runs(tenant)
-    assert len(runs) == 1, runs
-    return run_tree(tracer, tenant, runs[0].run_id)
-
-
-def _walk(span: StoredSpan) -> list[StoredSpan]:
-    out = [span]
-    for c in span.children:
-        out.extend(_walk(c))
-    return out
 
 
 class _S(TypedDict):
@@ -68,7 +63,7 @@ def _one_node_graph(model: EchoChatModel) -> Any:
 def test_sync_invoke_nests_the_model_call_under_its_node(tracer: Tracer) -> None:
     app = _one_node_graph(EchoChatModel()).compile()
     app.invoke({"text": "hello"}, {"callbacks": [SutramCallbackHandler(tracer=tracer)]})
-    root = _only_run(tracer)
+    root = only_run(tracer)
     assert shape(root) == ("LangGraph", "workflow", (node("answer", llm()),))
     model = root.children[0].children[0]
     assert (model.operation, model.input_tokens, model.output_tokens) == ("chat", 4, 2)
@@ -79,11 +74,11 @@ def test_sync_invoke_nests_the_model_call_under_its_node(tracer: Tracer) -> None
 async def test_ainvoke_with_parallel_branches_and_send_builds_the_whole_tree(tracer: Tracer) -> None:
     app = fan_out_graph(EchoChatModel()).compile()
     await app.ainvoke({"topics": ["a", "b", "c"], "notes": []}, {"callbacks": [SutramCallbackHandler(tracer=tracer)]})
-    root = _only_run(tracer)
+    root = only_run(tracer)
     assert shape(root) == FAN_OUT_SHAPE
-    nodes = {s.span_id: s for s in _walk(root) if s.kind == "node"}
+    nodes = {s.span_id: s for s in walk(root) if s.kind == "node"}
     assert {s.step for s in nodes.values()} == {1, 2, 3}
-    for s in _walk(root):  # every model call hangs off the node that made it, on the node's task
+    for s in walk(root):  # every model call hangs off the node that made it, on the node's task
         if s.kind == "llm":
             assert s.parent_id in nodes and s.task_id == nodes[s.parent_id].task_id
     assert len({s.task_id for s in nodes.values()}) == 7
@@ -94,7 +89,7 @@ async def test_astream_nests_like_invoke(tracer: Tracer) -> None:
     chunks = [c async for c in app.astream({"topics": ["x", "y", "z"], "notes": []},
                                             {"callbacks": [SutramCallbackHandler(tracer=tracer)]}, stream_mode="updates")]
     assert chunks
-    assert shape(_only_run(tracer)) == FAN_OUT_SHAPE
+    assert shape(only_run(tracer)) == FAN_OUT_SHAPE
 
 
 async def test_astream_events_nests_like_invoke(tracer: Tracer) -> None:
@@ -102,7 +97,7 @@ async def test_astream_events_nests_like_invoke(tracer: Tracer) -> None:
     events = [e async for e in app.astream_events({"topics": ["x", "y", "z"], "notes": []},
                                                    {"callbacks": [SutramCallbackHandler(tracer=tracer)]}, version="v2")]
     assert any(e["event"] == "on_chat_model_end" for e in events)
-    assert shape(_only_run(tracer)) == FAN_OUT_SHAPE
+    assert shape(only_run(tracer)) == FAN_OUT_SHAPE
 
 
 def test_model_calls_in_worker_threads_nest_under_their_node(tracer: Tracer) -> None:
@@ -120,7 +115,7 @@ def test_model_calls_in_worker_threads_nest_under_their_node(tracer: Tracer) -> 
     g.add_edge(START, "answer")
     g.add_edge("answer", END)
     g.compile().invoke({"text": ""}, {"callbacks": [SutramCallbackHandler(tracer=tracer)]})
-    assert shape(_only_run(tracer)) == ("LangGraph", "workflow", (node("answer", llm(), llm(), llm(), llm()),))
+    assert shape(only_run(tracer)) == ("LangGraph", "workflow", (node("answer", llm(), llm(), llm(), llm()),))
 
 
 async def test_one_handler_shared_by_concurrent_invocations_keeps_runs_apart(tracer: Tracer) -> None:
@@ -148,7 +143,7 @@ async def test_one_handler_shared_by_concurrent_invocations_keeps_runs_apart(tra
         root = run_tree(tracer, "default", r.run_id)
         want = FAN_OUT_SHAPE if r.thread_id.startswith("a-") else ("LangGraph", "workflow", (node("answer", llm()),))
         assert shape(root) == want, r.thread_id
-        assert {s.thread_id for s in _walk(root)} == {r.thread_id}
+        assert {s.thread_id for s in walk(root)} == {r.thread_id}
     assert handler.open_spans == 0
 
 
@@ -166,7 +161,7 @@ def test_streamed_response_keeps_its_token_counts(tracer: Tracer) -> None:
     out = list(g.compile().stream({"text": "count my tokens"}, {"callbacks": [SutramCallbackHandler(tracer=tracer)]},
                                   stream_mode="messages"))
     assert out, "stream_mode=messages yields the model's chunks"
-    model_span = _only_run(tracer).children[0].children[0]
+    model_span = only_run(tracer).children[0].children[0]
     assert (model_span.input_tokens, model_span.output_tokens) == (6, 4)
     assert model_span.cost_usd is not None and model_span.cost_usd > 0
 
@@ -183,7 +178,7 @@ def test_usage_reported_only_by_chunks_is_still_counted(tracer: Tracer) -> None:
     chunk = AIMessageChunk(content="x", usage_metadata={"input_tokens": 7, "output_tokens": 3, "total_tokens": 10})
     handler.on_llm_new_token("x", chunk=ChatGenerationChunk(message=chunk), run_id=rid)
     handler.on_llm_end(LLMResult(generations=[[ChatGeneration(message=AIMessageChunk(content="x"))]]), run_id=rid)
-    span = _only_run(tracer)
+    span = only_run(tracer)
     assert (span.input_tokens, span.output_tokens, span.request_model) == (7, 3, "gpt-4o")
 
 
@@ -192,7 +187,7 @@ def test_tool_spans_carry_tool_name_and_call_id(tracer: Tracer, monkeypatch: pyt
     app = build_agent().compile()
     app.invoke({"messages": [HumanMessage("where is my order A-1042?")]},
                {"callbacks": [SutramCallbackHandler(tracer=tracer)]})
-    spans = _walk(_only_run(tracer))
+    spans = walk(only_run(tracer))
     tools = [s for s in spans if s.kind == "tool"]
     assert [(s.tool_name, s.tool_call_id, s.operation) for s in tools] == [
         ("lookup_order", "call_1", "execute_tool"), ("estimate_shipping", "call_2", "execute_tool")]
@@ -209,11 +204,11 @@ def test_lcel_chain_with_retriever_is_one_run(tracer: Tracer) -> None:
     prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
     chain = {"question": lambda x: x, "docs": _Shelf()} | prompt | EchoChatModel() | StrOutputParser()
     assert chain.invoke("grinders", {"callbacks": [SutramCallbackHandler(tracer=tracer)]}) == "echo: grinders"
-    root = _only_run(tracer)
-    kinds = [s.kind for s in _walk(root)]
+    root = only_run(tracer)
+    kinds = [s.kind for s in walk(root)]
     assert root.kind == "workflow" and root.operation == "invoke_workflow"
     assert kinds.count("retriever") == 1 and kinds.count("llm") == 1
-    retriever = next(s for s in _walk(root) if s.kind == "retriever")
+    retriever = next(s for s in walk(root) if s.kind == "retriever")
     assert retriever.operation == "retrieval" and retriever.attributes["sutram.retrieval.documents"] == 2
 
 
@@ -227,7 +222,7 @@ def test_a_failing_node_marks_its_span_and_the_run_as_errors(tracer: Tracer) -> 
     g.add_edge("boom", END)
     with pytest.raises(ValueError):
         g.compile().invoke({"text": ""}, {"callbacks": [SutramCallbackHandler(tracer=tracer)]})
-    root = _only_run(tracer)
+    root = only_run(tracer)
     assert (root.status, root.error_type) == ("error", "ValueError")
     assert (root.children[0].status, root.children[0].error_message) == ("error", "bad order id")
     assert tracer.store.runs("default")[0].errors == 2
@@ -237,7 +232,7 @@ def test_retries_are_counted_on_the_retrying_span(tracer: Tracer) -> None:
     model = EchoChatModel(fail_times=2).with_retry(stop_after_attempt=3, wait_exponential_jitter=False,
                                                   retry_if_exception_type=(ConnectionError,))
     assert model.invoke("hi", {"callbacks": [SutramCallbackHandler(tracer=tracer)]}).content == "echo: hi"
-    root = _only_run(tracer)
+    root = only_run(tracer)
     assert root.attributes["sutram.retries"] == 2
     assert "ConnectionError" in root.attributes["sutram.retry.last_error"]
     assert [c.status for c in root.children] == ["error", "error", "ok"]
@@ -255,7 +250,7 @@ def test_an_interrupt_is_not_an_error(tracer: Tracer, tmp_path: Path) -> None:
 
     g.compile(checkpointer=InMemorySaver()).invoke(
         {"text": ""}, {"callbacks": [SutramCallbackHandler(tracer=tracer)], "configurable": {"thread_id": "t"}})
-    root = _only_run(tracer)
+    root = only_run(tracer)
     assert root.status == "ok" and root.children[0].status == "ok"
     assert root.children[0].attributes["sutram.interrupted"] == "GraphInterrupt"
 
@@ -267,7 +262,7 @@ def test_each_node_span_links_to_the_checkpoint_it_produced(tracer: Tracer, db_u
         asyncio.run(app.ainvoke({"topics": ["a"], "notes": []}, conf))
         by_step = {t.metadata["step"]: t.config["configurable"]["checkpoint_id"]
                    for t in saver.list({"configurable": {"thread_id": "t1"}})}
-    nodes = [s for s in _walk(_only_run(tracer)) if s.kind == "node"]
+    nodes = [s for s in walk(only_run(tracer)) if s.kind == "node"]
     assert len(nodes) == 5
     for s in nodes:
         assert s.checkpoint_id == by_step[s.step], s.name
@@ -308,7 +303,7 @@ def test_a_completion_llm_is_a_text_completion_span(tracer: Tracer) -> None:
     from langchain_core.language_models import FakeListLLM
 
     assert FakeListLLM(responses=["done"]).invoke("go", {"callbacks": [SutramCallbackHandler(tracer=tracer)]}) == "done"
-    span = _only_run(tracer)
+    span = only_run(tracer)
     assert (span.kind, span.operation, span.parent_id) == ("llm", "text_completion", None)
     assert span.inputs == '["go"]'
 
@@ -333,7 +328,7 @@ def test_a_child_that_never_ends_is_recorded_as_unfinished_when_its_run_ends(tra
     handler.on_chat_model_start({}, [[HumanMessage("hi")]], run_id=child, parent_run_id=root, name="model")
     handler.on_chain_end({"a": 1}, run_id=root)  # the stream was abandoned: the model never ended
     assert handler.open_spans == 0
-    run = _only_run(tracer)
+    run = only_run(tracer)
     (model,) = run.children
     assert (run.status, model.status, model.error_type) == ("ok", "error", "SpanNotEnded")
     assert model.attributes["sutram.unfinished"] is True

@@ -16,7 +16,7 @@ from llama_index.core.tools import FunctionTool
 from sutram_adapters.llama_index import SutramLlamaCallbackHandler, instrument, trace_scope
 from sutram_core.traces import StoredSpan, Tracer
 from tests.fake_llama import UsageFunctionCallingLLM
-from tests.tracing_graphs import run_tree
+from tests.tracing_graphs import only_run, run_tree, walk
 
 
 def lookup_order(order_id: str = "A-1042") -> str:
@@ -40,16 +40,6 @@ def instrumented(tracer: Tracer) -> Iterator[Any]:
 
 def _tree(span: StoredSpan) -> tuple[Any, ...]:
     return (span.name, span.kind, tuple(_tree(c) for c in span.children))
-
-
-def _only_run(tracer: Tracer, tenant: str = "default") -> StoredSpan:
-    tracer.flush()
-    (run,) = tracer.store.runs(tenant)
-    return run_tree(tracer, tenant, run.run_id)
-
-
-def _walk(span: StoredSpan) -> list[StoredSpan]:
-    return [span, *(s for c in span.children for s in _walk(c))]
 
 
 LLM = "UsageFunctionCallingLLM"
@@ -77,14 +67,14 @@ FUNCTION_AGENT_TREE = ("FunctionAgent.run", "agent", (
 async def test_function_agent_with_a_tool_call_is_one_whole_tree(tracer: Tracer, instrumented: Any) -> None:
     agent = FunctionAgent(tools=[FunctionTool.from_defaults(lookup_order)], llm=UsageFunctionCallingLLM())
     assert str(await agent.run("where is my order?")) == "Tool calls complete."
-    root = _only_run(tracer)
+    root = only_run(tracer)
     assert _tree(root) == FUNCTION_AGENT_TREE
     assert root.operation == "invoke_agent"
-    models = [s for s in _walk(root) if s.kind == "llm"]
+    models = [s for s in walk(root) if s.kind == "llm"]
     assert [(m.operation, m.input_tokens, m.output_tokens) for m in models] == [("chat", 9, 2), ("chat", 12, 5)]
     assert all(m.request_model == "gpt-4o-mini" and m.response_model == "gpt-4o-mini-2024-07-18" for m in models)
     assert all(m.cost_usd and m.cost_usd > 0 for m in models)
-    (tool,) = [s for s in _walk(root) if s.kind == "tool"]
+    (tool,) = [s for s in walk(root) if s.kind == "tool"]
     assert (tool.tool_name, tool.operation) == ("lookup_order", "execute_tool")
     assert tool.tool_call_id and tool.tool_call_id.startswith("mock-tool-call-")
     assert instrumented.open_spans == 0
@@ -96,9 +86,9 @@ async def test_agent_workflow_runs_nest_and_keep_scope(tracer: Tracer, instrumen
     workflow = AgentWorkflow(agents=[agent], root_agent="orders")
     with trace_scope(thread_id="conv-7", tenant="acme"):
         await workflow.run(user_msg="where is my order?")
-    root = _only_run(tracer, "acme")
+    root = only_run(tracer, "acme")
     assert (root.name, root.kind, root.operation, root.thread_id) == ("AgentWorkflow.run", "workflow", "invoke_workflow", "conv-7")
-    spans = _walk(root)
+    spans = walk(root)
     assert {s.thread_id for s in spans} == {"conv-7"}
     assert sum(s.kind == "llm" for s in spans) == 2 and sum(s.kind == "tool" for s in spans) == 1
     assert tracer.store.runs("default") == []
@@ -127,7 +117,7 @@ def test_retrieval_embeddings_and_completion_are_recorded(tracer: Tracer, instru
     engine.query("when do grinders ship?")
     tracer.flush()
     query_run = next(r for r in tracer.store.runs("default") if "query" in r.name.lower())
-    spans = _walk(run_tree(tracer, "default", query_run.run_id))
+    spans = walk(run_tree(tracer, "default", query_run.run_id))
     kinds = {s.kind for s in spans}
     assert {"retriever", "embedding", "llm"} <= kinds
     retriever = next(s for s in spans if s.kind == "retriever")
@@ -142,7 +132,7 @@ def test_instrument_twice_does_not_double_spans(tracer: Tracer) -> None:
         MockLLM().complete("hello")
     finally:
         inst.uninstrument()
-    root = _only_run(tracer)
+    root = only_run(tracer)
     assert root.children == [] and root.kind == "llm"
 
 
@@ -159,9 +149,9 @@ def test_legacy_handler_alone_builds_a_tree_per_trace(tracer: Tracer) -> None:
     tracer.flush()
     query_run = next(r for r in tracer.store.runs("default") if r.name == "query")
     root = run_tree(tracer, "default", query_run.run_id)
-    names = {s.name for s in _walk(root)}
+    names = {s.name for s in walk(root)}
     assert {"query", "retrieve", "embedding", "llm"} <= names
-    (retrieve,) = [s for s in _walk(root) if s.kind == "retriever"]
+    (retrieve,) = [s for s in walk(root) if s.kind == "retriever"]
     assert retrieve.parent_id is not None
 
 
@@ -174,12 +164,12 @@ async def test_legacy_handler_also_sees_agent_and_tool_steps(tracer: Tracer) -> 
     finally:
         assert handler.instrumentation is not None
         handler.instrumentation.uninstrument()
-    root = _only_run(tracer)  # one run, not isolated LLM calls
+    root = only_run(tracer)  # one run, not isolated LLM calls
     assert _tree(root) == FUNCTION_AGENT_TREE  # and no model call twice
 
 
 def test_a_completion_call_records_its_usage(tracer: Tracer, instrumented: Any) -> None:
     assert UsageFunctionCallingLLM().complete("two words").text == "echo: two words"
-    span = _only_run(tracer)
+    span = only_run(tracer)
     assert (span.kind, span.operation, span.input_tokens, span.output_tokens) == ("llm", "text_completion", 7, 5)
     assert span.response_model == "gpt-4o-mini-2024-07-18" and span.cost_usd and span.cost_usd > 0

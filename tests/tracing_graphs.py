@@ -70,6 +70,19 @@ def run_tree(tracer: Tracer, tenant: str, run_id: str) -> StoredSpan:
     return roots[0]
 
 
+def only_run(tracer: Tracer, tenant: str = "default") -> StoredSpan:
+    """Flush and read back the tenant's one and only run as a tree."""
+    tracer.flush()
+    runs = tracer.store.runs(tenant)
+    assert len(runs) == 1, runs
+    return run_tree(tracer, tenant, runs[0].run_id)
+
+
+def walk(span: StoredSpan) -> list[StoredSpan]:
+    """The span and all its descendants, depth first."""
+    return [span, *(s for c in span.children for s in walk(c))]
+
+
 def llm(name: str = "EchoChatModel") -> tuple[Any, ...]:
     return (name, "llm", ())
 
