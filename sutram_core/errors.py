@@ -9,10 +9,13 @@ backend boundary, so callers only ever need to catch these classes::
     ├── TenantError                   missing, malformed or mismatched tenant id
     ├── StorageError                  the database failed (wraps the driver error)
     │   └── SchemaVersionError        the database was made by a newer Sutram
-    └── CheckpointError
-        ├── InvalidCheckpointError    input that cannot be stored (nothing is written)
-        ├── CheckpointDecodeError     a stored value cannot be turned back into an object
-        └── CheckpointCorruptError    stored rows are inconsistent (for example a broken delta chain)
+    ├── CheckpointError
+    │   ├── InvalidCheckpointError    input that cannot be stored (nothing is written)
+    │   ├── CheckpointDecodeError     a stored value cannot be turned back into an object
+    │   └── CheckpointCorruptError    stored rows are inconsistent (for example a broken delta chain)
+    └── MemoryStoreError
+        ├── InvalidMemoryError        a memory, namespace, filter or query that cannot be used (nothing is written)
+        └── EmbeddingError            the embedder failed or gave vectors of the wrong size (nothing is written)
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ __all__ = [
     "CheckpointDecodeError",
     "CheckpointError",
     "ConfigurationError",
+    "EmbeddingError",
+    "InvalidMemoryError",
+    "MemoryStoreError",
     "InvalidCheckpointError",
     "MissingDependencyError",
     "SchemaVersionError",
@@ -102,3 +108,15 @@ class CheckpointDecodeError(CheckpointError):
 
 class CheckpointCorruptError(CheckpointError):
     """Stored checkpoint rows are inconsistent with each other."""
+
+
+class MemoryStoreError(SutramError):
+    """Base class of memory errors."""
+
+
+class InvalidMemoryError(MemoryStoreError):
+    """A memory, namespace, filter or query cannot be used as given. Nothing was written."""
+
+
+class EmbeddingError(MemoryStoreError):
+    """The embedder failed or returned vectors of the wrong shape. Nothing was written."""

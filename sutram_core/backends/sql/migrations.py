@@ -53,10 +53,47 @@ def _v3_traces_and_audit(conn: Connection) -> None:
     _create_table(conn, schema.audit_log)
 
 
+def _v4_memories(conn: Connection) -> None:
+    _create_table(conn, schema.memories, (
+        schema.memory_current_index, schema.memory_id_index, schema.memory_key_index,
+        schema.memory_seq_index, schema.memory_expiry_index,
+    ))
+    _create_table(conn, schema.memory_state)
+    if conn.dialect.name == "sqlite":
+        # keyword search: an FTS5 index over the text, kept in step by triggers
+        conn.execute(text(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS sutram_memories_fts USING fts5("
+            "text, content='sutram_memories', content_rowid='pk', tokenize='porter unicode61')"
+        ))
+        conn.execute(text(
+            "CREATE TRIGGER IF NOT EXISTS sutram_memories_fts_ai AFTER INSERT ON sutram_memories BEGIN "
+            "INSERT INTO sutram_memories_fts(rowid, text) VALUES (new.pk, new.text); END"
+        ))
+        conn.execute(text(
+            "CREATE TRIGGER IF NOT EXISTS sutram_memories_fts_ad AFTER DELETE ON sutram_memories BEGIN "
+            "INSERT INTO sutram_memories_fts(sutram_memories_fts, rowid, text) VALUES ('delete', old.pk, old.text); END"
+        ))
+        conn.execute(text(
+            "CREATE TRIGGER IF NOT EXISTS sutram_memories_fts_au AFTER UPDATE OF text ON sutram_memories BEGIN "
+            "INSERT INTO sutram_memories_fts(sutram_memories_fts, rowid, text) VALUES ('delete', old.pk, old.text); "
+            "INSERT INTO sutram_memories_fts(rowid, text) VALUES (new.pk, new.text); END"
+        ))
+    else:
+        conn.execute(text(
+            "ALTER TABLE sutram_memories ADD COLUMN IF NOT EXISTS tsv tsvector "
+            "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED"
+        ))
+        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_sutram_memories_tsv ON sutram_memories USING gin (tsv)"))
+        conn.execute(text(
+            "CREATE INDEX IF NOT EXISTS ix_sutram_memories_value ON sutram_memories USING gin (value jsonb_path_ops)"
+        ))
+
+
 MIGRATIONS: list[Migration] = [
     Migration("checkpoints, channel blobs and pending writes", _v1_checkpoints),
     Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
     Migration("trace spans and the per-tenant audit hash chain", _v3_traces_and_audit),
+    Migration("memories, their keyword index and per-tenant change numbers", _v4_memories),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
     "audit_log",
@@ -25,6 +26,13 @@ __all__ = [
     "checkpoint_blobs",
     "checkpoint_writes",
     "checkpoints",
+    "memories",
+    "memory_current_index",
+    "memory_expiry_index",
+    "memory_id_index",
+    "memory_key_index",
+    "memory_seq_index",
+    "memory_state",
     "metadata",
     "run_index",
     "schema_version",
@@ -179,4 +187,64 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Column("recorded_at_ns", BigInteger, nullable=False),
+)
+
+# Added in schema version 4: memories. ``pk`` is an ever-increasing integer (never reused,
+# so an in-process vector index can key on it); ``id`` is the public id. The current
+# record of a key has ``valid_to`` NULL; closed versions stay. ``namespace`` is the labels
+# joined by "\x1f" (each label followed by one), so a prefix is a string range. ``seq``
+# is the tenant's change number of the last write to the row. PostgreSQL keeps value and
+# metadata as jsonb, a generated tsvector for keyword search, and (added when the store
+# first runs with pgvector) a vector column; SQLite keeps the vector as float32 bytes and
+# an FTS5 index.
+_JSON = Text().with_variant(JSONB(), "postgresql")
+memories = Table(
+    "sutram_memories",
+    metadata,
+    Column("pk", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("tenant_id", String, nullable=False),
+    Column("id", String(32), nullable=False),
+    Column("namespace", String().with_variant(String(collation="C"), "postgresql"), nullable=False),
+    Column("depth", Integer, nullable=False),
+    Column("key", String, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("value", _JSON, nullable=False),
+    Column("metadata", _JSON, nullable=False),
+    Column("embedding", LargeBinary, nullable=True),
+    Column("provenance", Text, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("supersedes", String(32), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("valid_from", BigInteger, nullable=False),
+    Column("valid_to", BigInteger, nullable=True),
+    Column("ttl_seconds", Float, nullable=True),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("seq", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+_CURRENT = memories.c.valid_to.is_(None)
+memory_current_index = Index(
+    "ux_sutram_memories_current", memories.c.tenant_id, memories.c.namespace, memories.c.key,
+    unique=True, sqlite_where=_CURRENT, postgresql_where=_CURRENT,
+)
+memory_id_index = Index("ux_sutram_memories_id", memories.c.tenant_id, memories.c.id, unique=True)
+memory_key_index = Index(
+    "ix_sutram_memories_versions", memories.c.tenant_id, memories.c.namespace, memories.c.key, memories.c.version
+)
+memory_seq_index = Index("ix_sutram_memories_seq", memories.c.tenant_id, memories.c.seq)
+_EXPIRING = memories.c.expires_at.isnot(None)
+memory_expiry_index = Index(
+    "ix_sutram_memories_expiry", memories.c.expires_at, sqlite_where=_EXPIRING, postgresql_where=_EXPIRING
+)
+
+# Per tenant: the last change number and how many hard deletes happened (an in-process
+# vector index reloads when the count moves).
+memory_state = Table(
+    "sutram_memory_state",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("deletes", BigInteger, nullable=False),
 )

@@ -1,0 +1,428 @@
+"""The SQL memory backend (SQLite and PostgreSQL).
+
+Keyword search: SQLite FTS5 (BM25); PostgreSQL full-text search (``ts_rank_cd``).
+Vector search: PostgreSQL uses pgvector with an HNSW index per dimension count (iterative
+scans, so filters do not starve the index). SQLite keeps each vector as float32 bytes and
+searches them with NumPy through an in-process index per tenant (:mod:`.memory_index`),
+kept in step with other processes by the tenant's change number.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy import text
+
+from sutram_core.backends.sql.database import Database, Plan, Step
+from sutram_core.backends.sql.memory_index import VectorIndex
+from sutram_core.backends.sql.memory_sql import (
+    PgVector,
+    fts5_query,
+    keyword_terms,
+    register_pg_vector_dumper,
+    tsquery,
+    where_clause,
+)
+from sutram_core.errors import ConfigurationError, StorageError
+from sutram_core.memory.ranking import fuse, recency_factor
+from sutram_core.memory.records import (
+    MemoryKind,
+    MemoryRecord,
+    NamespaceMatch,
+    Provenance,
+    SearchHit,
+    decode_namespace,
+    encode_namespace,
+    from_micros,
+    to_micros,
+)
+from sutram_core.memory.store import SearchRequest, Write
+
+__all__ = ["SqlMemoryBackend"]
+
+_COLS = ("pk", "id", "namespace", "key", "kind", "text", "value", "metadata", "provenance", "version",
+         "supersedes", "created_at", "updated_at", "valid_from", "valid_to", "ttl_seconds", "expires_at")
+_SELECT = ", ".join(f"m.{c}" for c in _COLS)
+_INSERT_COLS = ("tenant_id", "id", "namespace", "depth", "key", "kind", "text", "value", "metadata", "embedding",
+                "provenance", "version", "supersedes", "created_at", "updated_at", "valid_from", "valid_to",
+                "ttl_seconds", "expires_at", "seq")
+_UPDATE_COLS = ("kind", "text", "value", "metadata", "embedding", "provenance", "updated_at", "ttl_seconds",
+                "expires_at", "seq", "supersedes")
+_CANDIDATES = 40  # per ranked list, at least: fusion looks this deep
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError as exc:
+        from sutram_core.errors import InvalidMemoryError
+
+        raise InvalidMemoryError(f"a memory's value and metadata must be JSON-serializable: {exc}") from exc
+
+
+def _loads(raw: Any) -> Any:
+    return raw if isinstance(raw, (dict, list)) else orjson.loads(raw)
+
+
+def _record(row: Sequence[Any], tenant: str) -> MemoryRecord:
+    (_pk, ident, ns, key, kind, txt, value, meta, prov, version, supersedes, created, updated, vfrom, vto,
+     ttl, expires) = row
+    return MemoryRecord(
+        namespace=decode_namespace(ns), key=key, value=_loads(value), text=txt, kind=MemoryKind(kind),
+        metadata=_loads(meta), provenance=Provenance.from_dict(orjson.loads(prov) if prov else None),
+        ttl_seconds=ttl, id=ident, tenant_id=tenant, version=version, created_at=from_micros(created),
+        updated_at=from_micros(updated), valid_from=from_micros(vfrom), valid_to=from_micros(vto),
+        expires_at=from_micros(expires), supersedes=supersedes,
+    )
+
+
+class SqlMemoryBackend:
+    """Memories in the Sutram SQL database (see the module docstring)."""
+
+    def __init__(self, db: Database, *, owns_db: bool = True) -> None:
+        self.db = db
+        self.dialect = db.backend
+        self._owns_db = owns_db
+        self._indexes: dict[str, VectorIndex] = {}
+        self._lock = threading.Lock()
+        self._pg_dims: set[int] = set()
+        if self.dialect == "postgresql":
+            register_pg_vector_dumper(getattr(db.engine.dialect, "_psycopg_adapters_map", None))
+
+    async def offload(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the database's thread pool."""
+        return await self.db.offload(fn, *args, **kwargs)
+
+    def close(self) -> None:
+        if self._owns_db:
+            self.db.close()
+
+    # -- PostgreSQL vectors ---------------------------------------------------------------
+
+    def _ensure_pg_vectors(self, dims: int) -> None:
+        if dims in self._pg_dims:
+            return
+
+        def plan() -> Plan[None]:
+            yield Step(text("SELECT pg_advisory_xact_lock(1400139636)"))
+            yield Step(text("CREATE EXTENSION IF NOT EXISTS vector"))
+            yield Step(text("ALTER TABLE sutram_memories ADD COLUMN IF NOT EXISTS vec vector"))
+            yield Step(text(
+                f"CREATE INDEX IF NOT EXISTS ix_sutram_memories_hnsw_{dims} ON sutram_memories "
+                f"USING hnsw ((vec::vector({dims})) vector_cosine_ops) WHERE vector_dims(vec) = {dims}"
+            ))
+
+        try:
+            self.db.run(plan())
+        except StorageError as exc:
+            raise ConfigurationError(
+                "memory vectors on PostgreSQL need the pgvector extension: install it on the server and run "
+                f"CREATE EXTENSION vector as a superuser once (the database said: {exc})"
+            ) from exc
+        self._pg_dims.add(dims)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def apply(self, tenant: str, writes: Sequence[Write]) -> list[MemoryRecord | None]:
+        if self.dialect == "postgresql":
+            for dims in {len(w.record.embedding) for w in writes if w.record is not None and w.record.embedding is not None}:
+                self._ensure_pg_vectors(dims)
+        return self.db.run(self._apply_plan(tenant, list(writes)))
+
+    def _vector_param(self, embedding: Any) -> Any:
+        if embedding is None:
+            return None
+        arr = np.asarray(embedding, dtype=np.float32)
+        return PgVector(arr) if self.dialect == "postgresql" else arr.tobytes()
+
+    def _apply_plan(self, tenant: str, writes: list[Write]) -> Plan[list[MemoryRecord | None]]:
+        rows = yield Step(text(
+            "INSERT INTO sutram_memory_state (tenant_id, seq, deletes) VALUES (:t, 1, 0) "
+            "ON CONFLICT (tenant_id) DO UPDATE SET seq = sutram_memory_state.seq + 1 RETURNING seq"
+        ), {"t": tenant})
+        seq = int(rows[0][0])
+        keys = sorted({w.key for w in writes})
+        current: dict[tuple[str, str], tuple[Any, ...]] = {}
+        if keys:
+            found = yield Step(text(
+                "SELECT namespace, key, id, created_at, version, valid_from FROM sutram_memories "
+                "WHERE tenant_id = :t AND valid_to IS NULL AND key IN :keys"
+            ).bindparams(_expanding("keys")), {"t": tenant, "keys": keys})
+            current = {(r[0], r[1]): tuple(r[2:]) for r in found}
+        vec = "CAST(:embedding AS vector)" if self.dialect == "postgresql" else ":embedding"
+        emb_col = "vec" if self.dialect == "postgresql" else "embedding"
+        value_sql = "CAST(:value AS jsonb)" if self.dialect == "postgresql" else ":value"
+        meta_sql = "CAST(:metadata AS jsonb)" if self.dialect == "postgresql" else ":metadata"
+        placeholders = {c: f":{c}" for c in _INSERT_COLS}
+        placeholders.update(embedding=vec, value=value_sql, metadata=meta_sql)
+        insert_sql = text(
+            f"INSERT INTO sutram_memories ({', '.join(emb_col if c == 'embedding' else c for c in _INSERT_COLS)}) "
+            f"VALUES ({', '.join(placeholders[c] for c in _INSERT_COLS)})"
+        )
+        update_sql = text(
+            "UPDATE sutram_memories SET "
+            + ", ".join(f"{emb_col if c == 'embedding' else c} = {placeholders[c]}" for c in _UPDATE_COLS)
+            + " WHERE tenant_id = :tenant_id AND id = :id"
+        )
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        out: list[MemoryRecord | None] = []
+        deleted = 0
+        for w in writes:
+            ns = encode_namespace(w.namespace)
+            existing = current.get((ns, w.key))
+            if w.op in ("close", "delete"):
+                yield from self._flush(insert_sql, inserts, update_sql, updates)
+                if w.op == "close":
+                    yield Step(text(
+                        "UPDATE sutram_memories SET valid_to = :at, seq = :seq WHERE tenant_id = :t "
+                        "AND namespace = :ns AND key = :k AND valid_to IS NULL"
+                    ), {"at": w.at, "seq": seq, "t": tenant, "ns": ns, "k": w.key})
+                else:
+                    deleted += (yield Step(text(
+                        "DELETE FROM sutram_memories WHERE tenant_id = :t AND namespace = :ns AND key = :k"
+                    ), {"t": tenant, "ns": ns, "k": w.key}))
+                current.pop((ns, w.key), None)
+                out.append(None)
+                continue
+            rec = w.record
+            assert rec is not None
+            rec.tenant_id = tenant
+            rec.updated_at = from_micros(w.at)
+            rec.expires_at = from_micros(w.at + int(rec.ttl_seconds * 1e6)) if rec.ttl_seconds else None
+            params = {
+                "tenant_id": tenant, "namespace": ns, "depth": len(w.namespace), "key": w.key, "kind": rec.kind.value,
+                "text": rec.text, "value": _json(rec.value), "metadata": _json(rec.metadata),
+                "embedding": self._vector_param(rec.embedding),
+                "provenance": _json(rec.provenance.as_dict()) if rec.provenance.as_dict() else None,
+                "updated_at": w.at, "ttl_seconds": rec.ttl_seconds,
+                "expires_at": to_micros(rec.expires_at) if rec.expires_at else None, "seq": seq,
+                "supersedes": rec.supersedes, "valid_to": None,
+            }
+            if existing is not None and w.op == "put":
+                rec.id, created, rec.version, vfrom = existing[0], existing[1], existing[2], existing[3]
+                rec.created_at, rec.valid_from = from_micros(created), from_micros(vfrom)
+                params["id"] = rec.id
+                updates.append(params)
+            else:
+                if existing is not None:  # "version": close the current one, add the next
+                    yield from self._flush(insert_sql, inserts, update_sql, updates)
+                    yield Step(text(
+                        "UPDATE sutram_memories SET valid_to = :at, seq = :seq WHERE tenant_id = :t AND id = :id"
+                    ), {"at": w.at, "seq": seq, "t": tenant, "id": existing[0]})
+                    rec.version = existing[2] + 1
+                    rec.supersedes = rec.supersedes or existing[0]
+                    params["supersedes"] = rec.supersedes
+                rec.id = rec.id or _new_id()
+                rec.created_at = from_micros(w.at)
+                rec.valid_from = rec.valid_from or rec.created_at
+                params.update(id=rec.id, version=rec.version, created_at=w.at,
+                              valid_from=to_micros(rec.valid_from) if rec.valid_from else w.at)
+                inserts.append(params)
+                current[(ns, w.key)] = (rec.id, w.at, rec.version, params["valid_from"])
+            out.append(rec)
+        yield from self._flush(insert_sql, inserts, update_sql, updates)
+        if deleted:
+            yield Step(text("UPDATE sutram_memory_state SET deletes = deletes + 1 WHERE tenant_id = :t"), {"t": tenant})
+        return out
+
+    @staticmethod
+    def _flush(insert_sql: Any, inserts: list[dict[str, Any]], update_sql: Any,
+               updates: list[dict[str, Any]]) -> Plan[None]:
+        if inserts:
+            yield Step(insert_sql, list(inserts))
+            inserts.clear()
+        if updates:
+            yield Step(update_sql, list(updates))
+            updates.clear()
+
+    def refresh_ttl(self, tenant: str, ids: Sequence[str], now: int) -> None:
+        def plan() -> Plan[None]:
+            yield Step(text(
+                "UPDATE sutram_memories SET expires_at = :now + CAST(ttl_seconds * 1000000 AS BIGINT) "
+                "WHERE tenant_id = :t AND ttl_seconds IS NOT NULL AND id IN :ids"
+            ).bindparams(_expanding("ids")), {"now": now, "t": tenant, "ids": list(ids)})
+
+        self.db.run(plan())
+
+    def sweep(self, now: int) -> int:
+        def plan() -> Plan[int]:
+            tenants = yield Step(text(
+                "SELECT DISTINCT tenant_id FROM sutram_memories WHERE expires_at IS NOT NULL AND expires_at <= :now"
+            ), {"now": now})
+            if not tenants:
+                return 0
+            n = yield Step(text(
+                "DELETE FROM sutram_memories WHERE expires_at IS NOT NULL AND expires_at <= :now"
+            ), {"now": now})
+            yield Step(text(
+                "UPDATE sutram_memory_state SET deletes = deletes + 1 WHERE tenant_id IN :ts"
+            ).bindparams(_expanding("ts")), {"ts": [r[0] for r in tenants]})
+            return int(n)
+
+        return self.db.run(plan())
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, tenant: str, refs: Sequence[tuple[tuple[str, ...], str]], as_of: int | None,
+            now: int) -> list[MemoryRecord | None]:
+        def plan() -> Plan[list[MemoryRecord | None]]:
+            out: list[MemoryRecord | None] = []
+            for ns, key in refs:
+                w = where_clause(self.dialect, tenant, namespace_prefix=ns, exact_namespace=True, as_of=as_of, now=now)
+                rows = yield Step(text(f"SELECT {_SELECT} FROM sutram_memories m WHERE {w.sql()} "
+                                       f"AND m.key = :key"), {**w.params, "key": key})
+                out.append(_record(rows[0], tenant) if rows else None)
+            return out
+
+        return self.db.run(plan(), write=False)
+
+    def history(self, tenant: str, namespace: tuple[str, ...], key: str) -> list[MemoryRecord]:
+        def plan() -> Plan[list[MemoryRecord]]:
+            rows = yield Step(text(
+                f"SELECT {_SELECT} FROM sutram_memories m WHERE m.tenant_id = :t AND m.namespace = :ns "
+                "AND m.key = :k ORDER BY m.version, m.pk"
+            ), {"t": tenant, "ns": encode_namespace(namespace), "k": key})
+            return [_record(r, tenant) for r in rows]
+
+        return self.db.run(plan(), write=False)
+
+    def tenants(self) -> list[str]:
+        def plan() -> Plan[list[str]]:
+            rows = yield Step(text("SELECT DISTINCT tenant_id FROM sutram_memories ORDER BY tenant_id"))
+            return [r[0] for r in rows]
+
+        return self.db.run(plan(), write=False)
+
+    def list_namespaces(self, tenant: str, conditions: Sequence[NamespaceMatch], max_depth: int | None,
+                        limit: int, offset: int, now: int) -> list[tuple[str, ...]]:
+        fixed: tuple[str, ...] = ()
+        for cond in conditions:
+            if cond.kind == "prefix":
+                for label in cond.path:
+                    if label == "*":
+                        break
+                    fixed += (label,)
+        w = where_clause(self.dialect, tenant, namespace_prefix=fixed, now=now)
+
+        def plan() -> Plan[list[tuple[str, ...]]]:
+            rows = yield Step(text(f"SELECT DISTINCT m.namespace FROM sutram_memories m WHERE {w.sql()}"), w.params)
+            found = {decode_namespace(r[0]) for r in rows}
+            kept = {ns[:max_depth] if max_depth else ns for ns in found if all(c.matches(ns) for c in conditions)}
+            return sorted(kept)[offset: offset + limit]
+
+        return self.db.run(plan(), write=False)
+
+    # -- search ---------------------------------------------------------------------------
+
+    def search(self, tenant: str, request: SearchRequest) -> list[SearchHit]:
+        w = where_clause(
+            self.dialect, tenant, namespace_prefix=request.namespace_prefix,
+            exact_namespace=request.exact_namespace, conditions=request.conditions, kinds=request.kinds,
+            created_after=request.created_after, created_before=request.created_before, as_of=request.as_of,
+            now=request.now,
+        )
+        if not request.query and request.vector is None:
+            return self.db.run(self._listing(tenant, w, request), write=False)
+        need = request.offset + request.limit
+        depth = max(_CANDIDATES, 2 * need)
+        vector_hits: list[tuple[int, float]] = []
+        keyword_hits: list[tuple[int, float]] = []
+        if request.vector is not None and request.mode in ("hybrid", "vector"):
+            vector_hits = self._vector_candidates(tenant, w, request, depth)
+        terms = keyword_terms(request.query) if request.query else []
+        if terms and request.mode in ("hybrid", "keyword"):
+            keyword_hits = self.db.run(self._keyword_plan(w, terms, depth), write=False)
+        return self.db.run(self._rank(tenant, w, request, vector_hits, keyword_hits), write=False)
+
+    def _listing(self, tenant: str, w: Any, request: SearchRequest) -> Plan[list[SearchHit]]:
+        rows = yield Step(text(
+            f"SELECT {_SELECT} FROM sutram_memories m WHERE {w.sql()} "
+            "ORDER BY m.updated_at DESC, m.pk DESC LIMIT :lim OFFSET :off"
+        ), {**w.params, "lim": request.limit, "off": request.offset})
+        return [SearchHit(_record(r, tenant)) for r in rows]
+
+    def _keyword_plan(self, w: Any, terms: list[str], depth: int) -> Plan[list[tuple[int, float]]]:
+        if self.dialect == "sqlite":
+            rows = yield Step(text(
+                "SELECT m.pk, -bm25(sutram_memories_fts) AS s FROM sutram_memories_fts "
+                "JOIN sutram_memories m ON m.pk = sutram_memories_fts.rowid "
+                f"WHERE sutram_memories_fts MATCH :q AND {w.sql()} ORDER BY bm25(sutram_memories_fts) LIMIT :n"
+            ), {**w.params, "q": fts5_query(terms), "n": depth})
+        else:
+            rows = yield Step(text(
+                "SELECT m.pk, ts_rank_cd(m.tsv, query) AS s FROM sutram_memories m, "
+                "to_tsquery('english', :q) query "
+                f"WHERE m.tsv @@ query AND {w.sql()} ORDER BY s DESC, m.pk LIMIT :n"
+            ), {**w.params, "q": tsquery(terms), "n": depth})
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _vector_candidates(self, tenant: str, w: Any, request: SearchRequest, depth: int) -> list[tuple[int, float]]:
+        assert request.vector is not None
+        q = np.asarray(request.vector, dtype=np.float32)
+        if self.dialect == "postgresql":
+            self._ensure_pg_vectors(int(q.shape[0]))
+            return self.db.run(self._pg_vector_plan(w, q, depth))
+        with self._lock:
+            index = self._indexes.get(tenant)
+            if index is None:
+                index = self._indexes[tenant] = VectorIndex(self.db, tenant)
+        return index.search(q, w, request, depth)
+
+    def _pg_vector_plan(self, w: Any, q: np.ndarray, depth: int) -> Plan[list[tuple[int, float]]]:
+        dims = int(q.shape[0])
+        yield Step(text(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('hnsw.ef_search', :ef, true), set_config('plan_cache_mode', 'force_custom_plan', true)"
+        ), {"ef": str(max(64, depth))})
+        rows = yield Step(text(
+            f"SELECT m.pk, m.vec::vector({dims}) <=> CAST(:q AS vector({dims})) AS d FROM sutram_memories m "
+            f"WHERE vector_dims(m.vec) = {dims} AND {w.sql()} ORDER BY d LIMIT :n"
+        ), {**w.params, "q": PgVector(q), "n": depth})
+        return sorted(((int(r[0]), 1.0 - float(r[1])) for r in rows), key=lambda p: -p[1])
+
+    def _rank(self, tenant: str, w: Any, request: SearchRequest, vector_hits: list[tuple[int, float]],
+              keyword_hits: list[tuple[int, float]]) -> Plan[list[SearchHit]]:
+        vscore = dict(vector_hits)
+        kscore = dict(keyword_hits)
+        if request.mode == "vector" or not keyword_hits:
+            fused = [(str(pk), s) for pk, s in vector_hits]
+        elif request.mode == "keyword" or not vector_hits:
+            fused = [(str(pk), s) for pk, s in keyword_hits]
+        else:
+            fused = fuse([str(pk) for pk, _ in vector_hits], [str(pk) for pk, _ in keyword_hits], request.weights)
+        if not fused:
+            return []
+        pks = [int(p) for p, _ in fused]
+        # the filters again: a record closed since the candidates were found is not returned
+        rows = yield Step(text(f"SELECT {_SELECT} FROM sutram_memories m WHERE {w.sql()} AND m.pk IN :pks")
+                          .bindparams(_expanding("pks")), {**w.params, "pks": pks})
+        by_pk = {int(r[0]): r for r in rows}
+        hits: list[tuple[float, int, SearchHit]] = []
+        for p, score in fused:
+            row = by_pk.get(int(p))
+            if row is None:
+                continue
+            if request.recency_half_life:
+                score *= recency_factor((request.now - int(row[12])) / 1e6, request.recency_half_life)
+            hit = SearchHit(_record(row, tenant), score, vscore.get(int(p)), kscore.get(int(p)))
+            hits.append((-score, int(p), hit))
+        hits.sort(key=lambda h: (h[0], h[1]))
+        return [h for _, _, h in hits[request.offset: request.offset + request.limit]]
+
+
+def _expanding(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name, expanding=True)
+
+
+def _new_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+

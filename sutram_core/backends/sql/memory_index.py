@@ -1,0 +1,153 @@
+"""Exact vector search for SQLite: one in-process matrix per tenant and dimension count.
+
+SQLite keeps each vector as float32 bytes; scanning them from disk for every query would
+cost tens of milliseconds at 100k memories. This index holds the current vectors of one
+tenant in a NumPy matrix and scores a query with one matrix product (about 4 ms at
+100k x 384 on two cores). It stays in step with writes from any process: each write
+transaction raises the tenant's change number (``sutram_memory_state.seq``) and stamps
+the rows it touched; a search first reads the rows stamped after the number it last saw.
+A hard delete raises ``deletes`` and makes the next search reload the matrix.
+
+Filters are applied by the database, never by the index: the best candidates by score are
+checked with one ``pk IN (...)`` query that carries every condition, widening until enough
+pass (exact, because candidates are checked in score order). A very selective filter
+falls back to asking the database for every matching row and scoring only those.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+from sqlalchemy import bindparam, text
+
+from sutram_core.backends.sql.database import Database, Plan, Step
+
+__all__ = ["VectorIndex"]
+
+_WIDEST = 4096  # candidates checked against the filter before asking the database for all matches
+
+
+class VectorIndex:
+    """The current vectors of one tenant (see the module docstring)."""
+
+    def __init__(self, db: Database, tenant: str) -> None:
+        self.db = db
+        self.tenant = tenant
+        self._lock = threading.Lock()
+        self.dims = 0
+        self.pks = np.empty(0, dtype=np.int64)
+        self.mat = np.empty((0, 0), dtype=np.float32)
+        self.alive = np.empty(0, dtype=bool)
+        self.seq = -1
+        self.deletes = -1
+
+    # -- keeping in step -------------------------------------------------------------------
+
+    def _sync_plan(self, dims: int) -> Plan[None]:
+        state = yield Step(text("SELECT seq, deletes FROM sutram_memory_state WHERE tenant_id = :t"),
+                           {"t": self.tenant})
+        seq, deletes = (int(state[0][0]), int(state[0][1])) if state else (0, 0)
+        if deletes != self.deletes or dims != self.dims:
+            rows = yield Step(text(
+                "SELECT pk, embedding FROM sutram_memories WHERE tenant_id = :t AND valid_to IS NULL "
+                "AND embedding IS NOT NULL AND length(embedding) = :nbytes ORDER BY pk"
+            ), {"t": self.tenant, "nbytes": dims * 4})
+            self.dims = dims
+            self.pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            self.mat = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dims)
+                        if rows else np.empty((0, dims), dtype=np.float32)).copy()
+            self.alive = np.ones(len(rows), dtype=bool)
+        elif seq != self.seq:
+            rows = yield Step(text(
+                "SELECT pk, embedding, valid_to FROM sutram_memories WHERE tenant_id = :t AND seq > :s ORDER BY pk"
+            ), {"t": self.tenant, "s": self.seq})
+            self._merge(rows, dims)
+        self.seq, self.deletes = seq, deletes
+
+    def _merge(self, rows: list[Any], dims: int) -> None:
+        new_pks: list[int] = []
+        new_vecs: list[bytes] = []
+        nbytes = dims * 4
+        for pk, blob, valid_to in rows:
+            usable = valid_to is None and blob is not None and len(blob) == nbytes
+            at = int(np.searchsorted(self.pks, pk))
+            if at < len(self.pks) and self.pks[at] == pk:
+                self.alive[at] = usable
+                if usable:
+                    self.mat[at] = np.frombuffer(blob, dtype=np.float32)
+            elif usable:
+                new_pks.append(pk)
+                new_vecs.append(blob)
+        if not new_pks:
+            return
+        pks = np.concatenate([self.pks, np.asarray(new_pks, dtype=np.int64)])
+        mat = np.concatenate([self.mat, np.frombuffer(b"".join(new_vecs), dtype=np.float32).reshape(-1, dims)])
+        alive = np.concatenate([self.alive, np.ones(len(new_pks), dtype=bool)])
+        if len(self.pks) and new_pks[0] < self.pks[-1]:  # an old row gained a vector: keep pk order
+            order = np.argsort(pks, kind="stable")
+            pks, mat, alive = pks[order], mat[order], alive[order]
+        self.pks, self.mat, self.alive = pks, mat, alive
+
+    # -- searching -------------------------------------------------------------------------
+
+    def search(self, query: np.ndarray, where: Any, request: Any, depth: int) -> list[tuple[int, float]]:
+        """The ``depth`` best ``(pk, cosine)`` pairs among the rows that pass ``where``."""
+        dims = int(query.shape[0])
+        if request.as_of is not None:
+            return self.db.run(self._scan_plan(query, where, depth), write=False)
+        with self._lock:
+            self.db.run(self._sync_plan(dims), write=False)
+            pks, scores = self.pks, self.mat @ query
+            scores[~self.alive] = -np.inf
+        alive = int(np.count_nonzero(np.isfinite(scores)))
+        width = min(alive, max(2 * depth, 64))
+        while width > 0:
+            top = np.argpartition(-scores, width - 1)[:width] if width < len(scores) else np.arange(len(scores))
+            top = top[np.argsort(-scores[top], kind="stable")]
+            top = top[np.isfinite(scores[top])]
+            passed = set(self.db.run(self._check_plan(where, pks[top].tolist()), write=False))
+            kept = [(int(pks[i]), float(scores[i])) for i in top if int(pks[i]) in passed]
+            if len(kept) >= depth or width >= alive:
+                return kept[:depth]
+            if width >= _WIDEST:
+                break
+            width = min(alive, width * 4)
+        else:
+            return []
+        matching = self.db.run(self._match_plan(where), write=False)
+        if not matching:
+            return []
+        at = np.nonzero(np.isin(pks, np.asarray(matching, dtype=np.int64)))[0]
+        sub = scores[at]
+        order = np.argsort(-sub, kind="stable")[:depth]
+        return [(int(pks[at[i]]), float(sub[i])) for i in order if np.isfinite(sub[i])]
+
+    @staticmethod
+    def _check_plan(where: Any, pks: list[int]) -> Plan[list[int]]:
+        if not pks:
+            return []
+        rows = yield Step(text(f"SELECT m.pk FROM sutram_memories m WHERE {where.sql()} AND m.pk IN :pks")
+                          .bindparams(bindparam("pks", expanding=True)), {**where.params, "pks": pks})
+        return [int(r[0]) for r in rows]
+
+    @staticmethod
+    def _match_plan(where: Any) -> Plan[list[int]]:
+        rows = yield Step(text(f"SELECT m.pk FROM sutram_memories m WHERE {where.sql()}"), where.params)
+        return [int(r[0]) for r in rows]
+
+    @staticmethod
+    def _scan_plan(query: np.ndarray, where: Any, depth: int) -> Plan[list[tuple[int, float]]]:
+        # "as of" reads closed rows, which the index does not hold: score them from the table
+        nbytes = int(query.shape[0]) * 4
+        rows = yield Step(text(
+            f"SELECT m.pk, m.embedding FROM sutram_memories m WHERE {where.sql()} "
+            "AND m.embedding IS NOT NULL AND length(m.embedding) = :nbytes"
+        ), {**where.params, "nbytes": nbytes})
+        if not rows:
+            return []
+        mat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        scores = mat @ query
+        order = np.argsort(-scores, kind="stable")[:depth]
+        return [(int(rows[i][0]), float(scores[i])) for i in order]
