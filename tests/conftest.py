@@ -21,7 +21,8 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 def _pg_schema_url(base: str, schema: str) -> str:
     sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    # public stays on the path: pgvector's type lives there (the test server installs it once)
+    return f"{base}{sep}options={quote(f'-csearch_path={schema},public')}"
 
 
 def make_url(backend: str, tmp_path: Path) -> Iterator[str]:

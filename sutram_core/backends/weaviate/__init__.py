@@ -1,0 +1,1 @@
+"""The Weaviate implementation of the memory interface (needs ``sutram[weaviate]``)."""

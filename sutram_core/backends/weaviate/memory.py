@@ -1,0 +1,325 @@
+"""The Weaviate memory backend: one multi-tenant collection, Sutram tenants as Weaviate tenants.
+
+Search uses Weaviate's own hybrid query (BM25 + vector, fused by rank with the same
+weight split as the SQL backends), ``near_vector`` and ``bm25``. Filters come from
+:mod:`.translate`. Weaviate has no transactions: a batch of writes is applied in order,
+and object ids are deterministic (tenant, namespace, key, version), so a batch that
+failed half-way is completed, never duplicated, by running it again.
+
+>>> backend = WeaviateMemoryBackend.from_url("http://localhost:8080")   # doctest: +SKIP
+>>> store = MemoryStore(backend, tenant="acme")                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from sutram_core.backends.weaviate.translate import (
+    OPEN,
+    flat_properties,
+    object_uuid,
+    prefixes,
+    tenant_name,
+    to_filter,
+)
+from sutram_core.errors import ConfigurationError, MissingDependencyError, StorageError
+from sutram_core.memory.records import (
+    MemoryKind,
+    MemoryRecord,
+    NamespaceMatch,
+    Provenance,
+    SearchHit,
+    decode_namespace,
+    encode_namespace,
+    from_micros,
+    to_micros,
+)
+from sutram_core.memory.store import SearchRequest, Write
+
+__all__ = ["WeaviateMemoryBackend"]
+
+_BASE_PROPS: dict[str, str] = {
+    "tenant_id": "text", "mid": "text", "namespace": "text", "ns_prefixes": "text[]", "depth": "int",
+    "key": "text", "kind": "text", "text": "text", "value_json": "text", "metadata_json": "text",
+    "provenance_json": "text", "version": "int", "supersedes": "text", "created_at": "int", "updated_at": "int",
+    "valid_from": "int", "valid_to": "int", "ttl_seconds": "number", "expires_at": "int",
+}
+_RETURN = [p for p in _BASE_PROPS if p != "ns_prefixes"]
+
+
+def _weaviate() -> Any:
+    try:
+        import weaviate
+    except ImportError as exc:
+        raise MissingDependencyError("weaviate-client", "weaviate") from exc
+    return weaviate
+
+
+class WeaviateMemoryBackend:
+    """Memories in a Weaviate collection (see the module docstring)."""
+
+    def __init__(self, client: Any, *, collection: str = "SutramMemory", owns_client: bool = True) -> None:
+        self.client = client
+        self.name = collection
+        self._owns_client = owns_client
+        self._lock = threading.Lock()
+        self._props: set[str] | None = None
+        self._tenants: set[str] = set()
+        self._ensure_collection()
+
+    @classmethod
+    def from_url(cls, url: str, *, collection: str = "SutramMemory") -> WeaviateMemoryBackend:
+        """Connect to ``http(s)://host:port`` (gRPC port from ``?grpc_port=``, default 50051;
+        an API key from ``SUTRAM_WEAVIATE_API_KEY``)."""
+        weaviate = _weaviate()
+        parts = urlsplit(url.replace("weaviate://", "http://", 1))
+        if not parts.hostname:
+            raise ConfigurationError(f"a Weaviate URL looks like http://localhost:8080, not {url!r}")
+        query = dict(parse_qsl(parts.query))
+        secure = parts.scheme == "https"
+        key = os.environ.get("SUTRAM_WEAVIATE_API_KEY")
+        try:
+            client = weaviate.connect_to_custom(
+                http_host=parts.hostname, http_port=parts.port or (443 if secure else 8080), http_secure=secure,
+                grpc_host=query.get("grpc_host", parts.hostname), grpc_port=int(query.get("grpc_port", 50051)),
+                grpc_secure=secure, auth_credentials=weaviate.classes.init.Auth.api_key(key) if key else None,
+            )
+        except Exception as exc:  # the client raises several unrelated classes
+            raise StorageError(f"cannot connect to Weaviate at {url}: {exc}") from exc
+        return cls(client, collection=collection)
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _ensure_collection(self) -> None:
+        from weaviate.classes.config import Configure, DataType, Property, Tokenization
+
+        types = {"text": DataType.TEXT, "text[]": DataType.TEXT_ARRAY, "int": DataType.INT,
+                 "number": DataType.NUMBER}
+        if not self.client.collections.exists(self.name):
+            self.client.collections.create(
+                self.name,
+                multi_tenancy_config=Configure.multi_tenancy(enabled=True, auto_tenant_creation=True,
+                                                             auto_tenant_activation=True),
+                vector_config=Configure.Vectors.self_provided(),
+                properties=[
+                    Property(name=n, data_type=types[t], index_searchable=(n == "text"),
+                             tokenization=Tokenization.WORD if n == "text" else (
+                                 Tokenization.FIELD if t.startswith("text") else None),
+                             skip_vectorization=True)
+                    for n, t in _BASE_PROPS.items()
+                ],
+            )
+        self.collection = self.client.collections.get(self.name)
+        config = self.collection.config.get()
+        self._props = {p.name for p in config.properties}
+
+    def _ensure_props(self, props: dict[str, Any]) -> None:
+        from weaviate.classes.config import DataType, Property, Tokenization
+
+        assert self._props is not None
+        missing = [name for name in props if name not in self._props]
+        for name in missing:
+            kind = name.rsplit("_", 1)[1]
+            data_type = {"s": DataType.TEXT, "n": DataType.NUMBER, "b": DataType.BOOL, "z": DataType.BOOL}[kind]
+            self.collection.config.add_property(Property(
+                name=name, data_type=data_type, index_searchable=False,
+                tokenization=Tokenization.FIELD if kind == "s" else None, skip_vectorization=True,
+            ))
+            self._props.add(name)
+
+    def _tenant(self, tenant: str) -> Any:
+        return self.collection.with_tenant(tenant_name(tenant))
+
+    def drop(self) -> None:
+        """Delete the whole collection (every tenant's memories)."""
+        self.client.collections.delete(self.name)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+    # -- objects --------------------------------------------------------------------------
+
+    def _properties(self, tenant: str, rec: MemoryRecord) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "tenant_id": tenant, "mid": rec.id, "namespace": encode_namespace(rec.namespace),
+            "ns_prefixes": prefixes(rec.namespace), "depth": len(rec.namespace), "key": rec.key,
+            "kind": rec.kind.value, "text": rec.text, "value_json": orjson.dumps(rec.value).decode(),
+            "metadata_json": orjson.dumps(rec.metadata).decode(),
+            "provenance_json": orjson.dumps(rec.provenance.as_dict()).decode(), "version": rec.version,
+            "supersedes": rec.supersedes or "", "created_at": to_micros(rec.created_at or 0),
+            "updated_at": to_micros(rec.updated_at or 0), "valid_from": to_micros(rec.valid_from or 0),
+            "valid_to": to_micros(rec.valid_to) if rec.valid_to else OPEN, "ttl_seconds": rec.ttl_seconds or 0.0,
+            "expires_at": to_micros(rec.expires_at) if rec.expires_at else OPEN,
+        }
+        props.update(flat_properties(rec.value, rec.metadata))
+        return props
+
+    @staticmethod
+    def _record(tenant: str, props: dict[str, Any]) -> MemoryRecord:
+        valid_to = int(props["valid_to"])
+        expires = int(props["expires_at"])
+        return MemoryRecord(
+            namespace=decode_namespace(props["namespace"]), key=props["key"], value=orjson.loads(props["value_json"]),
+            text=props["text"] or "", kind=MemoryKind(props["kind"]), metadata=orjson.loads(props["metadata_json"]),
+            provenance=Provenance.from_dict(orjson.loads(props["provenance_json"] or "{}")),
+            ttl_seconds=props["ttl_seconds"] or None, id=props["mid"], tenant_id=tenant, version=int(props["version"]),
+            created_at=from_micros(int(props["created_at"])), updated_at=from_micros(int(props["updated_at"])),
+            valid_from=from_micros(int(props["valid_from"])),
+            valid_to=None if valid_to == OPEN else from_micros(valid_to),
+            expires_at=None if expires == OPEN else from_micros(expires), supersedes=props["supersedes"] or None,
+        )
+
+    def _current(self, tenant: str, namespace: tuple[str, ...], key: str, now: int) -> list[Any]:
+        col = self._tenant(tenant)
+        f = to_filter(namespace_prefix=namespace, exact_namespace=True, key=key, now=2**61)
+        return list(col.query.fetch_objects(filters=f, limit=10, return_properties=_RETURN).objects)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def apply(self, tenant: str, writes: Sequence[Write]) -> list[MemoryRecord | None]:
+        import uuid
+
+        col = self._tenant(tenant)
+        out: list[MemoryRecord | None] = []
+        for w in writes:
+            current = self._current(tenant, w.namespace, w.key, w.at)
+            if w.op == "delete":
+                from weaviate.classes.query import Filter
+
+                col.data.delete_many(where=Filter.by_property("namespace").equal(encode_namespace(w.namespace))
+                                     & Filter.by_property("key").equal(w.key))
+                out.append(None)
+                continue
+            if w.op == "close":
+                for obj in current:
+                    col.data.update(uuid=obj.uuid, properties={"valid_to": w.at})
+                out.append(None)
+                continue
+            rec = w.record
+            assert rec is not None
+            rec.tenant_id = tenant
+            rec.updated_at = from_micros(w.at)
+            rec.expires_at = from_micros(w.at + int(rec.ttl_seconds * 1e6)) if rec.ttl_seconds else None
+            existing = self._record(tenant, current[0].properties) if current else None
+            if existing is not None and w.op == "put":
+                rec.id, rec.version = existing.id, existing.version
+                rec.created_at, rec.valid_from = existing.created_at, existing.valid_from
+                target = current[0].uuid
+            else:
+                if existing is not None:
+                    col.data.update(uuid=current[0].uuid, properties={"valid_to": w.at})
+                    rec.version = existing.version + 1
+                    rec.supersedes = rec.supersedes or existing.id
+                rec.id = rec.id or uuid.uuid4().hex
+                rec.created_at = from_micros(w.at)
+                rec.valid_from = rec.valid_from or rec.created_at
+                target = object_uuid(tenant, w.namespace, w.key, rec.version)
+            props = self._properties(tenant, rec)
+            self._ensure_props(props)
+            vector = [float(x) for x in rec.embedding] if rec.embedding is not None else None
+            if existing is not None and w.op == "put":
+                col.data.replace(uuid=target, properties=props, vector=vector)
+            else:
+                col.data.insert(properties=props, uuid=target, vector=vector)
+            out.append(rec)
+        return out
+
+    def refresh_ttl(self, tenant: str, ids: Sequence[str], now: int) -> None:
+        from weaviate.classes.query import Filter
+
+        col = self._tenant(tenant)
+        found = col.query.fetch_objects(filters=Filter.by_property("mid").contains_any(list(ids)),
+                                        limit=len(ids) or 1, return_properties=["ttl_seconds"])
+        for obj in found.objects:
+            ttl = obj.properties.get("ttl_seconds") or 0
+            if ttl:
+                col.data.update(uuid=obj.uuid, properties={"expires_at": now + int(ttl * 1e6)})
+
+    def sweep(self, now: int) -> int:
+        from weaviate.classes.query import Filter
+
+        total = 0
+        for name in self.collection.tenants.get():
+            result = self.collection.with_tenant(name).data.delete_many(
+                where=Filter.by_property("expires_at").less_or_equal(now))
+            total += int(getattr(result, "successful", 0) or 0)
+        return total
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, tenant: str, refs: Sequence[tuple[tuple[str, ...], str]], as_of: int | None,
+            now: int) -> list[MemoryRecord | None]:
+        col = self._tenant(tenant)
+        out: list[MemoryRecord | None] = []
+        for ns, key in refs:
+            f = to_filter(namespace_prefix=ns, exact_namespace=True, key=key, as_of=as_of, now=now)
+            objs = col.query.fetch_objects(filters=f, limit=1, return_properties=_RETURN).objects
+            out.append(self._record(tenant, objs[0].properties) if objs else None)
+        return out
+
+    def history(self, tenant: str, namespace: tuple[str, ...], key: str) -> list[MemoryRecord]:
+        from weaviate.classes.query import Filter
+
+        col = self._tenant(tenant)
+        f = (Filter.by_property("namespace").equal(encode_namespace(namespace))
+             & Filter.by_property("key").equal(key))
+        objs = col.query.fetch_objects(filters=f, limit=10_000, return_properties=_RETURN).objects
+        return sorted((self._record(tenant, o.properties) for o in objs), key=lambda r: r.version)
+
+    def tenants(self) -> list[str]:
+        return sorted(self.collection.tenants.get())
+
+    def list_namespaces(self, tenant: str, conditions: Sequence[NamespaceMatch], max_depth: int | None,
+                        limit: int, offset: int, now: int) -> list[tuple[str, ...]]:
+        col = self._tenant(tenant)
+        found: set[tuple[str, ...]] = set()
+        for obj in col.iterator(return_properties=["namespace", "valid_to", "expires_at"]):
+            props = obj.properties
+            if int(props["valid_to"]) == OPEN and int(props["expires_at"]) > now:
+                found.add(decode_namespace(props["namespace"]))
+        kept = {ns[:max_depth] if max_depth else ns for ns in found if all(c.matches(ns) for c in conditions)}
+        return sorted(kept)[offset: offset + limit]
+
+    def search(self, tenant: str, request: SearchRequest) -> list[SearchHit]:
+        from weaviate.classes.query import HybridFusion, MetadataQuery
+
+        col = self._tenant(tenant)
+        f = to_filter(namespace_prefix=request.namespace_prefix, exact_namespace=request.exact_namespace,
+                      conditions=request.conditions, kinds=request.kinds, created_after=request.created_after,
+                      created_before=request.created_before, as_of=request.as_of, now=request.now)
+        meta = MetadataQuery(score=True, distance=True)
+        vector = [float(x) for x in request.vector] if request.vector is not None else None
+        common = dict(filters=f, limit=request.limit, offset=request.offset, return_properties=_RETURN,
+                      return_metadata=meta)
+        if not request.query and vector is None:
+            from weaviate.classes.query import Sort
+
+            result = col.query.fetch_objects(sort=Sort.by_property("updated_at", ascending=False), **common)
+        elif request.mode == "keyword" or vector is None:
+            result = col.query.bm25(query=request.query, query_properties=["text"], **common)
+        elif request.mode == "vector" or not request.query:
+            result = col.query.near_vector(near_vector=vector, **common)
+        else:
+            w = request.weights
+            result = col.query.hybrid(query=request.query, vector=vector, alpha=w.vector / (w.vector + w.keyword),
+                                      fusion_type=HybridFusion.RANKED, query_properties=["text"], **common)
+        hits = []
+        for obj in result.objects:
+            md = obj.metadata
+            distance = getattr(md, "distance", None)
+            score = getattr(md, "score", None)
+            if score is None and distance is not None:
+                score = 1.0 - float(distance)
+            hits.append(SearchHit(
+                self._record(tenant, obj.properties), score if request.query or vector is not None else None,
+                1.0 - float(distance) if distance is not None else None,
+                float(md.score) if request.mode == "keyword" and md.score is not None else None,
+            ))
+        return hits
