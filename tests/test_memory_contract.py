@@ -214,7 +214,7 @@ def test_a_failing_embedder_writes_nothing(mem_backend: str, mem_url: str) -> No
 
     with open_memory(mem_backend, mem_url, tenant="acme", embedder=broken) as s:
         with pytest.raises(EmbeddingError, match="provider down"):
-            s.put_many([s._record(("a",), "k", {"text": "x"}, None, "semantic", None, None, None, None)])
+            s.put_many([s.make_record(("a",), "k", {"text": "x"}, None, "semantic", None, None, None, None)])
         assert s.list_namespaces() == []
 
 
@@ -255,7 +255,7 @@ def test_filters_agree_with_the_reference_semantics(mem_backend: str, mem_url: s
                                                      spec: dict[str, Any]) -> None:
     with open_memory(mem_backend, mem_url, tenant="acme") as s:
         ns = ("f", f"x{abs(hash(repr((values, spec)))) % 10**8}")
-        s.put_many([s._record(ns, f"k{i}", {**v, "text": f"item {i}"}, None, "semantic", {"m": v.get("n")}, None,
+        s.put_many([s.make_record(ns, f"k{i}", {**v, "text": f"item {i}"}, None, "semantic", {"m": v.get("n")}, None,
                               None, None) for i, v in enumerate(values)])
         conditions = parse_filter(spec)
         expected = {f"k{i}" for i, v in enumerate(values) if matches(conditions, v, {})}

@@ -88,6 +88,8 @@ def _walk(spec: Mapping[str, Any], prefix: tuple[str, ...], column: str, out: li
             ops = [k for k in wanted if isinstance(k, str) and k.startswith("$")]
             if ops and len(ops) != len(wanted):
                 raise InvalidMemoryError(f"filter at {where!r} mixes operators and fields: {dict(wanted)!r}")
+            if not wanted:
+                raise InvalidMemoryError(f"empty filter mapping at {where!r}: give a value or an operator")
             if not ops:
                 _walk(wanted, path, column, out)
                 continue

@@ -179,11 +179,12 @@ class MemoryStore:
 
     # -- building records (no I/O) -------------------------------------------------------
 
-    def _record(
+    def make_record(
         self, namespace: Sequence[str], key: str | None, value: Mapping[str, Any] | None, text: str | None,
         kind: MemoryKind | str, metadata: Mapping[str, Any] | None, provenance: Provenance | Mapping[str, Any] | None,
         ttl_seconds: float | None, valid_from: datetime | float | None,
     ) -> MemoryRecord:
+        """A validated record, not yet stored (for :meth:`put_many` and :meth:`apply`)."""
         ns = validate_namespace(namespace)
         if value is None:
             value = {}
@@ -260,7 +261,7 @@ class MemoryStore:
     ) -> MemoryRecord:
         """Store a memory under ``key``: replaces the current record of that key, or, for a
         procedural memory, adds the next version (the earlier ones stay in :meth:`history`)."""
-        rec = self._record(namespace, key, value, text, kind, metadata, provenance, ttl_seconds, valid_from)
+        rec = self.make_record(namespace, key, value, text, kind, metadata, provenance, ttl_seconds, valid_from)
         rec.embedding = embedding
         return self.put_many([rec], tenant=tenant)[0]
 
@@ -285,7 +286,7 @@ class MemoryStore:
         """Async twin of :meth:`put`."""
         tenant = kwargs.pop("tenant", None)
         embedding = kwargs.pop("embedding", None)
-        rec = self._record(namespace, key, value, kwargs.pop("text", None), kwargs.pop("kind", MemoryKind.SEMANTIC),
+        rec = self.make_record(namespace, key, value, kwargs.pop("text", None), kwargs.pop("kind", MemoryKind.SEMANTIC),
                            kwargs.pop("metadata", None), kwargs.pop("provenance", None),
                            kwargs.pop("ttl_seconds", None), kwargs.pop("valid_from", None))
         if kwargs:
@@ -307,7 +308,7 @@ class MemoryStore:
     ) -> MemoryRecord:
         """Remember ``text`` under a new key, or update the near-duplicate memory of the same
         namespace and kind (cosine similarity at or above ``dedupe_threshold``)."""
-        rec = self._record(namespace, None, {"text": text, **(value or {})}, text, kind, metadata, provenance,
+        rec = self.make_record(namespace, None, {"text": text, **(value or {})}, text, kind, metadata, provenance,
                            ttl_seconds, None)
         t = self._tenant(tenant)
         if self.embedder is not None:
@@ -318,7 +319,7 @@ class MemoryStore:
         """Async twin of :meth:`add`."""
         tenant = kwargs.pop("tenant", None)
         value = kwargs.pop("value", None)
-        rec = self._record(namespace, None, {"text": text, **(value or {})}, text,
+        rec = self.make_record(namespace, None, {"text": text, **(value or {})}, text,
                            kwargs.pop("kind", MemoryKind.SEMANTIC), kwargs.pop("metadata", None),
                            kwargs.pop("provenance", None), kwargs.pop("ttl_seconds", None), None)
         if kwargs:
@@ -346,7 +347,7 @@ class MemoryStore:
         old_ns, old_key = (old.namespace, old.key) if isinstance(old, MemoryRecord) else (
             validate_namespace(old[0]), validate_key(old[1]))
         if isinstance(new, str):
-            new = self._record(old_ns, key, {"text": new, **fields.pop("value", {})}, new,
+            new = self.make_record(old_ns, key, {"text": new, **fields.pop("value", {})}, new,
                                fields.pop("kind", MemoryKind.SEMANTIC), fields.pop("metadata", None),
                                fields.pop("provenance", None), fields.pop("ttl_seconds", None), None)
         if fields:

@@ -1,0 +1,289 @@
+"""``SutramStore``: LangGraph's long-term memory store (``BaseStore``) on Sutram memory.
+
+One line in an existing app::
+
+    with SutramStore.from_url("sqlite:///app.db", tenant="acme") as store:
+        graph = builder.compile(checkpointer=saver, store=store)
+
+Items are Sutram memories (kind ``semantic``): the namespace and key are the item's, the
+value is stored as JSON, the text of the index fields feeds both keyword and vector
+search. With no ``index`` the offline default embedder (MiniLM, 384 dimensions) is used,
+so ``store.search(ns, query=...)`` works out of the box and needs no SQLite extension;
+``index=False`` turns vectors off and keyword search still works. TTLs are in minutes, as
+in LangGraph; expired items are never returned, and a sweeper deletes them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    IndexConfig,
+    Item,
+    ListNamespacesOp,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    TTLConfig,
+    ensure_embeddings,
+    validate_op_namespace,
+)
+from langgraph.store.base.embed import get_text_at_path, tokenize_path
+
+from sutram_core.memory import (
+    MemoryKind,
+    MemoryRecord,
+    MemoryStore,
+    NamespaceMatch,
+    SearchHit,
+    Write,
+)
+from sutram_core.memory.records import now_micros
+
+__all__ = ["SutramStore"]
+
+
+def _item(rec: MemoryRecord) -> Item:
+    assert rec.created_at is not None and rec.updated_at is not None
+    return Item(value=rec.value, key=rec.key, namespace=rec.namespace, created_at=rec.created_at,
+                updated_at=rec.updated_at)
+
+
+def _search_item(hit: SearchHit) -> SearchItem:
+    rec = hit.record
+    assert rec.created_at is not None and rec.updated_at is not None
+    return SearchItem(namespace=rec.namespace, key=rec.key, value=rec.value, created_at=rec.created_at,
+                      updated_at=rec.updated_at, score=hit.score)
+
+
+def _tokenized(fields: Sequence[str]) -> list[tuple[str, Any]]:
+    # "$" (the whole value) is passed to get_text_at_path as is, as LangGraph's stores do
+    return [(f, f if f == "$" else tokenize_path(f)) for f in fields]
+
+
+class SutramStore(BaseStore):
+    """A LangGraph ``BaseStore`` over Sutram memory (see the module docstring).
+
+    Args:
+        url: the database (default ``SUTRAM_URL``, else the embedded SQLite file).
+        tenant: every item of this store belongs to this tenant (default ``"default"``).
+        index: LangGraph's ``IndexConfig`` (``embed``, ``dims``, ``fields``); None uses the
+            offline default embedder over the whole value; False stores no vectors.
+        ttl: LangGraph's ``TTLConfig`` (``default_ttl`` minutes, ``refresh_on_read``,
+            ``sweep_interval_minutes``).
+    """
+
+    supports_ttl: bool = True
+
+    def __init__(
+        self, url: str | None = None, *, tenant: str | None = None,
+        index: IndexConfig | Literal[False] | None = None, ttl: TTLConfig | None = None,
+        memory: MemoryStore | None = None,
+    ) -> None:
+        fields = ["$"]
+        embedder: Any = None
+        if index is False:
+            embedder = False
+        elif index:
+            fields = list(index.get("fields") or ["$"])
+            embed = index.get("embed")
+            embedder = ensure_embeddings(embed) if embed is not None else None
+        self.index_config = index or None
+        self._fields = _tokenized(fields)
+        self.ttl_config = ttl
+        if memory is None:
+            memory = MemoryStore.from_url(url, tenant=tenant or "default", embedder=embedder, dedupe_threshold=None)
+            self._owns = True
+        else:
+            self._owns = False
+        self.memory = memory
+        self._sweeper: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @classmethod
+    def from_url(cls, url: str | None = None, *, tenant: str | None = None,
+                 index: IndexConfig | Literal[False] | None = None, ttl: TTLConfig | None = None) -> SutramStore:
+        """A store for ``url``, usable as ``with`` or ``async with`` context manager."""
+        return cls(url, tenant=tenant, index=index, ttl=ttl)
+
+    def for_tenant(self, tenant: str) -> SutramStore:
+        """A store bound to ``tenant`` that shares this one's database and embedder."""
+        mem = MemoryStore(self.memory.backend, tenant=tenant, embedder=self.memory.embedder or False,
+                          dedupe_threshold=None, owns_backend=False)
+        clone = SutramStore(memory=mem, ttl=self.ttl_config)
+        clone.index_config, clone._fields = self.index_config, self._fields
+        return clone
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> SutramStore:
+        if self.ttl_config and self.ttl_config.get("sweep_interval_minutes"):
+            self.start_ttl_sweeper()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> SutramStore:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the sweeper and release the database (when this store opened it)."""
+        self.stop_ttl_sweeper()
+        if self._owns:
+            self.memory.close()
+
+    def sweep_ttl(self) -> int:
+        """Delete expired items now; return how many."""
+        return self.memory.sweep_expired()
+
+    def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> threading.Thread:
+        """Sweep expired items every ``sweep_interval_minutes`` (default from the TTL config, else 5)
+        on a daemon thread."""
+        if self._sweeper is not None and self._sweeper.is_alive():
+            return self._sweeper
+        minutes = sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes") or 5
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(float(minutes) * 60):
+                try:
+                    self.sweep_ttl()
+                except Exception:  # keep sweeping; the next round retries
+                    continue
+
+        self._sweeper = threading.Thread(target=loop, name="sutram-ttl-sweeper", daemon=True)
+        self._sweeper.start()
+        return self._sweeper
+
+    def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:
+        """Stop the sweeper; True once it has stopped."""
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout)
+            return not self._sweeper.is_alive()
+        return True
+
+    # -- translation (no I/O) ---------------------------------------------------------------
+
+    def _text(self, value: dict[str, Any], index: Literal[False] | list[str] | None) -> str:
+        if index is False:
+            return ""
+        paths = self._fields if index is None else _tokenized(index)
+        texts: list[str] = []
+        for _, tokens in paths:
+            texts.extend(get_text_at_path(value, tokens))
+        return "\n".join(t for t in texts if t)
+
+    def _refresh(self, flag: bool | None) -> bool:
+        if flag is not None:
+            return flag
+        return bool((self.ttl_config or {}).get("refresh_on_read", True))
+
+    def _writes(self, puts: Sequence[PutOp]) -> list[Write]:
+        now = now_micros()
+        last: dict[tuple[tuple[str, ...], str], PutOp] = {}
+        for op in puts:  # LangGraph: the last put of a key in a batch wins
+            last[(op.namespace, op.key)] = op
+        writes = []
+        for (ns, key), op in last.items():
+            if op.value is None:
+                writes.append(Write("delete", ns, key, at=now))
+                continue
+            ttl = op.ttl if op.ttl is not None else (self.ttl_config or {}).get("default_ttl")
+            rec = self.memory.make_record(ns, key, op.value, self._text(dict(op.value), op.index), MemoryKind.SEMANTIC,
+                                      None, None, ttl * 60 if ttl else None, None)
+            writes.append(Write("put", ns, key, rec, now))
+        return writes
+
+    # -- batch ------------------------------------------------------------------------------
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        ops = list(ops)
+        results: list[Result] = [None] * len(ops)
+        puts: list[PutOp] = []
+        for i, op in enumerate(ops):
+            validate_op_namespace(op)
+            if isinstance(op, GetOp):
+                rec = self.memory.get(op.namespace, op.key, refresh_ttl=self._refresh(op.refresh_ttl))
+                results[i] = _item(rec) if rec is not None else None
+            elif isinstance(op, SearchOp):
+                results[i] = self._search(op, self.memory.search(**self._search_args(op)))
+            elif isinstance(op, ListNamespacesOp):
+                results[i] = self._list_namespaces(op)
+            elif isinstance(op, PutOp):
+                puts.append(op)
+            else:
+                raise ValueError(f"unknown operation {op!r}")
+        if puts:
+            self.memory.apply(self._writes(puts))
+        return results
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        ops = list(ops)
+        results: list[Result] = [None] * len(ops)
+        puts: list[PutOp] = []
+        for i, op in enumerate(ops):
+            validate_op_namespace(op)
+            if isinstance(op, GetOp):
+                rec = await self.memory.aget(op.namespace, op.key, refresh_ttl=self._refresh(op.refresh_ttl))
+                results[i] = _item(rec) if rec is not None else None
+            elif isinstance(op, SearchOp):
+                results[i] = await self._asearch(op)
+            elif isinstance(op, ListNamespacesOp):
+                results[i] = await self.memory._offload(self._list_namespaces, op)
+            elif isinstance(op, PutOp):
+                puts.append(op)
+            else:
+                raise ValueError(f"unknown operation {op!r}")
+        if puts:
+            await self.memory.aapply(self._writes(puts))
+        return results
+
+    def _search_args(self, op: SearchOp) -> dict[str, Any]:
+        return dict(query=op.query or None, namespace=op.namespace_prefix, filter=op.filter, limit=op.limit,
+                    offset=op.offset, refresh_ttl=self._refresh(op.refresh_ttl))
+
+    def _search(self, op: SearchOp, hits: list[SearchHit]) -> list[SearchItem]:
+        items = [_search_item(h) for h in hits]
+        if op.query and len(items) < op.limit:
+            # as LangGraph's stores do: fill up with the items the query did not score
+            seen = {(i.namespace, i.key) for i in items}
+            more = self.memory.search(None, namespace=op.namespace_prefix, filter=op.filter,
+                                      limit=op.offset + op.limit + len(seen))
+            items += [SearchItem(h.record.namespace, h.record.key, h.record.value, h.record.created_at,
+                                 h.record.updated_at) for h in more if (h.record.namespace, h.record.key) not in seen
+                      ][: op.limit - len(items)]
+        return items
+
+    async def _asearch(self, op: SearchOp) -> list[SearchItem]:
+        hits = await self.memory.asearch(**self._search_args(op))
+        if op.query and len(hits) < op.limit:
+            return await self.memory._offload(self._search, op, hits)
+        return [_search_item(h) for h in hits]
+
+    def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
+        prefix = suffix = None
+        for cond in op.match_conditions or ():
+            if cond.match_type == "prefix":
+                prefix = tuple(cond.path)
+            else:
+                suffix = tuple(cond.path)
+        conditions = [NamespaceMatch(c.match_type, tuple(c.path)) for c in op.match_conditions or ()]
+        if len(conditions) > 2 or sum(c.kind == "prefix" for c in conditions) > 1:
+            # several conditions of one kind: list them all and keep those matching every one
+            found = self.memory.list_namespaces(max_depth=None, limit=10**9)
+            kept = sorted({ns[: op.max_depth] if op.max_depth else ns for ns in found
+                           if all(c.matches(ns) for c in conditions)})
+            return kept[op.offset: op.offset + op.limit]
+        return self.memory.list_namespaces(prefix=prefix, suffix=suffix, max_depth=op.max_depth, limit=op.limit,
+                                           offset=op.offset)
