@@ -416,7 +416,8 @@ class SqlMemoryBackend:
         elif request.mode == "keyword" or not vector_hits:
             fused = [(str(pk), s) for pk, s in keyword_hits]
         else:
-            fused = fuse([str(pk) for pk, _ in vector_hits], [str(pk) for pk, _ in keyword_hits], request.weights)
+            fused = fuse([(str(pk), s) for pk, s in vector_hits], [(str(pk), s) for pk, s in keyword_hits],
+                         request.weights)
         if not fused:
             return []
         pks = [int(p) for p, _ in fused]
