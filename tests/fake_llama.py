@@ -1,5 +1,5 @@
-"""The fake LlamaIndex LLM the tests use (shared with the demo and the cookbook)."""
+"""Fake LlamaIndex LLMs for the tests (shared with the demo and the cookbook)."""
 
-from sutram_adapters.demo.fake_llama_index import UsageFunctionCallingLLM
+from sutram_adapters.demo.fake_llama_index import RecallLLM, UsageFunctionCallingLLM
 
-__all__ = ["UsageFunctionCallingLLM"]
+__all__ = ["RecallLLM", "UsageFunctionCallingLLM"]

@@ -323,3 +323,15 @@ def test_no_read_of_one_tenant_returns_another_tenants_record(mem_backend: str, 
             seen += [r for _, _, ns, key, _ in ops for r in [s.get(ns, key, tenant=t)] if r is not None]
             seen += [r for _, _, ns, key, _ in ops for r in s.history(ns, key, tenant=t)]
             assert all(r.tenant_id == t and r.value.get("owner") == who for r in seen)
+
+
+def test_count_ordering_by_key_and_metadata_merge(store: MemoryStore) -> None:
+    for key in ("b", "a", "c"):
+        store.put(("chat", "s1"), key, {"text": f"message {key}"}, metadata={"status": "active"})
+    assert [r.key for r in store.list(("chat", "s1"), order="key")] == ["a", "b", "c"]
+    store.set_metadata([(("chat", "s1"), "a"), (("chat", "s1"), "b")], {"status": "archived"})
+    assert store.count(("chat", "s1")) == 3
+    assert store.count(("chat", "s1"), metadata={"status": "archived"}) == 2
+    assert [h.record.key for h in store.search("message", metadata={"status": "active"})] == ["c"]
+    got = store.get(("chat", "s1"), "a")
+    assert got is not None and got.metadata == {"status": "archived"} and got.value == {"text": "message a"}

@@ -19,7 +19,7 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 
-__all__ = ["UsageFunctionCallingLLM"]
+__all__ = ["RecallLLM", "UsageFunctionCallingLLM"]
 
 
 def _usage(messages: Sequence[ChatMessage], reply: ChatMessage) -> dict[str, Any]:
@@ -62,3 +62,20 @@ class UsageFunctionCallingLLM(MockFunctionCallingLLM):
             yield ChatResponse(message=reply, delta=str(reply.content or ""), raw=_usage(messages, reply))
 
         return gen()
+
+
+class RecallLLM(UsageFunctionCallingLLM):
+    """Answers from what memory put in front of it: the lines of the ``<facts>`` block
+    (``SutramMemory``'s fact block), or "I don't know yet." when there are none. Calls no tools."""
+
+    def _get_response_generator(self) -> Any:
+        def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+            seen = "\n".join(str(m.content or "") for m in messages)
+            facts = []
+            if "<facts>" in seen:
+                body = seen.split("<facts>", 1)[1].split("</facts>", 1)[0]
+                facts = [line.strip("- ").strip() for line in body.splitlines() if line.strip()]
+            text = "From memory: " + "; ".join(facts) if facts else "I don't know yet."
+            return ChatMessage(role="assistant", content=text)
+
+        return respond

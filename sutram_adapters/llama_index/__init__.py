@@ -1,4 +1,5 @@
-"""LlamaIndex integration: instrumentation span/event handlers and a legacy callback handler."""
+"""LlamaIndex integration: instrumentation span/event handlers, a legacy callback handler,
+and memory (chat store, memory blocks, ``SutramMemory``)."""
 
 from sutram_adapters.llama_index.callbacks import SutramLlamaCallbackHandler
 from sutram_adapters.llama_index.instrumentation import (
@@ -8,12 +9,28 @@ from sutram_adapters.llama_index.instrumentation import (
     instrument,
     trace_scope,
 )
+from sutram_adapters.llama_index.memory import (
+    SutramChatStore,
+    SutramEpisodicBlock,
+    SutramFactBlock,
+    SutramLegacyChatStore,
+    SutramMemory,
+    SutramProceduralBlock,
+    close_shared_memories,
+)
 
 __all__ = [
+    "SutramChatStore",
+    "SutramEpisodicBlock",
     "SutramEventHandler",
+    "SutramFactBlock",
     "SutramInstrumentation",
+    "SutramLegacyChatStore",
     "SutramLlamaCallbackHandler",
+    "SutramMemory",
+    "SutramProceduralBlock",
     "SutramSpanHandler",
+    "close_shared_memories",
     "instrument",
     "trace_scope",
 ]

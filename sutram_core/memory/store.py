@@ -53,7 +53,8 @@ class Write:
 
     ``op`` is "put" (replace the current record of the key, or insert), "version" (close
     the current record and insert the next version), "close" (set ``valid_to`` on the
-    current record) or "delete" (remove every version of the key).
+    current record), "delete" (remove every version of the key) or "meta" (merge
+    ``metadata`` into the current record's metadata, nothing else changes).
     """
 
     op: str
@@ -61,6 +62,7 @@ class Write:
     key: str
     record: MemoryRecord | None = None
     at: int = 0  # microseconds: the time of the change
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass
@@ -79,6 +81,7 @@ class SearchRequest:
     limit: int = 10
     offset: int = 0
     mode: str = "hybrid"
+    order: str = "recent"  # listings without a query: "recent" (updated, newest first) or "key"
     weights: FusionWeights = field(default_factory=FusionWeights)
     recency_half_life: float | None = None
     now: int = 0
@@ -95,6 +98,8 @@ class MemoryBackend(Protocol):
     def history(self, tenant: str, namespace: tuple[str, ...], key: str) -> list[MemoryRecord]: ...
 
     def search(self, tenant: str, request: SearchRequest) -> list[SearchHit]: ...
+
+    def count(self, tenant: str, request: SearchRequest) -> int: ...
 
     def list_namespaces(self, tenant: str, conditions: Sequence[NamespaceMatch], max_depth: int | None,
                         limit: int, offset: int, now: int) -> list[tuple[str, ...]]: ...
@@ -227,7 +232,7 @@ class MemoryStore:
         metadata: Mapping[str, Any] | None, kind: MemoryKind | str | Sequence[MemoryKind | str] | None,
         created_after: datetime | float | None, created_before: datetime | float | None,
         as_of: datetime | float | None, limit: int, offset: int, mode: str,
-        recency_half_life: float | None,
+        recency_half_life: float | None, order: str = "recent",
     ) -> SearchRequest:
         if query is not None and not isinstance(query, str):
             raise InvalidMemoryError(f"a search query is a string, not {query!r}")
@@ -235,6 +240,8 @@ class MemoryStore:
             raise InvalidMemoryError(f"limit and offset are integers >= 0, not {limit!r} and {offset!r}")
         if mode not in _MODES:
             raise InvalidMemoryError(f"unknown search mode {mode!r}: use one of {_MODES}")
+        if order not in ("recent", "key"):
+            raise InvalidMemoryError(f"unknown order {order!r}: use 'recent' or 'key'")
         kinds: tuple[str, ...] = ()
         if kind is not None:
             kinds = tuple(MemoryKind.parse(k).value for k in ([kind] if isinstance(kind, (str, MemoryKind)) else kind))
@@ -246,7 +253,7 @@ class MemoryStore:
             created_after=to_micros(created_after) if created_after is not None else None,
             created_before=to_micros(created_before) if created_before is not None else None,
             as_of=to_micros(as_of) if as_of is not None else None, limit=limit, offset=offset,
-            mode=mode if self.embedder is not None or mode == "keyword" else "keyword",
+            mode=mode if self.embedder is not None or mode == "keyword" else "keyword", order=order,
             weights=self.weights, recency_half_life=recency_half_life, now=now_micros(),
         )
 
@@ -427,16 +434,17 @@ class MemoryStore:
         metadata: Mapping[str, Any] | None = None, kind: MemoryKind | str | Sequence[MemoryKind | str] | None = None,
         created_after: datetime | float | None = None, created_before: datetime | float | None = None,
         as_of: datetime | float | None = None, limit: int = 10, offset: int = 0, mode: str = "hybrid",
-        recency_half_life: float | None = None, refresh_ttl: bool = False, tenant: str | None = None,
+        recency_half_life: float | None = None, refresh_ttl: bool = False, order: str = "recent",
+        tenant: str | None = None,
     ) -> list[SearchHit]:
         """Search memories: hybrid (vector + keyword, fused), or ``mode="vector"``/``"keyword"``.
 
-        Without a query, lists the matching records, most recently updated first.
-        ``recency_half_life`` (seconds) discounts older memories.
+        Without a query, lists the matching records, most recently updated first (or by key
+        with ``order="key"``). ``recency_half_life`` (seconds) discounts older memories.
         """
         t = self._tenant(tenant)
         request = self._search_request(query, namespace, filter, metadata, kind, created_after, created_before,
-                                       as_of, limit, offset, mode, recency_half_life)
+                                       as_of, limit, offset, mode, recency_half_life, order)
         if request.query and request.mode != "keyword" and self.embedder is not None:
             request.vector = self.embedder.embed_query(request.query)
         hits = self.backend.search(t, request)
@@ -449,7 +457,7 @@ class MemoryStore:
         t = self._tenant(kwargs.pop("tenant", None))
         refresh = kwargs.pop("refresh_ttl", False)
         fields = dict(namespace=(), filter=None, metadata=None, kind=None, created_after=None, created_before=None,
-                      as_of=None, limit=10, offset=0, mode="hybrid", recency_half_life=None)
+                      as_of=None, limit=10, offset=0, mode="hybrid", recency_half_life=None, order="recent")
         unknown = set(kwargs) - set(fields)
         if unknown:
             raise TypeError(f"unexpected arguments {sorted(unknown)}")
@@ -461,6 +469,25 @@ class MemoryStore:
         if refresh:
             await self._offload(self._refresh, t, [h.record for h in hits], request.now)
         return hits
+
+    def count(self, namespace: Sequence[str] = (), *, filter: Mapping[str, Any] | None = None,
+              metadata: Mapping[str, Any] | None = None, kind: MemoryKind | str | None = None,
+              tenant: str | None = None) -> int:
+        """How many current records match (namespace prefix and filters as in :meth:`search`)."""
+        request = self._search_request(None, namespace, filter, metadata, kind, None, None, None, 0, 0, "hybrid",
+                                       None)
+        return self.backend.count(self._tenant(tenant), request)
+
+    def set_metadata(self, refs: Sequence[tuple[Sequence[str], str]], metadata: Mapping[str, Any], *,
+                     tenant: str | None = None) -> None:
+        """Merge ``metadata`` into the current records ``refs`` in one transaction (no re-embedding)."""
+        if not isinstance(metadata, Mapping):
+            raise InvalidMemoryError(f"metadata is a dict, not {type(metadata).__name__}")
+        now = now_micros()
+        writes = [Write("meta", validate_namespace(ns), validate_key(k), at=now, metadata=dict(metadata))
+                  for ns, k in refs]
+        if writes:
+            self.backend.apply(self._tenant(tenant), writes)
 
     def list(self, namespace: Sequence[str] = (), **kwargs: Any) -> builtins.list[MemoryRecord]:
         """The records under a namespace prefix (filters as in :meth:`search`), newest first."""

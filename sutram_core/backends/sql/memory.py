@@ -197,9 +197,11 @@ class SqlMemoryBackend:
         for w in writes:
             ns = encode_namespace(w.namespace)
             existing = current.get((ns, w.key))
-            if w.op in ("close", "delete"):
+            if w.op in ("close", "delete", "meta"):
                 yield from self._flush(insert_sql, inserts, update_sql, updates)
-                if w.op == "close":
+                if w.op == "meta":
+                    yield from self._merge_metadata(tenant, ns, w, seq)
+                elif w.op == "close":
                     yield Step(text(
                         "UPDATE sutram_memories SET valid_to = :at, seq = :seq WHERE tenant_id = :t "
                         "AND namespace = :ns AND key = :k AND valid_to IS NULL"
@@ -251,6 +253,20 @@ class SqlMemoryBackend:
         if deleted:
             yield Step(text("UPDATE sutram_memory_state SET deletes = deletes + 1 WHERE tenant_id = :t"), {"t": tenant})
         return out
+
+    def _merge_metadata(self, tenant: str, ns: str, w: Write, seq: int) -> Plan[None]:
+        rows = yield Step(text(
+            "SELECT id, metadata FROM sutram_memories WHERE tenant_id = :t AND namespace = :ns AND key = :k "
+            "AND valid_to IS NULL"
+        ), {"t": tenant, "ns": ns, "k": w.key})
+        if not rows:
+            return
+        merged = {**_loads(rows[0][1]), **(w.metadata or {})}
+        meta_sql = "CAST(:m AS jsonb)" if self.dialect == "postgresql" else ":m"
+        yield Step(text(
+            f"UPDATE sutram_memories SET metadata = {meta_sql}, updated_at = :at, seq = :seq "
+            "WHERE tenant_id = :t AND id = :id"
+        ), {"m": _json(merged), "at": w.at, "seq": seq, "t": tenant, "id": rows[0][0]})
 
     @staticmethod
     def _flush(insert_sql: Any, inserts: list[dict[str, Any]], update_sql: Any,
@@ -342,12 +358,7 @@ class SqlMemoryBackend:
     # -- search ---------------------------------------------------------------------------
 
     def search(self, tenant: str, request: SearchRequest) -> list[SearchHit]:
-        w = where_clause(
-            self.dialect, tenant, namespace_prefix=request.namespace_prefix,
-            exact_namespace=request.exact_namespace, conditions=request.conditions, kinds=request.kinds,
-            created_after=request.created_after, created_before=request.created_before, as_of=request.as_of,
-            now=request.now,
-        )
+        w = self._where(tenant, request)
         if not request.query and request.vector is None:
             return self.db.run(self._listing(tenant, w, request), write=False)
         need = request.offset + request.limit
@@ -362,11 +373,28 @@ class SqlMemoryBackend:
         return self.db.run(self._rank(tenant, w, request, vector_hits, keyword_hits), write=False)
 
     def _listing(self, tenant: str, w: Any, request: SearchRequest) -> Plan[list[SearchHit]]:
+        order = "m.namespace, m.key" if request.order == "key" else "m.updated_at DESC, m.pk DESC"
         rows = yield Step(text(
-            f"SELECT {_SELECT} FROM sutram_memories m WHERE {w.sql()} "
-            "ORDER BY m.updated_at DESC, m.pk DESC LIMIT :lim OFFSET :off"
+            f"SELECT {_SELECT} FROM sutram_memories m WHERE {w.sql()} ORDER BY {order} LIMIT :lim OFFSET :off"
         ), {**w.params, "lim": request.limit, "off": request.offset})
         return [SearchHit(_record(r, tenant)) for r in rows]
+
+    def count(self, tenant: str, request: SearchRequest) -> int:
+        w = self._where(tenant, request)
+
+        def plan() -> Plan[int]:
+            rows = yield Step(text(f"SELECT count(*) FROM sutram_memories m WHERE {w.sql()}"), w.params)
+            return int(rows[0][0])
+
+        return self.db.run(plan(), write=False)
+
+    def _where(self, tenant: str, request: SearchRequest) -> Any:
+        return where_clause(
+            self.dialect, tenant, namespace_prefix=request.namespace_prefix,
+            exact_namespace=request.exact_namespace, conditions=request.conditions, kinds=request.kinds,
+            created_after=request.created_after, created_before=request.created_before, as_of=request.as_of,
+            now=request.now,
+        )
 
     def _keyword_plan(self, w: Any, terms: list[str], depth: int) -> Plan[list[tuple[int, float]]]:
         if self.dialect == "sqlite":

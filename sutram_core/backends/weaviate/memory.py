@@ -202,6 +202,15 @@ class WeaviateMemoryBackend:
                     col.data.update(uuid=obj.uuid, properties={"valid_to": w.at})
                 out.append(None)
                 continue
+            if w.op == "meta":
+                for obj in current:
+                    merged = {**self._record(tenant, obj.properties).metadata, **(w.metadata or {})}
+                    props = {"metadata_json": orjson.dumps(merged).decode(), "updated_at": w.at,
+                             **flat_properties({}, merged)}
+                    self._ensure_props(props)
+                    col.data.update(uuid=obj.uuid, properties=props)
+                out.append(None)
+                continue
             rec = w.record
             assert rec is not None
             rec.tenant_id = tenant
@@ -287,13 +296,20 @@ class WeaviateMemoryBackend:
         kept = {ns[:max_depth] if max_depth else ns for ns in found if all(c.matches(ns) for c in conditions)}
         return sorted(kept)[offset: offset + limit]
 
+    def _filter(self, request: SearchRequest) -> Any:
+        return to_filter(namespace_prefix=request.namespace_prefix, exact_namespace=request.exact_namespace,
+                         conditions=request.conditions, kinds=request.kinds, created_after=request.created_after,
+                         created_before=request.created_before, as_of=request.as_of, now=request.now)
+
+    def count(self, tenant: str, request: SearchRequest) -> int:
+        result = self._tenant(tenant).aggregate.over_all(filters=self._filter(request), total_count=True)
+        return int(result.total_count or 0)
+
     def search(self, tenant: str, request: SearchRequest) -> list[SearchHit]:
         from weaviate.classes.query import HybridFusion, MetadataQuery
 
         col = self._tenant(tenant)
-        f = to_filter(namespace_prefix=request.namespace_prefix, exact_namespace=request.exact_namespace,
-                      conditions=request.conditions, kinds=request.kinds, created_after=request.created_after,
-                      created_before=request.created_before, as_of=request.as_of, now=request.now)
+        f = self._filter(request)
         meta = MetadataQuery(score=True, distance=True)
         vector = [float(x) for x in request.vector] if request.vector is not None else None
         common = dict(filters=f, limit=request.limit, offset=request.offset, return_properties=_RETURN,
@@ -301,7 +317,9 @@ class WeaviateMemoryBackend:
         if not request.query and vector is None:
             from weaviate.classes.query import Sort
 
-            result = col.query.fetch_objects(sort=Sort.by_property("updated_at", ascending=False), **common)
+            sort = (Sort.by_property("namespace").by_property("key") if request.order == "key"
+                    else Sort.by_property("updated_at", ascending=False))
+            result = col.query.fetch_objects(sort=sort, **common)
         elif request.mode == "keyword" or vector is None:
             result = col.query.bm25(query=request.query, query_properties=["text"], **common)
         elif request.mode == "vector" or not request.query:
