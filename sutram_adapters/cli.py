@@ -8,6 +8,10 @@
     sutram export --otlp URL [--tenant T] [--run RUN_ID ...]
                                                   send stored runs to an OpenTelemetry collector
     sutram audit verify [--tenant T]              recompute the audit hash chains; exit 1 on a problem
+    sutram memory search "QUERY" [--tenant T] [--kind K] [--namespace A/B] [--limit N] [--json]
+                                                  hybrid search over a tenant's memories
+    sutram memory list [--tenant T] [--kind K] [--namespace A/B] [--limit N] [--json]
+                                                  a tenant's memories, newest first
 
 Every command takes ``--url`` (default: ``SUTRAM_URL``, else ``./.sutram/sutram.db``).
 """
@@ -119,6 +123,24 @@ def _audit(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _memory(args: argparse.Namespace) -> int:
+    from sutram_adapters.memory_view import memories_json, render_memories
+    from sutram_core.memory import MemoryStore
+
+    namespace = tuple(p for p in (args.namespace or "").split("/") if p)
+    # listing needs no embedder; a search loads the default one (offline)
+    with MemoryStore.from_url(args.url, tenant=args.tenant,
+                              embedder=None if args.action == "search" else False) as store:
+        hits = store.search(args.query if args.action == "search" else None, namespace=namespace, kind=args.kind,
+                            limit=args.limit)
+    if args.json:
+        print(memories_json(hits))
+    else:
+        title = f"memories of tenant {args.tenant}" + (f" matching {args.query!r}" if args.action == "search" else "")
+        render_memories(hits, Console(width=max(Console().width, 150)), title)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sutram", description="Sutram: durable, remembering, traceable AI workflows.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +172,14 @@ def _parser() -> argparse.ArgumentParser:
     audit = command("audit", "verify the audit hash chains")
     audit.add_argument("action", choices=["verify"])
     audit.add_argument("--tenant", default=None, help="one tenant (default: every tenant with an audit log)")
+    memory = command("memory", "search or list a tenant's memories")
+    memory.add_argument("action", choices=["search", "list"])
+    memory.add_argument("query", nargs="?", default=None, help="what to search for (search only)")
+    memory.add_argument("--tenant", default=DEFAULT_TENANT)
+    memory.add_argument("--kind", default=None, choices=["episodic", "semantic", "procedural"])
+    memory.add_argument("--namespace", default=None, help="a namespace prefix, labels joined by / (e.g. users/u1)")
+    memory.add_argument("--limit", type=int, default=20)
+    memory.add_argument("--json", action="store_true", help="print the memories as a JSON list")
     worker = sub.add_parser("_demo-worker", help=argparse.SUPPRESS)
     worker.add_argument("url")
     worker.add_argument("thread_id")
@@ -172,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
 
             run_worker(args.url, args.thread_id)
             return 0
-        handler = {"runs": _runs, "trace": _trace, "export": _export, "audit": _audit}[args.command]
+        if args.command == "memory" and args.action == "search" and not args.query:
+            print("sutram memory search needs a QUERY", file=sys.stderr)
+            return 2
+        handler = {"runs": _runs, "trace": _trace, "export": _export, "audit": _audit,
+                   "memory": _memory}[args.command]
         return handler(args)
     except SutramError as exc:
         print(f"sutram: {exc}", file=sys.stderr)
