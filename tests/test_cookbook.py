@@ -51,3 +51,28 @@ def test_llamaindex_tracing(recipe: str, tmp_path: Path) -> None:
         spans = store.run_spans("acme", run.run_id)
         assert run.thread_id == "cookbook-llamaindex"
         assert sum(s.kind == "llm" for s in spans) == 2 and sum(s.kind == "tool" for s in spans) == 1
+
+
+def test_langgraph_long_term_memory(tmp_path: Path) -> None:
+    url, out = _run("langgraph_long_term_memory.py", tmp_path)
+    friday = [line for line in out.splitlines() if "memories used" in line][-1]
+    assert "hiking in the Alps" in friday and "Geneva" in friday  # learned on another thread
+    from sutram_core.memory import MemoryStore
+
+    with MemoryStore.from_url(url, tenant="default", embedder=False) as store:
+        assert store.count(("users", "u42", "facts")) == 2
+
+
+def test_llamaindex_agent_memory_recalls_across_processes(tmp_path: Path) -> None:
+    _, out = _run("llamaindex_agent_memory.py", tmp_path)
+    lines = [line for line in out.splitlines() if "agent:" in line]
+    pids = {line.split("pid ")[1].split("]")[0] for line in lines}
+    assert len(lines) == 2 and len(pids) == 2
+    assert "oat milk" in lines[1] and lines[1].startswith("[friday")
+
+
+def test_multi_tenant_memory(tmp_path: Path) -> None:
+    _, out = _run("multi_tenant_memory.py", tmp_path)
+    assert "acme: ['Enterprise plan" in out and "globex: ['Starter plan" in out
+    assert "before the change: Main contact: Dana (CTO)" in out
+    assert "globex sees acme's procedure? False" in out
