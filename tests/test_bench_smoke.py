@@ -32,3 +32,17 @@ def test_tracing_benchmark_runs_and_prints_ratios(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     assert figures["spans_per_invocation"] == 21
     assert {"langfuse", "langsmith", "sutram"} <= figures["sync_added_us_per_span"].keys()
+
+
+def test_memory_benchmark_runs_and_prints_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "memory.json"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env.pop("SUTRAM_BENCH_PG_URL", None)
+    proc = subprocess.run([sys.executable, "bench/memory.py", "--smoke", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Sutram/peer" in proc.stdout
+    figures = json.loads(out.read_text())
+    ours, peer = figures["sutram_sqlite"], figures["in_memory_store"]
+    assert ours["ingest_per_s"] > 0 and peer["vector_p50_ms"] > 0
+    assert ours["recall_at_10"] == 1.0  # SQLite's vector search is exact

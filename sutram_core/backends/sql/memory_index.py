@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 
 from sutram_core.backends.sql.database import Database, Plan, Step
 
@@ -93,7 +93,11 @@ class VectorIndex:
     # -- searching -------------------------------------------------------------------------
 
     def search(self, query: np.ndarray, where: Any, request: Any, depth: int) -> list[tuple[int, float]]:
-        """The ``depth`` best ``(pk, cosine)`` pairs among the rows that pass ``where``."""
+        """The ``depth`` best ``(pk, cosine)`` pairs among the rows that pass ``where``.
+
+        A request without filters (tenant, current and unexpired only, which the index
+        already tracks) skips the filter check; the caller's final fetch applies ``where``.
+        """
         dims = int(query.shape[0])
         if request.as_of is not None:
             return self.db.run(self._scan_plan(query, where, depth), write=False)
@@ -102,18 +106,24 @@ class VectorIndex:
             pks, scores = self.pks, self.mat @ query
             scores[~self.alive] = -np.inf
         alive = int(np.count_nonzero(np.isfinite(scores)))
-        width = min(alive, max(2 * depth, 64))
+        plain = not (request.conditions or request.kinds or request.namespace_prefix
+                     or request.created_after is not None or request.created_before is not None)
+        width = min(alive, depth if plain else max(16 * depth, 256))
         while width > 0:
             top = np.argpartition(-scores, width - 1)[:width] if width < len(scores) else np.arange(len(scores))
             top = top[np.argsort(-scores[top], kind="stable")]
             top = top[np.isfinite(scores[top])]
+            if plain:
+                return [(int(pks[i]), float(scores[i])) for i in top[:depth]]
             passed = set(self.db.run(self._check_plan(where, pks[top].tolist()), write=False))
             kept = [(int(pks[i]), float(scores[i])) for i in top if int(pks[i]) in passed]
             if len(kept) >= depth or width >= alive:
                 return kept[:depth]
             if width >= _WIDEST:
                 break
-            width = min(alive, width * 4)
+            # widen to what the share that passed so far says is enough, with a margin
+            share = max(len(kept) / width, 1 / 64)
+            width = min(alive, max(width * 2, int(depth / share * 1.5)))
         else:
             return []
         matching = self.db.run(self._match_plan(where), write=False)
@@ -128,8 +138,9 @@ class VectorIndex:
     def _check_plan(where: Any, pks: list[int]) -> Plan[list[int]]:
         if not pks:
             return []
-        rows = yield Step(text(f"SELECT m.pk FROM sutram_memories m WHERE {where.sql()} AND m.pk IN :pks")
-                          .bindparams(bindparam("pks", expanding=True)), {**where.params, "pks": pks})
+        # integers only: inlined, which spares SQLAlchemy a bind parameter per candidate
+        rows = yield Step(text(f"SELECT m.pk FROM sutram_memories m WHERE {where.sql_by_rowid()} "
+                               f"AND m.pk IN ({','.join(map(str, pks))})"), where.params)
         return [int(r[0]) for r in rows]
 
     @staticmethod

@@ -84,6 +84,7 @@ class Where:
         self.dialect = dialect
         self.parts: list[str] = []
         self.params: dict[str, Any] = {}
+        self.tenant_at: int | None = None  # which part is the tenant term
 
     def param(self, value: Any) -> str:
         name = f"p{len(self.params)}"
@@ -95,6 +96,16 @@ class Where:
 
     def sql(self) -> str:
         return " AND ".join(self.parts) if self.parts else "1=1"
+
+    def sql_by_rowid(self) -> str:
+        """The same WHERE for a query that names its rows by primary key: on SQLite the
+        tenant term is written ``+m.tenant_id`` so the planner looks rows up by key instead
+        of scanning the tenant's index (the IN list is the selective part)."""
+        if self.dialect != "sqlite" or self.tenant_at is None:
+            return self.sql()
+        parts = list(self.parts)
+        parts[self.tenant_at] = "+" + parts[self.tenant_at]
+        return " AND ".join(parts)
 
 
 def namespace_range(prefix: tuple[str, ...]) -> tuple[str, str]:
@@ -165,6 +176,7 @@ def where_clause(
     w = Where(dialect)
     t = table
     w.add(f"{t}.tenant_id = {w.param(tenant)}")
+    w.tenant_at = 0
     if namespace_prefix:
         if exact_namespace:
             w.add(f"{t}.namespace = {w.param(encode_namespace(namespace_prefix))}")
