@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sutram_core.memory import MemoryStore  # noqa: E402
+from sutram_core.memory import MemoryStore
 
 DIMS = 384
 BATCH = 1000
@@ -102,6 +102,29 @@ def timed(fn: Callable[[int], Any], count: int) -> list[float]:
     return out
 
 
+def recall(data: Dataset, queries: int, keys_of: Callable[[int, dict[str, Any] | None], list[int]]) -> tuple[float, float]:
+    """Mean recall@10 against exact search, unfiltered and with ``{"bucket": 3}``;
+    ``keys_of(query index, filter)`` returns the row numbers a store found."""
+    mask = data.buckets == 3
+    plain, filtered = [], []
+    for qi in range(min(queries, 50)):
+        plain.append(len(set(keys_of(qi, None)) & set(data.exact_top(qi, 10))) / 10)
+        filtered.append(len(set(keys_of(qi, {"bucket": 3})) & set(data.exact_top(qi, 10, mask))) / 10)
+    return statistics.mean(plain), statistics.mean(filtered)
+
+
+def peer_ingest(store: Any, data: Dataset, stop: int) -> float:
+    """Put memories 0..stop into a LangGraph store in batches; return records/s."""
+    from langgraph.store.base import PutOp
+
+    t0 = time.perf_counter()
+    for start in range(0, stop, BATCH):
+        store.batch([PutOp(("docs", f"c{data.cluster[i] % 20}"), f"m{i}",
+                           {"text": data.texts[i], "bucket": int(data.buckets[i])})
+                     for i in range(start, min(stop, start + BATCH))])
+    return stop / (time.perf_counter() - t0)
+
+
 def rss_mib() -> float:
     import psutil
 
@@ -137,15 +160,8 @@ def bench_sutram(url: str, data: Dataset, queries: int, label: str) -> dict[str,
         lat = timed(lambda i, m=mode: store.search(data.query_texts[i % queries], mode=m, filter={"bucket": 3},
                                                    limit=10), queries)
         out[f"filtered_{mode}_p50_ms"], out[f"filtered_{mode}_p95_ms"] = pct(lat, 50), pct(lat, 95)
-    mask = data.buckets == 3
-    recall, recall_f = [], []
-    for qi in range(min(queries, 50)):
-        got = [int(h.record.key[1:]) for h in store.search(data.query_texts[qi], mode="vector", limit=10)]
-        recall.append(len(set(got) & set(data.exact_top(qi, 10))) / 10)
-        got = [int(h.record.key[1:]) for h in store.search(data.query_texts[qi], mode="vector", limit=10,
-                                                           filter={"bucket": 3})]
-        recall_f.append(len(set(got) & set(data.exact_top(qi, 10, mask))) / 10)
-    out["recall_at_10"], out["filtered_recall_at_10"] = statistics.mean(recall), statistics.mean(recall_f)
+    out["recall_at_10"], out["filtered_recall_at_10"] = recall(data, queries, lambda qi, f: [
+        int(h.record.key[1:]) for h in store.search(data.query_texts[qi], mode="vector", limit=10, filter=f)])
     store.close()
     print(f"  {label}: ingest {ingest:,.0f}/s; first query {first:.0f} ms; "
           + "; ".join(f"{m} p50 {out[m + '_p50_ms']:.1f} ms" for m in ("vector", "keyword", "hybrid"))
@@ -158,19 +174,12 @@ def bench_sutram(url: str, data: Dataset, queries: int, label: str) -> dict[str,
 
 
 def bench_in_memory(data: Dataset, queries: int) -> dict[str, Any]:
-    from langgraph.store.base import PutOp
     from langgraph.store.memory import InMemoryStore
 
     gc.collect()
     before = rss_mib()
     store = InMemoryStore(index={"dims": DIMS, "embed": data.embed, "fields": ["text"]})
-    n = len(data.texts)
-    t0 = time.perf_counter()
-    for start in range(0, n, BATCH):
-        store.batch([PutOp(("docs", f"c{data.cluster[i] % 20}"), f"m{i}",
-                           {"text": data.texts[i], "bucket": int(data.buckets[i])})
-                     for i in range(start, min(n, start + BATCH))])
-    ingest = n / (time.perf_counter() - t0)
+    ingest = peer_ingest(store, data, len(data.texts))
     grown = rss_mib() - before
     lat = timed(lambda i: store.search(("docs",), query=data.query_texts[i], limit=10), queries)
     flat = timed(lambda i: store.search(("docs",), query=data.query_texts[i], filter={"bucket": 3}, limit=10), queries)
@@ -178,14 +187,13 @@ def bench_in_memory(data: Dataset, queries: int) -> dict[str, Any]:
            "filtered_vector_p50_ms": pct(flat, 50), "rss_growth_mib": grown}
     print(f"  InMemoryStore: ingest {ingest:,.0f}/s; vector p50 {out['vector_p50_ms']:.1f} ms; "
           f"filtered p50 {out['filtered_vector_p50_ms']:.1f} ms; RSS +{grown:,.0f} MiB ({queries} queries)")
-    del store
+    store = None  # let the peer's memory go before the next phase
     gc.collect()
     return out
 
 
 def bench_postgres_store(url: str, data: Dataset, queries: int) -> dict[str, Any]:
     import psycopg
-    from langgraph.store.base import PutOp
     from langgraph.store.postgres import PostgresStore
     from pgvector.psycopg import register_vector
 
@@ -194,12 +202,7 @@ def bench_postgres_store(url: str, data: Dataset, queries: int) -> dict[str, Any
     sample = min(2000, n)
     with PostgresStore.from_conn_string(url, index=index) as store:  # type: ignore[arg-type]
         store.setup()
-        t0 = time.perf_counter()
-        for start in range(0, sample, BATCH):
-            store.batch([PutOp(("docs", f"c{data.cluster[i] % 20}"), f"m{i}",
-                               {"text": data.texts[i], "bucket": int(data.buckets[i])})
-                         for i in range(start, min(sample, start + BATCH))])
-        ingest = sample / (time.perf_counter() - t0)
+        ingest = peer_ingest(store, data, sample)
         # the rest through COPY into its own tables (its API would take minutes at this size)
         with psycopg.connect(url, autocommit=True) as conn:
             register_vector(conn)
@@ -225,17 +228,11 @@ def bench_postgres_store(url: str, data: Dataset, queries: int) -> dict[str, Any
         lat = timed(lambda i: store.search(("docs",), query=data.query_texts[i % queries], limit=10), queries)
         flat = timed(lambda i: store.search(("docs",), query=data.query_texts[i % queries], filter={"bucket": 3},
                                             limit=10), queries)
-        mask = data.buckets == 3
-        recall, recall_f = [], []
-        for qi in range(min(queries, 50)):
-            got = [int(h.key[1:]) for h in store.search(("docs",), query=data.query_texts[qi], limit=10)]
-            recall.append(len(set(got) & set(data.exact_top(qi, 10))) / 10)
-            got = [int(h.key[1:]) for h in store.search(("docs",), query=data.query_texts[qi], limit=10,
-                                                        filter={"bucket": 3})]
-            recall_f.append(len(set(got) & set(data.exact_top(qi, 10, mask))) / 10)
+        found = recall(data, queries, lambda qi, f: [
+            int(h.key[1:]) for h in store.search(("docs",), query=data.query_texts[qi], limit=10, filter=f)])
     out = {"ingest_per_s": ingest, "vector_p50_ms": pct(lat, 50), "vector_p95_ms": pct(lat, 95),
            "filtered_vector_p50_ms": pct(flat, 50), "filtered_vector_p95_ms": pct(flat, 95),
-           "recall_at_10": statistics.mean(recall), "filtered_recall_at_10": statistics.mean(recall_f)}
+           "recall_at_10": found[0], "filtered_recall_at_10": found[1]}
     print(f"  PostgresStore: ingest {ingest:,.0f}/s (API, first {sample}); vector p50 {out['vector_p50_ms']:.1f} ms; "
           f"filtered p50 {out['filtered_vector_p50_ms']:.1f} ms; recall@10 {out['recall_at_10']:.3f} "
           f"(filtered {out['filtered_recall_at_10']:.3f})")

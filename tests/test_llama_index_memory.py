@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,54 +88,35 @@ async def test_memory_blocks_facts_persist_and_procedures_version(db_url: str) -
     assert len(procedures.memory.history(("procedures", "support"), "refunds")) == 2
 
 
-def _run_process(code: str, url: str) -> str:
-    script = textwrap.dedent(code)
-    out = subprocess.run([sys.executable, "-c", script, url], cwd=ROOT, capture_output=True, text=True, timeout=120)
+_AGENT_SESSION = """
+import asyncio, sys
+from llama_index.core.agent.workflow import FunctionAgent
+from sutram_adapters.llama_index import SutramMemory
+from tests.fake_llama import RecallLLM
+
+async def main():
+    url, session, tenant, text = sys.argv[1:5]
+    memory = SutramMemory.from_defaults(session_id=session, user_id="alice", tenant=tenant, url=url)
+    print(await FunctionAgent(tools=[], llm=RecallLLM()).run(text, memory=memory))
+
+asyncio.run(main())
+"""
+
+
+def agent_session_in_new_process(url: str, session: str, tenant: str, text: str) -> str:
+    """Run one agent turn with SutramMemory in a fresh Python process; return its answer."""
+    out = subprocess.run([sys.executable, "-c", _AGENT_SESSION, url, session, tenant, text], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip().splitlines()[-1]
 
 
 def test_a_function_agent_recalls_a_fact_stored_by_an_earlier_process(db_url: str) -> None:
-    first = _run_process("""
-        import asyncio, sys
-        from llama_index.core.agent.workflow import FunctionAgent
-        from sutram_adapters.llama_index import SutramMemory
-        from tests.fake_llama import RecallLLM
-
-        async def main():
-            memory = SutramMemory.from_defaults(session_id="monday", user_id="alice", tenant="acme", url=sys.argv[1])
-            agent = FunctionAgent(tools=[], llm=RecallLLM())
-            print(await agent.run("I prefer green tea, never coffee.", memory=memory))
-
-        asyncio.run(main())
-    """, db_url)
+    first = agent_session_in_new_process(db_url, "monday", "acme", "I prefer green tea, never coffee.")
     assert "green tea" in first  # the fact block keeps a fact the moment it is said
-    second = _run_process("""
-        import asyncio, sys
-        from llama_index.core.agent.workflow import FunctionAgent
-        from sutram_adapters.llama_index import SutramMemory
-        from tests.fake_llama import RecallLLM
-
-        async def main():
-            memory = SutramMemory.from_defaults(session_id="friday", user_id="alice", tenant="acme", url=sys.argv[1])
-            agent = FunctionAgent(tools=[], llm=RecallLLM())
-            print(await agent.run("What should I drink?", memory=memory))
-
-        asyncio.run(main())
-    """, db_url)
+    second = agent_session_in_new_process(db_url, "friday", "acme", "What should I drink?")
     assert "green tea" in second
-    stranger = _run_process("""
-        import asyncio, sys
-        from llama_index.core.agent.workflow import FunctionAgent
-        from sutram_adapters.llama_index import SutramMemory
-        from tests.fake_llama import RecallLLM
-
-        async def main():
-            memory = SutramMemory.from_defaults(session_id="friday", user_id="alice", tenant="globex", url=sys.argv[1])
-            print(await FunctionAgent(tools=[], llm=RecallLLM()).run("What should I drink?", memory=memory))
-
-        asyncio.run(main())
-    """, db_url)
+    stranger = agent_session_in_new_process(db_url, "friday", "globex", "What should I drink?")
     assert stranger == "I don't know yet."  # same user id, other tenant: nothing leaks
 
 

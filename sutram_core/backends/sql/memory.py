@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from sutram_core.backends.sql.database import Database, Plan, Step
 from sutram_core.backends.sql.memory_index import VectorIndex
@@ -83,14 +83,15 @@ def _record(row: Sequence[Any], tenant: str) -> MemoryRecord:
 class SqlMemoryBackend:
     """Memories in the Sutram SQL database (see the module docstring)."""
 
-    def __init__(self, db: Database, *, owns_db: bool = True, hnsw_m: int = 8,
-                 hnsw_ef_construction: int = 32) -> None:
+    def __init__(self, db: Database, *, owns_db: bool = True, hnsw_m: int = 16,
+                 hnsw_ef_construction: int = 64, hnsw_ef_search: int = 400) -> None:
         self.db = db
-        # HNSW build settings (PostgreSQL), used when a dimension's index is first created.
-        # pgvector's defaults (16, 64) cost about 1 ms of server CPU per inserted row here;
-        # these give about twice the insert rate at recall@10 >= 0.95 (bench/memory.py).
+        # HNSW settings (PostgreSQL). m and ef_construction apply when a dimension's index is
+        # first created (pgvector's defaults: lower values insert faster but lose recall,
+        # measured in bench/memory.py); ef_search is the candidate list of each query.
         self.hnsw_m = int(hnsw_m)
         self.hnsw_ef_construction = int(hnsw_ef_construction)
+        self.hnsw_ef_search = int(hnsw_ef_search)
         self.dialect = db.backend
         self._owns_db = owns_db
         self._indexes: dict[str, VectorIndex] = {}
@@ -99,6 +100,21 @@ class SqlMemoryBackend:
         self._pg_has_vec: bool | None = None  # whether the vector column exists (PostgreSQL)
         if self.dialect == "postgresql":
             register_pg_vector_dumper(getattr(db.engine.dialect, "_psycopg_adapters_map", None))
+            event.listen(db.engine, "connect", self._configure_session)
+
+    def _configure_session(self, dbapi_conn: Any, _record: Any) -> None:
+        # Per connection, once: HNSW scans continue past ef_search until enough rows pass
+        # the filters (iterative scans; results re-sorted here), and plans stay custom
+        # (a generic plan ignores the parameters that make the vector index the right choice).
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        try:
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false), "
+                            f"set_config('hnsw.ef_search', '{self.hnsw_ef_search}', false), "
+                            "set_config('plan_cache_mode', 'force_custom_plan', false)")
+        finally:
+            dbapi_conn.autocommit = autocommit
 
     async def offload(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` on the database's thread pool."""
@@ -383,14 +399,15 @@ class SqlMemoryBackend:
             self._ensure_pg_vectors(int(request.vector.shape[0]))
 
         def plan() -> Plan[list[SearchHit]]:
-            # PostgreSQL: both rankings and the rows in one transaction (SET LOCAL needs one)
             found = vector_hits
+            rows_by_pk: dict[int, Any] = {}
             if use_vector and self.dialect == "postgresql":
-                found = yield from self._pg_vector_plan(w, np.asarray(request.vector, dtype=np.float32), depth)
+                found = yield from self._pg_vector_plan(w, np.asarray(request.vector, dtype=np.float32), depth,
+                                                        rows_by_pk)
             keyword_hits = (yield from self._keyword_plan(w, terms, depth)) if terms else []
-            return (yield from self._rank(tenant, w, request, found, keyword_hits))
+            return (yield from self._rank(tenant, w, request, found, keyword_hits, rows_by_pk))
 
-        return self.db.run(plan(), write=self.dialect == "postgresql" and use_vector)
+        return self.db.run(plan(), write=False)
 
     def _listing(self, tenant: str, w: Any, request: SearchRequest) -> Plan[list[SearchHit]]:
         order = "m.namespace, m.key" if request.order == "key" else "m.updated_at DESC, m.pk DESC"
@@ -427,8 +444,9 @@ class SqlMemoryBackend:
                 "ORDER BY bm25(sutram_memories_fts) LIMIT :n"
             ), {**w.params, "q": fts5_query(terms), "n": depth})
         else:
+            # ts_rank, not ts_rank_cd: cover density reads term positions and costs about 4x
             rows = yield Step(text(
-                "SELECT m.pk, ts_rank_cd(m.tsv, query) AS s FROM sutram_memories m, "
+                "SELECT m.pk, ts_rank(m.tsv, query) AS s FROM sutram_memories m, "
                 "to_tsquery('english', :q) query "
                 f"WHERE m.tsv @@ query AND {w.sql()} ORDER BY s DESC, m.pk LIMIT :n"
             ), {**w.params, "q": tsquery(terms), "n": depth})
@@ -443,20 +461,19 @@ class SqlMemoryBackend:
                 index = self._indexes[tenant] = VectorIndex(self.db, tenant)
         return index.search(q, w, request, depth)
 
-    def _pg_vector_plan(self, w: Any, q: np.ndarray, depth: int) -> Plan[list[tuple[int, float]]]:
+    def _pg_vector_plan(self, w: Any, q: np.ndarray, depth: int,
+                        rows_by_pk: dict[int, Any]) -> Plan[list[tuple[int, float]]]:
         dims = int(q.shape[0])
-        yield Step(text(
-            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-            "set_config('hnsw.ef_search', :ef, true), set_config('plan_cache_mode', 'force_custom_plan', true)"
-        ), {"ef": str(max(100, depth))})
         rows = yield Step(text(
-            f"SELECT m.pk, m.vec::vector({dims}) <=> CAST(:q AS vector({dims})) AS d FROM sutram_memories m "
+            f"SELECT {_SELECT}, m.vec::vector({dims}) <=> CAST(:q AS vector({dims})) AS d FROM sutram_memories m "
             f"WHERE vector_dims(m.vec) = {dims} AND {w.sql()} ORDER BY d LIMIT :n"
         ), {**w.params, "q": PgVector(q), "n": depth})
-        return sorted(((int(r[0]), 1.0 - float(r[1])) for r in rows), key=lambda p: -p[1])
+        for r in rows:  # the rows come along, so ranking needs no second read
+            rows_by_pk[int(r[0])] = r[:-1]
+        return sorted(((int(r[0]), 1.0 - float(r[-1])) for r in rows), key=lambda p: -p[1])
 
     def _rank(self, tenant: str, w: Any, request: SearchRequest, vector_hits: list[tuple[int, float]],
-              keyword_hits: list[tuple[int, float]]) -> Plan[list[SearchHit]]:
+              keyword_hits: list[tuple[int, float]], rows_by_pk: dict[int, Any]) -> Plan[list[SearchHit]]:
         vscore = dict(vector_hits)
         kscore = dict(keyword_hits)
         if request.mode == "vector" or not keyword_hits:
@@ -471,11 +488,13 @@ class SqlMemoryBackend:
         if not request.recency_half_life:
             # the order is final: read only the page (and a margin for rows the filters now drop)
             fused = fused[: 2 * (request.offset + request.limit) + 5]
-        pks = [int(p) for p, _ in fused]
-        # the filters again: a record closed since the candidates were found is not returned
-        rows = yield Step(text(f"SELECT {_SELECT} FROM sutram_memories m WHERE {w.sql_by_rowid()} "
-                               f"AND m.pk IN ({','.join(str(int(p)) for p in pks)})"), w.params)
-        by_pk = {int(r[0]): r for r in rows}
+        missing = [int(p) for p, _ in fused if int(p) not in rows_by_pk]
+        by_pk = dict(rows_by_pk)
+        if missing:
+            # the filters again: a record closed since the candidates were found is not returned
+            rows = yield Step(text(f"SELECT {_SELECT} FROM sutram_memories m WHERE {w.sql_by_rowid()} "
+                                   f"AND m.pk IN ({','.join(map(str, missing))})"), w.params)
+            by_pk.update((int(r[0]), r) for r in rows)
         hits: list[tuple[float, int, SearchHit]] = []
         for p, score in fused:
             row = by_pk.get(int(p))

@@ -83,9 +83,15 @@ def _v4_memories(conn: Connection) -> None:
             "ALTER TABLE sutram_memories ADD COLUMN IF NOT EXISTS tsv tsvector "
             "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED"
         ))
-        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_sutram_memories_tsv ON sutram_memories USING gin (tsv)"))
+        # fastupdate off: a GIN pending list makes searches after a burst of writes several
+        # times slower until vacuum merges it; memory search latency matters more
         conn.execute(text(
-            "CREATE INDEX IF NOT EXISTS ix_sutram_memories_value ON sutram_memories USING gin (value jsonb_path_ops)"
+            "CREATE INDEX IF NOT EXISTS ix_sutram_memories_tsv ON sutram_memories USING gin (tsv) "
+            "WITH (fastupdate = off)"
+        ))
+        conn.execute(text(
+            "CREATE INDEX IF NOT EXISTS ix_sutram_memories_value ON sutram_memories USING gin (value jsonb_path_ops) "
+            "WITH (fastupdate = off)"
         ))
 
 
