@@ -259,9 +259,9 @@ def drop_schema(base: str, schema: str) -> None:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def ratio_line(name: str, ours: float, peer: float, lower_is_better: bool = True) -> str:
+def ratio_line(name: str, ours: float, peer: float, lower_is_better: bool = True, digits: int = 1) -> str:
     r = ours / peer if peer else float("nan")
-    return f"  {name:<42} Sutram {ours:>10,.1f}   peer {peer:>10,.1f}   Sutram/peer {r:6.3f}x" + (
+    return f"  {name:<42} Sutram {ours:>10,.{digits}f}   peer {peer:>10,.{digits}f}   Sutram/peer {r:6.3f}x" + (
         "" if lower_is_better else " (higher is better)")
 
 
@@ -314,7 +314,7 @@ def main() -> int:
         print(ratio_line("ingest (records/s)", sp["ingest_per_s"], ps["ingest_per_s"], lower_is_better=False))
         print(ratio_line("vector query p50 (ms)", sp["vector_p50_ms"], ps["vector_p50_ms"]))
         print(ratio_line("filtered query p50 (ms)", sp["filtered_vector_p50_ms"], ps["filtered_vector_p50_ms"]))
-        print(ratio_line("recall@10", sp["recall_at_10"], ps["recall_at_10"], lower_is_better=False))
+        print(ratio_line("recall@10", sp["recall_at_10"], ps["recall_at_10"], lower_is_better=False, digits=3))
         print(f"  PostgreSQL vector p50 {sp['vector_p50_ms']:.1f} ms with recall@10 {sp['recall_at_10']:.3f} "
               f"(targets <= 5 ms, >= 0.95); filtered p50 {sp['filtered_vector_p50_ms']:.1f} ms vector, "
               f"{sp['filtered_hybrid_p50_ms']:.1f} ms hybrid (target <= 20); ingest {sp['ingest_per_s']:,.0f}/s "

@@ -201,3 +201,43 @@ def test_invalid_namespaces_are_refused_before_any_write(store: SutramStore) -> 
     with pytest.raises(InvalidNamespaceError):
         store.batch([PutOp(("ok",), "k", {"text": "x"}), PutOp(("bad.label",), "k", {"text": "x"})])
     assert store.list_namespaces() == []
+
+
+def test_memory_reads_and_writes_appear_in_the_trace_under_their_node(db_url: str) -> None:
+    from langchain_core.messages import HumanMessage
+
+    from sutram_adapters.langchain import SutramCallbackHandler
+    from sutram_core.traces import open_trace_store
+
+    class Chat(TypedDict):
+        messages: list[Any]
+
+    def remember(state: Chat, *, store: BaseStore) -> dict[str, Any]:
+        store.put(("users", "u1"), "pref", {"text": "likes green tea"})
+        return {}
+
+    def recall(state: Chat, *, store: BaseStore) -> dict[str, Any]:
+        store.search(("users",), query="tea")
+        store.get(("users", "u1"), "pref")
+        return {}
+
+    builder = StateGraph(Chat)
+    builder.add_node("remember", remember)
+    builder.add_node("recall", recall)
+    builder.add_edge(START, "remember")
+    builder.add_edge("remember", "recall")
+    builder.add_edge("recall", END)
+    handler = SutramCallbackHandler(url=db_url, tenant="acme")
+    with SutramStore.from_url(db_url, tenant="acme", index=INDEX) as s:  # type: ignore[arg-type]
+        builder.compile(store=s).invoke({"messages": [HumanMessage("hi")]}, {"callbacks": [handler]})
+        s.put(("users", "u1"), "untraced", {"text": "outside any run"})  # no span, no error
+    handler.flush()
+    with open_trace_store(db_url) as traces:
+        (run,) = traces.runs("acme")
+        spans = traces.run_spans("acme", run.run_id)
+    by_id = {sp.span_id: sp for sp in spans}
+    memory = [(by_id[sp.parent_id].name, sp.name, sp.operation) for sp in spans if sp.kind == "memory"]
+    assert memory == [("remember", "memory put", "update_memory"), ("recall", "memory search", "search_memory"),
+                      ("recall", "memory get", "search_memory")]
+    search = next(sp for sp in spans if sp.name == "memory search")
+    assert "users/u1:pref" in (search.outputs or "") and "tea" in (search.inputs or "")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from langchain_core.callbacks import BaseCallbackHandler
 
@@ -353,6 +353,25 @@ class SutramCallbackHandler(BaseCallbackHandler):
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """A tool call raised."""
         self._end(run_id, error=error)
+
+    # -- memory (called by SutramStore, not by LangChain) -----------------------------
+
+    def start_memory_op(self, parent_run_id: UUID, operation: str, name: str, inputs: Any) -> UUID | None:
+        """Open a memory span (``operation``: search_memory, update_memory, delete_memory)
+        under the run ``parent_run_id``; return its id, or None when that run is not traced here."""
+        if parent_run_id.int not in self._open and parent_run_id.int not in self._hidden:
+            return None
+        run_id = uuid4()
+        self._start(run_id, parent_run_id, name, SpanKind.MEMORY, operation, None, None, inputs)
+        return run_id
+
+    def end_memory_op(self, run_id: UUID, outputs: Any = None, error: BaseException | None = None,
+                      attributes: dict[str, Any] | None = None) -> None:
+        """Close a span opened by :meth:`start_memory_op`."""
+        span = self._open.get(run_id.int)
+        if span is not None and attributes:
+            span.attributes.update(attributes)
+        self._end(run_id, outputs, error)
 
     def on_retriever_start(
         self, serialized: dict[str, Any], query: str, *, run_id: UUID, parent_run_id: UUID | None = None,

@@ -16,8 +16,10 @@ in LangGraph; expired items are never returned, and a sweeper deletes them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
+from uuid import UUID
 
 from langgraph.store.base import (
     BaseStore,
@@ -36,6 +38,7 @@ from langgraph.store.base import (
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
+from sutram_adapters.langchain.handler import SutramCallbackHandler
 from sutram_core.memory import (
     MemoryKind,
     MemoryRecord,
@@ -49,6 +52,15 @@ from sutram_core.memory.records import now_micros
 __all__ = ["SutramStore"]
 
 
+def _summary(result: Result) -> Any:
+    """What a memory span records as output: the keys found (not the values, which can be large)."""
+    if isinstance(result, list):
+        return [f"{'/'.join(r.namespace)}:{r.key}" if isinstance(r, Item) else "/".join(r) for r in result]
+    if isinstance(result, Item):
+        return f"{'/'.join(result.namespace)}:{result.key}"
+    return result
+
+
 def _item(rec: MemoryRecord) -> Item:
     assert rec.created_at is not None and rec.updated_at is not None
     return Item(value=rec.value, key=rec.key, namespace=rec.namespace, created_at=rec.created_at,
@@ -60,6 +72,58 @@ def _search_item(hit: SearchHit) -> SearchItem:
     assert rec.created_at is not None and rec.updated_at is not None
     return SearchItem(namespace=rec.namespace, key=rec.key, value=rec.value, created_at=rec.created_at,
                       updated_at=rec.updated_at, score=hit.score)
+
+
+def _tracing_targets() -> list[tuple[SutramCallbackHandler, UUID]]:
+    """The Sutram handlers tracing the graph node this call runs in, with the node's run id."""
+    from langchain_core.runnables.config import var_child_runnable_config
+
+    config = var_child_runnable_config.get()
+    callbacks = config.get("callbacks") if config else None
+    parent = getattr(callbacks, "parent_run_id", None)
+    if callbacks is None or parent is None:
+        return []
+    handlers = getattr(callbacks, "handlers", None) or []
+    return [(h, parent) for h in handlers if isinstance(h, SutramCallbackHandler)]
+
+
+def _describe(op: Op) -> tuple[str, str, dict[str, Any]]:
+    if isinstance(op, GetOp):
+        return "search_memory", "memory get", {"namespace": list(op.namespace), "key": op.key}
+    if isinstance(op, SearchOp):
+        return "search_memory", "memory search", {"namespace_prefix": list(op.namespace_prefix), "query": op.query,
+                                                   "filter": op.filter, "limit": op.limit}
+    if isinstance(op, ListNamespacesOp):
+        return "search_memory", "memory list_namespaces", {"max_depth": op.max_depth, "limit": op.limit}
+    assert isinstance(op, PutOp)
+    if op.value is None:
+        return "delete_memory", "memory delete", {"namespace": list(op.namespace), "key": op.key}
+    return "update_memory", "memory put", {"namespace": list(op.namespace), "key": op.key, "value": op.value}
+
+
+@contextmanager
+def _memory_span(ops: Sequence[Op]) -> Iterator[dict[str, Any]]:
+    """A memory span under the current graph node for ``ops`` (all reads of one kind, or the
+    batch's writes), in every Sutram trace that records that node; nothing when untraced."""
+    targets = _tracing_targets()
+    info: dict[str, Any] = {}
+    if not targets or not ops:
+        yield info
+        return
+    operation, name, inputs = _describe(ops[0])
+    if len(ops) > 1:
+        name, inputs = f"{name} x{len(ops)}", {"ops": [_describe(o)[2] for o in ops]}
+    opened = [(h, h.start_memory_op(parent, operation, name, inputs)) for h, parent in targets]
+    try:
+        yield info
+    except BaseException as exc:
+        for handler, run_id in opened:
+            if run_id is not None:
+                handler.end_memory_op(run_id, error=exc)
+        raise
+    for handler, run_id in opened:
+        if run_id is not None:
+            handler.end_memory_op(run_id, info.get("outputs"), attributes=info.get("attributes"))
 
 
 def _tokenized(fields: Sequence[str]) -> list[tuple[str, Any]]:
@@ -211,42 +275,52 @@ class SutramStore(BaseStore):
         ops = list(ops)
         results: list[Result] = [None] * len(ops)
         puts: list[PutOp] = []
-        for i, op in enumerate(ops):
+        for op in ops:
             validate_op_namespace(op)
-            if isinstance(op, GetOp):
-                rec = self.memory.get(op.namespace, op.key, refresh_ttl=self._refresh(op.refresh_ttl))
-                results[i] = _item(rec) if rec is not None else None
-            elif isinstance(op, SearchOp):
-                results[i] = self._search(op, self.memory.search(**self._search_args(op)))
-            elif isinstance(op, ListNamespacesOp):
-                results[i] = self._list_namespaces(op)
-            elif isinstance(op, PutOp):
+        for i, op in enumerate(ops):
+            if isinstance(op, PutOp):
                 puts.append(op)
-            else:
-                raise ValueError(f"unknown operation {op!r}")
+                continue
+            with _memory_span([op]) as span:
+                if isinstance(op, GetOp):
+                    rec = self.memory.get(op.namespace, op.key, refresh_ttl=self._refresh(op.refresh_ttl))
+                    results[i] = _item(rec) if rec is not None else None
+                elif isinstance(op, SearchOp):
+                    results[i] = self._search(op, self.memory.search(**self._search_args(op)))
+                elif isinstance(op, ListNamespacesOp):
+                    results[i] = self._list_namespaces(op)
+                else:
+                    raise ValueError(f"unknown operation {op!r}")
+                span["outputs"] = _summary(results[i])
         if puts:
-            self.memory.apply(self._writes(puts))
+            with _memory_span(puts):
+                self.memory.apply(self._writes(puts))
         return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         ops = list(ops)
         results: list[Result] = [None] * len(ops)
         puts: list[PutOp] = []
-        for i, op in enumerate(ops):
+        for op in ops:
             validate_op_namespace(op)
-            if isinstance(op, GetOp):
-                rec = await self.memory.aget(op.namespace, op.key, refresh_ttl=self._refresh(op.refresh_ttl))
-                results[i] = _item(rec) if rec is not None else None
-            elif isinstance(op, SearchOp):
-                results[i] = await self._asearch(op)
-            elif isinstance(op, ListNamespacesOp):
-                results[i] = await self.memory._offload(self._list_namespaces, op)
-            elif isinstance(op, PutOp):
+        for i, op in enumerate(ops):
+            if isinstance(op, PutOp):
                 puts.append(op)
-            else:
-                raise ValueError(f"unknown operation {op!r}")
+                continue
+            with _memory_span([op]) as span:
+                if isinstance(op, GetOp):
+                    rec = await self.memory.aget(op.namespace, op.key, refresh_ttl=self._refresh(op.refresh_ttl))
+                    results[i] = _item(rec) if rec is not None else None
+                elif isinstance(op, SearchOp):
+                    results[i] = await self._asearch(op)
+                elif isinstance(op, ListNamespacesOp):
+                    results[i] = await self.memory._offload(self._list_namespaces, op)
+                else:
+                    raise ValueError(f"unknown operation {op!r}")
+                span["outputs"] = _summary(results[i])
         if puts:
-            await self.memory.aapply(self._writes(puts))
+            with _memory_span(puts):
+                await self.memory.aapply(self._writes(puts))
         return results
 
     def _search_args(self, op: SearchOp) -> dict[str, Any]:
