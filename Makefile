@@ -36,7 +36,8 @@ bench: $(STAMP)
 	trap '$(PY) integrations/postgres/testserver.py stop "$$state"' EXIT INT TERM; \
 	url=$$($(PY) integrations/postgres/testserver.py start "$$state") || exit 1; \
 	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/checkpointer.py $(BENCH_ARGS); \
-	$(PY) bench/tracing.py $(BENCH_ARGS)
+	$(PY) bench/tracing.py $(BENCH_ARGS); \
+	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) .sutram .pytest_cache .mypy_cache .ruff_cache .hypothesis
