@@ -335,3 +335,23 @@ def test_count_ordering_by_key_and_metadata_merge(store: MemoryStore) -> None:
     assert [h.record.key for h in store.search("message", metadata={"status": "active"})] == ["c"]
     got = store.get(("chat", "s1"), "a")
     assert got is not None and got.metadata == {"status": "archived"} and got.value == {"text": "message a"}
+
+
+def test_sqlite_vector_index_follows_other_processes_and_is_bounded(tmp_path: Path) -> None:
+    from tests.memory_support import WordHashEmbedder
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with MemoryStore.from_url(url, embedder=WordHashEmbedder()) as reader, \
+            MemoryStore.from_url(url, embedder=WordHashEmbedder()) as writer:
+        writer.put(("n",), "a", {"text": "green tea"}, tenant="t1")
+        assert [h.record.key for h in reader.search("green tea", mode="vector", tenant="t1")] == ["a"]
+        writer.put(("n",), "b", {"text": "green tea please"}, tenant="t1")  # another store's write
+        writer.delete(("n",), "a", tenant="t1")
+        assert [h.record.key for h in reader.search("green tea", mode="vector", tenant="t1")] == ["b"]
+        backend = reader.backend
+        backend.max_vector_indexes = 2  # type: ignore[attr-defined]
+        for t in ("t2", "t3", "t4"):
+            writer.put(("n",), "k", {"text": "tea"}, tenant=t)
+            assert [h.record.key for h in reader.search("tea", mode="vector", tenant=t)] == ["k"]
+        assert list(backend._indexes) == ["t3", "t4"]  # type: ignore[attr-defined]
+        assert [h.record.key for h in reader.search("green tea", mode="vector", tenant="t1")] == ["b"]

@@ -10,6 +10,7 @@ kept in step with other processes by the tenant's change number.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,7 +95,10 @@ class SqlMemoryBackend:
         self.hnsw_ef_search = int(hnsw_ef_search)
         self.dialect = db.backend
         self._owns_db = owns_db
-        self._indexes: dict[str, VectorIndex] = {}
+        # SQLite: one in-process vector index per tenant, the least recently searched dropped
+        # beyond max_vector_indexes (it reloads from the table when that tenant searches again)
+        self._indexes: OrderedDict[str, VectorIndex] = OrderedDict()
+        self.max_vector_indexes = 32
         self._lock = threading.Lock()
         self._pg_dims: set[int] = set()
         self._pg_has_vec: bool | None = None  # whether the vector column exists (PostgreSQL)
@@ -459,6 +463,10 @@ class SqlMemoryBackend:
             index = self._indexes.get(tenant)
             if index is None:
                 index = self._indexes[tenant] = VectorIndex(self.db, tenant)
+                while len(self._indexes) > self.max_vector_indexes:
+                    self._indexes.popitem(last=False)
+            else:
+                self._indexes.move_to_end(tenant)
         return index.search(q, w, request, depth)
 
     def _pg_vector_plan(self, w: Any, q: np.ndarray, depth: int,
