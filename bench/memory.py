@@ -148,11 +148,20 @@ def bench_sutram(url: str, data: Dataset, queries: int, label: str) -> dict[str,
         for i, rec in zip(range(start, start + len(records)), records, strict=True):
             rec.embedding = data.vectors[i]
         store.put_many(records)
-    ingest = n / (time.perf_counter() - t0)
+    ingest_s = time.perf_counter() - t0
+    ingest = n / ingest_s
+    out: dict[str, Any] = {"ingest_per_s": ingest}
+    pgvector = getattr(store.backend, "pgvector", None)
+    if pgvector is not None:
+        # PostgreSQL indexes vectors off the write path: wait until the HNSW index has them all
+        t1 = time.perf_counter()
+        while pgvector.index_pending() or pgvector.pending():
+            pass
+        out["indexed_per_s"] = n / (ingest_s + time.perf_counter() - t1)
     t0 = time.perf_counter()
     store.search(data.query_texts[0], mode="vector", limit=10)
     first = (time.perf_counter() - t0) * 1000
-    out: dict[str, Any] = {"ingest_per_s": ingest, "first_query_ms": first}
+    out["first_query_ms"] = first
     for mode in ("vector", "keyword", "hybrid"):
         lat = timed(lambda i, m=mode: store.search(data.query_texts[i % queries], mode=m, limit=10), queries)
         out[f"{mode}_p50_ms"], out[f"{mode}_p95_ms"] = pct(lat, 50), pct(lat, 95)
@@ -163,7 +172,8 @@ def bench_sutram(url: str, data: Dataset, queries: int, label: str) -> dict[str,
     out["recall_at_10"], out["filtered_recall_at_10"] = recall(data, queries, lambda qi, f: [
         int(h.record.key[1:]) for h in store.search(data.query_texts[qi], mode="vector", limit=10, filter=f)])
     store.close()
-    print(f"  {label}: ingest {ingest:,.0f}/s; first query {first:.0f} ms; "
+    indexed = f" (all in the vector index: {out['indexed_per_s']:,.0f}/s)" if "indexed_per_s" in out else ""
+    print(f"  {label}: ingest {ingest:,.0f}/s{indexed}; first query {first:.0f} ms; "
           + "; ".join(f"{m} p50 {out[m + '_p50_ms']:.1f} ms" for m in ("vector", "keyword", "hybrid"))
           + f"; filtered vector p50 {out['filtered_vector_p50_ms']:.1f} ms, hybrid {out['filtered_hybrid_p50_ms']:.1f} ms"
           + f"; recall@10 {out['recall_at_10']:.3f} (filtered {out['filtered_recall_at_10']:.3f})")
@@ -318,7 +328,7 @@ def main() -> int:
         print(f"  PostgreSQL vector p50 {sp['vector_p50_ms']:.1f} ms with recall@10 {sp['recall_at_10']:.3f} "
               f"(targets <= 5 ms, >= 0.95); filtered p50 {sp['filtered_vector_p50_ms']:.1f} ms vector, "
               f"{sp['filtered_hybrid_p50_ms']:.1f} ms hybrid (target <= 20); ingest {sp['ingest_per_s']:,.0f}/s "
-              "(target >= 2,000)")
+              f"(target >= 2,000), of which into the HNSW index {sp['indexed_per_s']:,.0f}/s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))
     return 0

@@ -2,9 +2,10 @@
 
 Keyword search: SQLite FTS5 (BM25); PostgreSQL full-text search (``ts_rank_cd``).
 Vector search: PostgreSQL uses pgvector with an HNSW index per dimension count (iterative
-scans, so filters do not starve the index). SQLite keeps each vector as float32 bytes and
-searches them with NumPy through an in-process index per tenant (:mod:`.memory_index`),
-kept in step with other processes by the tenant's change number.
+scans, so filters do not starve the index; indexing off the write path,
+:mod:`.memory_pgvector`). SQLite keeps each vector as float32 bytes and searches them with
+NumPy through an in-process index per tenant (:mod:`.memory_index`), kept in step with
+other processes by the tenant's change number.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import event, text
 
 from sutram_core.backends.sql.database import Database, Plan, Step
 from sutram_core.backends.sql.memory_index import VectorIndex
+from sutram_core.backends.sql.memory_pgvector import PgVectorIndex
 from sutram_core.backends.sql.memory_sql import (
     PgVector,
     fts5_query,
@@ -28,7 +30,6 @@ from sutram_core.backends.sql.memory_sql import (
     tsquery,
     where_clause,
 )
-from sutram_core.errors import ConfigurationError, StorageError
 from sutram_core.memory.ranking import fuse, recency_factor
 from sutram_core.memory.records import (
     MemoryKind,
@@ -84,15 +85,10 @@ def _record(row: Sequence[Any], tenant: str) -> MemoryRecord:
 class SqlMemoryBackend:
     """Memories in the Sutram SQL database (see the module docstring)."""
 
-    def __init__(self, db: Database, *, owns_db: bool = True, hnsw_m: int = 16,
-                 hnsw_ef_construction: int = 64, hnsw_ef_search: int = 400) -> None:
+    def __init__(self, db: Database, *, owns_db: bool = True, hnsw_m: int = 16, hnsw_ef_construction: int = 64,
+                 hnsw_ef_search: int = 400, deferred_vector_index: bool = True,
+                 vector_indexer_thread: bool = True) -> None:
         self.db = db
-        # HNSW settings (PostgreSQL). m and ef_construction apply when a dimension's index is
-        # first created (pgvector's defaults: lower values insert faster but lose recall,
-        # measured in bench/memory.py); ef_search is the candidate list of each query.
-        self.hnsw_m = int(hnsw_m)
-        self.hnsw_ef_construction = int(hnsw_ef_construction)
-        self.hnsw_ef_search = int(hnsw_ef_search)
         self.dialect = db.backend
         self._owns_db = owns_db
         # SQLite: one in-process vector index per tenant, the least recently searched dropped
@@ -100,86 +96,37 @@ class SqlMemoryBackend:
         self._indexes: OrderedDict[str, VectorIndex] = OrderedDict()
         self.max_vector_indexes = 32
         self._lock = threading.Lock()
-        self._pg_dims: set[int] = set()
-        self._pg_has_vec: bool | None = None  # whether the vector column exists (PostgreSQL)
+        self.pgvector: PgVectorIndex | None = None
         if self.dialect == "postgresql":
+            self.pgvector = PgVectorIndex(db, m=hnsw_m, ef_construction=hnsw_ef_construction,
+                                          ef_search=hnsw_ef_search, deferred=deferred_vector_index,
+                                          background=vector_indexer_thread)
             register_pg_vector_dumper(getattr(db.engine.dialect, "_psycopg_adapters_map", None))
-            event.listen(db.engine, "connect", self._configure_session)
-
-    def _configure_session(self, dbapi_conn: Any, _record: Any) -> None:
-        # Per connection, once: HNSW scans continue past ef_search until enough rows pass
-        # the filters (iterative scans; results re-sorted here), and plans stay custom
-        # (a generic plan ignores the parameters that make the vector index the right choice).
-        autocommit = dbapi_conn.autocommit
-        dbapi_conn.autocommit = True
-        try:
-            with dbapi_conn.cursor() as cur:
-                cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false), "
-                            f"set_config('hnsw.ef_search', '{self.hnsw_ef_search}', false), "
-                            "set_config('plan_cache_mode', 'force_custom_plan', false)")
-        finally:
-            dbapi_conn.autocommit = autocommit
+            event.listen(db.engine, "connect", self.pgvector.configure_session)
 
     async def offload(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` on the database's thread pool."""
         return await self.db.offload(fn, *args, **kwargs)
 
     def close(self) -> None:
+        if self.pgvector is not None:
+            self.pgvector.stop()
         if self._owns_db:
             self.db.close()
-
-    # -- PostgreSQL vectors ---------------------------------------------------------------
-
-    def _ensure_pg_vectors(self, dims: int) -> None:
-        if dims in self._pg_dims:
-            return
-
-        def plan() -> Plan[None]:
-            yield Step(text("SELECT pg_advisory_xact_lock(1400139636)"))
-            yield Step(text("CREATE EXTENSION IF NOT EXISTS vector"))
-            visible = yield Step(text("SELECT to_regtype('vector') IS NOT NULL"))
-            if not visible[0][0]:
-                where = yield Step(text(
-                    "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
-                    "WHERE e.extname = 'vector'"
-                ))
-                raise ConfigurationError(
-                    f"pgvector is installed in schema {where[0][0]!r}, which is not on this connection's "
-                    "search_path; add it (for example ?options=-csearch_path%3Dmyschema,public)"
-                )
-            yield Step(text("ALTER TABLE sutram_memories ADD COLUMN IF NOT EXISTS vec vector"))
-            yield Step(text(
-                f"CREATE INDEX IF NOT EXISTS ix_sutram_memories_hnsw_{dims} ON sutram_memories "
-                f"USING hnsw ((vec::vector({dims})) vector_cosine_ops) WITH (m = {self.hnsw_m}, "
-                f"ef_construction = {self.hnsw_ef_construction}) WHERE vector_dims(vec) = {dims}"
-            ))
-
-        try:
-            self.db.run(plan())
-        except StorageError as exc:
-            raise ConfigurationError(
-                "memory vectors on PostgreSQL need the pgvector extension: install it on the server and run "
-                f"CREATE EXTENSION vector as a superuser once (the database said: {exc})"
-            ) from exc
-        self._pg_dims.add(dims)
-        self._pg_has_vec = True
 
     # -- writes ---------------------------------------------------------------------------
 
     def apply(self, tenant: str, writes: Sequence[Write]) -> list[MemoryRecord | None]:
-        if self.dialect == "postgresql":
+        vectors = False
+        if self.pgvector is not None:
             for dims in {len(w.record.embedding) for w in writes if w.record is not None and w.record.embedding is not None}:
-                self._ensure_pg_vectors(dims)
-            if self._pg_has_vec is None:
-                self._pg_has_vec = bool(self.db.run(self._has_vec_plan(), write=False))
-        return self.db.run(self._apply_plan(tenant, list(writes)))
-
-    @staticmethod
-    def _has_vec_plan() -> Plan[bool]:
-        rows = yield Step(text(
-            "SELECT 1 FROM pg_attribute WHERE attrelid = 'sutram_memories'::regclass AND attname = 'vec'"
-        ))
-        return bool(rows)
+                self.pgvector.ensure(dims)
+                vectors = True
+            self.pgvector.column_exists()
+        out = self.db.run(self._apply_plan(tenant, list(writes)))
+        if vectors and self.pgvector is not None:
+            self.pgvector.written()
+        return out
 
     def _vector_param(self, embedding: Any) -> Any:
         if embedding is None:
@@ -203,22 +150,27 @@ class SqlMemoryBackend:
                 "WHERE tenant_id = :t AND valid_to IS NULL AND key IN :keys"
             ).bindparams(_expanding("keys")), {"t": tenant, "keys": keys})
             current = {(r[0], r[1]): tuple(r[2:]) for r in found}
-        pg_vec = self.dialect == "postgresql" and bool(self._pg_has_vec)
+        pg_vec = self.pgvector is not None and bool(self.pgvector.has_column)
         vec = "CAST(:embedding AS vector)" if pg_vec else ":embedding"
         emb_col = "vec" if pg_vec else "embedding"
         value_sql = "CAST(:value AS jsonb)" if self.dialect == "postgresql" else ":value"
         meta_sql = "CAST(:metadata AS jsonb)" if self.dialect == "postgresql" else ":metadata"
         placeholders = {c: f":{c}" for c in _INSERT_COLS}
         placeholders.update(embedding=vec, value=value_sql, metadata=meta_sql)
+        # PostgreSQL: a new or changed vector waits for the indexer (memory_pgvector.py)
+        pending = ", vec_pending" if pg_vec else ""
+        pending_value = ", :vec_pending" if pg_vec else ""
         insert_sql = text(
-            f"INSERT INTO sutram_memories ({', '.join(emb_col if c == 'embedding' else c for c in _INSERT_COLS)}) "
-            f"VALUES ({', '.join(placeholders[c] for c in _INSERT_COLS)})"
+            f"INSERT INTO sutram_memories ({', '.join(emb_col if c == 'embedding' else c for c in _INSERT_COLS)}"
+            f"{pending}) VALUES ({', '.join(placeholders[c] for c in _INSERT_COLS)}{pending_value})"
         )
         update_sql = text(
             "UPDATE sutram_memories SET "
             + ", ".join(f"{emb_col if c == 'embedding' else c} = {placeholders[c]}" for c in _UPDATE_COLS)
+            + (", vec_pending = :vec_pending" if pg_vec else "")
             + " WHERE tenant_id = :tenant_id AND id = :id"
         )
+        defer = pg_vec and self.pgvector is not None and self.pgvector.deferred
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         out: list[MemoryRecord | None] = []
@@ -255,6 +207,7 @@ class SqlMemoryBackend:
                 "updated_at": w.at, "ttl_seconds": rec.ttl_seconds,
                 "expires_at": to_micros(rec.expires_at) if rec.expires_at else None, "seq": seq,
                 "supersedes": rec.supersedes, "valid_to": None,
+                "vec_pending": defer and rec.embedding is not None,
             }
             if existing is not None and w.op == "put":
                 rec.id, created, rec.version, vfrom = existing[0], existing[1], existing[2], existing[3]
@@ -398,20 +351,21 @@ class SqlMemoryBackend:
         vector_hits: list[tuple[int, float]] = []
         if use_vector and self.dialect == "sqlite":
             vector_hits = self._vector_candidates(tenant, w, request, depth)
-        elif use_vector:
+        elif use_vector and self.pgvector is not None:
             assert request.vector is not None
-            self._ensure_pg_vectors(int(request.vector.shape[0]))
+            self.pgvector.ensure(int(request.vector.shape[0]))
 
         def plan() -> Plan[list[SearchHit]]:
             found = vector_hits
             rows_by_pk: dict[int, Any] = {}
-            if use_vector and self.dialect == "postgresql":
-                found = yield from self._pg_vector_plan(w, np.asarray(request.vector, dtype=np.float32), depth,
-                                                        rows_by_pk)
+            if use_vector and self.pgvector is not None:
+                found = yield from self.pgvector.candidates_plan(
+                    w, _SELECT, np.asarray(request.vector, dtype=np.float32), depth, rows_by_pk)
             keyword_hits = (yield from self._keyword_plan(w, terms, depth)) if terms else []
             return (yield from self._rank(tenant, w, request, found, keyword_hits, rows_by_pk))
 
-        return self.db.run(plan(), write=False)
+        # PostgreSQL vector search sets a transaction-local option, so it needs a transaction
+        return self.db.run(plan(), write=use_vector and self.pgvector is not None)
 
     def _listing(self, tenant: str, w: Any, request: SearchRequest) -> Plan[list[SearchHit]]:
         order = "m.namespace, m.key" if request.order == "key" else "m.updated_at DESC, m.pk DESC"
@@ -468,17 +422,6 @@ class SqlMemoryBackend:
             else:
                 self._indexes.move_to_end(tenant)
         return index.search(q, w, request, depth)
-
-    def _pg_vector_plan(self, w: Any, q: np.ndarray, depth: int,
-                        rows_by_pk: dict[int, Any]) -> Plan[list[tuple[int, float]]]:
-        dims = int(q.shape[0])
-        rows = yield Step(text(
-            f"SELECT {_SELECT}, m.vec::vector({dims}) <=> CAST(:q AS vector({dims})) AS d FROM sutram_memories m "
-            f"WHERE vector_dims(m.vec) = {dims} AND {w.sql()} ORDER BY d LIMIT :n"
-        ), {**w.params, "q": PgVector(q), "n": depth})
-        for r in rows:  # the rows come along, so ranking needs no second read
-            rows_by_pk[int(r[0])] = r[:-1]
-        return sorted(((int(r[0]), 1.0 - float(r[-1])) for r in rows), key=lambda p: -p[1])
 
     def _rank(self, tenant: str, w: Any, request: SearchRequest, vector_hits: list[tuple[int, float]],
               keyword_hits: list[tuple[int, float]], rows_by_pk: dict[int, Any]) -> Plan[list[SearchHit]]:
