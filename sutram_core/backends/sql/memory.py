@@ -86,7 +86,7 @@ class SqlMemoryBackend:
     """Memories in the Sutram SQL database (see the module docstring)."""
 
     def __init__(self, db: Database, *, owns_db: bool = True, hnsw_m: int = 16, hnsw_ef_construction: int = 64,
-                 hnsw_ef_search: int = 400, deferred_vector_index: bool = True,
+                 hnsw_ef_search: int = 500, deferred_vector_index: bool = True,
                  vector_indexer_thread: bool = True) -> None:
         self.db = db
         self.dialect = db.backend
@@ -364,8 +364,7 @@ class SqlMemoryBackend:
             keyword_hits = (yield from self._keyword_plan(w, terms, depth)) if terms else []
             return (yield from self._rank(tenant, w, request, found, keyword_hits, rows_by_pk))
 
-        # PostgreSQL vector search sets a transaction-local option, so it needs a transaction
-        return self.db.run(plan(), write=use_vector and self.pgvector is not None)
+        return self.db.run(plan(), write=False)
 
     def _listing(self, tenant: str, w: Any, request: SearchRequest) -> Plan[list[SearchHit]]:
         order = "m.namespace, m.key" if request.order == "key" else "m.updated_at DESC, m.pk DESC"

@@ -37,7 +37,7 @@ _ANALYZE_AFTER = 1000  # rows indexed in one drain that make the statistics wort
 class PgVectorIndex:
     """The pgvector side of the memory table (see the module docstring)."""
 
-    def __init__(self, db: Database, *, m: int = 16, ef_construction: int = 64, ef_search: int = 400,
+    def __init__(self, db: Database, *, m: int = 16, ef_construction: int = 64, ef_search: int = 500,
                  deferred: bool = True, background: bool = True) -> None:
         self.db = db
         # m and ef_construction apply when a dimension's index is first created (lower values
@@ -51,6 +51,7 @@ class PgVectorIndex:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._since_analyze = 0
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -127,22 +128,15 @@ class PgVectorIndex:
     def candidates_plan(self, where: Any, select: str, query: np.ndarray, depth: int,
                         rows_by_pk: dict[int, Any]) -> Plan[list[tuple[int, float]]]:
         """The ``depth`` nearest rows that pass ``where``: HNSW over indexed rows, exact over
-        pending ones. The rows are kept in ``rows_by_pk`` so ranking needs no second read.
-        Run it inside a transaction (it changes a setting for the transaction only)."""
+        pending ones. The rows are kept in ``rows_by_pk`` so ranking needs no second read."""
         dims = int(query.shape[0])
         distance = f"m.vec::vector({dims}) <=> CAST(:q AS vector({dims}))"
-        # Within this transaction only: the HNSW scan is the one plan that yields rows in
-        # distance order, so forbidding sorts keeps the planner on it even when the table's
-        # statistics are stale (right after a burst of writes they say "a handful of rows",
-        # and a scan-and-sort of every row of the tenant looks cheaper).
-        yield Step(text("SELECT set_config('enable_sort', 'off', true)"))
         rows = yield Step(text(
             f"(SELECT {select}, {distance} AS d FROM sutram_memories m WHERE vector_dims(m.vec) = {dims} "
             f"AND NOT m.vec_pending AND {where.sql()} ORDER BY d LIMIT :n) UNION ALL "
             f"(SELECT {select}, {distance} AS d FROM sutram_memories m WHERE m.vec_pending "
             f"AND vector_dims(m.vec) = {dims} AND {where.sql()} ORDER BY d LIMIT :n)"
         ), {**where.params, "q": PgVector(query), "n": depth})
-        yield Step(text("SELECT set_config('enable_sort', 'on', true)"))
         for r in rows:
             rows_by_pk[int(r[0])] = r[:-1]
         ranked = sorted(((int(r[0]), 1.0 - float(r[-1])) for r in rows), key=lambda p: -p[1])
@@ -196,10 +190,15 @@ class PgVectorIndex:
         return total
 
     def _after_drain(self, rows: int) -> None:
-        # After a burst, the planner's statistics still describe the table before it: refresh
-        # them, or the exact scan of pending rows may walk the tenant's rows instead of the
-        # pending index (autovacuum would do it too, later).
-        if rows >= _ANALYZE_AFTER:
+        # After a burst the planner's statistics still describe the table before it ("a handful
+        # of rows"), and it would scan and sort a tenant's rows instead of using the HNSW and
+        # pending indexes. Refresh them once enough rows moved (autovacuum would, later).
+        with self._lock:
+            self._since_analyze += rows
+            due = self._since_analyze >= _ANALYZE_AFTER
+            if due:
+                self._since_analyze = 0
+        if due:
             def plan() -> Plan[None]:
                 yield Step(text("ANALYZE sutram_memories"))
 
