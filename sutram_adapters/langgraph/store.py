@@ -271,26 +271,41 @@ class SutramStore(BaseStore):
 
     # -- batch ------------------------------------------------------------------------------
 
-    def batch(self, ops: Iterable[Op]) -> list[Result]:
+    @staticmethod
+    def _split(ops: Iterable[Op]) -> tuple[list[Op], list[tuple[int, Op]], list[PutOp]]:
+        """Validate every op first (nothing runs if one is bad); reads in order, puts apart
+        (LangGraph's stores apply a batch's puts after its reads)."""
         ops = list(ops)
-        results: list[Result] = [None] * len(ops)
-        puts: list[PutOp] = []
         for op in ops:
             validate_op_namespace(op)
-        for i, op in enumerate(ops):
-            if isinstance(op, PutOp):
-                puts.append(op)
-                continue
+            if not isinstance(op, (GetOp, SearchOp, ListNamespacesOp, PutOp)):
+                raise ValueError(f"unknown operation {op!r}")
+        reads = [(i, op) for i, op in enumerate(ops) if not isinstance(op, PutOp)]
+        return ops, reads, [op for op in ops if isinstance(op, PutOp)]
+
+    def _read(self, op: Op) -> Result:
+        if isinstance(op, GetOp):
+            rec = self.memory.get(op.namespace, op.key, refresh_ttl=self._refresh(op.refresh_ttl))
+            return _item(rec) if rec is not None else None
+        if isinstance(op, SearchOp):
+            return self._search(op, self.memory.search(**self._search_args(op)))
+        assert isinstance(op, ListNamespacesOp)
+        return self._list_namespaces(op)
+
+    async def _aread(self, op: Op) -> Result:
+        if isinstance(op, GetOp):
+            rec = await self.memory.aget(op.namespace, op.key, refresh_ttl=self._refresh(op.refresh_ttl))
+            return _item(rec) if rec is not None else None
+        if isinstance(op, SearchOp):
+            return await self._asearch(op)
+        return await self.memory._offload(self._read, op)
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        ops, reads, puts = self._split(ops)
+        results: list[Result] = [None] * len(ops)
+        for i, op in reads:
             with _memory_span([op]) as span:
-                if isinstance(op, GetOp):
-                    rec = self.memory.get(op.namespace, op.key, refresh_ttl=self._refresh(op.refresh_ttl))
-                    results[i] = _item(rec) if rec is not None else None
-                elif isinstance(op, SearchOp):
-                    results[i] = self._search(op, self.memory.search(**self._search_args(op)))
-                elif isinstance(op, ListNamespacesOp):
-                    results[i] = self._list_namespaces(op)
-                else:
-                    raise ValueError(f"unknown operation {op!r}")
+                results[i] = self._read(op)
                 span["outputs"] = _summary(results[i])
         if puts:
             with _memory_span(puts):
@@ -298,25 +313,11 @@ class SutramStore(BaseStore):
         return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        ops = list(ops)
+        ops, reads, puts = self._split(ops)
         results: list[Result] = [None] * len(ops)
-        puts: list[PutOp] = []
-        for op in ops:
-            validate_op_namespace(op)
-        for i, op in enumerate(ops):
-            if isinstance(op, PutOp):
-                puts.append(op)
-                continue
+        for i, op in reads:
             with _memory_span([op]) as span:
-                if isinstance(op, GetOp):
-                    rec = await self.memory.aget(op.namespace, op.key, refresh_ttl=self._refresh(op.refresh_ttl))
-                    results[i] = _item(rec) if rec is not None else None
-                elif isinstance(op, SearchOp):
-                    results[i] = await self._asearch(op)
-                elif isinstance(op, ListNamespacesOp):
-                    results[i] = await self.memory._offload(self._list_namespaces, op)
-                else:
-                    raise ValueError(f"unknown operation {op!r}")
+                results[i] = await self._aread(op)
                 span["outputs"] = _summary(results[i])
         if puts:
             with _memory_span(puts):
