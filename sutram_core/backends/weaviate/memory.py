@@ -178,7 +178,8 @@ class WeaviateMemoryBackend:
 
     def _current(self, tenant: str, namespace: tuple[str, ...], key: str, now: int) -> list[Any]:
         col = self._tenant(tenant)
-        f = to_filter(namespace_prefix=namespace, exact_namespace=True, key=key, now=2**61)
+        # expired or not: a write replaces or closes the current record either way
+        f = to_filter(namespace_prefix=namespace, exact_namespace=True, key=key, now=0)
         return list(col.query.fetch_objects(filters=f, limit=10, return_properties=_RETURN).objects)
 
     # -- writes ---------------------------------------------------------------------------
