@@ -13,9 +13,13 @@ backend boundary, so callers only ever need to catch these classes::
     │   ├── InvalidCheckpointError    input that cannot be stored (nothing is written)
     │   ├── CheckpointDecodeError     a stored value cannot be turned back into an object
     │   └── CheckpointCorruptError    stored rows are inconsistent (for example a broken delta chain)
-    └── MemoryStoreError
-        ├── InvalidMemoryError        a memory, namespace, filter or query that cannot be used (nothing is written)
-        └── EmbeddingError            the embedder failed or gave vectors of the wrong size (nothing is written)
+    ├── MemoryStoreError
+    │   ├── InvalidMemoryError        a memory, namespace, filter or query that cannot be used (nothing is written)
+    │   └── EmbeddingError            the embedder failed or gave vectors of the wrong size (nothing is written)
+    └── RunError
+        ├── RunNotFoundError          no run with that id in that tenant
+        ├── InvalidRunError           a run, status change or budget that cannot be used (nothing is written)
+        └── LeaseLostError            another worker took over the run; this one must stop writing
 """
 
 from __future__ import annotations
@@ -28,8 +32,12 @@ __all__ = [
     "EmbeddingError",
     "InvalidCheckpointError",
     "InvalidMemoryError",
+    "InvalidRunError",
+    "LeaseLostError",
     "MemoryStoreError",
     "MissingDependencyError",
+    "RunError",
+    "RunNotFoundError",
     "SchemaVersionError",
     "StorageError",
     "SutramError",
@@ -120,3 +128,20 @@ class InvalidMemoryError(MemoryStoreError):
 
 class EmbeddingError(MemoryStoreError):
     """The embedder failed or returned vectors of the wrong shape. Nothing was written."""
+
+
+class RunError(SutramError):
+    """Base class of run-ledger errors."""
+
+
+class RunNotFoundError(RunError):
+    """No run with that id exists in that tenant."""
+
+
+class InvalidRunError(RunError):
+    """A run, a status change or a budget cannot be used as given. Nothing was written."""
+
+
+class LeaseLostError(RunError):
+    """This worker's lease on a run expired and another worker claimed it (fencing): stop
+    working on the run; its state now belongs to the new owner."""

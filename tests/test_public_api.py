@@ -16,6 +16,7 @@ PACKAGES = [
     "sutram_core.backends.sql",
     "sutram_core.traces",
     "sutram_core.memory",
+    "sutram_core.runs",
     "sutram_adapters.langgraph",
     "sutram_adapters.langchain",
     "sutram_adapters.llama_index",
@@ -38,7 +39,7 @@ def test_core_imports_no_framework() -> None:
 
     code = ("import sys, sutram_core, sutram_core.backends.sql, sutram_core.checkpoints, sutram_core.traces, "
             "sutram_core.backends.sql.traces, sutram_core.memory, sutram_core.backends.sql.memory, "
-            "sutram_core.backends.weaviate.translate; "
+            "sutram_core.backends.weaviate.translate, sutram_core.runs, sutram_core.backends.sql.runs; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('langgraph', 'langchain_core', 'llama_index')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

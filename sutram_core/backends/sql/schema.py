@@ -35,6 +35,9 @@ __all__ = [
     "memory_state",
     "metadata",
     "run_index",
+    "run_lease_index",
+    "run_thread_index",
+    "runs",
     "schema_version",
     "span_start_index",
     "span_thread_index",
@@ -248,3 +251,33 @@ memory_state = Table(
     Column("seq", BigInteger, nullable=False),
     Column("deletes", BigInteger, nullable=False),
 )
+
+# Added in schema version 5: the run ledger. ``fence`` rises with every claim; writes by an
+# executor carry the fence it claimed with, and are refused once another claim raised it.
+# Times are microseconds since the epoch.
+runs = Table(
+    "sutram_runs",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("run_id", String, primary_key=True),
+    Column("thread_id", String, nullable=False),
+    Column("graph_name", String, nullable=False),
+    Column("graph_version", String, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("executor_id", String, nullable=True),
+    Column("fence", BigInteger, nullable=False),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("budget", Text, nullable=False),
+    Column("spend", Text, nullable=False),
+    Column("pause_reason", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+)
+_LIVE = runs.c.status == "running"
+run_lease_index = Index(
+    "ix_sutram_runs_leases", runs.c.lease_expires_at, sqlite_where=_LIVE, postgresql_where=_LIVE
+)
+run_thread_index = Index("ix_sutram_runs_thread", runs.c.tenant_id, runs.c.thread_id, runs.c.created_at)
