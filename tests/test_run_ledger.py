@@ -126,7 +126,7 @@ def test_at_most_one_owner_and_the_fence_only_rises(ledger: SqlRunLedger, steps:
             if taken:
                 owners = {f"x{i}": taken[0].fence}
         elif step in ("heartbeat", "finish") and owners:
-            (owner, owned), = owners.items()
+            (owned,) = owners.values()
             for stale in range(1, owned):  # every older fence is refused
                 with pytest.raises(LeaseLostError):
                     ledger.heartbeat("acme", run_id, lease_seconds=30, fence=stale)
