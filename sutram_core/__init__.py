@@ -13,11 +13,13 @@ from sutram_core.errors import (
     SutramError,
     TenantError,
 )
+from sutram_core.runs import Budget, durable_step
 from sutram_core.tenancy import DEFAULT_TENANT, resolve_tenant, validate_tenant
 
 __all__ = [
     "DEFAULT_TENANT",
     "DEFAULT_URL",
+    "Budget",
     "CheckpointCorruptError",
     "CheckpointDecodeError",
     "CheckpointError",
@@ -28,6 +30,7 @@ __all__ = [
     "StorageError",
     "SutramError",
     "TenantError",
+    "durable_step",
     "parse_url",
     "resolve_tenant",
     "validate_tenant",

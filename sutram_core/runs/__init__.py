@@ -1,5 +1,28 @@
-"""The run ledger: runs, their leases and fences, budgets and spend."""
+"""The run ledger: runs, their leases and fences, budgets and spend; the call journal."""
 
+from sutram_core.runs.journal import (
+    CallJournal,
+    CallScope,
+    JournalEntry,
+    JournalKey,
+    current_scope,
+    durable_step,
+    idempotency_key,
+    input_hash,
+)
 from sutram_core.runs.records import Budget, RunRecord, RunStatus, Spend
 
-__all__ = ["Budget", "RunRecord", "RunStatus", "Spend"]
+__all__ = [
+    "Budget",
+    "CallJournal",
+    "CallScope",
+    "JournalEntry",
+    "JournalKey",
+    "RunRecord",
+    "RunStatus",
+    "Spend",
+    "current_scope",
+    "durable_step",
+    "idempotency_key",
+    "input_hash",
+]

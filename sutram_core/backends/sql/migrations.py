@@ -97,6 +97,7 @@ def _v4_memories(conn: Connection) -> None:
 
 def _v5_runs(conn: Connection) -> None:
     _create_table(conn, schema.runs, (schema.run_lease_index, schema.run_thread_index))
+    _create_table(conn, schema.journal)
 
 
 MIGRATIONS: list[Migration] = [
@@ -104,7 +105,7 @@ MIGRATIONS: list[Migration] = [
     Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
     Migration("trace spans and the per-tenant audit hash chain", _v3_traces_and_audit),
     Migration("memories, their keyword index and per-tenant change numbers", _v4_memories),
-    Migration("the run ledger: runs, leases and fences", _v5_runs),
+    Migration("the run ledger (runs, leases, fences) and the call journal", _v5_runs),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations

@@ -26,6 +26,7 @@ __all__ = [
     "checkpoint_blobs",
     "checkpoint_writes",
     "checkpoints",
+    "journal",
     "memories",
     "memory_current_index",
     "memory_expiry_index",
@@ -281,3 +282,24 @@ run_lease_index = Index(
     "ix_sutram_runs_leases", runs.c.lease_expires_at, sqlite_where=_LIVE, postgresql_where=_LIVE
 )
 run_thread_index = Index("ix_sutram_runs_thread", runs.c.tenant_id, runs.c.thread_id, runs.c.created_at)
+
+# Added in schema version 5: the call journal. One row per completed LLM call or durable
+# step, keyed by where it happened (thread, checkpoint namespace, task) and its position
+# among the task's calls; the first result recorded for a key is kept (exactly once).
+journal = Table(
+    "sutram_journal",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("thread_id", String, primary_key=True),
+    Column("checkpoint_ns", String, primary_key=True),
+    Column("task_id", String, primary_key=True),
+    Column("call_index", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", String, nullable=False),
+    Column("input_hash", String(64), nullable=False),
+    Column("output", Text, nullable=False),
+    Column("run_id", String, nullable=True),
+    Column("tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,222 @@
+"""The call journal: each completed LLM call and durable step, recorded once, answered on replay.
+
+A call is identified by where it happened, not by what it asked: the tenant, the thread,
+the checkpoint namespace, the task (LangGraph's task id, stable when a node is retried
+from its checkpoint) and its position among that task's journaled calls. When a crashed
+node runs again, its first call finds the first entry, its second call the second, and so
+on: calls that completed before the crash are answered from the journal instead of being
+made (and paid for) again. The input's hash is kept with each entry, so a replay whose
+inputs differ (a fork that changed the state) is detected and the call is made anew.
+
+:func:`durable_step` journals any function; :class:`CallScope` is what a runner opens
+around a task (``with CallScope(journal, tenant=..., thread_id=..., task_id=...):``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import hashlib
+import inspect
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, cast
+
+import orjson
+
+from sutram_core.errors import InvalidRunError
+
+__all__ = [
+    "CallJournal",
+    "CallScope",
+    "JournalEntry",
+    "JournalKey",
+    "current_scope",
+    "durable_step",
+    "idempotency_key",
+    "input_hash",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class JournalKey:
+    """Where a call happened: thread, checkpoint namespace, task, and its index in the task."""
+
+    tenant_id: str
+    thread_id: str
+    checkpoint_ns: str
+    task_id: str
+    call_index: int
+
+    def idempotency_key(self) -> str:
+        """A stable key to hand to the outside world (payment APIs, e-mail senders...)."""
+        raw = f"{self.tenant_id}|{self.thread_id}|{self.checkpoint_ns}|{self.task_id}|{self.call_index}"
+        return "sutram-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@dataclass
+class JournalEntry:
+    """A recorded call: its kind ("llm" or "step"), name, input hash and JSON output."""
+
+    kind: str
+    name: str
+    input_hash: str
+    output: str
+    run_id: str | None = None
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class CallJournal(Protocol):
+    """Storage of journal entries; the first entry written for a key is kept."""
+
+    def get(self, key: JournalKey) -> JournalEntry | None: ...
+
+    def put(self, key: JournalKey, entry: JournalEntry) -> JournalEntry: ...
+
+
+def input_hash(*parts: Any) -> str:
+    """A stable hash of a call's inputs (JSON; objects that JSON cannot hold by their repr)."""
+    blob = orjson.dumps(parts, default=repr, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.sha256(blob).hexdigest()
+
+
+class CallScope:
+    """The journal context of one task: numbers the task's calls in the order they are made.
+
+    Open one around a task (a graph node run); calls journaled inside it get consecutive
+    indexes. Scopes nest per context (threads and asyncio tasks each see their own).
+    """
+
+    def __init__(self, journal: CallJournal, *, tenant: str, thread_id: str, task_id: str,
+                 checkpoint_ns: str = "", run_id: str | None = None) -> None:
+        self.journal = journal
+        self.tenant, self.thread_id, self.task_id = tenant, thread_id, task_id
+        self.checkpoint_ns, self.run_id = checkpoint_ns, run_id
+        self._next = 0
+        self._lock = threading.Lock()
+        self._token: contextvars.Token[CallScope | None] | None = None
+        self.replayed = 0  # calls answered from the journal
+        self.recorded = 0  # calls made and recorded
+
+    def next_key(self) -> JournalKey:
+        """The key of the task's next journaled call."""
+        with self._lock:
+            index, self._next = self._next, self._next + 1
+        return JournalKey(self.tenant, self.thread_id, self.checkpoint_ns, self.task_id, index)
+
+    def __enter__(self) -> CallScope:
+        self._token = _SCOPE.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _SCOPE.reset(self._token)
+            self._token = None
+
+
+_SCOPE: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar("sutram_call_scope", default=None)
+_KEY: contextvars.ContextVar[JournalKey | None] = contextvars.ContextVar("sutram_call_key", default=None)
+
+
+def current_scope() -> CallScope | None:
+    """The open :class:`CallScope`, if any."""
+    return _SCOPE.get()
+
+
+def idempotency_key() -> str | None:
+    """Inside a :func:`durable_step`: the step's stable idempotency key (else None)."""
+    key = _KEY.get()
+    return key.idempotency_key() if key is not None else None
+
+
+def _encode(value: Any, name: str) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as exc:
+        raise InvalidRunError(
+            f"durable step {name!r} returned a value JSON cannot hold ({exc}); return dicts, lists, "
+            "strings, numbers, booleans or None"
+        ) from exc
+
+
+def durable_step(fn: F | None = None, *, name: str | None = None) -> Any:
+    """Journal a function: inside a :class:`CallScope`, each call runs once; a replay of the
+    task gets the recorded result instead of running it again. Outside a scope the function
+    simply runs. Results must be JSON values. The step's idempotency key is available as
+    :func:`idempotency_key` while it runs (pass it to the outside world).
+
+    >>> @durable_step
+    ... def charge(order_id: str, amount: int) -> dict:
+    ...     return {"charged": amount}
+    >>> charge("o1", 5)
+    {'charged': 5}
+
+    A step's result is what its JSON round trip gives (a tuple comes back as a list), on the
+    first run and on every replay alike.
+    """
+    def wrap(func: F) -> F:
+        step_name = name or func.__qualname__
+
+        def lookup(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[JournalKey, str, JournalEntry | None]:
+            scope = _SCOPE.get()
+            assert scope is not None
+            key = scope.next_key()
+            digest = input_hash(step_name, args, kwargs)
+            found = scope.journal.get(key)
+            if found is not None and (found.input_hash != digest or found.name != step_name):
+                found = None  # same position, different call: the task changed (a fork); run it
+            return key, digest, found
+
+        def record(key: JournalKey, digest: str, result: Any) -> Any:
+            # the caller gets the value as a replay would give it (JSON round trip), so the
+            # first run and every replay see the same thing; the first recorded entry wins
+            scope = _SCOPE.get()
+            assert scope is not None
+            encoded = _encode(result, step_name)
+            kept = scope.journal.put(key, JournalEntry("step", step_name, digest, encoded, run_id=scope.run_id))
+            scope.recorded += 1
+            # another worker recorded this very call first: its result is the one that counts
+            return orjson.loads(kept.output if kept.input_hash == digest else encoded)
+
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def arun(*args: Any, **kwargs: Any) -> Any:
+                scope = _SCOPE.get()
+                if scope is None:
+                    return await func(*args, **kwargs)
+                key, digest, found = lookup(args, kwargs)
+                if found is not None:
+                    scope.replayed += 1
+                    return orjson.loads(found.output)
+                token = _KEY.set(key)
+                try:
+                    result = await func(*args, **kwargs)
+                finally:
+                    _KEY.reset(token)
+                return record(key, digest, result)
+
+            return cast(F, arun)
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            scope = _SCOPE.get()
+            if scope is None:
+                return func(*args, **kwargs)
+            key, digest, found = lookup(args, kwargs)
+            if found is not None:
+                scope.replayed += 1
+                return orjson.loads(found.output)
+            token = _KEY.set(key)
+            try:
+                result = func(*args, **kwargs)
+            finally:
+                _KEY.reset(token)
+            return record(key, digest, result)
+
+        return cast(F, run)
+
+    return wrap(fn) if fn is not None else wrap
