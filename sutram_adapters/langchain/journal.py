@@ -1,0 +1,114 @@
+"""Journaled LLM calls for LangChain models, through LangChain's own cache hook.
+
+``JournalCache`` is a LangChain ``BaseCache``. Inside an open
+:class:`~sutram_core.runs.CallScope` (a task of a durable run), each chat model or LLM call
+takes the task's next journal position: a call that completed before is answered from the
+journal (no provider call, no cost), a new one is made and recorded. Outside a scope it
+defers to the cache that was installed before it (or caches nothing), so installing it
+changes nothing for code that is not run durably.
+
+    from langchain_core.globals import set_llm_cache
+    set_llm_cache(JournalCache(SqlCallJournal(db)))
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
+from langchain_core.messages import message_to_dict, messages_from_dict
+from langchain_core.outputs import ChatGeneration, Generation
+
+from sutram_core.runs import CallScope, JournalEntry, JournalKey, current_scope, input_hash
+
+__all__ = ["JournalCache"]
+
+# the journal position a lookup that missed reserved, for the update that follows it; kept
+# per scope (not per context: LangChain's async cache calls run in copied contexts)
+_RESERVED: weakref.WeakKeyDictionary[CallScope, dict[tuple[str, str], list[JournalKey]]] = (
+    weakref.WeakKeyDictionary()
+)
+_RESERVED_LOCK = threading.Lock()
+
+
+def _encode(generations: Sequence[Generation]) -> str:
+    # plain JSON (message dicts), so reading an entry back builds messages and nothing else
+    out = []
+    for gen in generations:
+        if isinstance(gen, ChatGeneration):
+            out.append({"type": "chat", "message": message_to_dict(gen.message), "info": gen.generation_info})
+        else:
+            out.append({"type": "text", "text": gen.text, "info": gen.generation_info})
+    return orjson.dumps(out, default=str).decode()
+
+
+def _decode(raw: str) -> list[Generation]:
+    gens: list[Generation] = []
+    for item in orjson.loads(raw):
+        if item["type"] == "chat":
+            gens.append(ChatGeneration(message=messages_from_dict([item["message"]])[0],
+                                       generation_info=item.get("info")))
+        else:
+            gens.append(Generation(text=item["text"], generation_info=item.get("info")))
+    return gens
+
+
+def _usage(generations: Sequence[Any]) -> tuple[int, str]:
+    tokens = 0
+    model = ""
+    for gen in generations:
+        message = getattr(gen, "message", None)
+        usage = getattr(message, "usage_metadata", None) or {}
+        tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+        model = model or str((getattr(message, "response_metadata", None) or {}).get("model_name", ""))
+    return tokens, model
+
+
+class JournalCache(BaseCache):
+    """LangChain's cache hook, answering from the Sutram call journal inside a durable task."""
+
+    def __init__(self, journal: Any, inner: BaseCache | None = None) -> None:
+        self.journal = journal
+        self.inner = inner
+
+    def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """The recorded generations of this call, or None (then the model is called)."""
+        scope = current_scope()
+        if scope is None:
+            return self.inner.lookup(prompt, llm_string) if self.inner is not None else None
+        key = scope.next_key()
+        found = self.journal.get(key)
+        if found is not None and found.kind == "llm" and found.input_hash == input_hash(prompt, llm_string):
+            scope.replayed += 1
+            return _decode(found.output)
+        with _RESERVED_LOCK:
+            _RESERVED.setdefault(scope, {}).setdefault((prompt, llm_string), []).append(key)
+        return None
+
+    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Record the generations of a call that was just made."""
+        scope = current_scope()
+        key = None
+        if scope is not None:
+            with _RESERVED_LOCK:
+                waiting = _RESERVED.get(scope, {}).get((prompt, llm_string))
+                key = waiting.pop(0) if waiting else None
+        if scope is None or key is None:
+            if self.inner is not None:
+                self.inner.update(prompt, llm_string, return_val)
+            return
+        tokens, model = _usage(return_val)
+        self.journal.put(key, JournalEntry(
+            "llm", model or "llm", input_hash(prompt, llm_string),
+            _encode(return_val), run_id=scope.run_id, tokens=tokens,
+        ))
+        scope.recorded += 1
+
+    def clear(self, **kwargs: Any) -> None:
+        """Clears the inner cache only: the journal is a record, not a cache."""
+        if self.inner is not None:
+            self.inner.clear(**kwargs)
