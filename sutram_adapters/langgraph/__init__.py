@@ -1,6 +1,7 @@
-"""LangGraph integration: the checkpointer and the long-term memory store (and later the durable runner)."""
+"""LangGraph integration: the checkpointer, the long-term memory store and the durable runner."""
 
+from sutram_adapters.langgraph.durable import DurableRunner, durable
 from sutram_adapters.langgraph.saver import SutramSaver
 from sutram_adapters.langgraph.store import SutramStore
 
-__all__ = ["SutramSaver", "SutramStore"]
+__all__ = ["DurableRunner", "SutramSaver", "SutramStore", "durable"]

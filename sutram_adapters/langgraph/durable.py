@@ -1,0 +1,230 @@
+"""``durable(graph)``: run an existing compiled LangGraph graph durably.
+
+    runner = durable(compiled_graph, url="sqlite:///app.db", tenant="acme")
+    result = runner.invoke({"messages": [...]}, thread_id="t1")
+    runner.recover()        # resumes the runs whose worker died
+
+The runner wires the pieces; the graph's code does not change:
+
+- checkpoints go to :class:`SutramSaver` (the graph is copied with it as checkpointer);
+- every run is recorded in the run ledger, owned through a lease that a heartbeat thread
+  renews; a run whose lease expired (its worker died) is found and resumed from its latest
+  checkpoint by :meth:`DurableRunner.recover`, by exactly one caller;
+- each node task runs inside a :class:`~sutram_core.runs.CallScope`, so LangChain model
+  calls (through :class:`~sutram_adapters.langchain.JournalCache`, installed once per
+  process) and ``@durable_step`` functions made before a crash are answered from the
+  journal when the node runs again, instead of being repeated and paid for twice.
+
+This is the first part of durable execution; budgets that pause, recoverable-error
+classes, compensation, fork and diff build on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from langchain_core.globals import get_llm_cache, set_llm_cache
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from sutram_adapters.langchain.journal import JournalCache
+from sutram_adapters.langgraph.saver import SutramSaver
+from sutram_core.backends.sql.database import Database
+from sutram_core.backends.sql.journal import SqlCallJournal
+from sutram_core.backends.sql.runs import SqlRunLedger
+from sutram_core.errors import InvalidRunError, LeaseLostError
+from sutram_core.runs import Budget, CallScope, RunRecord
+from sutram_core.tenancy import validate_tenant
+
+__all__ = ["DurableRunner", "durable", "graph_version"]
+
+_CACHE_LOCK = threading.Lock()
+
+
+def graph_version(graph: Any) -> str:
+    """A hash of a compiled graph's structure (nodes, edges) and its nodes' code."""
+    parts: list[str] = []
+    drawable = graph.get_graph()
+    parts.append(repr(sorted(drawable.nodes)))
+    parts.append(repr(sorted((e.source, e.target, bool(e.conditional)) for e in drawable.edges)))
+    for name in sorted(graph.nodes):
+        bound = graph.nodes[name].bound
+        func = getattr(bound, "func", None) or getattr(bound, "afunc", None)
+        try:
+            parts.append(f"{name}:{inspect.getsource(func)}" if func is not None else f"{name}:{bound!r}")
+        except (OSError, TypeError):
+            parts.append(f"{name}:{getattr(func, '__qualname__', repr(bound))}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _ensure_journal_cache(journal: SqlCallJournal) -> None:
+    """Route LangChain's cache hook through the journal (once per process; other caches kept)."""
+    with _CACHE_LOCK:
+        current = get_llm_cache()
+        if isinstance(current, _RoutingCache):
+            current.journals.add(journal)
+            return
+        set_llm_cache(_RoutingCache(journal, current))
+
+
+class _RoutingCache(JournalCache):
+    """A JournalCache that serves every runner of the process (their scopes carry the journal)."""
+
+    def __init__(self, journal: SqlCallJournal, inner: Any) -> None:
+        super().__init__(journal, inner)
+        self.journals = {journal}
+
+    def lookup(self, prompt: str, llm_string: str) -> Any:
+        from sutram_core.runs import current_scope
+
+        scope = current_scope()
+        if scope is not None:
+            self.journal = scope.journal
+        return super().lookup(prompt, llm_string)
+
+    def update(self, prompt: str, llm_string: str, return_val: Any) -> None:
+        from sutram_core.runs import current_scope
+
+        scope = current_scope()
+        if scope is not None:
+            self.journal = scope.journal
+        super().update(prompt, llm_string, return_val)
+
+
+class _ScopedNode(Runnable[Any, Any]):
+    """A graph node's runnable, run inside the journal scope of its task."""
+
+    def __init__(self, inner: Runnable[Any, Any], runner: DurableRunner) -> None:
+        self.inner = inner
+        self.runner = runner
+        self.name = inner.get_name()
+
+    @contextmanager
+    def _scope(self, config: RunnableConfig | None) -> Iterator[None]:
+        conf = (config or {}).get("configurable") or {}
+        ns = str(conf.get("checkpoint_ns") or "")
+        task_id = ns.rpartition("|")[2].partition(":")[2]
+        thread_id = conf.get("thread_id")
+        if not task_id or thread_id is None:
+            yield
+            return
+        with CallScope(self.runner.journal, tenant=self.runner.tenant, thread_id=str(thread_id), task_id=task_id,
+                       checkpoint_ns=ns, run_id=conf.get("sutram_run_id")):
+            yield
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        with self._scope(config):
+            return self.inner.invoke(input, config, **kwargs)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        with self._scope(config):
+            return await self.inner.ainvoke(input, config, **kwargs)
+
+
+class DurableRunner:
+    """Runs a compiled graph durably (see the module docstring)."""
+
+    def __init__(self, graph: Any, *, url: str | None = None, tenant: str = "default", lease_seconds: float = 30.0,
+                 executor_id: str | None = None, name: str | None = None) -> None:
+        self.tenant = validate_tenant(tenant)
+        self.lease_seconds = float(lease_seconds)
+        self.executor_id = executor_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.db = Database(url)
+        self.ledger = SqlRunLedger(self.db)
+        self.journal = SqlCallJournal(self.db)
+        self.saver = SutramSaver(url, tenant=self.tenant)
+        self.name = name or graph.get_name()
+        self.version = graph_version(graph)
+        nodes = {n: node.copy(update={"bound": _ScopedNode(node.bound, self)}) for n, node in graph.nodes.items()}
+        self.graph = graph.copy(update={"checkpointer": self.saver, "nodes": nodes})
+        _ensure_journal_cache(self.journal)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.saver.close()
+        self.db.close()
+
+    def __enter__(self) -> DurableRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running -----------------------------------------------------------------------------
+
+    def invoke(self, input: Any, *, thread_id: str, budget: Budget | None = None, run_id: str | None = None,
+               config: RunnableConfig | None = None) -> Any:
+        """Run the graph on ``thread_id`` as a new recorded run; return its output."""
+        run_id = run_id or uuid.uuid4().hex
+        self.ledger.create(self.tenant, run_id, thread_id=thread_id, graph_name=self.name,
+                           graph_version=self.version, budget=budget)
+        run = self.ledger.claim(self.tenant, run_id, executor=self.executor_id, lease_seconds=self.lease_seconds)
+        assert run is not None  # just created: nobody else can hold it
+        return self._execute(run, input, config)
+
+    def recover(self, *, limit: int = 10, allow_version_change: bool = False) -> list[RunRecord]:
+        """Resume up to ``limit`` runs whose worker died (lease expired), each from its latest
+        checkpoint; return the runs as they ended. A run recorded by a different version of
+        the graph is refused unless ``allow_version_change``."""
+        resumed = []
+        for run in self.ledger.claim_expired(executor=self.executor_id, lease_seconds=self.lease_seconds,
+                                             limit=limit, tenant=self.tenant):
+            if run.graph_version != self.version and not allow_version_change:
+                self.ledger.pause(self.tenant, run, f"graph version changed from {run.graph_version} to "
+                                  f"{self.version}; resume with allow_version_change=True")
+                raise InvalidRunError(
+                    f"run {run.run_id} was started by graph version {run.graph_version}, this graph is "
+                    f"{self.version}; it is paused. Pass allow_version_change=True to resume it anyway"
+                )
+            try:
+                self._execute(run, None, None)
+            except Exception:  # the ledger has the failure; keep recovering the others
+                pass
+            resumed.append(self.ledger.get(self.tenant, run.run_id))
+        return resumed
+
+    def _execute(self, run: RunRecord, input: Any, config: RunnableConfig | None) -> Any:
+        conf: RunnableConfig = dict(config or {})  # type: ignore[assignment]
+        conf["configurable"] = {**(conf.get("configurable") or {}), "thread_id": run.thread_id,
+                                "sutram_run_id": run.run_id}
+        stop = threading.Event()
+        lost: list[LeaseLostError] = []
+
+        def beat() -> None:
+            while not stop.wait(self.lease_seconds / 3):
+                try:
+                    self.ledger.heartbeat(self.tenant, run, lease_seconds=self.lease_seconds)
+                except LeaseLostError as exc:
+                    lost.append(exc)
+                    return
+                except Exception:  # a database hiccup: try again at the next beat
+                    continue
+
+        heart = threading.Thread(target=beat, name=f"sutram-lease-{run.run_id}", daemon=True)
+        heart.start()
+        try:
+            output = self.graph.invoke(input, conf)
+        except BaseException as exc:
+            stop.set()
+            heart.join()
+            if not lost and isinstance(exc, Exception):
+                self.ledger.finish(self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        stop.set()
+        heart.join()
+        if lost:
+            raise lost[0]
+        self.ledger.finish(self.tenant, run, "completed")
+        return output
+
+
+def durable(graph: Any, *, url: str | None = None, tenant: str = "default", **options: Any) -> DurableRunner:
+    """Wrap a compiled graph in a :class:`DurableRunner` (``url`` defaults to ``SUTRAM_URL``)."""
+    return DurableRunner(graph, url=url, tenant=tenant, **options)

@@ -1,0 +1,60 @@
+"""A graph for the durable-runner tests: one node makes three model calls, and can SIGKILL
+its own process between the second and the third (once, when a marker file exists).
+Every provider call is appended to a log file, so a test counts them across processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+from langgraph.graph import END, START, StateGraph
+from typing_extensions import TypedDict
+
+from tests.fake_models import EchoChatModel
+
+
+class State(TypedDict):
+    topic: str
+    answers: list[str]
+    done: bool
+
+
+class LoggedModel(EchoChatModel):
+    """Appends each provider call to the file SUTRAM_TEST_CALL_LOG names."""
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+        with open(os.environ["SUTRAM_TEST_CALL_LOG"], "a") as log:
+            log.write(f"{messages[-1].content}\n")
+            log.flush()
+            os.fsync(log.fileno())
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+def research(state: State) -> dict[str, Any]:
+    model = LoggedModel()
+    answers = []
+    for i in range(3):
+        if i == 2:
+            marker = Path(os.environ["SUTRAM_TEST_KILL_MARKER"])
+            if marker.exists():
+                marker.unlink()
+                os.kill(os.getpid(), signal.SIGKILL)
+        answers.append(str(model.invoke([HumanMessage(f"{state['topic']} question {i}")]).content))
+    return {"answers": answers}
+
+
+def finish(state: State) -> dict[str, Any]:
+    return {"done": True}
+
+
+def build() -> Any:
+    builder = StateGraph(State)
+    builder.add_node("research", research)
+    builder.add_node("finish", finish)
+    builder.add_edge(START, "research")
+    builder.add_edge("research", "finish")
+    builder.add_edge("finish", END)
+    return builder.compile()

@@ -1,0 +1,94 @@
+"""durable(graph): a run whose worker is SIGKILLed mid-node is recovered by another process,
+and the model calls that completed before the kill are not made again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sutram_adapters.langgraph.durable import durable, graph_version
+from sutram_core.errors import InvalidRunError
+from sutram_core.runs import RunStatus
+from tests.durable_graph import build
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_WORKER = """
+import sys
+from sutram_adapters.langgraph.durable import durable
+from tests.durable_graph import build
+runner = durable(build(), url=sys.argv[1], tenant="acme", lease_seconds=1)
+print(runner.invoke({"topic": "tea", "answers": [], "done": False}, thread_id="t1", run_id="run-1"))
+"""
+
+
+@pytest.fixture
+def logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    calls, marker = tmp_path / "calls.log", tmp_path / "kill.marker"
+    monkeypatch.setenv("SUTRAM_TEST_CALL_LOG", str(calls))
+    monkeypatch.setenv("SUTRAM_TEST_KILL_MARKER", str(marker))
+    return calls, marker
+
+
+def test_a_killed_run_is_recovered_and_repeats_no_model_call(db_url: str, logs: tuple[Path, Path]) -> None:
+    calls, marker = logs
+    marker.touch()
+    worker = subprocess.run([sys.executable, "-c", _WORKER, db_url], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert worker.returncode == -9, worker.stderr  # SIGKILLed between the 2nd and 3rd call
+    assert calls.read_text().splitlines() == ["tea question 0", "tea question 1"]
+    time.sleep(1.2)  # the dead worker's lease expires
+    with durable(build(), url=db_url, tenant="acme", lease_seconds=1) as runner:
+        assert runner.ledger.get("acme", "run-1").status is RunStatus.RUNNING
+        (recovered,) = runner.recover()
+        assert recovered.status is RunStatus.COMPLETED and recovered.attempts == 2
+        assert runner.recover() == []  # nothing left to recover
+        state = runner.graph.get_state({"configurable": {"thread_id": "t1"}}).values
+    assert state["done"] and state["answers"] == [f"echo: tea question {i}" for i in range(3)]
+    # each question reached the provider exactly once, across both processes
+    assert calls.read_text().splitlines() == [f"tea question {i}" for i in range(3)]
+
+
+def test_an_uninterrupted_run_is_completed_in_the_ledger(db_url: str, logs: tuple[Path, Path]) -> None:
+    with durable(build(), url=db_url, tenant="acme") as runner:
+        out = runner.invoke({"topic": "cake", "answers": [], "done": False}, thread_id="t2", run_id="r2")
+        run = runner.ledger.get("acme", "r2")
+        entries = runner.journal.entries("acme", "t2")
+    assert out["done"] and run.status is RunStatus.COMPLETED and run.graph_version == graph_version(build())
+    assert [e.kind for _, e in entries] == ["llm"] * 3
+
+
+def test_a_failing_run_is_failed_with_its_error(db_url: str, logs: tuple[Path, Path],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUTRAM_TEST_CALL_LOG", "/nonexistent-dir/calls.log")  # the model's log write fails
+    with durable(build(), url=db_url, tenant="acme") as runner:
+        with pytest.raises(FileNotFoundError):
+            runner.invoke({"topic": "x", "answers": [], "done": False}, thread_id="t3", run_id="r3")
+        run = runner.ledger.get("acme", "r3")
+    assert run.status is RunStatus.FAILED and run.error and "FileNotFoundError" in run.error
+
+
+def test_a_changed_graph_does_not_silently_resume(db_url: str, logs: tuple[Path, Path]) -> None:
+    _, marker = logs
+    marker.touch()
+    subprocess.run([sys.executable, "-c", _WORKER, db_url], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    time.sleep(1.2)
+    from langgraph.graph import END, START, StateGraph
+
+    from tests.durable_graph import State, research
+
+    changed = StateGraph(State)
+    changed.add_node("research", research)
+    changed.add_edge(START, "research")
+    changed.add_edge("research", END)
+    with durable(changed.compile(), url=db_url, tenant="acme", lease_seconds=1) as runner:
+        with pytest.raises(InvalidRunError, match="allow_version_change"):
+            runner.recover()
+        run = runner.ledger.get("acme", "run-1")
+        assert run.status is RunStatus.PAUSED and "graph version changed" in (run.pause_reason or "")
