@@ -92,3 +92,21 @@ def test_a_changed_graph_does_not_silently_resume(db_url: str, logs: tuple[Path,
             runner.recover()
         run = runner.ledger.get("acme", "run-1")
         assert run.status is RunStatus.PAUSED and "graph version changed" in (run.pause_reason or "")
+
+
+def test_a_budget_pauses_the_run_before_overspending_and_resume_continues(db_url: str,
+                                                                        logs: tuple[Path, Path]) -> None:
+    from sutram_core.runs import Budget
+
+    calls, _ = logs
+    with durable(build(), url=db_url, tenant="acme") as runner:
+        out = runner.invoke({"topic": "tea", "answers": [], "done": False}, thread_id="t5", run_id="r5",
+                            budget=Budget(max_tokens=10))
+        run = runner.ledger.get("acme", "r5")
+        assert run.status is RunStatus.PAUSED and "max_tokens reached" in (run.pause_reason or "")
+        assert "__interrupt__" in out and run.spend.tokens >= 10 and run.spend.cost_usd > 0
+        assert calls.read_text().splitlines() == ["tea question 0"]  # the second call was never made
+        final = runner.resume("r5", budget=Budget(max_tokens=10_000))
+        run = runner.ledger.get("acme", "r5")
+    assert final["done"] and run.status is RunStatus.COMPLETED and run.budget.max_tokens == 10_000
+    assert calls.read_text().splitlines() == [f"tea question {i}" for i in range(3)]  # none paid twice

@@ -24,6 +24,7 @@ from langchain_core.messages import message_to_dict, messages_from_dict
 from langchain_core.outputs import ChatGeneration, Generation
 
 from sutram_core.runs import CallScope, JournalEntry, JournalKey, current_scope, input_hash
+from sutram_core.traces.pricing import PriceTable
 
 __all__ = ["JournalCache"]
 
@@ -57,15 +58,27 @@ def _decode(raw: str) -> list[Generation]:
     return gens
 
 
-def _usage(generations: Sequence[Any]) -> tuple[int, str]:
-    tokens = 0
-    model = ""
+def _usage(generations: Sequence[Any]) -> tuple[int, str, float]:
+    """Tokens, model name and cost (USD, from Sutram's price table; 0 for unknown models)."""
+    tokens, cost, model = 0, 0.0, ""
     for gen in generations:
         message = getattr(gen, "message", None)
         usage = getattr(message, "usage_metadata", None) or {}
-        tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
-        model = model or str((getattr(message, "response_metadata", None) or {}).get("model_name", ""))
-    return tokens, model
+        name = str((getattr(message, "response_metadata", None) or {}).get("model_name", ""))
+        model = model or name
+        given, produced = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+        tokens += given + produced
+        cost += _prices().cost(name, input_tokens=given, output_tokens=produced) or 0.0
+    return tokens, model, cost
+
+
+_PRICES: list[PriceTable] = []
+
+
+def _prices() -> PriceTable:
+    if not _PRICES:
+        _PRICES.append(PriceTable.default())
+    return _PRICES[0]
 
 
 class JournalCache(BaseCache):
@@ -85,6 +98,8 @@ class JournalCache(BaseCache):
         if found is not None and found.kind == "llm" and found.input_hash == input_hash(prompt, llm_string):
             scope.replayed += 1
             return _decode(found.output)
+        if scope.before_call is not None:
+            scope.before_call()  # a budget check: may pause the run before the call is made
         with _RESERVED_LOCK:
             _RESERVED.setdefault(scope, {}).setdefault((prompt, llm_string), []).append(key)
         return None
@@ -101,12 +116,14 @@ class JournalCache(BaseCache):
             if self.inner is not None:
                 self.inner.update(prompt, llm_string, return_val)
             return
-        tokens, model = _usage(return_val)
+        tokens, model, cost = _usage(return_val)
         self.journal.put(key, JournalEntry(
             "llm", model or "llm", input_hash(prompt, llm_string),
-            _encode(return_val), run_id=scope.run_id, tokens=tokens,
+            _encode(return_val), run_id=scope.run_id, tokens=tokens, cost_usd=cost,
         ))
         scope.recorded += 1
+        if scope.after_call is not None:
+            scope.after_call(tokens, cost)
 
     def clear(self, **kwargs: Any) -> None:
         """Clears the inner cache only: the journal is a record, not a cache."""

@@ -15,8 +15,11 @@ The runner wires the pieces; the graph's code does not change:
   process) and ``@durable_step`` functions made before a crash are answered from the
   journal when the node runs again, instead of being repeated and paid for twice.
 
-This is the first part of durable execution; budgets that pause, recoverable-error
-classes, compensation, fork and diff build on it.
+- a :class:`~sutram_core.runs.Budget` (tokens, cost, steps) is checked before each model
+  call that is really made; on breach the run pauses at a LangGraph interrupt with the
+  reason in the ledger, and :meth:`DurableRunner.resume` continues it (with a new budget).
+
+Recoverable-error classes, compensation, fork and diff build on this.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from sutram_core.backends.sql.database import Database
 from sutram_core.backends.sql.journal import SqlCallJournal
 from sutram_core.backends.sql.runs import SqlRunLedger
 from sutram_core.errors import InvalidRunError, LeaseLostError
-from sutram_core.runs import Budget, CallScope, RunRecord
+from sutram_core.runs import Budget, CallScope, RunRecord, Spend
 from sutram_core.tenancy import validate_tenant
 
 __all__ = ["DurableRunner", "durable", "graph_version"]
@@ -115,8 +118,12 @@ class _ScopedNode(Runnable[Any, Any]):
         if not task_id or thread_id is None:
             yield
             return
+        run_id = conf.get("sutram_run_id")
+        guard = self.runner._guards.get(run_id) if run_id else None
         with CallScope(self.runner.journal, tenant=self.runner.tenant, thread_id=str(thread_id), task_id=task_id,
-                       checkpoint_ns=ns, run_id=conf.get("sutram_run_id")):
+                       checkpoint_ns=ns, run_id=run_id,
+                       before_call=guard.before_call if guard else None,
+                       after_call=guard.after_call if guard else None):
             yield
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
@@ -126,6 +133,30 @@ class _ScopedNode(Runnable[Any, Any]):
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         with self._scope(config):
             return await self.inner.ainvoke(input, config, **kwargs)
+
+
+BUDGET_INTERRUPT = "sutram.budget"
+
+
+class _BudgetGuard:
+    """Checks a run's budget before each model call that is really made (not replayed) and
+    records its spend after. On breach the node calls LangGraph's ``interrupt()``: the run
+    stops at a checkpoint with nothing lost, and :meth:`DurableRunner.resume` continues it."""
+
+    def __init__(self, runner: DurableRunner, run: RunRecord) -> None:
+        self.runner, self.run = runner, run
+
+    def before_call(self) -> None:
+        from langgraph.types import interrupt
+
+        current = self.runner.ledger.get(self.runner.tenant, self.run.run_id)
+        reason = current.budget.exceeded(current.spend)
+        if reason is not None:
+            interrupt({"type": BUDGET_INTERRUPT, "reason": reason, "spend": current.spend.as_dict(),
+                       "budget": current.budget.as_dict()})
+
+    def after_call(self, tokens: int, cost: float) -> None:
+        self.runner.ledger.add_spend(self.runner.tenant, self.run, Spend(tokens=tokens, cost_usd=cost))
 
 
 class DurableRunner:
@@ -144,6 +175,7 @@ class DurableRunner:
         self.version = graph_version(graph)
         nodes = {n: node.copy(update={"bound": _ScopedNode(node.bound, self)}) for n, node in graph.nodes.items()}
         self.graph = graph.copy(update={"checkpointer": self.saver, "nodes": nodes})
+        self._guards: dict[str, _BudgetGuard] = {}
         _ensure_journal_cache(self.journal)
 
     def close(self) -> None:
@@ -168,6 +200,22 @@ class DurableRunner:
         run = self.ledger.claim(self.tenant, run_id, executor=self.executor_id, lease_seconds=self.lease_seconds)
         assert run is not None  # just created: nobody else can hold it
         return self._execute(run, input, config)
+
+    def resume(self, run_id: str, *, budget: Budget | None = None) -> Any:
+        """Continue a paused run (for example after a budget pause), with a new ``budget`` if
+        given; model calls made before the pause are answered from the journal."""
+        from langgraph.types import Command
+
+        if budget is not None:
+            self.ledger.set_budget(self.tenant, run_id, budget)
+        run = self.ledger.claim(self.tenant, run_id, executor=self.executor_id, lease_seconds=self.lease_seconds,
+                                resume=True)
+        if run is None:
+            raise InvalidRunError(f"run {run_id!r} cannot be resumed now: it is running elsewhere or has finished")
+        state = self.graph.get_state({"configurable": {"thread_id": run.thread_id}})
+        waiting = any(i.value.get("type") == BUDGET_INTERRUPT for i in _interrupts(state)
+                      if isinstance(i.value, dict))
+        return self._execute(run, Command(resume={"budget": run.budget.as_dict()}) if waiting else None, None)
 
     def recover(self, *, limit: int = 10, allow_version_change: bool = False) -> list[RunRecord]:
         """Resume up to ``limit`` runs whose worker died (lease expired), each from its latest
@@ -209,20 +257,32 @@ class DurableRunner:
 
         heart = threading.Thread(target=beat, name=f"sutram-lease-{run.run_id}", daemon=True)
         heart.start()
+        self._guards[run.run_id] = _BudgetGuard(self, run)
         try:
             output = self.graph.invoke(input, conf)
         except BaseException as exc:
-            stop.set()
-            heart.join()
             if not lost and isinstance(exc, Exception):
                 self.ledger.finish(self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}")
             raise
-        stop.set()
-        heart.join()
+        finally:
+            stop.set()
+            heart.join()
+            self._guards.pop(run.run_id, None)
         if lost:
             raise lost[0]
-        self.ledger.finish(self.tenant, run, "completed")
+        pause = next((i.value for i in (output.get("__interrupt__", ()) if isinstance(output, dict) else ())
+                      if isinstance(i.value, dict) and i.value.get("type") == BUDGET_INTERRUPT), None)
+        if pause is not None:
+            self.ledger.pause(self.tenant, run, f"budget: {pause['reason']}")
+        elif isinstance(output, dict) and output.get("__interrupt__"):
+            self.ledger.pause(self.tenant, run, "interrupted: waiting for input")
+        else:
+            self.ledger.finish(self.tenant, run, "completed")
         return output
+
+
+def _interrupts(state: Any) -> list[Any]:
+    return [i for task in getattr(state, "tasks", ()) for i in getattr(task, "interrupts", ())]
 
 
 def durable(graph: Any, *, url: str | None = None, tenant: str = "default", **options: Any) -> DurableRunner:

@@ -92,8 +92,14 @@ class CallScope:
     """
 
     def __init__(self, journal: CallJournal, *, tenant: str, thread_id: str, task_id: str,
-                 checkpoint_ns: str = "", run_id: str | None = None) -> None:
+                 checkpoint_ns: str = "", run_id: str | None = None,
+                 before_call: Callable[[], None] | None = None,
+                 after_call: Callable[[int, float], None] | None = None) -> None:
         self.journal = journal
+        # a runner's hooks around calls that are really made (not replayed): the budget check
+        # before, the spend (tokens, USD) after
+        self.before_call = before_call
+        self.after_call = after_call
         self.tenant, self.thread_id, self.task_id = tenant, thread_id, task_id
         self.checkpoint_ns, self.run_id = checkpoint_ns, run_id
         self._next = 0

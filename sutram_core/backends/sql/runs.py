@@ -208,6 +208,18 @@ class SqlRunLedger:
 
         return self.db.run(plan())
 
+    def set_budget(self, tenant: str, run_id: str, budget: Budget) -> None:
+        """Replace the budget of a run that has not finished (for example before resuming it)."""
+        def plan() -> Plan[None]:
+            current = yield from self._get(tenant, run_id)
+            if current.status.finished:
+                raise InvalidRunError(f"run {run_id!r} is {current.status.value}; its budget can no longer change")
+            yield Step(text("UPDATE sutram_runs SET budget = :b, updated_at = :now WHERE tenant_id = :t "
+                            "AND run_id = :r"),
+                       {"b": orjson.dumps(budget.as_dict()).decode(), "now": now_micros(), "t": tenant, "r": run_id})
+
+        self.db.run(plan())
+
     def pause(self, tenant: str, run: RunRecord | str, reason: str, *, fence: int | None = None) -> None:
         """Pause the run with a reason (fenced); resume it with ``claim(..., resume=True)``."""
         self._fenced(tenant, run, fence, "status = 'paused', pause_reason = :why, lease_expires_at = NULL, "
