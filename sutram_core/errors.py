@@ -19,7 +19,8 @@ backend boundary, so callers only ever need to catch these classes::
     └── RunError
         ├── RunNotFoundError          no run with that id in that tenant
         ├── InvalidRunError           a run, status change or budget that cannot be used (nothing is written)
-        └── LeaseLostError            another worker took over the run; this one must stop writing
+        ├── LeaseLostError            another worker took over the run; this one must stop writing
+        └── RunPausedError            a run paused instead of failing (a recoverable error persisted)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "MissingDependencyError",
     "RunError",
     "RunNotFoundError",
+    "RunPausedError",
     "SchemaVersionError",
     "StorageError",
     "SutramError",
@@ -145,3 +147,14 @@ class InvalidRunError(RunError):
 class LeaseLostError(RunError):
     """This worker's lease on a run expired and another worker claimed it (fencing): stop
     working on the run; its state now belongs to the new owner."""
+
+
+class RunPausedError(RunError):
+    """The run hit an error that is usually temporary (rate limit, timeout, connection), kept
+    hitting it after the retries, and is paused with its state intact: resume it later with
+    ``runner.resume(run_id)``. ``run_id`` and ``reason`` say which and why."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(f"run {run_id} is paused: {reason}; resume it with runner.resume({run_id!r})")

@@ -110,3 +110,65 @@ def test_a_budget_pauses_the_run_before_overspending_and_resume_continues(db_url
         run = runner.ledger.get("acme", "r5")
     assert final["done"] and run.status is RunStatus.COMPLETED and run.budget.max_tokens == 10_000
     assert calls.read_text().splitlines() == [f"tea question {i}" for i in range(3)]  # none paid twice
+
+
+def _flaky_graph(failures: list[BaseException]) -> object:
+    """research, then a node that raises the queued errors one per attempt, then finish."""
+    from langgraph.graph import END, START, StateGraph
+
+    from tests.durable_graph import State, finish, research
+
+    def flaky(state: State) -> dict[str, object]:
+        if failures:
+            raise failures.pop(0)
+        return {}
+
+    builder = StateGraph(State)
+    builder.add_node("research", research)
+    builder.add_node("flaky", flaky)
+    builder.add_node("finish", finish)
+    builder.add_edge(START, "research")
+    builder.add_edge("research", "flaky")
+    builder.add_edge("flaky", "finish")
+    builder.add_edge("finish", END)
+    return builder.compile()
+
+
+class RateLimitError(Exception):
+    """Named like the providers' rate-limit errors."""
+
+
+def test_recoverable_errors_are_retried_from_the_checkpoint(db_url: str, logs: tuple[Path, Path]) -> None:
+    calls, _ = logs
+    failures: list[BaseException] = [RateLimitError("429"), ConnectionError("reset")]
+    with durable(_flaky_graph(failures), url=db_url, tenant="acme", backoff_seconds=0.01) as runner:
+        out = runner.invoke({"topic": "tea", "answers": [], "done": False}, thread_id="t6", run_id="r6")
+        run = runner.ledger.get("acme", "r6")
+    assert out["done"] and run.status is RunStatus.COMPLETED and failures == []
+    assert len(calls.read_text().splitlines()) == 3  # the earlier node was not run again
+
+
+def test_a_persisting_recoverable_error_pauses_the_run_and_resume_finishes_it(
+        db_url: str, logs: tuple[Path, Path]) -> None:
+    from sutram_core.errors import RunPausedError
+
+    failures: list[BaseException] = [TimeoutError("read timed out")] * 3
+    with durable(_flaky_graph(failures), url=db_url, tenant="acme", retries=2, backoff_seconds=0.01) as runner:
+        with pytest.raises(RunPausedError, match="resume"):
+            runner.invoke({"topic": "tea", "answers": [], "done": False}, thread_id="t7", run_id="r7")
+        run = runner.ledger.get("acme", "r7")
+        assert run.status is RunStatus.PAUSED and "TimeoutError" in (run.pause_reason or "")
+        assert failures == []  # three attempts: the first and two retries
+        out = runner.resume("r7")
+    assert out["done"] and runner.ledger.get("acme", "r7").status is RunStatus.COMPLETED
+
+
+def test_a_permanent_error_fails_the_run_at_once_and_keeps_its_state(db_url: str, logs: tuple[Path, Path]) -> None:
+    failures: list[BaseException] = [ValueError("bad plan"), ValueError("never reached")]
+    with durable(_flaky_graph(failures), url=db_url, tenant="acme", backoff_seconds=0.01) as runner:
+        with pytest.raises(ValueError, match="bad plan"):
+            runner.invoke({"topic": "tea", "answers": [], "done": False}, thread_id="t8", run_id="r8")
+        run = runner.ledger.get("acme", "r8")
+        state = runner.graph.get_state({"configurable": {"thread_id": "t8"}})
+    assert run.status is RunStatus.FAILED and run.error == "ValueError: bad plan" and len(failures) == 1
+    assert len(state.values["answers"]) == 3 and state.next == ("flaky",)  # where it stopped

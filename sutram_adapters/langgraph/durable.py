@@ -19,7 +19,12 @@ The runner wires the pieces; the graph's code does not change:
   call that is really made; on breach the run pauses at a LangGraph interrupt with the
   reason in the ledger, and :meth:`DurableRunner.resume` continues it (with a new budget).
 
-Recoverable-error classes, compensation, fork and diff build on this.
+- errors that are usually temporary (rate limits, timeouts, connection errors; extend with
+  ``recoverable=``) are retried with backoff from the checkpoint, then the run pauses
+  (:class:`~sutram_core.errors.RunPausedError`) instead of failing; other errors fail the
+  run, which keeps its state and the error in the ledger.
+
+Compensation, fork and diff build on this.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import inspect
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,11 +48,11 @@ from sutram_adapters.langgraph.saver import SutramSaver
 from sutram_core.backends.sql.database import Database
 from sutram_core.backends.sql.journal import SqlCallJournal
 from sutram_core.backends.sql.runs import SqlRunLedger
-from sutram_core.errors import InvalidRunError, LeaseLostError
+from sutram_core.errors import InvalidRunError, LeaseLostError, RunPausedError
 from sutram_core.runs import Budget, CallScope, RunRecord, Spend
 from sutram_core.tenancy import validate_tenant
 
-__all__ = ["DurableRunner", "durable", "graph_version"]
+__all__ = ["RECOVERABLE_ERROR_NAMES", "DurableRunner", "durable", "graph_version", "is_recoverable"]
 
 _CACHE_LOCK = threading.Lock()
 
@@ -137,6 +143,22 @@ class _ScopedNode(Runnable[Any, Any]):
 
 BUDGET_INTERRUPT = "sutram.budget"
 
+# Errors that are usually temporary, by class name (so no provider SDK has to be imported):
+# OpenAI's, Anthropic's and httpx's rate limit, timeout, connection and overload errors.
+RECOVERABLE_ERROR_NAMES = frozenset({
+    "RateLimitError", "APITimeoutError", "APIConnectionError", "InternalServerError", "OverloadedError",
+    "ServiceUnavailableError", "TimeoutException", "ConnectTimeout", "ReadTimeout", "ConnectError",
+    "RemoteProtocolError",
+})
+
+
+def is_recoverable(error: BaseException, extra: tuple[type[BaseException], ...] = ()) -> bool:
+    """Whether ``error`` is worth retrying: a connection or timeout error, a provider's rate
+    limit or overload (by class name), or one of ``extra``."""
+    if isinstance(error, (ConnectionError, TimeoutError, *extra)):
+        return True
+    return any(cls.__name__ in RECOVERABLE_ERROR_NAMES for cls in type(error).__mro__)
+
 
 class _BudgetGuard:
     """Checks a run's budget before each model call that is really made (not replayed) and
@@ -163,8 +185,15 @@ class DurableRunner:
     """Runs a compiled graph durably (see the module docstring)."""
 
     def __init__(self, graph: Any, *, url: str | None = None, tenant: str = "default", lease_seconds: float = 30.0,
-                 executor_id: str | None = None, name: str | None = None) -> None:
+                 executor_id: str | None = None, name: str | None = None,
+                 recoverable: tuple[type[BaseException], ...] = (), retries: int = 3,
+                 backoff_seconds: float = 1.0) -> None:
         self.tenant = validate_tenant(tenant)
+        # recoverable errors are retried (from the checkpoint; completed calls replay from the
+        # journal) with exponential backoff, then the run pauses instead of failing
+        self.recoverable = tuple(recoverable)
+        self.retries = int(retries)
+        self.backoff_seconds = float(backoff_seconds)
         self.lease_seconds = float(lease_seconds)
         self.executor_id = executor_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.db = Database(url)
@@ -259,11 +288,26 @@ class DurableRunner:
         heart.start()
         self._guards[run.run_id] = _BudgetGuard(self, run)
         try:
-            output = self.graph.invoke(input, conf)
-        except BaseException as exc:
-            if not lost and isinstance(exc, Exception):
-                self.ledger.finish(self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}")
-            raise
+            attempt = 0
+            while True:
+                try:
+                    # durability="sync": a step's checkpoint is on disk before the next step runs;
+                    # with LangGraph's default ("async") a kill mid-node can lose the checkpoint
+                    # the node started from, and with it the task id its journal is keyed by
+                    output = self.graph.invoke(input if attempt == 0 else None, conf, durability="sync")
+                    break
+                except Exception as exc:
+                    if lost:
+                        raise
+                    if not is_recoverable(exc, self.recoverable):
+                        self.ledger.finish(self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}")
+                        raise
+                    if attempt >= self.retries:
+                        reason = f"{type(exc).__name__}: {exc} (still failing after {self.retries} retries)"
+                        self.ledger.pause(self.tenant, run, f"recoverable error: {reason}")
+                        raise RunPausedError(run.run_id, reason) from exc
+                    time.sleep(min(30.0, self.backoff_seconds * 2 ** attempt))
+                    attempt += 1
         finally:
             stop.set()
             heart.join()
