@@ -8,6 +8,8 @@
     sutram export --otlp URL [--tenant T] [--run RUN_ID ...]
                                                   send stored runs to an OpenTelemetry collector
     sutram audit verify [--tenant T]              recompute the audit hash chains; exit 1 on a problem
+    sutram runs show RUN_ID [--tenant T] [--json]  one durable run: status, where and why it stopped, spend
+    sutram recover --graph module:attr [--tenant T] resume the durable runs whose worker died
     sutram memory search "QUERY" [--tenant T] [--kind K] [--namespace A/B] [--limit N] [--json]
                                                   hybrid search over a tenant's memories
     sutram memory list [--tenant T] [--kind K] [--namespace A/B] [--limit N] [--json]
@@ -48,7 +50,70 @@ def _history(url: str | None, thread_id: str, tenant: str | None) -> int:
     return 0
 
 
+def _run_show(args: argparse.Namespace) -> int:
+    import json
+
+    from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
+    from sutram_core.backends.sql.database import Database
+    from sutram_core.backends.sql.journal import SqlCallJournal
+    from sutram_core.backends.sql.runs import SqlRunLedger
+
+    db = Database(args.url)
+    try:
+        run = SqlRunLedger(db).get(args.tenant, args.run_id)
+        entries = SqlCallJournal(db).entries(args.tenant, run.thread_id)
+        stopped = ([] if run.status.value in ("completed", "cancelled")
+                   else SqlCheckpointStore(db).stopped_tasks(args.tenant, run.thread_id))
+    finally:
+        db.close()
+    mine = [(k, e) for k, e in entries if e.run_id == run.run_id]
+    # where: the node that raised or was interrupted; for a run whose worker died, the node
+    # of its last journaled call
+    where = ", ".join(node for node, _ in stopped) or (
+        mine[-1][0].checkpoint_ns.rpartition("|")[2].partition(":")[0] if mine else None)
+    why = run.error or run.pause_reason
+    info = {
+        "run_id": run.run_id, "tenant": run.tenant_id, "thread_id": run.thread_id, "status": run.status.value,
+        "graph": run.graph_name, "graph_version": run.graph_version, "executor": run.executor_id,
+        "attempts": run.attempts, "where": where, "why": why, "budget": run.budget.as_dict(),
+        "spend": run.spend.as_dict(), "journaled_calls": len(mine),
+        "created_at": run.created_at.isoformat() if run.created_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        print(f"{key:<{width}}  {value if value not in (None, {}) else '-'}")
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    import importlib
+
+    from sutram_adapters.langgraph.durable import durable
+
+    module, _, attr = args.graph.partition(":")
+    if not module or not attr:
+        print("--graph takes module:attribute, for example myapp.agent:graph", file=sys.stderr)
+        return 2
+    graph = getattr(importlib.import_module(module), attr)
+    with durable(graph, url=args.url, tenant=args.tenant, lease_seconds=args.lease) as runner:
+        runs = runner.recover(limit=args.limit)
+    for run in runs:
+        print(f"{run.run_id}  {run.status.value}  {run.error or run.pause_reason or ''}".rstrip())
+    if not runs:
+        print("no run to recover")
+    return 0
+
+
 def _runs(args: argparse.Namespace) -> int:
+    if args.action == "show":
+        if not args.run_id:
+            print("sutram runs show needs a RUN_ID", file=sys.stderr)
+            return 2
+        return _run_show(args)
     from sutram_adapters.trace_view import render_runs, runs_json
     from sutram_core.traces import open_trace_store
 
@@ -154,7 +219,9 @@ def _parser() -> argparse.ArgumentParser:
     hist = command("history", "list a thread's checkpoints")
     hist.add_argument("thread_id")
     hist.add_argument("--tenant", default=None)
-    runs = command("runs", "list runs with status, duration, tokens and cost")
+    runs = command("runs", "list runs with status, duration, tokens and cost; 'show RUN_ID': one durable run")
+    runs.add_argument("action", nargs="?", choices=["show"], help="show one run of the run ledger")
+    runs.add_argument("run_id", nargs="?", default=None)
     runs.add_argument("--tenant", default=DEFAULT_TENANT)
     runs.add_argument("--thread", default=None)
     runs.add_argument("--status", default=None, choices=["running", "ok", "error"])
@@ -172,6 +239,11 @@ def _parser() -> argparse.ArgumentParser:
     audit = command("audit", "verify the audit hash chains")
     audit.add_argument("action", choices=["verify"])
     audit.add_argument("--tenant", default=None, help="one tenant (default: every tenant with an audit log)")
+    recover = command("recover", "resume the durable runs whose worker died")
+    recover.add_argument("--graph", required=True, help="the compiled graph, as module:attribute")
+    recover.add_argument("--tenant", default=DEFAULT_TENANT)
+    recover.add_argument("--limit", type=int, default=10)
+    recover.add_argument("--lease", type=float, default=30.0, help="lease seconds for the resumed runs")
     memory = command("memory", "search or list a tenant's memories")
     memory.add_argument("action", choices=["search", "list"])
     memory.add_argument("query", nargs="?", default=None, help="what to search for (search only)")
@@ -206,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             print("sutram memory search needs a QUERY", file=sys.stderr)
             return 2
         handler = {"runs": _runs, "trace": _trace, "export": _export, "audit": _audit,
-                   "memory": _memory}[args.command]
+                   "memory": _memory, "recover": _recover}[args.command]
         return handler(args)
     except SutramError as exc:
         print(f"sutram: {exc}", file=sys.stderr)

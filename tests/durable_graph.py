@@ -58,3 +58,4 @@ def build() -> Any:
     builder.add_edge("research", "finish")
     builder.add_edge("finish", END)
     return builder.compile()
+GRAPH = build()

@@ -172,3 +172,26 @@ def test_a_permanent_error_fails_the_run_at_once_and_keeps_its_state(db_url: str
         state = runner.graph.get_state({"configurable": {"thread_id": "t8"}})
     assert run.status is RunStatus.FAILED and run.error == "ValueError: bad plan" and len(failures) == 1
     assert len(state.values["answers"]) == 3 and state.next == ("flaky",)  # where it stopped
+
+
+def test_runs_show_says_where_and_why_and_recover_runs_from_the_command_line(
+        db_url: str, logs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from sutram_adapters.cli import main
+
+    _, marker = logs
+    failures: list[BaseException] = [ValueError("bad plan")]
+    with durable(_flaky_graph(failures), url=db_url, tenant="acme") as runner:
+        with pytest.raises(ValueError):
+            runner.invoke({"topic": "tea", "answers": [], "done": False}, thread_id="t9", run_id="r9")
+    assert main(["runs", "show", "r9", "--tenant", "acme", "--json", "--url", db_url]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "failed" and shown["why"] == "ValueError: bad plan"
+    assert shown["where"] == "flaky" and shown["journaled_calls"] == 3 and shown["spend"]["tokens"] > 0
+    marker.touch()
+    subprocess.run([sys.executable, "-c", _WORKER, db_url], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    time.sleep(1.2)
+    assert main(["recover", "--graph", "tests.durable_graph:GRAPH", "--tenant", "acme", "--url", db_url]) == 0
+    assert "run-1  completed" in capsys.readouterr().out

@@ -504,6 +504,28 @@ class SqlCheckpointStore:
 
     # -- deletes, copies, prunes ---------------------------------------------------
 
+    def stopped_tasks(self, tenant: str, thread_id: str) -> list[tuple[str, str]]:
+        """The nodes whose task ended in an error or an interrupt at the thread's latest
+        checkpoint (root namespace), as ``(node, "__error__" | "__interrupt__")`` pairs."""
+        w, c = checkpoint_writes.c, checkpoints.c
+
+        def plan() -> Plan[list[tuple[str, str]]]:
+            latest = yield Step(
+                select(c.checkpoint_id).where(c.tenant_id == tenant, c.thread_id == thread_id, c.checkpoint_ns == "")
+                .order_by(c.checkpoint_id.desc()).limit(1)
+            )
+            if not latest:
+                return []
+            rows = yield Step(
+                select(w.task_path, w.channel).where(
+                    w.tenant_id == tenant, w.thread_id == thread_id, w.checkpoint_ns == "",
+                    w.checkpoint_id == latest[0][0], w.channel.in_(("__error__", "__interrupt__")),
+                ).order_by(w.task_id, w.idx)
+            )
+            return [(str(path).rpartition(", ")[2] or str(path), str(channel)) for path, channel in rows]
+
+        return self.db.run(plan(), write=False)
+
     def delete_thread(self, tenant: str, thread_id: str, mark: str) -> None:
         """Delete every checkpoint, value and write of a thread, and leave a tombstone.
 
