@@ -195,3 +195,20 @@ def test_runs_show_says_where_and_why_and_recover_runs_from_the_command_line(
     time.sleep(1.2)
     assert main(["recover", "--graph", "tests.durable_graph:GRAPH", "--tenant", "acme", "--url", db_url]) == 0
     assert "run-1  completed" in capsys.readouterr().out
+
+
+def test_every_run_end_is_remembered_as_an_episode(db_url: str, logs: tuple[Path, Path]) -> None:
+    from sutram_core.memory import MemoryStore
+    from tests.memory_support import WordHashEmbedder
+
+    failures: list[BaseException] = [ValueError("bad plan")]
+    with durable(_flaky_graph(failures), url=db_url, tenant="acme", embedder=WordHashEmbedder()) as runner:
+        with pytest.raises(ValueError):
+            runner.invoke({"topic": "tea", "answers": [], "done": False}, thread_id="t10", run_id="r10")
+        runner.invoke({"topic": "tea", "answers": [], "done": False}, thread_id="t11", run_id="r11")
+    with MemoryStore.from_url(db_url, tenant="acme", embedder=WordHashEmbedder()) as memory:
+        (failed,) = [h.record for h in memory.search("run failed ValueError", kind="episodic", limit=1)]
+        done = memory.get(("runs", "LangGraph"), "r11")
+    assert failed.key == "r10" and "failed at node flaky: ValueError: bad plan" in failed.text
+    assert failed.provenance.run_id == "r10" and failed.provenance.thread_id == "t10"
+    assert done is not None and "completed" in done.text and done.value["status"] == "completed"

@@ -24,6 +24,9 @@ The runner wires the pieces; the graph's code does not change:
   (:class:`~sutram_core.errors.RunPausedError`) instead of failing; other errors fail the
   run, which keeps its state and the error in the ledger.
 
+- every run end is written as an episodic memory ("run R of graph G failed at node N:
+  ...") with the run and thread as provenance, searchable through Sutram memory.
+
 Compensation, fork and diff build on this.
 """
 
@@ -187,13 +190,18 @@ class DurableRunner:
     def __init__(self, graph: Any, *, url: str | None = None, tenant: str = "default", lease_seconds: float = 30.0,
                  executor_id: str | None = None, name: str | None = None,
                  recoverable: tuple[type[BaseException], ...] = (), retries: int = 3,
-                 backoff_seconds: float = 1.0) -> None:
+                 backoff_seconds: float = 1.0, remember_runs: bool = True, embedder: Any = None) -> None:
         self.tenant = validate_tenant(tenant)
         # recoverable errors are retried (from the checkpoint; completed calls replay from the
         # journal) with exponential backoff, then the run pauses instead of failing
         self.recoverable = tuple(recoverable)
         self.retries = int(retries)
         self.backoff_seconds = float(backoff_seconds)
+        # every run end is written as an episodic memory (namespace ("runs", graph name))
+        self.remember_runs = remember_runs
+        self._embedder = embedder
+        self._memory: Any = None
+        self._url = url
         self.lease_seconds = float(lease_seconds)
         self.executor_id = executor_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.db = Database(url)
@@ -209,8 +217,29 @@ class DurableRunner:
 
     def close(self) -> None:
         """Release the database connections."""
+        if self._memory is not None:
+            self._memory.close()
         self.saver.close()
         self.db.close()
+
+    def _remember(self, run_id: str) -> None:
+        """Write how the run ended as an episodic memory, with the run and thread as provenance."""
+        if not self.remember_runs:
+            return
+        from sutram_core.memory import MemoryStore
+
+        run = self.ledger.get(self.tenant, run_id)
+        if self._memory is None:
+            self._memory = MemoryStore.from_url(self._url, tenant=self.tenant, embedder=self._embedder)
+        where = ", ".join(node for node, _ in self.saver._store.stopped_tasks(self.tenant, run.thread_id))
+        outcome = {"completed": "completed", "failed": f"failed at node {where or '?'}: {run.error}",
+                   "paused": f"paused{' at node ' + where if where else ''}: {run.pause_reason}",
+                   "cancelled": "was cancelled"}.get(run.status.value, run.status.value)
+        text = (f"Run {run.run_id} of graph {run.graph_name} on thread {run.thread_id} {outcome} "
+                f"after {run.attempts} attempt(s), {run.spend.tokens} tokens, ${run.spend.cost_usd:.6f}.")
+        self._memory.put(("runs", run.graph_name or "graph"), run.run_id,
+                         {"text": text, "status": run.status.value, "graph_version": run.graph_version},
+                         kind="episodic", provenance={"run_id": run.run_id, "thread_id": run.thread_id})
 
     def __enter__(self) -> DurableRunner:
         return self
@@ -301,10 +330,12 @@ class DurableRunner:
                         raise
                     if not is_recoverable(exc, self.recoverable):
                         self.ledger.finish(self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}")
+                        self._remember(run.run_id)
                         raise
                     if attempt >= self.retries:
                         reason = f"{type(exc).__name__}: {exc} (still failing after {self.retries} retries)"
                         self.ledger.pause(self.tenant, run, f"recoverable error: {reason}")
+                        self._remember(run.run_id)
                         raise RunPausedError(run.run_id, reason) from exc
                     time.sleep(min(30.0, self.backoff_seconds * 2 ** attempt))
                     attempt += 1
@@ -322,6 +353,7 @@ class DurableRunner:
             self.ledger.pause(self.tenant, run, "interrupted: waiting for input")
         else:
             self.ledger.finish(self.tenant, run, "completed")
+        self._remember(run.run_id)
         return output
 
 
