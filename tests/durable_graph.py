@@ -59,3 +59,44 @@ def build() -> Any:
     builder.add_edge("finish", END)
     return builder.compile()
 GRAPH = build()
+
+
+# -- a saga: two steps with compensations, then a node that may fail for good -------------
+
+from sutram_core import durable_step  # noqa: E402
+
+UNDONE: list[str] = []
+
+
+def _refund(result: dict[str, Any]) -> None:
+    UNDONE.append(f"refund {result['charge_id']}")
+
+
+def _release(result: dict[str, Any]) -> None:
+    UNDONE.append(f"release {result['seat']}")
+
+
+@durable_step(compensate=_refund)
+def charge_card(amount: int) -> dict[str, Any]:
+    return {"charge_id": f"ch-{amount}"}
+
+
+@durable_step(compensate=_release)
+def reserve_seat(flight: str) -> dict[str, Any]:
+    return {"seat": f"{flight}-12A"}
+
+
+def book(state: State) -> dict[str, Any]:
+    charge_card(420)
+    reserve_seat("TP1234")
+    if state["topic"] == "fail":
+        raise ValueError("airline rejected the booking")
+    return {"done": True}
+
+
+def build_saga() -> Any:
+    builder = StateGraph(State)
+    builder.add_node("book", book)
+    builder.add_edge(START, "book")
+    builder.add_edge("book", END)
+    return builder.compile()

@@ -212,3 +212,41 @@ def test_every_run_end_is_remembered_as_an_episode(db_url: str, logs: tuple[Path
     assert failed.key == "r10" and "failed at node flaky: ValueError: bad plan" in failed.text
     assert failed.provenance.run_id == "r10" and failed.provenance.thread_id == "t10"
     assert done is not None and "completed" in done.text and done.value["status"] == "completed"
+
+
+def test_a_permanent_failure_runs_the_compensations_newest_first_once(db_url: str, logs: tuple[Path, Path]) -> None:
+    from tests.durable_graph import UNDONE, build_saga
+
+    UNDONE.clear()
+    with durable(build_saga(), url=db_url, tenant="acme", remember_runs=False) as runner:
+        with pytest.raises(ValueError, match="airline"):
+            runner.invoke({"topic": "fail", "answers": [], "done": False}, thread_id="s1", run_id="saga-1")
+        assert UNDONE == ["release TP1234-12A", "refund ch-420"]
+        assert runner.compensate("saga-1") == []  # each compensation runs exactly once
+        assert UNDONE == ["release TP1234-12A", "refund ch-420"]
+        out = runner.invoke({"topic": "ok", "answers": [], "done": False}, thread_id="s2", run_id="saga-2")
+        assert out["done"] and len(UNDONE) == 2  # a completed run keeps its effects
+
+
+def test_cancelling_a_paused_run_compensates_it(db_url: str, logs: tuple[Path, Path]) -> None:
+    from sutram_core.runs import Budget
+    from tests.durable_graph import UNDONE
+
+    UNDONE.clear()
+    from langgraph.graph import END, START, StateGraph
+
+    from tests.durable_graph import State, book, research
+
+    builder = StateGraph(State)
+    builder.add_node("book", book)
+    builder.add_node("research", research)
+    builder.add_edge(START, "book")
+    builder.add_edge("book", "research")
+    builder.add_edge("research", END)
+    with durable(builder.compile(), url=db_url, tenant="acme", remember_runs=False) as runner:
+        runner.invoke({"topic": "ok", "answers": [], "done": False}, thread_id="s3", run_id="saga-3",
+                      budget=Budget(max_tokens=5))
+        assert runner.ledger.get("acme", "saga-3").status is RunStatus.PAUSED
+        cancelled = runner.cancel("saga-3")
+    assert cancelled.status is RunStatus.CANCELLED
+    assert UNDONE == ["release TP1234-12A", "refund ch-420"]

@@ -24,10 +24,13 @@ The runner wires the pieces; the graph's code does not change:
   (:class:`~sutram_core.errors.RunPausedError`) instead of failing; other errors fail the
   run, which keeps its state and the error in the ledger.
 
+- ``@durable_step(compensate=undo)``: when a run fails for good or is cancelled
+  (:meth:`DurableRunner.cancel`), the compensations of its completed steps run newest
+  first, each exactly once (journaled);
 - every run end is written as an episodic memory ("run R of graph G failed at node N:
   ...") with the run and thread as provenance, searchable through Sutram memory.
 
-Compensation, fork and diff build on this.
+Fork and diff build on this.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from langchain_core.globals import get_llm_cache, set_llm_cache
 from langchain_core.runnables import Runnable, RunnableConfig
 
@@ -259,6 +263,40 @@ class DurableRunner:
         assert run is not None  # just created: nobody else can hold it
         return self._execute(run, input, config)
 
+    def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run that is not running elsewhere (pending, paused, or whose worker died)
+        and run its compensations; return the run."""
+        run = self.ledger.claim(self.tenant, run_id, executor=self.executor_id, lease_seconds=self.lease_seconds,
+                                resume=True)
+        if run is None:
+            raise InvalidRunError(f"run {run_id!r} cannot be cancelled now: it is running elsewhere or has finished")
+        self.ledger.finish(self.tenant, run, "cancelled")
+        self.compensate(run_id)
+        self._remember(run_id)
+        return self.ledger.get(self.tenant, run_id)
+
+    def compensate(self, run_id: str) -> list[str]:
+        """Run the compensations of the run's completed durable steps, newest first, each
+        exactly once (a compensation that already ran is skipped); return the steps undone."""
+        from sutram_core.runs import JournalEntry, JournalKey, compensation
+
+        run = self.ledger.get(self.tenant, run_id)
+        done: list[str] = []
+        steps = [(k, e) for k, e in self.journal.entries(self.tenant, run.thread_id)
+                 if e.run_id == run_id and e.kind == "step" and e.compensate]
+        for key, entry in reversed(steps):
+            marker = JournalKey(self.tenant, run.thread_id, key.checkpoint_ns, f"undo:{key.task_id}", key.call_index)
+            if self.journal.get(marker) is not None:
+                continue
+            undo = compensation(entry.compensate or "")
+            if undo is None:
+                raise InvalidRunError(f"no compensation registered for step {entry.compensate!r}: import the module "
+                                      "that defines it before compensating")
+            undo(orjson.loads(entry.output))
+            self.journal.put(marker, JournalEntry("undo", entry.name, entry.input_hash, "null", run_id=run_id))
+            done.append(entry.name)
+        return done
+
     def resume(self, run_id: str, *, budget: Budget | None = None) -> Any:
         """Continue a paused run (for example after a budget pause), with a new ``budget`` if
         given; model calls made before the pause are answered from the journal."""
@@ -330,6 +368,7 @@ class DurableRunner:
                         raise
                     if not is_recoverable(exc, self.recoverable):
                         self.ledger.finish(self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}")
+                        self.compensate(run.run_id)
                         self._remember(run.run_id)
                         raise
                     if attempt >= self.retries:

@@ -32,6 +32,7 @@ __all__ = [
     "CallScope",
     "JournalEntry",
     "JournalKey",
+    "compensation",
     "current_scope",
     "durable_step",
     "idempotency_key",
@@ -68,6 +69,7 @@ class JournalEntry:
     run_id: str | None = None
     tokens: int = 0
     cost_usd: float = 0.0
+    compensate: str | None = None  # the registered compensation that undoes this step
 
 
 class CallJournal(Protocol):
@@ -149,7 +151,16 @@ def _encode(value: Any, name: str) -> str:
         ) from exc
 
 
-def durable_step(fn: F | None = None, *, name: str | None = None) -> Any:
+_COMPENSATIONS: dict[str, Callable[[Any], Any]] = {}
+
+
+def compensation(step_name: str) -> Callable[[Any], Any] | None:
+    """The compensation registered for a durable step's name (see ``durable_step(compensate=)``)."""
+    return _COMPENSATIONS.get(step_name)
+
+
+def durable_step(fn: F | None = None, *, name: str | None = None,
+                 compensate: Callable[[Any], Any] | None = None) -> Any:
     """Journal a function: inside a :class:`CallScope`, each call runs once; a replay of the
     task gets the recorded result instead of running it again. Outside a scope the function
     simply runs. Results must be JSON values. The step's idempotency key is available as
@@ -162,10 +173,14 @@ def durable_step(fn: F | None = None, *, name: str | None = None) -> Any:
     {'charged': 5}
 
     A step's result is what its JSON round trip gives (a tuple comes back as a list), on the
-    first run and on every replay alike.
+    first run and on every replay alike. ``compensate=undo`` registers ``undo(result)``: when
+    a durable run is cancelled or fails for good, the compensations of its completed steps
+    run in reverse order, each exactly once.
     """
     def wrap(func: F) -> F:
-        step_name = name or func.__qualname__
+        step_name = name or f"{func.__module__}.{func.__qualname__}"
+        if compensate is not None:
+            _COMPENSATIONS[step_name] = compensate
 
         def lookup(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[JournalKey, str, JournalEntry | None]:
             scope = _SCOPE.get()
@@ -183,7 +198,8 @@ def durable_step(fn: F | None = None, *, name: str | None = None) -> Any:
             scope = _SCOPE.get()
             assert scope is not None
             encoded = _encode(result, step_name)
-            kept = scope.journal.put(key, JournalEntry("step", step_name, digest, encoded, run_id=scope.run_id))
+            kept = scope.journal.put(key, JournalEntry("step", step_name, digest, encoded, run_id=scope.run_id,
+                                                       compensate=step_name if compensate is not None else None))
             scope.recorded += 1
             # another worker recorded this very call first: its result is the one that counts
             return orjson.loads(kept.output if kept.input_hash == digest else encoded)

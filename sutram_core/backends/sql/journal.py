@@ -27,12 +27,13 @@ class SqlCallJournal:
 
     def _get(self, key: JournalKey) -> Plan[JournalEntry | None]:
         rows = yield Step(text(
-            f"SELECT kind, name, input_hash, output, run_id, tokens, cost_usd FROM sutram_journal WHERE {_KEY_WHERE}"
+            "SELECT kind, name, input_hash, output, run_id, tokens, cost_usd, compensate FROM sutram_journal "
+            f"WHERE {_KEY_WHERE}"
         ), _params(key))
         if not rows:
             return None
-        kind, name, digest, output, run_id, tokens, cost = rows[0]
-        return JournalEntry(kind, name, digest, output, run_id, int(tokens), float(cost))
+        kind, name, digest, output, run_id, tokens, cost, compensate = rows[0]
+        return JournalEntry(kind, name, digest, output, run_id, int(tokens), float(cost), compensate)
 
     def get(self, key: JournalKey) -> JournalEntry | None:
         """The entry recorded for ``key``, or None."""
@@ -43,10 +44,11 @@ class SqlCallJournal:
         def plan() -> Plan[JournalEntry]:
             yield Step(text(
                 "INSERT INTO sutram_journal (tenant_id, thread_id, checkpoint_ns, task_id, call_index, kind, name, "
-                "input_hash, output, run_id, tokens, cost_usd, created_at) VALUES (:t, :th, :ns, :task, :i, :kind, "
-                ":name, :h, :out, :run, :tok, :cost, :now) ON CONFLICT DO NOTHING"
+                "input_hash, output, run_id, tokens, cost_usd, compensate, created_at) VALUES (:t, :th, :ns, :task, "
+                ":i, :kind, :name, :h, :out, :run, :tok, :cost, :comp, :now) ON CONFLICT DO NOTHING"
             ), {**_params(key), "kind": entry.kind, "name": entry.name, "h": entry.input_hash, "out": entry.output,
-                "run": entry.run_id, "tok": entry.tokens, "cost": entry.cost_usd, "now": now_micros()})
+                "run": entry.run_id, "tok": entry.tokens, "cost": entry.cost_usd, "comp": entry.compensate,
+                "now": now_micros()})
             kept = yield from self._get(key)
             assert kept is not None
             return kept
@@ -57,12 +59,12 @@ class SqlCallJournal:
         """Every entry of a thread, in call order."""
         def plan() -> Plan[list[tuple[JournalKey, JournalEntry]]]:
             rows = yield Step(text(
-                "SELECT checkpoint_ns, task_id, call_index, kind, name, input_hash, output, run_id, tokens, cost_usd "
-                "FROM sutram_journal WHERE tenant_id = :t AND thread_id = :th "
+                "SELECT checkpoint_ns, task_id, call_index, kind, name, input_hash, output, run_id, tokens, cost_usd, "
+                "compensate FROM sutram_journal WHERE tenant_id = :t AND thread_id = :th "
                 "ORDER BY created_at, checkpoint_ns, task_id, call_index"
             ), {"t": tenant, "th": thread_id})
             return [(JournalKey(tenant, thread_id, ns, task, int(i)),
-                     JournalEntry(kind, name, h, out, run, int(tok), float(cost)))
-                    for ns, task, i, kind, name, h, out, run, tok, cost in rows]
+                     JournalEntry(kind, name, h, out, run, int(tok), float(cost), comp))
+                    for ns, task, i, kind, name, h, out, run, tok, cost, comp in rows]
 
         return self.db.run(plan(), write=False)

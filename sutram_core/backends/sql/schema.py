@@ -301,5 +301,6 @@ journal = Table(
     Column("run_id", String, nullable=True),
     Column("tokens", Integer, nullable=False),
     Column("cost_usd", Float, nullable=False),
+    Column("compensate", String, nullable=True),
     Column("created_at", BigInteger, nullable=False),
 )
