@@ -31,7 +31,7 @@ class CountingModel(EchoChatModel):
 def journal(db_url: str) -> Iterator[SqlCallJournal]:
     db = Database(db_url)
     previous = get_llm_cache()
-    set_llm_cache(JournalCache(SqlCallJournal(db)))
+    set_llm_cache(JournalCache())
     PROVIDER_CALLS.clear()
     yield SqlCallJournal(db)
     set_llm_cache(previous)

@@ -8,7 +8,7 @@ defers to the cache that was installed before it (or caches nothing), so install
 changes nothing for code that is not run durably.
 
     from langchain_core.globals import set_llm_cache
-    set_llm_cache(JournalCache(SqlCallJournal(db)))
+    set_llm_cache(JournalCache())
 """
 
 from __future__ import annotations
@@ -82,10 +82,14 @@ def _prices() -> PriceTable:
 
 
 class JournalCache(BaseCache):
-    """LangChain's cache hook, answering from the Sutram call journal inside a durable task."""
+    """LangChain's cache hook, answering from the Sutram call journal inside a durable task.
 
-    def __init__(self, journal: Any, inner: BaseCache | None = None) -> None:
-        self.journal = journal
+    Each task's :class:`~sutram_core.runs.CallScope` names the journal it records to, so one
+    JournalCache serves every runner of a process. ``inner`` is the cache used outside
+    durable tasks (the one that was installed before, if any).
+    """
+
+    def __init__(self, inner: BaseCache | None = None) -> None:
         self.inner = inner
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
@@ -94,7 +98,7 @@ class JournalCache(BaseCache):
         if scope is None:
             return self.inner.lookup(prompt, llm_string) if self.inner is not None else None
         key = scope.next_key()
-        found = self.journal.get(key)
+        found = scope.journal.get(key)
         if found is not None and found.kind == "llm" and found.input_hash == input_hash(prompt, llm_string):
             scope.replayed += 1
             return _decode(found.output)
@@ -117,7 +121,7 @@ class JournalCache(BaseCache):
                 self.inner.update(prompt, llm_string, return_val)
             return
         tokens, model, cost = _usage(return_val)
-        self.journal.put(key, JournalEntry(
+        scope.journal.put(key, JournalEntry(
             "llm", model or "llm", input_hash(prompt, llm_string),
             _encode(return_val), run_id=scope.run_id, tokens=tokens, cost_usd=cost,
         ))

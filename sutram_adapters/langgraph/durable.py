@@ -80,38 +80,13 @@ def graph_version(graph: Any) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def _ensure_journal_cache(journal: SqlCallJournal) -> None:
-    """Route LangChain's cache hook through the journal (once per process; other caches kept)."""
+def _ensure_journal_cache() -> None:
+    """Route LangChain's cache hook through the journal (once per process; a cache installed
+    before keeps serving calls made outside durable tasks)."""
     with _CACHE_LOCK:
         current = get_llm_cache()
-        if isinstance(current, _RoutingCache):
-            current.journals.add(journal)
-            return
-        set_llm_cache(_RoutingCache(journal, current))
-
-
-class _RoutingCache(JournalCache):
-    """A JournalCache that serves every runner of the process (their scopes carry the journal)."""
-
-    def __init__(self, journal: SqlCallJournal, inner: Any) -> None:
-        super().__init__(journal, inner)
-        self.journals = {journal}
-
-    def lookup(self, prompt: str, llm_string: str) -> Any:
-        from sutram_core.runs import current_scope
-
-        scope = current_scope()
-        if scope is not None:
-            self.journal = scope.journal
-        return super().lookup(prompt, llm_string)
-
-    def update(self, prompt: str, llm_string: str, return_val: Any) -> None:
-        from sutram_core.runs import current_scope
-
-        scope = current_scope()
-        if scope is not None:
-            self.journal = scope.journal
-        super().update(prompt, llm_string, return_val)
+        if not isinstance(current, JournalCache):
+            set_llm_cache(JournalCache(inner=current))
 
 
 class _ScopedNode(Runnable[Any, Any]):
@@ -217,7 +192,7 @@ class DurableRunner:
         nodes = {n: node.copy(update={"bound": _ScopedNode(node.bound, self)}) for n, node in graph.nodes.items()}
         self.graph = graph.copy(update={"checkpointer": self.saver, "nodes": nodes})
         self._guards: dict[str, _BudgetGuard] = {}
-        _ensure_journal_cache(self.journal)
+        _ensure_journal_cache()
 
     def close(self) -> None:
         """Release the database connections."""
