@@ -183,6 +183,8 @@ class SutramCallbackHandler(BaseCallbackHandler):
                         inputs=inputs if self._content else None)
             if kind == SpanKind.CHAIN:
                 span.kind = SpanKind.WORKFLOW
+            if md.get("sutram_run_id"):
+                span.attributes["sutram.run_id"] = str(md["sutram_run_id"])  # the durable run it executes
         else:
             span = Span(run_id, parent.run_id, parent.span_id, name, kind, parent.tenant_id, operation=operation,
                         thread_id=parent.thread_id or _str_or_none(md.get("thread_id")),

@@ -98,8 +98,8 @@ class JournalCache(BaseCache):
         if scope is None:
             return self.inner.lookup(prompt, llm_string) if self.inner is not None else None
         key = scope.next_key()
-        found = scope.journal.get(key)
-        if found is not None and found.kind == "llm" and found.input_hash == input_hash(prompt, llm_string):
+        found = scope.recall(key, "llm", input_hash(prompt, llm_string))
+        if found is not None:
             scope.replayed += 1
             return _decode(found.output)
         if scope.before_call is not None:

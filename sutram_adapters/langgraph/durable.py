@@ -35,6 +35,7 @@ Fork and diff build on this.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import os
@@ -42,7 +43,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,6 +51,7 @@ import orjson
 from langchain_core.globals import get_llm_cache, set_llm_cache
 from langchain_core.runnables import Runnable, RunnableConfig
 
+from sutram_adapters.langchain.handler import SutramCallbackHandler
 from sutram_adapters.langchain.journal import JournalCache
 from sutram_adapters.langgraph.saver import SutramSaver
 from sutram_core.backends.sql.database import Database
@@ -90,7 +92,8 @@ def _ensure_journal_cache() -> None:
 
 
 class _ScopedNode(Runnable[Any, Any]):
-    """A graph node's runnable, run inside the journal scope of its task."""
+    """A graph node's runnable, run inside the journal scope of its task; in a run with a
+    step or time budget, each execution is checked before and counted after."""
 
     def __init__(self, inner: Runnable[Any, Any], runner: DurableRunner) -> None:
         self.inner = inner
@@ -107,12 +110,19 @@ class _ScopedNode(Runnable[Any, Any]):
             yield
             return
         run_id = conf.get("sutram_run_id")
-        guard = self.runner._guards.get(run_id) if run_id else None
+        active = self.runner._active.get(run_id) if run_id else None
+        guard = active.guard if active else None
         with CallScope(self.runner.journal, tenant=self.runner.tenant, thread_id=str(thread_id), task_id=task_id,
-                       checkpoint_ns=ns, run_id=run_id,
-                       before_call=guard.before_call if guard else None,
-                       after_call=guard.after_call if guard else None):
+                       checkpoint_ns=ns, run_id=run_id, origins=active.origins if active else (),
+                       before_call=guard.check if guard else None,
+                       after_call=guard.spent if guard else None):
+            if guard is None:
+                yield
+                return
+            guard.check()
+            started = time.monotonic()
             yield
+            guard.add(Spend(steps=1, seconds=time.monotonic() - started))
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         with self._scope(config):
@@ -143,24 +153,47 @@ def is_recoverable(error: BaseException, extra: tuple[type[BaseException], ...] 
 
 
 class _BudgetGuard:
-    """Checks a run's budget before each model call that is really made (not replayed) and
-    records its spend after. On breach the node calls LangGraph's ``interrupt()``: the run
-    stops at a checkpoint with nothing lost, and :meth:`DurableRunner.resume` continues it."""
+    """A run's budget, checked before each node execution and each model call that is really
+    made (not replayed), and settled after them. On breach the task calls LangGraph's
+    ``interrupt()``: the run stops at a checkpoint with nothing lost, and
+    :meth:`DurableRunner.resume` continues it (with a new budget)."""
 
     def __init__(self, runner: DurableRunner, run: RunRecord) -> None:
         self.runner, self.run = runner, run
+        self.budget, self.spend = run.budget, run.spend
+        self._lock = threading.Lock()
 
-    def before_call(self) -> None:
+    def check(self) -> None:
+        """Pause the run here if its budget is used up (no database read: the guard keeps the
+        spend it settled; a resume reads the new budget)."""
         from langgraph.types import interrupt
 
-        current = self.runner.ledger.get(self.runner.tenant, self.run.run_id)
-        reason = current.budget.exceeded(current.spend)
-        if reason is not None:
-            interrupt({"type": BUDGET_INTERRUPT, "reason": reason, "spend": current.spend.as_dict(),
-                       "budget": current.budget.as_dict()})
+        while (reason := self.budget.exceeded(self.spend)) is not None:
+            interrupt({"type": BUDGET_INTERRUPT, "reason": reason, "spend": self.spend.as_dict(),
+                       "budget": self.budget.as_dict()})
+            # resumed: this task replays the pause it resumed from; the budget given to the
+            # resume decides whether it goes on or pauses again (at the next interrupt index)
+            current = self.runner.ledger.get(self.runner.tenant, self.run.run_id)
+            self.budget, self.spend = current.budget, current.spend
 
-    def after_call(self, tokens: int, cost: float) -> None:
-        self.runner.ledger.add_spend(self.runner.tenant, self.run, Spend(tokens=tokens, cost_usd=cost))
+    def spent(self, tokens: int, cost: float) -> None:
+        """Settle a model call's tokens and cost."""
+        self.add(Spend(tokens=tokens, cost_usd=cost))
+
+    def add(self, spend: Spend) -> None:
+        total = self.runner.ledger.add_spend(self.runner.tenant, self.run, spend)
+        with self._lock:
+            self.spend = total
+
+
+class _Active:
+    """What the node wrappers need of a run that is executing in this process."""
+
+    def __init__(self, guard: _BudgetGuard, origins: tuple[str, ...]) -> None:
+        self.guard, self.origins = guard, origins
+
+
+FORK_KEY = "sutram_fork_of"
 
 
 class DurableRunner:
@@ -169,7 +202,8 @@ class DurableRunner:
     def __init__(self, graph: Any, *, url: str | None = None, tenant: str = "default", lease_seconds: float = 30.0,
                  executor_id: str | None = None, name: str | None = None,
                  recoverable: tuple[type[BaseException], ...] = (), retries: int = 3,
-                 backoff_seconds: float = 1.0, remember_runs: bool = True, embedder: Any = None) -> None:
+                 backoff_seconds: float = 1.0, remember_runs: bool = True, embedder: Any = None,
+                 trace: bool = True) -> None:
         self.tenant = validate_tenant(tenant)
         # recoverable errors are retried (from the checkpoint; completed calls replay from the
         # journal) with exponential backoff, then the run pauses instead of failing
@@ -191,11 +225,15 @@ class DurableRunner:
         self.version = graph_version(graph)
         nodes = {n: node.copy(update={"bound": _ScopedNode(node.bound, self)}) for n, node in graph.nodes.items()}
         self.graph = graph.copy(update={"checkpointer": self.saver, "nodes": nodes})
-        self._guards: dict[str, _BudgetGuard] = {}
+        self._active: dict[str, _Active] = {}
+        # each run is traced (one trace tree per execution, tagged with the run id)
+        self.tracer: SutramCallbackHandler | None = SutramCallbackHandler(url, tenant=self.tenant) if trace else None
         _ensure_journal_cache()
 
     def close(self) -> None:
         """Release the database connections."""
+        if self.tracer is not None:
+            self.tracer.close()
         if self._memory is not None:
             self._memory.close()
         self.saver.close()
@@ -228,15 +266,44 @@ class DurableRunner:
 
     # -- running -----------------------------------------------------------------------------
 
-    def invoke(self, input: Any, *, thread_id: str, budget: Budget | None = None, run_id: str | None = None,
-               config: RunnableConfig | None = None) -> Any:
-        """Run the graph on ``thread_id`` as a new recorded run; return its output."""
+    def _start(self, thread_id: str, budget: Budget | None, run_id: str | None) -> RunRecord:
         run_id = run_id or uuid.uuid4().hex
         self.ledger.create(self.tenant, run_id, thread_id=thread_id, graph_name=self.name,
                            graph_version=self.version, budget=budget)
         run = self.ledger.claim(self.tenant, run_id, executor=self.executor_id, lease_seconds=self.lease_seconds)
         assert run is not None  # just created: nobody else can hold it
-        return self._execute(run, input, config)
+        return run
+
+    def invoke(self, input: Any, *, thread_id: str, budget: Budget | None = None, run_id: str | None = None,
+               config: RunnableConfig | None = None) -> Any:
+        """Run the graph on ``thread_id`` as a new recorded run; return its output."""
+        return self._execute(self._start(thread_id, budget, run_id), input, config)
+
+    def stream(self, input: Any, *, thread_id: str, budget: Budget | None = None, run_id: str | None = None,
+               config: RunnableConfig | None = None, **stream_options: Any) -> Iterator[Any]:
+        """Run the graph on ``thread_id`` as a new recorded run, yielding what LangGraph's
+        ``stream`` yields (``stream_mode=``, ``subgraphs=`` pass through). A retry after a
+        recoverable error streams on from the checkpoint."""
+        run = self._start(thread_id, budget, run_id)
+        yield from self._drive(run, config, lambda inp, conf: self.graph.stream(
+            inp, conf, durability="sync", **stream_options), input)
+
+    async def ainvoke(self, input: Any, *, thread_id: str, budget: Budget | None = None,
+                      run_id: str | None = None, config: RunnableConfig | None = None) -> Any:
+        """Async :meth:`invoke`."""
+        run = await asyncio.to_thread(self._start, thread_id, budget, run_id)
+        output = None
+        async for output in self._adrive(run, input, config, None):
+            pass
+        return output
+
+    async def astream(self, input: Any, *, thread_id: str, budget: Budget | None = None,
+                      run_id: str | None = None, config: RunnableConfig | None = None,
+                      **stream_options: Any) -> AsyncIterator[Any]:
+        """Async :meth:`stream`."""
+        run = await asyncio.to_thread(self._start, thread_id, budget, run_id)
+        async for chunk in self._adrive(run, input, config, stream_options):
+            yield chunk
 
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run that is not running elsewhere (pending, paused, or whose worker died)
@@ -309,10 +376,70 @@ class DurableRunner:
             resumed.append(self.ledger.get(self.tenant, run.run_id))
         return resumed
 
-    def _execute(self, run: RunRecord, input: Any, config: RunnableConfig | None) -> Any:
+    # -- forks -----------------------------------------------------------------------------
+
+    def fork(self, thread_id: str, checkpoint_id: str | None = None, *, new_thread_id: str | None = None,
+             values: Any = None, as_node: str | None = None) -> str:
+        """Start a new thread from a checkpoint of ``thread_id`` (its latest if None), with
+        ``values`` applied as an update (as LangGraph's ``update_state``) if given; return the
+        new thread's id. Continue it with ``invoke(None, thread_id=new)``: the calls it
+        replays are answered from the journal of the thread it came from (no model cost)
+        until a call's inputs differ."""
+        source: RunnableConfig = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        if checkpoint_id is not None:
+            source["configurable"]["checkpoint_id"] = checkpoint_id
+        found = self.saver.get_tuple(source)
+        if found is None:
+            raise InvalidRunError(f"thread {thread_id!r} has no checkpoint {checkpoint_id or '(latest)'} in tenant "
+                                  f"{self.tenant!r}: pick one from the thread's history (graph.get_state_history)")
+        new_thread_id = new_thread_id or f"{thread_id}-fork-{uuid.uuid4().hex[:8]}"
+        if self.saver.get_tuple({"configurable": {"thread_id": new_thread_id, "checkpoint_ns": ""}}) is not None:
+            raise InvalidRunError(f"thread {new_thread_id!r} already exists: fork into a new thread id")
+        origin = {"thread_id": thread_id, "checkpoint_id": found.config["configurable"]["checkpoint_id"],
+                  "ancestors": [thread_id, *self._origins(thread_id)]}
+        metadata = {**found.metadata, "source": "fork", FORK_KEY: origin}
+        # the same checkpoint id in the new thread: the tasks it schedules get the same ids
+        saved = self.saver.put({"configurable": {"thread_id": new_thread_id, "checkpoint_ns": ""}},
+                               found.checkpoint, metadata, dict(found.checkpoint["channel_versions"]))
+        by_task: dict[str, list[tuple[str, Any]]] = {}
+        for task_id, channel, value in found.pending_writes or ():
+            by_task.setdefault(task_id, []).append((channel, value))
+        for task_id, writes in by_task.items():
+            self.saver.put_writes(saved, writes, task_id)
+        if values is not None:
+            self.graph.update_state({"configurable": {"thread_id": new_thread_id}}, values, as_node=as_node)
+        return new_thread_id
+
+    def _origins(self, thread_id: str) -> tuple[str, ...]:
+        """The threads a fork descends from, nearest first (empty for a thread that is no fork)."""
+        for saved in self.saver.list({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}},
+                                     filter={"source": "fork"}):
+            origin = saved.metadata.get(FORK_KEY)  # type: ignore[misc]
+            if isinstance(origin, dict):
+                return tuple(origin.get("ancestors") or ())
+        return ()
+
+    # -- one execution of a run --------------------------------------------------------------
+
+    def _prepare(self, run: RunRecord, config: RunnableConfig | None) -> RunnableConfig:
         conf: RunnableConfig = dict(config or {})  # type: ignore[assignment]
         conf["configurable"] = {**(conf.get("configurable") or {}), "thread_id": run.thread_id,
                                 "sutram_run_id": run.run_id}
+        conf["metadata"] = {**(conf.get("metadata") or {}), "thread_id": run.thread_id, "sutram_run_id": run.run_id}
+        if self.tracer is not None:
+            given = conf.get("callbacks")
+            if given is None:
+                conf["callbacks"] = [self.tracer]
+            elif isinstance(given, list):
+                conf["callbacks"] = [*given, self.tracer]
+            else:
+                given.add_handler(self.tracer, inherit=True)
+        self._active[run.run_id] = _Active(_BudgetGuard(self, run), self._origins(run.thread_id))
+        return conf
+
+    @contextmanager
+    def _leased(self, run: RunRecord) -> Iterator[list[LeaseLostError]]:
+        """Hold the run's lease (a heartbeat thread renews it) while the body runs."""
         stop = threading.Event()
         lost: list[LeaseLostError] = []
 
@@ -328,47 +455,93 @@ class DurableRunner:
 
         heart = threading.Thread(target=beat, name=f"sutram-lease-{run.run_id}", daemon=True)
         heart.start()
-        self._guards[run.run_id] = _BudgetGuard(self, run)
         try:
+            yield lost
+        finally:
+            stop.set()
+            heart.join()
+            self._active.pop(run.run_id, None)
+        if lost:
+            raise lost[0]
+
+    def _retry_delay(self, run: RunRecord, exc: Exception, attempt: int, lost: list[LeaseLostError]) -> float:
+        """After a failed attempt: the seconds to wait before the next, or raise (the run is
+        failed, or paused when a recoverable error persists)."""
+        if lost:
+            raise exc
+        if not is_recoverable(exc, self.recoverable):
+            self.ledger.finish(self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}")
+            self.compensate(run.run_id)
+            self._remember(run.run_id)
+            raise exc
+        if attempt >= self.retries:
+            reason = f"{type(exc).__name__}: {exc} (still failing after {self.retries} retries)"
+            self.ledger.pause(self.tenant, run, f"recoverable error: {reason}")
+            self._remember(run.run_id)
+            raise RunPausedError(run.run_id, reason) from exc
+        return min(30.0, self.backoff_seconds * 2 ** attempt)
+
+    def _settle(self, run: RunRecord, conf: RunnableConfig) -> None:
+        """Record how the execution ended: paused at an interrupt (a budget's or the graph's
+        own), or completed."""
+        state = self.graph.get_state({"configurable": {"thread_id": run.thread_id}})
+        values = [i.value for i in _interrupts(state)]
+        budget = next((v for v in values if isinstance(v, dict) and v.get("type") == BUDGET_INTERRUPT), None)
+        if budget is not None:
+            self.ledger.pause(self.tenant, run, f"budget: {budget['reason']}")
+        elif values:
+            self.ledger.pause(self.tenant, run, "interrupted: waiting for input")
+        else:
+            self.ledger.finish(self.tenant, run, "completed")
+        self._remember(run.run_id)
+        if self.tracer is not None:
+            self.tracer.flush()
+
+    def _execute(self, run: RunRecord, input: Any, config: RunnableConfig | None) -> Any:
+        output = None
+        for output in self._drive(run, config, lambda inp, conf: [self.graph.invoke(inp, conf, durability="sync")],
+                                  input):
+            pass
+        return output
+
+    def _drive(self, run: RunRecord, config: RunnableConfig | None,
+               attempt_with: Callable[[Any, RunnableConfig], Iterable[Any]], input: Any = None) -> Iterator[Any]:
+        conf = self._prepare(run, config)
+        with self._leased(run) as lost:
             attempt = 0
             while True:
                 try:
                     # durability="sync": a step's checkpoint is on disk before the next step runs;
                     # with LangGraph's default ("async") a kill mid-node can lose the checkpoint
                     # the node started from, and with it the task id its journal is keyed by
-                    output = self.graph.invoke(input if attempt == 0 else None, conf, durability="sync")
+                    yield from attempt_with(input if attempt == 0 else None, conf)
+                    break
+                except GeneratorExit:
+                    self.ledger.pause(self.tenant, run, "the caller stopped reading the stream; resume to go on")
+                    raise
+                except Exception as exc:
+                    time.sleep(self._retry_delay(run, exc, attempt, lost))
+                    attempt += 1
+        self._settle(run, conf)
+
+    async def _adrive(self, run: RunRecord, input: Any, config: RunnableConfig | None,
+                      stream_options: dict[str, Any] | None) -> AsyncIterator[Any]:
+        conf = self._prepare(run, config)
+        with self._leased(run) as lost:
+            attempt = 0
+            while True:
+                try:
+                    given = input if attempt == 0 else None
+                    if stream_options is None:
+                        yield await self.graph.ainvoke(given, conf, durability="sync")
+                    else:
+                        async for chunk in self.graph.astream(given, conf, durability="sync", **stream_options):
+                            yield chunk
                     break
                 except Exception as exc:
-                    if lost:
-                        raise
-                    if not is_recoverable(exc, self.recoverable):
-                        self.ledger.finish(self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}")
-                        self.compensate(run.run_id)
-                        self._remember(run.run_id)
-                        raise
-                    if attempt >= self.retries:
-                        reason = f"{type(exc).__name__}: {exc} (still failing after {self.retries} retries)"
-                        self.ledger.pause(self.tenant, run, f"recoverable error: {reason}")
-                        self._remember(run.run_id)
-                        raise RunPausedError(run.run_id, reason) from exc
-                    time.sleep(min(30.0, self.backoff_seconds * 2 ** attempt))
+                    await asyncio.sleep(await asyncio.to_thread(self._retry_delay, run, exc, attempt, lost))
                     attempt += 1
-        finally:
-            stop.set()
-            heart.join()
-            self._guards.pop(run.run_id, None)
-        if lost:
-            raise lost[0]
-        pause = next((i.value for i in (output.get("__interrupt__", ()) if isinstance(output, dict) else ())
-                      if isinstance(i.value, dict) and i.value.get("type") == BUDGET_INTERRUPT), None)
-        if pause is not None:
-            self.ledger.pause(self.tenant, run, f"budget: {pause['reason']}")
-        elif isinstance(output, dict) and output.get("__interrupt__"):
-            self.ledger.pause(self.tenant, run, "interrupted: waiting for input")
-        else:
-            self.ledger.finish(self.tenant, run, "completed")
-        self._remember(run.run_id)
-        return output
+        await asyncio.to_thread(self._settle, run, conf)
 
 
 def _interrupts(state: Any) -> list[Any]:

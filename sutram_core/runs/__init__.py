@@ -10,6 +10,7 @@ from sutram_core.runs.journal import (
     durable_step,
     idempotency_key,
     input_hash,
+    ns_shape,
 )
 from sutram_core.runs.records import Budget, RunRecord, RunStatus, Spend
 
@@ -27,4 +28,5 @@ __all__ = [
     "durable_step",
     "idempotency_key",
     "input_hash",
+    "ns_shape",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "durable_step",
     "idempotency_key",
     "input_hash",
+    "ns_shape",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -79,6 +80,15 @@ class CallJournal(Protocol):
 
     def put(self, key: JournalKey, entry: JournalEntry) -> JournalEntry: ...
 
+    def find(self, tenant: str, thread_id: str, shape: str, call_index: int,
+             digest: str) -> JournalEntry | None: ...
+
+
+def ns_shape(checkpoint_ns: str) -> str:
+    """A checkpoint namespace without its task ids ("plan:1f2e|search:9a8b" -> "plan|search"):
+    where a call happened in the graph, the same in a thread and in its forks."""
+    return "|".join(part.partition(":")[0] for part in checkpoint_ns.split("|"))
+
 
 def input_hash(*parts: Any) -> str:
     """A stable hash of a call's inputs (JSON; objects that JSON cannot hold by their repr)."""
@@ -94,7 +104,7 @@ class CallScope:
     """
 
     def __init__(self, journal: CallJournal, *, tenant: str, thread_id: str, task_id: str,
-                 checkpoint_ns: str = "", run_id: str | None = None,
+                 checkpoint_ns: str = "", run_id: str | None = None, origins: tuple[str, ...] = (),
                  before_call: Callable[[], None] | None = None,
                  after_call: Callable[[int, float], None] | None = None) -> None:
         self.journal = journal
@@ -104,6 +114,10 @@ class CallScope:
         self.after_call = after_call
         self.tenant, self.thread_id, self.task_id = tenant, thread_id, task_id
         self.checkpoint_ns, self.run_id = checkpoint_ns, run_id
+        # a fork's ancestor threads, nearest first: their calls answer the fork's until a
+        # call's inputs differ (then the task has diverged and calls are made anew)
+        self.origins = origins
+        self.diverged = False
         self._next = 0
         self._lock = threading.Lock()
         self._token: contextvars.Token[CallScope | None] | None = None
@@ -115,6 +129,28 @@ class CallScope:
         with self._lock:
             index, self._next = self._next, self._next + 1
         return JournalKey(self.tenant, self.thread_id, self.checkpoint_ns, self.task_id, index)
+
+    def recall(self, key: JournalKey, kind: str, digest: str, name: str | None = None) -> JournalEntry | None:
+        """The recorded result of the call at ``key`` if it was the same call (same kind, name
+        and input hash): from this thread's journal, else, in a fork that has not diverged,
+        from the same place in an ancestor thread (then copied into this thread's journal)."""
+        found = self.journal.get(key)
+        if found is not None:
+            if found.kind == kind and found.input_hash == digest and (name is None or found.name == name):
+                return found
+            self.diverged = True  # same position, different call: the task changed
+            return None
+        if self.diverged or not self.origins:
+            return None
+        shape = ns_shape(self.checkpoint_ns)
+        for origin in self.origins:
+            inherited = self.journal.find(self.tenant, origin, shape, key.call_index, digest)
+            if inherited is not None and inherited.kind == kind and (name is None or inherited.name == name):
+                return self.journal.put(key, JournalEntry(
+                    inherited.kind, inherited.name, inherited.input_hash, inherited.output, run_id=self.run_id,
+                    tokens=inherited.tokens, cost_usd=inherited.cost_usd, compensate=inherited.compensate))
+        self.diverged = True
+        return None
 
     def __enter__(self) -> CallScope:
         self._token = _SCOPE.set(self)
@@ -187,10 +223,7 @@ def durable_step(fn: F | None = None, *, name: str | None = None,
             assert scope is not None
             key = scope.next_key()
             digest = input_hash(step_name, args, kwargs)
-            found = scope.journal.get(key)
-            if found is not None and (found.input_hash != digest or found.name != step_name):
-                found = None  # same position, different call: the task changed (a fork); run it
-            return key, digest, found
+            return key, digest, scope.recall(key, "step", digest, step_name)
 
         def record(key: JournalKey, digest: str, result: Any) -> Any:
             # the caller gets the value as a replay would give it (JSON round trip), so the

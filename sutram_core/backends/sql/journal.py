@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from sutram_core.backends.sql.database import Database, Plan, Step
 from sutram_core.memory.records import now_micros
-from sutram_core.runs.journal import JournalEntry, JournalKey
+from sutram_core.runs.journal import JournalEntry, JournalKey, ns_shape
 
 __all__ = ["SqlCallJournal"]
 
@@ -54,6 +54,23 @@ class SqlCallJournal:
             return kept
 
         return self.db.run(plan())
+
+    def find(self, tenant: str, thread_id: str, shape: str, call_index: int, digest: str) -> JournalEntry | None:
+        """The earliest entry of a thread at call ``call_index`` of a task whose namespace has
+        ``shape`` (see :func:`~sutram_core.runs.journal.ns_shape`) and whose input hash is
+        ``digest``: the same call made at the same place of the graph."""
+        def plan() -> Plan[JournalEntry | None]:
+            rows = yield Step(text(
+                "SELECT checkpoint_ns, kind, name, input_hash, output, run_id, tokens, cost_usd, compensate "
+                "FROM sutram_journal WHERE tenant_id = :t AND thread_id = :th AND call_index = :i "
+                "AND input_hash = :h ORDER BY created_at"
+            ), {"t": tenant, "th": thread_id, "i": call_index, "h": digest})
+            for ns, kind, name, h, out, run, tok, cost, comp in rows:
+                if ns_shape(ns) == shape:
+                    return JournalEntry(kind, name, h, out, run, int(tok), float(cost), comp)
+            return None
+
+        return self.db.run(plan(), write=False)
 
     def entries(self, tenant: str, thread_id: str) -> list[tuple[JournalKey, JournalEntry]]:
         """Every entry of a thread, in call order."""
