@@ -45,11 +45,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from langchain_core.globals import get_llm_cache, set_llm_cache
 from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph.checkpoint.base import CheckpointMetadata
 
 from sutram_adapters.langchain.handler import SutramCallbackHandler
 from sutram_adapters.langchain.journal import JournalCache
@@ -292,10 +293,8 @@ class DurableRunner:
                       run_id: str | None = None, config: RunnableConfig | None = None) -> Any:
         """Async :meth:`invoke`."""
         run = await asyncio.to_thread(self._start, thread_id, budget, run_id)
-        output = None
-        async for output in self._adrive(run, input, config, None):
-            pass
-        return output
+        outputs = [out async for out in self._adrive(run, input, config, None)]
+        return outputs[-1]
 
     async def astream(self, input: Any, *, thread_id: str, budget: Budget | None = None,
                       run_id: str | None = None, config: RunnableConfig | None = None,
@@ -397,7 +396,7 @@ class DurableRunner:
             raise InvalidRunError(f"thread {new_thread_id!r} already exists: fork into a new thread id")
         origin = {"thread_id": thread_id, "checkpoint_id": found.config["configurable"]["checkpoint_id"],
                   "ancestors": [thread_id, *self._origins(thread_id)]}
-        metadata = {**found.metadata, "source": "fork", FORK_KEY: origin}
+        metadata = cast(CheckpointMetadata, {**found.metadata, "source": "fork", FORK_KEY: origin})
         # the same checkpoint id in the new thread: the tasks it schedules get the same ids
         saved = self.saver.put({"configurable": {"thread_id": new_thread_id, "checkpoint_ns": ""}},
                                found.checkpoint, metadata, dict(found.checkpoint["channel_versions"]))
@@ -414,7 +413,7 @@ class DurableRunner:
         """The threads a fork descends from, nearest first (empty for a thread that is no fork)."""
         for saved in self.saver.list({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}},
                                      filter={"source": "fork"}):
-            origin = saved.metadata.get(FORK_KEY)  # type: ignore[misc]
+            origin = saved.metadata.get(FORK_KEY)
             if isinstance(origin, dict):
                 return tuple(origin.get("ancestors") or ())
         return ()
@@ -479,7 +478,7 @@ class DurableRunner:
             self.ledger.pause(self.tenant, run, f"recoverable error: {reason}")
             self._remember(run.run_id)
             raise RunPausedError(run.run_id, reason) from exc
-        return min(30.0, self.backoff_seconds * 2 ** attempt)
+        return min(30.0, self.backoff_seconds * 2.0 ** attempt)
 
     def _settle(self, run: RunRecord, conf: RunnableConfig) -> None:
         """Record how the execution ended: paused at an interrupt (a budget's or the graph's
@@ -498,11 +497,9 @@ class DurableRunner:
             self.tracer.flush()
 
     def _execute(self, run: RunRecord, input: Any, config: RunnableConfig | None) -> Any:
-        output = None
-        for output in self._drive(run, config, lambda inp, conf: [self.graph.invoke(inp, conf, durability="sync")],
-                                  input):
-            pass
-        return output
+        outputs = list(self._drive(run, config, lambda inp, conf: [self.graph.invoke(inp, conf, durability="sync")],
+                                   input))
+        return outputs[-1]
 
     def _drive(self, run: RunRecord, config: RunnableConfig | None,
                attempt_with: Callable[[Any, RunnableConfig], Iterable[Any]], input: Any = None) -> Iterator[Any]:
