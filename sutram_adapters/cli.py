@@ -10,6 +10,8 @@
     sutram audit verify [--tenant T]              recompute the audit hash chains; exit 1 on a problem
     sutram runs show RUN_ID [--tenant T] [--json]  one durable run: status, where and why it stopped, spend
     sutram recover --graph module:attr [--tenant T] resume the durable runs whose worker died
+    sutram diff THREAD_A THREAD_B [--tenant T] [--json]
+                                                  how a fork diverged: state, calls (replayed or new), cost
     sutram memory search "QUERY" [--tenant T] [--kind K] [--namespace A/B] [--limit N] [--json]
                                                   hybrid search over a tenant's memories
     sutram memory list [--tenant T] [--kind K] [--namespace A/B] [--limit N] [--json]
@@ -21,6 +23,7 @@ Every command takes ``--url`` (default: ``SUTRAM_URL``, else ``./.sutram/sutram.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from rich.console import Console
@@ -51,7 +54,6 @@ def _history(url: str | None, thread_id: str, tenant: str | None) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    import json
 
     from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
     from sutram_core.backends.sql.database import Database
@@ -206,6 +208,48 @@ def _memory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diff(args: argparse.Namespace) -> int:
+    from sutram_adapters.langgraph.diff import diff_threads
+
+    found = diff_threads(args.url, args.tenant, args.thread_a, args.thread_b)
+    if args.json:
+        print(json.dumps(found.as_dict(), indent=1, default=str))
+        return 0
+    console = Console(width=max(Console().width, 150))
+    origin = found.forked_from
+    console.print(f"[bold]{found.thread_b}[/] against [bold]{found.thread_a}[/]"
+                  + (f": forked from {origin['thread_id']} at checkpoint {origin['checkpoint_id']}" if origin else ""))
+    if found.first_divergent_step is None and not found.state:
+        console.print("Same latest state.")
+    else:
+        console.print(f"State first differs at step {found.first_divergent_step}.")
+        table = Table(title="channels whose latest values differ")
+        for col in ("channel", found.thread_a, found.thread_b):
+            table.add_column(col, overflow="fold")
+        for channel, (a, b) in found.state.items():
+            table.add_row(channel, _short(a), _short(b))
+        console.print(table)
+    calls = Table(title="journaled calls")
+    for col in ("node", "#", "kind", "name", "in B", "tokens", "USD"):
+        calls.add_column(col)
+    colour = {"replayed": "green", "new": "yellow", "only in A": "red"}
+    for row in found.calls:
+        calls.add_row(row.node, str(row.index), row.kind, row.name,
+                      f"[{colour.get(row.status, 'white')}]{row.status}[/]", str(row.tokens), f"{row.cost_usd:.6f}")
+    console.print(calls)
+    a, new, replayed = found.cost["a"], found.cost["b_new"], found.cost["b_replayed"]
+    console.print(f"{found.thread_a} paid for {a['calls']:.0f} call(s), {a['tokens']:.0f} tokens, "
+                  f"${a['cost_usd']:.6f}. {found.thread_b} paid for {new['calls']:.0f} new call(s), "
+                  f"{new['tokens']:.0f} tokens, ${new['cost_usd']:.6f}; {replayed['calls']:.0f} call(s) "
+                  f"({replayed['tokens']:.0f} tokens, ${replayed['cost_usd']:.6f}) were answered from the journal.")
+    return 0
+
+
+def _short(value: object, width: int = 200) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sutram", description="Sutram: durable, remembering, traceable AI workflows.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -244,6 +288,11 @@ def _parser() -> argparse.ArgumentParser:
     recover.add_argument("--tenant", default=DEFAULT_TENANT)
     recover.add_argument("--limit", type=int, default=10)
     recover.add_argument("--lease", type=float, default=30.0, help="lease seconds for the resumed runs")
+    diff = command("diff", "how two threads (a thread and its fork) diverged: state, calls, cost")
+    diff.add_argument("thread_a")
+    diff.add_argument("thread_b")
+    diff.add_argument("--tenant", default=DEFAULT_TENANT)
+    diff.add_argument("--json", action="store_true")
     memory = command("memory", "search or list a tenant's memories")
     memory.add_argument("action", choices=["search", "list"])
     memory.add_argument("query", nargs="?", default=None, help="what to search for (search only)")
@@ -278,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             print("sutram memory search needs a QUERY", file=sys.stderr)
             return 2
         handler = {"runs": _runs, "trace": _trace, "export": _export, "audit": _audit,
-                   "memory": _memory, "recover": _recover}[args.command]
+                   "memory": _memory, "recover": _recover, "diff": _diff}[args.command]
         return handler(args)
     except SutramError as exc:
         print(f"sutram: {exc}", file=sys.stderr)

@@ -224,7 +224,10 @@ class DurableRunner:
         self.saver = SutramSaver(url, tenant=self.tenant)
         self.name = name or graph.get_name()
         self.version = graph_version(graph)
-        nodes = {n: node.copy(update={"bound": _ScopedNode(node.bound, self)}) for n, node in graph.nodes.items()}
+        # the graph's own nodes run in journal scopes and count as steps; LangGraph's input
+        # node (__start__) only writes the input
+        nodes = {n: node if n.startswith("__") else node.copy(update={"bound": _ScopedNode(node.bound, self)})
+                 for n, node in graph.nodes.items()}
         self.graph = graph.copy(update={"checkpointer": self.saver, "nodes": nodes})
         self._active: dict[str, _Active] = {}
         # each run is traced (one trace tree per execution, tagged with the run id)
@@ -397,14 +400,10 @@ class DurableRunner:
         origin = {"thread_id": thread_id, "checkpoint_id": found.config["configurable"]["checkpoint_id"],
                   "ancestors": [thread_id, *self._origins(thread_id)]}
         metadata = cast(CheckpointMetadata, {**found.metadata, "source": "fork", FORK_KEY: origin})
-        # the same checkpoint id in the new thread: the tasks it schedules get the same ids
-        saved = self.saver.put({"configurable": {"thread_id": new_thread_id, "checkpoint_ns": ""}},
-                               found.checkpoint, metadata, dict(found.checkpoint["channel_versions"]))
-        by_task: dict[str, list[tuple[str, Any]]] = {}
-        for task_id, channel, value in found.pending_writes or ():
-            by_task.setdefault(task_id, []).append((channel, value))
-        for task_id, writes in by_task.items():
-            self.saver.put_writes(saved, writes, task_id)
+        # the checkpoint without its pending writes: the fork runs the next tasks again (their
+        # calls answer from the journal while their inputs are the same)
+        self.saver.put({"configurable": {"thread_id": new_thread_id, "checkpoint_ns": ""}},
+                       found.checkpoint, metadata, dict(found.checkpoint["channel_versions"]))
         if values is not None:
             self.graph.update_state({"configurable": {"thread_id": new_thread_id}}, values, as_node=as_node)
         return new_thread_id

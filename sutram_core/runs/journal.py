@@ -71,6 +71,7 @@ class JournalEntry:
     tokens: int = 0
     cost_usd: float = 0.0
     compensate: str | None = None  # the registered compensation that undoes this step
+    created_at: int = 0  # microseconds since the epoch (as read back; 0 before it is stored)
 
 
 class CallJournal(Protocol):

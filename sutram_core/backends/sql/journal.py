@@ -77,11 +77,11 @@ class SqlCallJournal:
         def plan() -> Plan[list[tuple[JournalKey, JournalEntry]]]:
             rows = yield Step(text(
                 "SELECT checkpoint_ns, task_id, call_index, kind, name, input_hash, output, run_id, tokens, cost_usd, "
-                "compensate FROM sutram_journal WHERE tenant_id = :t AND thread_id = :th "
+                "compensate, created_at FROM sutram_journal WHERE tenant_id = :t AND thread_id = :th "
                 "ORDER BY created_at, checkpoint_ns, task_id, call_index"
             ), {"t": tenant, "th": thread_id})
             return [(JournalKey(tenant, thread_id, ns, task, int(i)),
-                     JournalEntry(kind, name, h, out, run, int(tok), float(cost), comp))
-                    for ns, task, i, kind, name, h, out, run, tok, cost, comp in rows]
+                     JournalEntry(kind, name, h, out, run, int(tok), float(cost), comp, int(at)))
+                    for ns, task, i, kind, name, h, out, run, tok, cost, comp, at in rows]
 
         return self.db.run(plan(), write=False)
