@@ -83,7 +83,7 @@ def _history(saver: SutramSaver, thread_id: str) -> list[tuple[int, str, dict[st
     out = []
     for saved in saver.list({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}):
         md = dict(saved.metadata or {})
-        out.append((int(md.get("step", -1)), saved.config["configurable"]["checkpoint_id"],
+        out.append((int(str(md.get("step", -1))), saved.config["configurable"]["checkpoint_id"],
                     plain(saved.checkpoint["channel_values"]), md, saved.checkpoint["ts"]))
     return out[::-1]
 
@@ -133,7 +133,7 @@ def _align(calls_a: list[tuple[JournalKey, JournalEntry]], calls_b: list[tuple[J
                        entry.cost_usd)
 
     after_fork = [(k, e) for k, e in calls_a if fork_ts is None or e.created_at >= fork_ts]
-    unmatched = {}
+    unmatched: dict[tuple[str, int, str], list[tuple[JournalKey, JournalEntry]]] = {}
     for k, e in after_fork:
         unmatched.setdefault(where(k, e), []).append((k, e))
     rows: list[CallRow] = []
