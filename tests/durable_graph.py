@@ -100,3 +100,28 @@ def build_saga() -> Any:
     builder.add_edge(START, "book")
     builder.add_edge("book", END)
     return builder.compile()
+
+
+# -- runs that die mid-graph without killing the test process ----------------------------
+
+
+class Crash(BaseException):
+    """Stands for the process dying: no handler catches it, so the run is left running
+    in the ledger with a lease nobody renews (as after a SIGKILL)."""
+
+
+def _crash_if_asked(state: State) -> dict[str, Any]:
+    if os.environ.get("SUTRAM_TEST_CRASH"):
+        raise Crash()
+    return {"done": True}
+
+
+def build_crashing() -> Any:
+    """research (three model calls), then a node that "dies" when SUTRAM_TEST_CRASH is set."""
+    builder = StateGraph(State)
+    builder.add_node("research", research)
+    builder.add_node("wrap_up", _crash_if_asked)
+    builder.add_edge(START, "research")
+    builder.add_edge("research", "wrap_up")
+    builder.add_edge("wrap_up", END)
+    return builder.compile()

@@ -362,8 +362,14 @@ class DurableRunner:
         checkpoint; return the runs as they ended. A run recorded by a different version of
         the graph is refused unless ``allow_version_change``."""
         resumed = []
-        for run in self.ledger.claim_expired(executor=self.executor_id, lease_seconds=self.lease_seconds,
-                                             limit=limit, tenant=self.tenant):
+        while len(resumed) < limit:
+            # one at a time: a claimed run is executed (and its lease renewed) at once, so
+            # several workers share a backlog instead of one claiming runs it cannot start
+            claimed = self.ledger.claim_expired(executor=self.executor_id, lease_seconds=self.lease_seconds,
+                                                limit=1, tenant=self.tenant)
+            if not claimed:
+                break
+            run = claimed[0]
             if run.graph_version != self.version and not allow_version_change:
                 self.ledger.pause(self.tenant, run, f"graph version changed from {run.graph_version} to "
                                   f"{self.version}; resume with allow_version_change=True")
