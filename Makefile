@@ -37,7 +37,8 @@ bench: $(STAMP)
 	url=$$($(PY) integrations/postgres/testserver.py start "$$state") || exit 1; \
 	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/checkpointer.py $(BENCH_ARGS); \
 	$(PY) bench/tracing.py $(BENCH_ARGS); \
-	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/memory.py
+	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/memory.py; \
+	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/durable.py
 
 clean:
 	rm -rf $(VENV) .sutram .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -46,3 +46,16 @@ def test_memory_benchmark_runs_and_prints_ratios(tmp_path: Path) -> None:
     ours, peer = figures["sutram_sqlite"], figures["in_memory_store"]
     assert ours["ingest_per_s"] > 0 and peer["vector_p50_ms"] > 0
     assert ours["recall_at_10"] == 1.0  # SQLite's vector search is exact
+
+
+def test_durable_benchmark_runs_and_prints_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "durable.json"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env.pop("SUTRAM_BENCH_PG_URL", None)
+    proc = subprocess.run([sys.executable, "bench/durable.py", "--quick", "--backend", "sqlite", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Sutram/peer" in proc.stdout
+    figures = json.loads(out.read_text())["sqlite"]
+    assert figures["repeats"]["sutram"] == [0] and figures["repeats"]["langgraph"] == [2]
+    assert figures["step"]["peer_ms"] > 0 and figures["journal"]["replay_ms"] > 0

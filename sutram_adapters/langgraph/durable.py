@@ -36,6 +36,7 @@ Fork and diff build on this.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import inspect
 import os
@@ -123,7 +124,7 @@ class _ScopedNode(Runnable[Any, Any]):
             guard.check()
             started = time.monotonic()
             yield
-            guard.add(Spend(steps=1, seconds=time.monotonic() - started))
+            guard.step(time.monotonic() - started)
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         with self._scope(config):
@@ -157,11 +158,16 @@ class _BudgetGuard:
     """A run's budget, checked before each node execution and each model call that is really
     made (not replayed), and settled after them. On breach the task calls LangGraph's
     ``interrupt()``: the run stops at a checkpoint with nothing lost, and
-    :meth:`DurableRunner.resume` continues it (with a new budget)."""
+    :meth:`DurableRunner.resume` continues it (with a new budget).
+
+    Tokens and cost are written to the ledger after every call (they are money); steps and
+    seconds are kept here and written with the next call's spend or when the execution ends.
+    """
 
     def __init__(self, runner: DurableRunner, run: RunRecord) -> None:
         self.runner, self.run = runner, run
         self.budget, self.spend = run.budget, run.spend
+        self.pending = Spend()
         self._lock = threading.Lock()
 
     def check(self) -> None:
@@ -169,19 +175,32 @@ class _BudgetGuard:
         spend it settled; a resume reads the new budget)."""
         from langgraph.types import interrupt
 
-        while (reason := self.budget.exceeded(self.spend)) is not None:
-            interrupt({"type": BUDGET_INTERRUPT, "reason": reason, "spend": self.spend.as_dict(),
+        while (reason := self.budget.exceeded(self.spend.plus(self.pending))) is not None:
+            interrupt({"type": BUDGET_INTERRUPT, "reason": reason, "spend": self.spend.plus(self.pending).as_dict(),
                        "budget": self.budget.as_dict()})
             # resumed: this task replays the pause it resumed from; the budget given to the
             # resume decides whether it goes on or pauses again (at the next interrupt index)
+            self.flush()
             current = self.runner.ledger.get(self.runner.tenant, self.run.run_id)
             self.budget, self.spend = current.budget, current.spend
 
     def spent(self, tokens: int, cost: float) -> None:
-        """Settle a model call's tokens and cost."""
-        self.add(Spend(tokens=tokens, cost_usd=cost))
+        """Settle a model call's tokens and cost (with the steps counted since the last)."""
+        self._write(Spend(tokens=tokens, cost_usd=cost))
 
-    def add(self, spend: Spend) -> None:
+    def step(self, seconds: float) -> None:
+        """Count one node execution."""
+        with self._lock:
+            self.pending = self.pending.plus(Spend(steps=1, seconds=seconds))
+
+    def flush(self) -> None:
+        """Write the steps and seconds counted so far."""
+        if self.pending.steps or self.pending.seconds:
+            self._write(Spend())
+
+    def _write(self, spend: Spend) -> None:
+        with self._lock:
+            spend, self.pending = spend.plus(self.pending), Spend()
         total = self.runner.ledger.add_spend(self.runner.tenant, self.run, spend)
         with self._lock:
             self.spend = total
@@ -195,6 +214,7 @@ class _Active:
 
 
 FORK_KEY = "sutram_fork_of"
+_UNKNOWN: Any = object()  # "no invoke output to read the interrupts from"
 
 
 class DurableRunner:
@@ -271,12 +291,9 @@ class DurableRunner:
     # -- running -----------------------------------------------------------------------------
 
     def _start(self, thread_id: str, budget: Budget | None, run_id: str | None) -> RunRecord:
-        run_id = run_id or uuid.uuid4().hex
-        self.ledger.create(self.tenant, run_id, thread_id=thread_id, graph_name=self.name,
-                           graph_version=self.version, budget=budget)
-        run = self.ledger.claim(self.tenant, run_id, executor=self.executor_id, lease_seconds=self.lease_seconds)
-        assert run is not None  # just created: nobody else can hold it
-        return run
+        return self.ledger.create(self.tenant, run_id or uuid.uuid4().hex, thread_id=thread_id,
+                                  graph_name=self.name, graph_version=self.version, budget=budget,
+                                  executor=self.executor_id, lease_seconds=self.lease_seconds)
 
     def invoke(self, input: Any, *, thread_id: str, budget: Budget | None = None, run_id: str | None = None,
                config: RunnableConfig | None = None) -> Any:
@@ -416,12 +433,9 @@ class DurableRunner:
 
     def _origins(self, thread_id: str) -> tuple[str, ...]:
         """The threads a fork descends from, nearest first (empty for a thread that is no fork)."""
-        for saved in self.saver.list({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}},
-                                     filter={"source": "fork"}):
-            origin = saved.metadata.get(FORK_KEY)
-            if isinstance(origin, dict):
-                return tuple(origin.get("ancestors") or ())
-        return ()
+        first = self.saver._store.first_metadata(self.tenant, thread_id) or {}
+        origin = first.get(FORK_KEY)
+        return tuple(origin.get("ancestors") or ()) if isinstance(origin, dict) else ()
 
     # -- one execution of a run --------------------------------------------------------------
 
@@ -464,7 +478,10 @@ class DurableRunner:
         finally:
             stop.set()
             heart.join()
-            self._active.pop(run.run_id, None)
+            active = self._active.pop(run.run_id, None)
+            if active is not None and not lost:
+                with contextlib.suppress(LeaseLostError):  # the run already ended (failed, paused)
+                    active.guard.flush()
         if lost:
             raise lost[0]
 
@@ -473,6 +490,9 @@ class DurableRunner:
         failed, or paused when a recoverable error persists)."""
         if lost:
             raise exc
+        active = self._active.get(run.run_id)
+        if active is not None:
+            active.guard.flush()
         if not is_recoverable(exc, self.recoverable):
             self.ledger.finish(self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}")
             self.compensate(run.run_id)
@@ -485,11 +505,14 @@ class DurableRunner:
             raise RunPausedError(run.run_id, reason) from exc
         return min(30.0, self.backoff_seconds * 2.0 ** attempt)
 
-    def _settle(self, run: RunRecord, conf: RunnableConfig) -> None:
+    def _settle(self, run: RunRecord, output: Any = _UNKNOWN) -> None:
         """Record how the execution ended: paused at an interrupt (a budget's or the graph's
-        own), or completed."""
-        state = self.graph.get_state({"configurable": {"thread_id": run.thread_id}})
-        values = [i.value for i in _interrupts(state)]
+        own), or completed. ``output``: what ``invoke`` returned (it lists the interrupts);
+        after a stream the thread's state is read instead."""
+        if isinstance(output, dict):
+            values = [getattr(i, "value", None) for i in output.get("__interrupt__", ())]
+        else:
+            values = [i.value for i in _interrupts(self.graph.get_state({"configurable": {"thread_id": run.thread_id}}))]
         budget = next((v for v in values if isinstance(v, dict) and v.get("type") == BUDGET_INTERRUPT), None)
         if budget is not None:
             self.ledger.pause(self.tenant, run, f"budget: {budget['reason']}")
@@ -503,12 +526,14 @@ class DurableRunner:
 
     def _execute(self, run: RunRecord, input: Any, config: RunnableConfig | None) -> Any:
         outputs = list(self._drive(run, config, lambda inp, conf: [self.graph.invoke(inp, conf, durability="sync")],
-                                   input))
+                                   input, invoked=True))
         return outputs[-1]
 
     def _drive(self, run: RunRecord, config: RunnableConfig | None,
-               attempt_with: Callable[[Any, RunnableConfig], Iterable[Any]], input: Any = None) -> Iterator[Any]:
+               attempt_with: Callable[[Any, RunnableConfig], Iterable[Any]], input: Any = None,
+               invoked: bool = False) -> Iterator[Any]:
         conf = self._prepare(run, config)
+        last: Any = _UNKNOWN
         with self._leased(run) as lost:
             attempt = 0
             while True:
@@ -516,26 +541,30 @@ class DurableRunner:
                     # durability="sync": a step's checkpoint is on disk before the next step runs;
                     # with LangGraph's default ("async") a kill mid-node can lose the checkpoint
                     # the node started from, and with it the task id its journal is keyed by
-                    yield from attempt_with(input if attempt == 0 else None, conf)
+                    for last in attempt_with(input if attempt == 0 else None, conf):
+                        yield last
                     break
                 except GeneratorExit:
+                    self._active[run.run_id].guard.flush()
                     self.ledger.pause(self.tenant, run, "the caller stopped reading the stream; resume to go on")
                     raise
                 except Exception as exc:
                     time.sleep(self._retry_delay(run, exc, attempt, lost))
                     attempt += 1
-        self._settle(run, conf)
+        self._settle(run, last if invoked else _UNKNOWN)
 
     async def _adrive(self, run: RunRecord, input: Any, config: RunnableConfig | None,
                       stream_options: dict[str, Any] | None) -> AsyncIterator[Any]:
         conf = self._prepare(run, config)
+        output: Any = _UNKNOWN
         with self._leased(run) as lost:
             attempt = 0
             while True:
                 try:
                     given = input if attempt == 0 else None
                     if stream_options is None:
-                        yield await self.graph.ainvoke(given, conf, durability="sync")
+                        output = await self.graph.ainvoke(given, conf, durability="sync")
+                        yield output
                     else:
                         async for chunk in self.graph.astream(given, conf, durability="sync", **stream_options):
                             yield chunk
@@ -543,7 +572,7 @@ class DurableRunner:
                 except Exception as exc:
                     await asyncio.sleep(await asyncio.to_thread(self._retry_delay, run, exc, attempt, lost))
                     attempt += 1
-        await asyncio.to_thread(self._settle, run, conf)
+        await asyncio.to_thread(self._settle, run, output if stream_options is None else _UNKNOWN)
 
 
 def _interrupts(state: Any) -> list[Any]:

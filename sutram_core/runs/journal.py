@@ -81,6 +81,9 @@ class CallJournal(Protocol):
 
     def put(self, key: JournalKey, entry: JournalEntry) -> JournalEntry: ...
 
+    def task_entries(self, tenant: str, thread_id: str, checkpoint_ns: str,
+                     task_id: str) -> dict[int, JournalEntry]: ...
+
     def find(self, tenant: str, thread_id: str, shape: str, call_index: int,
              digest: str) -> JournalEntry | None: ...
 
@@ -119,6 +122,7 @@ class CallScope:
         # call's inputs differ (then the task has diverged and calls are made anew)
         self.origins = origins
         self.diverged = False
+        self._known: dict[int, JournalEntry] | None = None  # the task's entries, read once
         self._next = 0
         self._lock = threading.Lock()
         self._token: contextvars.Token[CallScope | None] | None = None
@@ -135,7 +139,11 @@ class CallScope:
         """The recorded result of the call at ``key`` if it was the same call (same kind, name
         and input hash): from this thread's journal, else, in a fork that has not diverged,
         from the same place in an ancestor thread (then copied into this thread's journal)."""
-        found = self.journal.get(key)
+        if self._known is None:
+            # one read per task: a task is run by one worker at a time (its run's lease), so
+            # what it records later is known here; a racing writer loses at put (first wins)
+            self._known = self.journal.task_entries(self.tenant, self.thread_id, self.checkpoint_ns, self.task_id)
+        found = self._known.get(key.call_index)
         if found is not None:
             if found.kind == kind and found.input_hash == digest and (name is None or found.name == name):
                 return found

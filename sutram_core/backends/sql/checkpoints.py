@@ -504,6 +504,20 @@ class SqlCheckpointStore:
 
     # -- deletes, copies, prunes ---------------------------------------------------
 
+    def first_metadata(self, tenant: str, thread_id: str) -> dict[str, Any] | None:
+        """The metadata of a thread's oldest root checkpoint (None for an empty thread): where a
+        fork records what it was forked from."""
+        c = checkpoints.c
+
+        def plan() -> Plan[dict[str, Any] | None]:
+            rows = yield Step(
+                select(c.metadata).where(c.tenant_id == tenant, c.thread_id == thread_id, c.checkpoint_ns == "")
+                .order_by(c.checkpoint_id).limit(1)
+            )
+            return dict(json.loads(rows[0][0])) if rows else None
+
+        return self.db.run(plan(), write=False)
+
     def stopped_tasks(self, tenant: str, thread_id: str) -> list[tuple[str, str]]:
         """The nodes whose task ended in an error or an interrupt at the thread's latest
         checkpoint (root namespace), as ``(node, "__error__" | "__interrupt__")`` pairs."""

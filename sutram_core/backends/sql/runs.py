@@ -56,26 +56,36 @@ class SqlRunLedger:
     # -- creating and reading ---------------------------------------------------------------
 
     def create(self, tenant: str, run_id: str, *, thread_id: str, graph_name: str = "", graph_version: str = "",
-               budget: Budget | None = None) -> RunRecord:
-        """Record a new pending run; :class:`InvalidRunError` if the id is taken."""
+               budget: Budget | None = None, executor: str | None = None,
+               lease_seconds: float | None = None) -> RunRecord:
+        """Record a new run: pending, or, given ``executor`` and ``lease_seconds``, already
+        claimed by that executor (one statement instead of create + claim).
+        :class:`InvalidRunError` if the id is taken."""
         validate_tenant(tenant)
         if not isinstance(run_id, str) or not run_id or not isinstance(thread_id, str) or not thread_id:
             raise InvalidRunError(f"a run needs a non-empty run_id and thread_id, not {run_id!r} / {thread_id!r}")
         now = now_micros()
+        claimed = executor is not None and lease_seconds is not None
+        lease = now + int(float(lease_seconds or 0) * 1e6) if claimed else None
+        record = RunRecord(run_id=run_id, tenant_id=tenant, thread_id=thread_id,
+                           status=RunStatus.RUNNING if claimed else RunStatus.PENDING, graph_name=graph_name,
+                           graph_version=graph_version, executor_id=executor if claimed else None,
+                           fence=1 if claimed else 0, lease_expires_at=from_micros(lease), budget=budget or Budget(),
+                           spend=Spend(), created_at=from_micros(now), updated_at=from_micros(now),
+                           attempts=1 if claimed else 0)
 
         def plan() -> Plan[RunRecord]:
-            taken = yield Step(text("SELECT 1 FROM sutram_runs WHERE tenant_id = :t AND run_id = :r"),
-                               {"t": tenant, "r": run_id})
-            if taken:
-                raise InvalidRunError(f"run {run_id!r} already exists in tenant {tenant!r}; use a new run id")
-            yield Step(text(
-                "INSERT INTO sutram_runs (tenant_id, run_id, thread_id, graph_name, graph_version, status, fence, "
-                "budget, spend, attempts, created_at, updated_at) VALUES (:t, :r, :th, :gn, :gv, 'pending', 0, "
-                ":b, :s, 0, :now, :now)"
+            added = yield Step(text(
+                "INSERT INTO sutram_runs (tenant_id, run_id, thread_id, graph_name, graph_version, status, "
+                "executor_id, fence, lease_expires_at, budget, spend, attempts, created_at, updated_at) VALUES "
+                "(:t, :r, :th, :gn, :gv, :st, :e, :f, :exp, :b, :s, :a, :now, :now) ON CONFLICT DO NOTHING"
             ), {"t": tenant, "r": run_id, "th": thread_id, "gn": graph_name, "gv": graph_version,
-                "b": orjson.dumps((budget or Budget()).as_dict()).decode(),
-                "s": orjson.dumps(Spend().as_dict()).decode(), "now": now})
-            return (yield from self._get(tenant, run_id))
+                "st": record.status.value, "e": record.executor_id, "f": record.fence, "exp": lease,
+                "b": orjson.dumps(record.budget.as_dict()).decode(), "s": orjson.dumps(Spend().as_dict()).decode(),
+                "a": record.attempts, "now": now})
+            if not added:
+                raise InvalidRunError(f"run {run_id!r} already exists in tenant {tenant!r}; use a new run id")
+            return record
 
         return self.db.run(plan())
 
