@@ -76,6 +76,7 @@ _PRICES: list[PriceTable] = []
 
 
 def _prices() -> PriceTable:
+    """Sutram's default price table, loaded once."""
     if not _PRICES:
         _PRICES.append(PriceTable.default())
     return _PRICES[0]
@@ -97,13 +98,9 @@ class JournalCache(BaseCache):
         scope = current_scope()
         if scope is None:
             return self.inner.lookup(prompt, llm_string) if self.inner is not None else None
-        key = scope.next_key()
-        found = scope.recall(key, "llm", input_hash(prompt, llm_string))
+        key, found = scope.lookup("llm", input_hash(prompt, llm_string))
         if found is not None:
-            scope.replayed += 1
             return _decode(found.output)
-        if scope.before_call is not None:
-            scope.before_call()  # a budget check: may pause the run before the call is made
         with _RESERVED_LOCK:
             _RESERVED.setdefault(scope, {}).setdefault((prompt, llm_string), []).append(key)
         return None
@@ -121,13 +118,8 @@ class JournalCache(BaseCache):
                 self.inner.update(prompt, llm_string, return_val)
             return
         tokens, model, cost = _usage(return_val)
-        scope.journal.put(key, JournalEntry(
-            "llm", model or "llm", input_hash(prompt, llm_string),
-            _encode(return_val), run_id=scope.run_id, tokens=tokens, cost_usd=cost,
-        ))
-        scope.recorded += 1
-        if scope.after_call is not None:
-            scope.after_call(tokens, cost)
+        scope.record(key, JournalEntry("llm", model or "llm", input_hash(prompt, llm_string), _encode(return_val),
+                                       run_id=scope.run_id, tokens=tokens, cost_usd=cost))
 
     def clear(self, **kwargs: Any) -> None:
         """Clears the inner cache only: the journal is a record, not a cache."""

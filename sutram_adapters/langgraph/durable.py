@@ -378,7 +378,7 @@ class DurableRunner:
         """Resume up to ``limit`` runs whose worker died (lease expired), each from its latest
         checkpoint; return the runs as they ended. A run recorded by a different version of
         the graph is refused unless ``allow_version_change``."""
-        resumed = []
+        resumed: list[RunRecord] = []
         while len(resumed) < limit:
             # one at a time: a claimed run is executed (and its lease renewed) at once, so
             # several workers share a backlog instead of one claiming runs it cannot start

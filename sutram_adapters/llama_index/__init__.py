@@ -1,5 +1,5 @@
 """LlamaIndex integration: instrumentation span/event handlers, a legacy callback handler,
-and memory (chat store, memory blocks, ``SutramMemory``)."""
+memory (chat store, memory blocks, ``SutramMemory``) and journaled LLMs (``journaled``)."""
 
 from sutram_adapters.llama_index.callbacks import SutramLlamaCallbackHandler
 from sutram_adapters.llama_index.instrumentation import (
@@ -9,6 +9,7 @@ from sutram_adapters.llama_index.instrumentation import (
     instrument,
     trace_scope,
 )
+from sutram_adapters.llama_index.journal import journaled
 from sutram_adapters.llama_index.memory import (
     SutramChatStore,
     SutramEpisodicBlock,
@@ -32,5 +33,6 @@ __all__ = [
     "SutramSpanHandler",
     "close_shared_memories",
     "instrument",
+    "journaled",
     "trace_scope",
 ]

@@ -10,6 +10,7 @@ from sutram_core.runs.journal import (
     durable_step,
     idempotency_key,
     input_hash,
+    journaled_call,
     ns_shape,
 )
 from sutram_core.runs.records import Budget, RunRecord, RunStatus, Spend
@@ -28,5 +29,6 @@ __all__ = [
     "durable_step",
     "idempotency_key",
     "input_hash",
+    "journaled_call",
     "ns_shape",
 ]

@@ -14,12 +14,13 @@ around a task (``with CallScope(journal, tenant=..., thread_id=..., task_id=...)
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import hashlib
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
@@ -37,6 +38,7 @@ __all__ = [
     "durable_step",
     "idempotency_key",
     "input_hash",
+    "journaled_call",
     "ns_shape",
 ]
 
@@ -161,6 +163,27 @@ class CallScope:
         self.diverged = True
         return None
 
+    def lookup(self, kind: str, digest: str, name: str | None = None) -> tuple[JournalKey, JournalEntry | None]:
+        """Take the task's next call position: its recorded result if this call was made
+        before (counted as replayed), else None after the runner's pre-call check (a budget
+        may pause the run here, before a model call is made)."""
+        key = self.next_key()
+        found = self.recall(key, kind, digest, name)
+        if found is not None:
+            self.replayed += 1
+        elif kind == "llm" and self.before_call is not None:
+            self.before_call()
+        return key, found
+
+    def record(self, key: JournalKey, entry: JournalEntry) -> JournalEntry:
+        """Record a call just made (a model call's tokens and cost go to the runner's spend);
+        return the entry kept (another worker's, if it recorded this very call first)."""
+        kept = self.journal.put(key, entry)
+        self.recorded += 1
+        if entry.kind == "llm" and self.after_call is not None:
+            self.after_call(entry.tokens, entry.cost_usd)
+        return kept
+
     def __enter__(self) -> CallScope:
         self._token = _SCOPE.set(self)
         return self
@@ -175,9 +198,23 @@ _SCOPE: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar("sutra
 _KEY: contextvars.ContextVar[JournalKey | None] = contextvars.ContextVar("sutram_call_key", default=None)
 
 
+_BUSY: contextvars.ContextVar[bool] = contextvars.ContextVar("sutram_in_journaled_call", default=False)
+
+
 def current_scope() -> CallScope | None:
-    """The open :class:`CallScope`, if any."""
-    return _SCOPE.get()
+    """The open :class:`CallScope`, if any (None inside a journaled call: what a journaled
+    call does is covered by its own entry, so calls it makes are not journaled again)."""
+    return None if _BUSY.get() else _SCOPE.get()
+
+
+@contextlib.contextmanager
+def journaled_call() -> Iterator[None]:
+    """Mark the body as the inside of a journaled call (see :func:`current_scope`)."""
+    token = _BUSY.set(True)
+    try:
+        yield
+    finally:
+        _BUSY.reset(token)
 
 
 def idempotency_key() -> str | None:
@@ -227,59 +264,55 @@ def durable_step(fn: F | None = None, *, name: str | None = None,
         if compensate is not None:
             _COMPENSATIONS[step_name] = compensate
 
-        def lookup(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[JournalKey, str, JournalEntry | None]:
-            scope = _SCOPE.get()
-            assert scope is not None
-            key = scope.next_key()
+        def lookup(scope: CallScope, args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> tuple[JournalKey, str, JournalEntry | None]:
             digest = input_hash(step_name, args, kwargs)
-            return key, digest, scope.recall(key, "step", digest, step_name)
+            key, found = scope.lookup("step", digest, step_name)
+            return key, digest, found
 
-        def record(key: JournalKey, digest: str, result: Any) -> Any:
+        def record(scope: CallScope, key: JournalKey, digest: str, result: Any) -> Any:
             # the caller gets the value as a replay would give it (JSON round trip), so the
             # first run and every replay see the same thing; the first recorded entry wins
-            scope = _SCOPE.get()
-            assert scope is not None
             encoded = _encode(result, step_name)
-            kept = scope.journal.put(key, JournalEntry("step", step_name, digest, encoded, run_id=scope.run_id,
-                                                       compensate=step_name if compensate is not None else None))
-            scope.recorded += 1
+            kept = scope.record(key, JournalEntry("step", step_name, digest, encoded, run_id=scope.run_id,
+                                                  compensate=step_name if compensate is not None else None))
             # another worker recorded this very call first: its result is the one that counts
             return orjson.loads(kept.output if kept.input_hash == digest else encoded)
 
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
             async def arun(*args: Any, **kwargs: Any) -> Any:
-                scope = _SCOPE.get()
+                scope = current_scope()
                 if scope is None:
                     return await func(*args, **kwargs)
-                key, digest, found = lookup(args, kwargs)
+                key, digest, found = lookup(scope, args, kwargs)
                 if found is not None:
-                    scope.replayed += 1
                     return orjson.loads(found.output)
                 token = _KEY.set(key)
                 try:
-                    result = await func(*args, **kwargs)
+                    with journaled_call():
+                        result = await func(*args, **kwargs)
                 finally:
                     _KEY.reset(token)
-                return record(key, digest, result)
+                return record(scope, key, digest, result)
 
             return cast(F, arun)
 
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> Any:
-            scope = _SCOPE.get()
+            scope = current_scope()
             if scope is None:
                 return func(*args, **kwargs)
-            key, digest, found = lookup(args, kwargs)
+            key, digest, found = lookup(scope, args, kwargs)
             if found is not None:
-                scope.replayed += 1
                 return orjson.loads(found.output)
             token = _KEY.set(key)
             try:
-                result = func(*args, **kwargs)
+                with journaled_call():
+                    result = func(*args, **kwargs)
             finally:
                 _KEY.reset(token)
-            return record(key, digest, result)
+            return record(scope, key, digest, result)
 
         return cast(F, run)
 
