@@ -1,6 +1,6 @@
 """The ``sutram`` command.
 
-    sutram demo [--url URL]                       crash an agent mid-run, resume it, show its trace
+    sutram demo [--url URL]                       SIGKILL a durable agent mid-node, recover it, budget pause, trace
     sutram history THREAD [--tenant T]            a thread's checkpoints, newest first
     sutram runs [--tenant T] [--thread ID] [--status S] [--limit N] [--json]
                                                   runs with status, duration, tokens and cost
@@ -259,7 +259,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--url", default=None, help="database URL (default: SUTRAM_URL or ./.sutram/sutram.db)")
         return p
 
-    command("demo", "kill an agent mid-run, resume it from its last checkpoint, show its trace")
+    command("demo", "SIGKILL a durable agent mid-node and recover it (no call repeated), pause a run on its budget, show the trace")
     hist = command("history", "list a thread's checkpoints")
     hist.add_argument("thread_id")
     hist.add_argument("--tenant", default=None)

@@ -1,9 +1,11 @@
 """A small tool-calling LangGraph agent with a scripted chat model (no network).
 
-The model's answer depends only on the conversation so far, so a resumed run gets the
-same answers as an uninterrupted one. It reports token usage like a real provider.
-Every node start and finish, and every model and tool call, is appended to a journal
-file so the demo can show what ran in which process.
+``brief`` asks the model three questions in one node (the node a crash hurts most: LangGraph
+alone re-runs it whole), then ``agent`` and ``tools`` loop until the model answers. The
+model's answer depends only on its input, so a resumed run gets the same answers as an
+uninterrupted one. It reports token usage like a real provider. Every node start and
+finish, and every model call's start and end, is appended to an event file so the demo can
+show what ran in which process.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Annotated, Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import tool
 from langgraph.graph import END, START, StateGraph
@@ -27,6 +29,8 @@ from typing_extensions import TypedDict
 __all__ = ["ScriptedChatModel", "build_agent"]
 
 STEP_SECONDS = float(os.environ.get("SUTRAM_DEMO_STEP_SECONDS", "0.6"))
+BRIEF = "Brief me on: "
+BRIEF_TOPICS = ("the customer's order history", "open support tickets", "the Lisbon shipping policy")
 
 
 def _journal(event: str, **fields: Any) -> None:
@@ -57,7 +61,7 @@ def estimate_shipping(order_id: str, destination: str) -> str:
 class ScriptedChatModel(BaseChatModel):
     """A fake chat model: calls lookup_order, then estimate_shipping, then answers."""
 
-    model_name: str = "scripted-demo-model"
+    model_name: str = "gpt-4o-mini"  # priced like it, so traces and budgets show costs
 
     @property
     def _llm_type(self) -> str:
@@ -74,10 +78,14 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        prompt = str(messages[-1].content)
         done = sum(isinstance(m, ToolMessage) for m in messages)
-        _journal("llm_call", tool_results_seen=done)
+        label = prompt if prompt.startswith(BRIEF) else f"agent turn {done + 1}"
+        _journal("llm_call", prompt=label, tool_results_seen=done)
         time.sleep(STEP_SECONDS)
-        if done == 0:
+        if prompt.startswith(BRIEF):
+            msg = AIMessage(content=f"Noted: {prompt.removeprefix(BRIEF)} checked, nothing unusual.")
+        elif done == 0:
             msg = AIMessage(content="", tool_calls=[{"name": "lookup_order", "args": {"order_id": "A-1042"}, "id": "call_1"}])
         elif done == 1:
             msg = AIMessage(content="", tool_calls=[{"name": "estimate_shipping",
@@ -89,6 +97,7 @@ class ScriptedChatModel(BaseChatModel):
         msg.usage_metadata = {"input_tokens": prompt_tokens, "output_tokens": completion_tokens,
                               "total_tokens": prompt_tokens + completion_tokens}
         msg.response_metadata = {"model_name": self.model_name}
+        _journal("llm_done", prompt=label)
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
 
@@ -98,9 +107,17 @@ class AgentState(TypedDict):
 
 
 def build_agent() -> StateGraph:  # type: ignore[type-arg]
-    """The agent graph: ``agent`` (the model) and ``tools``, looping until an answer."""
+    """The agent graph: ``brief`` (three model calls), then ``agent`` (the model) and
+    ``tools``, looping until an answer."""
     model = ScriptedChatModel()
     tools = ToolNode([lookup_order, estimate_shipping])
+
+    def brief(state: AgentState) -> dict[str, Any]:
+        """Three model calls in one node: what the agent should know before it starts."""
+        _journal("node_start", node="brief")
+        notes = [str(model.invoke([HumanMessage(content=f"{BRIEF}{topic}")]).content) for topic in BRIEF_TOPICS]
+        _journal("node_end", node="brief")
+        return {"messages": [AIMessage(content="Briefing: " + " ".join(notes))]}
 
     def agent(state: AgentState) -> dict[str, Any]:
         """Call the model on the conversation."""
@@ -117,9 +134,11 @@ def build_agent() -> StateGraph:  # type: ignore[type-arg]
         return out
 
     g = StateGraph(AgentState)
+    g.add_node("brief", brief)
     g.add_node("agent", agent)
     g.add_node("tools", run_tools)
-    g.add_edge(START, "agent")
+    g.add_edge(START, "brief")
+    g.add_edge("brief", "agent")
     g.add_conditional_edges("agent", tools_condition, {"tools": "tools", END: END})
     g.add_edge("tools", "agent")
     return g

@@ -1,9 +1,15 @@
-"""Run the demo: start the agent in a child process, SIGKILL it mid-run, resume it here.
+"""Run the demo: a durable agent is SIGKILLed mid-node and recovered, a budget pauses a run
+and a resume finishes it, and the recovered run's trace is shown.
 
-``durability="sync"`` makes LangGraph write each step's checkpoint before starting the
-next step, so everything that finished before the kill is on disk. Both processes trace
-into the same database; the demo ends by printing the thread's runs and the resumed
-run's trace tree, each node linked to the checkpoint it produced.
+1. **Crash and recovery.** A child process runs the agent through ``durable(graph)``; the
+   parent SIGKILLs it during the third model call of the ``brief`` node, then polls
+   ``runner.recover()`` until the dead worker's lease has expired and the run is resumed
+   here. The two calls that completed before the kill are answered from the journal: the
+   demo counts the calls made again (zero; LangGraph alone re-runs the whole node).
+2. **Budget.** A second run gets a token budget it cannot finish on: it pauses at the first
+   model call after the budget is used up, with the reason in the ledger;
+   ``runner.resume(run_id, budget=...)`` finishes it without paying for any call twice.
+3. **Trace.** The recovered run's trace tree (nodes, model calls with tokens and cost, tools).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +31,29 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from sutram_adapters.demo.agent import build_agent
-from sutram_adapters.langchain import SutramCallbackHandler
-from sutram_adapters.langgraph import SutramSaver
-from sutram_adapters.trace_view import render_runs, render_trace
+from sutram_adapters.demo.agent import BRIEF_TOPICS, build_agent
+from sutram_adapters.langgraph.durable import DurableRunner, durable
+from sutram_adapters.trace_view import render_trace
 from sutram_core.config import default_url
+from sutram_core.runs import Budget
 from sutram_core.tenancy import DEFAULT_TENANT
 from sutram_core.traces import open_trace_store
 
 __all__ = ["run_demo", "worker"]
 
 QUESTION = "Where is my order A-1042? I'm in Lisbon."
-KILL_AFTER_NODES = 2  # kill while the third node is running
+LEASE_SECONDS = 2.0
+
+
+def _runner(url: str) -> DurableRunner:
+    return durable(build_agent().compile(), url=url, tenant=DEFAULT_TENANT, lease_seconds=LEASE_SECONDS,
+                   name="order-agent")
 
 
 def worker(url: str, thread_id: str) -> None:
-    """The child process: run the agent on a thread (killed by the parent mid-run)."""
-    with SutramSaver.from_url(url) as saver:
-        graph = build_agent().compile(checkpointer=saver)
-        graph.invoke({"messages": [HumanMessage(content=QUESTION)]},
-                     {"configurable": {"thread_id": thread_id}, "callbacks": [SutramCallbackHandler(url)]},
-                     durability="sync")
+    """The child process: run the agent durably on a thread (killed by the parent mid-node)."""
+    with _runner(url) as runner:
+        runner.invoke({"messages": [HumanMessage(content=QUESTION)]}, thread_id=thread_id, run_id=thread_id)
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
@@ -57,110 +66,113 @@ def run_demo(url: str | None = None, console: Console | None = None) -> dict[str
     """Run the whole demo and print it; return the figures it shows (for tests)."""
     console = console or Console()
     url = url or default_url()
-    thread_id = f"demo-{uuid.uuid4().hex[:8]}"
-    journal = Path(tempfile.mkdtemp(prefix="sutram-demo-")) / "journal.jsonl"
-    env = {**os.environ, "SUTRAM_DEMO_JOURNAL": str(journal)}
-    console.print(Panel.fit(
-        f"[bold]Sutram demo[/]: a LangGraph agent (scripted chat model, 2 tools) on [cyan]{url}[/]\n"
-        f"thread [cyan]{thread_id}[/]. A child process runs it; we SIGKILL it mid-run, then resume.",
-        title="crash and resume"))
+    run_id = f"demo-{uuid.uuid4().hex[:8]}"
+    events_file = Path(tempfile.mkdtemp(prefix="sutram-demo-")) / "events.jsonl"
+    os.environ["SUTRAM_DEMO_JOURNAL"] = str(events_file)
+    try:
+        crash = _crash_and_recover(url, run_id, events_file, console)
+        budget = _budget(url, events_file, console)
+    finally:
+        os.environ.pop("SUTRAM_DEMO_JOURNAL", None)
+    spans = _trace(url, run_id, console)
+    return {**crash, **budget, "resumed_spans": [(s.name, s.kind, s.checkpoint_id is not None) for s in spans]}
 
-    with SutramSaver.from_url(url):
+
+def _crash_and_recover(url: str, run_id: str, events_file: Path, console: Console) -> dict[str, Any]:
+    console.print(Panel.fit(
+        f"[bold]Sutram demo[/] on [cyan]{url}[/]: a LangGraph agent (a scripted chat model priced as gpt-4o-mini, "
+        f"2 tools) run by [bold]durable(graph)[/].\nA child process runs it; we SIGKILL it in the middle of the "
+        f"[bold]brief[/] node (3 model calls), and recover the run here.", title="1. crash and recovery"))
+    with _runner(url):
         pass  # create the schema before the child starts
-    child = subprocess.Popen([sys.executable, "-m", "sutram_adapters.cli", "_demo-worker", url, thread_id], env=env)
-    deadline = time.monotonic() + 60
+    child = subprocess.Popen([sys.executable, "-m", "sutram_adapters.cli", "_demo-worker", url, run_id],
+                             env={**os.environ})
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        ends = [e for e in _events(journal) if e["event"] == "node_end"]
-        starts = [e for e in _events(journal) if e["event"] == "node_start"]
-        if len(ends) >= KILL_AFTER_NODES and len(starts) > KILL_AFTER_NODES:
-            break
+        if sum(e["event"] == "llm_call" for e in _events(events_file)) >= len(BRIEF_TOPICS):
+            break  # the third model call of the brief node has started
         if child.poll() is not None:
             raise RuntimeError("the demo worker exited before it could be killed")
         time.sleep(0.02)
-    time.sleep(0.1)  # let the running node get into its model or tool call
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
+    killed_at = time.time()
     killed_pid = child.pid
-    console.print(f"[red]SIGKILL[/] sent to worker pid {killed_pid} while node "
-                  f"[bold]{starts[-1]['node']}[/] was running.\n")
-
-    with SutramSaver.from_url(url) as saver:
-        graph = build_agent().compile(checkpointer=saver)
-        config: dict[str, Any] = {"configurable": {"thread_id": thread_id}}
-        before = graph.get_state(config)
-        console.print(f"Last checkpoint on disk: step {before.metadata['step']}, next node(s): "
-                      f"[bold]{', '.join(before.next)}[/]. Resuming in this process (pid {os.getpid()}) ...")
-        os.environ["SUTRAM_DEMO_JOURNAL"] = str(journal)
-        handler = SutramCallbackHandler(url)
-        try:
-            result = graph.invoke(None, {**config, "callbacks": [handler]}, durability="sync")
-        finally:
-            os.environ.pop("SUTRAM_DEMO_JOURNAL", None)
-            handler.flush()
-        history = list(graph.get_state_history(config))
-
-    events = _events(journal)
-    runs = _node_runs(events, killed_pid)
-    completed_before = [r for r in runs if r["pid"] == killed_pid and r["finished"]]
-    repeated = [r for r in runs if r["pid"] != killed_pid and r["finished"] and any(
-        b["step"] == r["step"] for b in completed_before)]
-    table = Table(title="Node executions", show_lines=False)
-    for col in ("#", "node", "process", "outcome"):
-        table.add_column(col)
-    for r in runs:
-        proc = "worker (killed)" if r["pid"] == killed_pid else "resume"
-        outcome = ("[green]done[/]" if r["finished"] else "[red]killed mid-node[/]")
-        if r["pid"] != killed_pid and not any(b["step"] == r["step"] for b in completed_before):
-            outcome += " (first completion)"
-        table.add_row(str(r["step"]), r["node"], proc, outcome)
+    before = _events(events_file)
+    completed = [e["prompt"] for e in before if e["event"] == "llm_done"]
+    console.print(f"[red]SIGKILL[/] sent to worker pid {killed_pid} during node [bold]brief[/]: "
+                  f"{len(completed)} of its model calls had completed, 1 was in flight.")
+    console.print(f"Polling [bold]runner.recover()[/] in pid {os.getpid()} until the worker's lease "
+                  f"({LEASE_SECONDS:g} s) expires ...")
+    with _runner(url) as runner:
+        while not runner.recover():
+            time.sleep(0.1)
+        run = runner.ledger.get(DEFAULT_TENANT, run_id)
+        state = runner.graph.get_state({"configurable": {"thread_id": run_id}})
+    answer = str(state.values["messages"][-1].content)
+    events = _events(events_file)
+    calls_by = Counter((e["prompt"], e["pid"] == killed_pid) for e in events if e["event"] == "llm_call")
+    repeated = [p for p in completed if calls_by[(p, False)]]
+    in_flight = [e["prompt"] for e in before if e["event"] == "llm_call" and e["prompt"] not in completed]
+    table = Table(title="Model calls of the run")
+    for col in ("prompt", "worker (killed)", "recovery"):
+        table.add_column(col, overflow="fold")
+    prompts = list(dict.fromkeys(e["prompt"] for e in events if e["event"] == "llm_call"))
+    for prompt in prompts:
+        killed = calls_by[(prompt, True)]
+        again = calls_by[(prompt, False)]
+        first = ("[green]made[/]" if prompt in completed else "[red]in flight, lost[/]") if killed else "-"
+        then = ("[red]made again[/]" if prompt in completed else "made") if again else (
+            "[green]answered from the journal[/]" if killed else "-")
+        table.add_row(prompt, first, then)
     console.print(table)
-
-    hist = Table(title=f"Checkpoint history of {thread_id} (newest first)")
-    for col in ("step", "source", "next", "messages", "checkpoint id"):
-        hist.add_column(col)
-    for s in history:
-        hist.add_row(str(s.metadata.get("step")), str(s.metadata.get("source")), ", ".join(s.next) or "-",
-                     str(len(s.values.get("messages", []))), s.config["configurable"]["checkpoint_id"])
-    console.print(hist)
-    answer = result["messages"][-1].content
-    llm_calls = [e for e in events if e["event"] == "llm_call"]
-    in_flight = sum(1 for e in llm_calls if e["pid"] == killed_pid) - sum(
-        1 for r in completed_before if r["node"] == "agent")
-    tokens = sum(m.usage_metadata["total_tokens"] for m in result["messages"] if getattr(m, "usage_metadata", None))
-    console.print(Panel.fit(
-        f"[bold green]Answer:[/] {answer}\n"
-        f"Completed before the crash and not repeated: [bold]{len(completed_before)}[/] node(s); "
-        f"repeated after resume: [bold]{len(repeated)}[/].\n"
-        f"Model calls made in all: {len(llm_calls)}, of which {in_flight} was in flight when the worker was "
-        f"killed and was made again ({tokens} tokens reported in the final state).",
-        title="resumed"))
     with open_trace_store(url) as store:
-        traced = store.runs(DEFAULT_TENANT, thread_id=thread_id)
-        spans = store.run_spans(DEFAULT_TENANT, traced[0].run_id) if traced else []
-    if traced:
-        render_runs(traced, console)
-        console.print("The killed worker's run stays [yellow]running[/]: it never ended. "
-                      "The resumed run's trace:")
+        starts = [r.start_ns for r in store.runs(DEFAULT_TENANT, thread_id=run_id) if r.status == "ok"]
+    waited = starts[0] / 1e9 - killed_at if starts else float("nan")
+    console.print(Panel.fit(
+        f"Run {run_id} [green]{run.status.value}[/] after {run.attempts} attempts, resumed {waited:.1f} s after "
+        f"the kill (lease {LEASE_SECONDS:g} s).\n"
+        f"Model calls completed before the crash and made again: [bold]{len(repeated)}[/] "
+        f"(LangGraph alone re-runs the brief node whole: {len(completed)}).\n"
+        f"Spend: {run.spend.tokens} tokens, ${run.spend.cost_usd:.6f}, {run.spend.steps} steps.\n"
+        f"[bold green]Answer:[/] {answer}", title="recovered"))
+    return {"run_id": run_id, "completed_before": len(completed), "repeated": len(repeated),
+            "in_flight": len(in_flight), "resumed_after_s": waited, "answer": answer,
+            "status": run.status.value, "attempts": run.attempts, "killed_pid": killed_pid}
+
+
+def _budget(url: str, events_file: Path, console: Console) -> dict[str, Any]:
+    thread = f"demo-budget-{uuid.uuid4().hex[:8]}"
+    limit = 120
+    console.print(Panel.fit(f"A new run with [bold]Budget(max_tokens={limit})[/]: it pauses before the model call "
+                            "that would overspend; a resume with a larger budget finishes it.", title="2. budget"))
+    start = len(_events(events_file))
+    with _runner(url) as runner:
+        runner.invoke({"messages": [HumanMessage(content=QUESTION)]}, thread_id=thread, run_id=thread,
+                      budget=Budget(max_tokens=limit))
+        paused = runner.ledger.get(DEFAULT_TENANT, thread)
+        console.print(f"Run {thread}: [yellow]{paused.status.value}[/] ({paused.pause_reason}); spent "
+                      f"{paused.spend.tokens} tokens, ${paused.spend.cost_usd:.6f}.")
+        console.print("runner.resume(run_id, budget=Budget(max_tokens=5_000)) ...")
+        runner.resume(thread, budget=Budget(max_tokens=5_000))
+        done = runner.ledger.get(DEFAULT_TENANT, thread)
+    made = Counter(e["prompt"] for e in _events(events_file)[start:] if e["event"] == "llm_call")
+    twice = sum(1 for n in made.values() if n > 1)
+    console.print(f"Run {thread}: [green]{done.status.value}[/], {done.spend.tokens} tokens in all; "
+                  f"{sum(made.values())} model calls, {twice} paid twice.")
+    return {"budget_paused": paused.status.value, "budget_reason": paused.pause_reason,
+            "budget_final": done.status.value, "budget_paid_twice": twice}
+
+
+def _trace(url: str, run_id: str, console: Console) -> list[Any]:
+    with open_trace_store(url) as store:
+        traced = store.runs(DEFAULT_TENANT, thread_id=run_id)
+        finished = [r for r in traced if r.status == "ok"]
+        spans = store.run_spans(DEFAULT_TENANT, finished[0].run_id) if finished else []
+    console.print(Panel.fit("The recovered execution's trace (the killed worker's stays open: it never ended).",
+                            title="3. trace"))
+    if spans:
         render_trace(spans, console)
     else:
         console.print("[red]No trace was recorded[/]: see the errors logged above.")
-    return {"thread_id": thread_id, "completed_before": len(completed_before), "repeated": len(repeated),
-            "answer": answer, "checkpoints": len(history), "killed_pid": killed_pid,
-            "llm_calls": len(llm_calls), "llm_calls_in_flight": in_flight,
-            "traced_runs": [(r.status, r.spans) for r in traced],
-            "resumed_spans": [(s.name, s.kind, s.checkpoint_id is not None) for s in spans]}
-
-
-def _node_runs(events: list[dict[str, Any]], killed_pid: int) -> list[dict[str, Any]]:
-    """Pair node starts with ends; number each logical step (a resumed re-run keeps its number)."""
-    runs: list[dict[str, Any]] = []
-    step = 0
-    for e in events:
-        if e["event"] == "node_start":
-            if runs and not runs[-1]["finished"] and runs[-1]["pid"] == killed_pid and e["pid"] != killed_pid:
-                step -= 1  # the node the kill interrupted runs again as the same step
-            step += 1
-            runs.append({"step": step, "node": e["node"], "pid": e["pid"], "finished": False})
-        elif e["event"] == "node_end" and runs:
-            runs[-1]["finished"] = True
-    return runs
+    return spans
