@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted(p.name for p in (ROOT / "cookbook").glob("*.py") if not p.name.startswith("_"))
 
 
-def _run(recipe: str, tmp_path: Path) -> tuple[str, str]:
-    url = f"sqlite:///{tmp_path / 'cookbook.db'}"
+def _run(recipe: str, tmp_path: Path, url: str | None = None) -> tuple[str, str]:
+    url = url or f"sqlite:///{tmp_path / 'cookbook.db'}"
     env = {**os.environ, "SUTRAM_URL": url, "PYTHONPATH": str(ROOT)}
     env.pop("OPENAI_API_KEY", None)
     proc = subprocess.run([sys.executable, str(ROOT / "cookbook" / recipe)], cwd=tmp_path, env=env,
@@ -76,3 +76,41 @@ def test_multi_tenant_memory(tmp_path: Path) -> None:
     assert "acme: ['Enterprise plan" in out and "globex: ['Starter plan" in out
     assert "before the change: Main contact: Dana (CTO)" in out
     assert "globex sees acme's procedure? False" in out
+
+
+def test_crash_proof_agent(tmp_path: Path) -> None:
+    _, out = _run("crash_proof_agent.py", tmp_path)
+    calls = [line for line in out.splitlines() if "[pid" in line and "dying" not in line]
+    worker, recovery = calls[:2], calls[2:]
+    assert all("] made" in line for line in worker) and "exited with -9" in out
+    assert [("from the journal" in line) for line in recovery] == [True, True, False, False]
+    assert "completed after 2 attempts" in out
+
+
+def test_budgets(tmp_path: Path) -> None:
+    _, out = _run("budgets.py", tmp_path)
+    assert "-> paused: budget: max_tokens reached" in out and "-> paused: budget: max_steps reached: 1 of 1" in out
+    assert out.count("from the journal") == 2 and "-> completed after resume" in out
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_multi_worker_recovery(db_url: str, tmp_path: Path) -> None:
+    _, out = _run("multi_worker_recovery.py", tmp_path, db_url)
+    assert "killed the worker with 12 runs in flight" in out
+    assert "12 resumptions for 12 runs, 12 distinct; completed: 12" in out
+    assert sum(1 for line in out.splitlines() if line.startswith("recoverer-")) == 3
+
+
+def test_saga_compensation(tmp_path: Path) -> None:
+    _, out = _run("saga_compensation.py", tmp_path)
+    atlantis = out.split("trip to Atlantis")[1]
+    lines = [line.strip() for line in atlantis.splitlines()]
+    assert lines.index("release room Atlantis-412") < next(i for i, x in enumerate(lines) if x.startswith("refund"))
+    assert "compensating again does nothing: []" in out and "refund" not in out.split("trip to Atlantis")[0]
+
+
+def test_fork_and_diff(tmp_path: Path) -> None:
+    _, out = _run("fork_and_diff.py", tmp_path)
+    text = " ".join(out.split())
+    assert "office-copy paid for 0 new call(s)" in text
+    assert "office-investors paid for 1 new call(s)" in text and "3 call(s)" in text

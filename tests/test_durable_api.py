@@ -199,3 +199,16 @@ def test_forking_what_does_not_exist_says_what_to_do(db_url: str, calls: Path) -
             runner.fork("h1", new_thread_id="h2")
     with pytest.raises(InvalidRunError, match="no checkpoints"):
         diff_threads(db_url, "acme", "h1", "missing")
+
+
+def test_a_run_whose_worker_died_before_its_first_checkpoint_starts_again_from_its_input(
+        db_url: str, calls: Path) -> None:
+    import time
+
+    with durable(build(), url=db_url, tenant="acme", lease_seconds=0.3) as runner:
+        # what invoke records before the graph runs: the worker "dies" right after this
+        runner._start("early", None, "r-early", {**START_STATE, "topic": "soup"})
+        time.sleep(0.4)
+        (recovered,) = runner.recover()
+        state = runner.graph.get_state({"configurable": {"thread_id": "early"}}).values
+    assert recovered.status is RunStatus.COMPLETED and state["answers"][0] == "echo: soup question 0"

@@ -290,29 +290,42 @@ class DurableRunner:
 
     # -- running -----------------------------------------------------------------------------
 
-    def _start(self, thread_id: str, budget: Budget | None, run_id: str | None) -> RunRecord:
+    def _start(self, thread_id: str, budget: Budget | None, run_id: str | None, input: Any) -> RunRecord:
+        # the input is kept (serialized like checkpoints) in case the worker dies before the
+        # first checkpoint is written: recovery then starts the run from it
+        kept = None if input is None else self.saver.serde.dumps_typed(input)
         return self.ledger.create(self.tenant, run_id or uuid.uuid4().hex, thread_id=thread_id,
                                   graph_name=self.name, graph_version=self.version, budget=budget,
-                                  executor=self.executor_id, lease_seconds=self.lease_seconds)
+                                  executor=self.executor_id, lease_seconds=self.lease_seconds, input=kept)
+
+    def _input_for(self, run: RunRecord, input: Any) -> Any:
+        """What an execution starts from: ``input``, or for a run resumed with none whose
+        thread has no checkpoint yet (its worker died first), the input it was created with."""
+        if input is not None:
+            return input
+        if self.saver.get_tuple({"configurable": {"thread_id": run.thread_id, "checkpoint_ns": ""}}) is not None:
+            return None
+        kept = self.ledger.input(self.tenant, run.run_id)
+        return None if kept is None else self.saver._decoder.loads(*kept)
 
     def invoke(self, input: Any, *, thread_id: str, budget: Budget | None = None, run_id: str | None = None,
                config: RunnableConfig | None = None) -> Any:
         """Run the graph on ``thread_id`` as a new recorded run; return its output."""
-        return self._execute(self._start(thread_id, budget, run_id), input, config)
+        return self._execute(self._start(thread_id, budget, run_id, input), input, config)
 
     def stream(self, input: Any, *, thread_id: str, budget: Budget | None = None, run_id: str | None = None,
                config: RunnableConfig | None = None, **stream_options: Any) -> Iterator[Any]:
         """Run the graph on ``thread_id`` as a new recorded run, yielding what LangGraph's
         ``stream`` yields (``stream_mode=``, ``subgraphs=`` pass through). A retry after a
         recoverable error streams on from the checkpoint."""
-        run = self._start(thread_id, budget, run_id)
+        run = self._start(thread_id, budget, run_id, input)
         yield from self._drive(run, config, lambda inp, conf: self.graph.stream(
             inp, conf, durability="sync", **stream_options), input)
 
     async def ainvoke(self, input: Any, *, thread_id: str, budget: Budget | None = None,
                       run_id: str | None = None, config: RunnableConfig | None = None) -> Any:
         """Async :meth:`invoke`."""
-        run = await asyncio.to_thread(self._start, thread_id, budget, run_id)
+        run = await asyncio.to_thread(self._start, thread_id, budget, run_id, input)
         outputs = [out async for out in self._adrive(run, input, config, None)]
         return outputs[-1]
 
@@ -320,7 +333,7 @@ class DurableRunner:
                       run_id: str | None = None, config: RunnableConfig | None = None,
                       **stream_options: Any) -> AsyncIterator[Any]:
         """Async :meth:`stream`."""
-        run = await asyncio.to_thread(self._start, thread_id, budget, run_id)
+        run = await asyncio.to_thread(self._start, thread_id, budget, run_id, input)
         async for chunk in self._adrive(run, input, config, stream_options):
             yield chunk
 
@@ -533,6 +546,7 @@ class DurableRunner:
                attempt_with: Callable[[Any, RunnableConfig], Iterable[Any]], input: Any = None,
                invoked: bool = False) -> Iterator[Any]:
         conf = self._prepare(run, config)
+        input = self._input_for(run, input)
         last: Any = _UNKNOWN
         with self._leased(run) as lost:
             attempt = 0
@@ -556,6 +570,7 @@ class DurableRunner:
     async def _adrive(self, run: RunRecord, input: Any, config: RunnableConfig | None,
                       stream_options: dict[str, Any] | None) -> AsyncIterator[Any]:
         conf = self._prepare(run, config)
+        input = await asyncio.to_thread(self._input_for, run, input)
         output: Any = _UNKNOWN
         with self._leased(run) as lost:
             attempt = 0

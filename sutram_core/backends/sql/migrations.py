@@ -100,12 +100,17 @@ def _v5_runs(conn: Connection) -> None:
     _create_table(conn, schema.journal)
 
 
+def _v6_run_inputs(conn: Connection) -> None:
+    _create_table(conn, schema.run_inputs)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("checkpoints, channel blobs and pending writes", _v1_checkpoints),
     Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
     Migration("trace spans and the per-tenant audit hash chain", _v3_traces_and_audit),
     Migration("memories, their keyword index and per-tenant change numbers", _v4_memories),
     Migration("the run ledger (runs, leases, fences) and the call journal", _v5_runs),
+    Migration("the inputs runs were started with", _v6_run_inputs),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations

@@ -57,9 +57,10 @@ class SqlRunLedger:
 
     def create(self, tenant: str, run_id: str, *, thread_id: str, graph_name: str = "", graph_version: str = "",
                budget: Budget | None = None, executor: str | None = None,
-               lease_seconds: float | None = None) -> RunRecord:
+               lease_seconds: float | None = None, input: tuple[str, bytes] | None = None) -> RunRecord:
         """Record a new run: pending, or, given ``executor`` and ``lease_seconds``, already
-        claimed by that executor (one statement instead of create + claim).
+        claimed by that executor (one statement instead of create + claim). ``input``: what
+        the run starts from, serialized (type, bytes), kept for :meth:`input`.
         :class:`InvalidRunError` if the id is taken."""
         validate_tenant(tenant)
         if not isinstance(run_id, str) or not run_id or not isinstance(thread_id, str) or not thread_id:
@@ -85,9 +86,21 @@ class SqlRunLedger:
                 "a": record.attempts, "now": now})
             if not added:
                 raise InvalidRunError(f"run {run_id!r} already exists in tenant {tenant!r}; use a new run id")
+            if input is not None:
+                yield Step(text("INSERT INTO sutram_run_inputs (tenant_id, run_id, type, data) VALUES "
+                                "(:t, :r, :ty, :d)"), {"t": tenant, "r": run_id, "ty": input[0], "d": input[1]})
             return record
 
         return self.db.run(plan())
+
+    def input(self, tenant: str, run_id: str) -> tuple[str, bytes] | None:
+        """The serialized input the run was created with (None if it had none)."""
+        def plan() -> Plan[tuple[str, bytes] | None]:
+            rows = yield Step(text("SELECT type, data FROM sutram_run_inputs WHERE tenant_id = :t AND run_id = :r"),
+                              {"t": tenant, "r": run_id})
+            return (str(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+        return self.db.run(plan(), write=False)
 
     def _get(self, tenant: str, run_id: str) -> Plan[RunRecord]:
         rows = yield Step(text(f"SELECT {_SELECT} FROM sutram_runs WHERE tenant_id = :t AND run_id = :r"),

@@ -283,6 +283,18 @@ run_lease_index = Index(
 )
 run_thread_index = Index("ix_sutram_runs_thread", runs.c.tenant_id, runs.c.thread_id, runs.c.created_at)
 
+# Added in schema version 6: what each durable run was started with (serialized as the
+# checkpointer serializes state, never pickled), so a run whose worker died before the
+# first checkpoint was written is started again from its input instead of failing.
+run_inputs = Table(
+    "sutram_run_inputs",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("run_id", String, primary_key=True),
+    Column("type", String, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
 # Added in schema version 5: the call journal. One row per completed LLM call or durable
 # step, keyed by where it happened (thread, checkpoint namespace, task) and its position
 # among the task's calls; the first result recorded for a key is kept (exactly once).
