@@ -6,9 +6,10 @@ own checkpointers (SqliteSaver, PostgresSaver), same process, same database engi
     python bench/durable.py --quick         # a small smoke run
 
 Figures:
-  step      per-step time of a 10-node graph run to completion: durable(graph).invoke
-            (checkpoints, ledger, journal scopes, lease; with and without its tracing)
-            against graph.compile(checkpointer=peer).invoke, both with durability="sync"
+  step      per-step time of a 10-node graph run to completion on a new thread:
+            durable(graph).invoke (checkpoints, ledger, journal scopes, lease; with and
+            without its tracing), and the plain graph with SutramSaver, against
+            graph.compile(checkpointer=peer).invoke, all with durability="sync"
   journal   what journaling adds to one LLM call: a fake chat model (no I/O) called inside a
             journal scope with the journal cache installed, against the same calls with no
             cache; and what answering a call from the journal costs (a replay)
@@ -190,17 +191,30 @@ def per_step(db: Db, runs: int) -> dict[str, float]:
                 runner.invoke({"n": 0}, thread_id=f"s{tag}{trace}{i}")
             return time.perf_counter() - start
 
+    def saver_run(tag: str) -> float:
+        from sutram_adapters.langgraph import SutramSaver
+
+        with SutramSaver.from_url(db.url, tenant="bench") as saver:
+            compiled = graph.compile(checkpointer=saver)
+            start = time.perf_counter()
+            for i in range(runs // 2):
+                compiled.invoke({"n": 0}, {"configurable": {"thread_id": f"v{tag}{i}"}}, durability="sync")
+            return time.perf_counter() - start
+
     sutram_run("warm", True)
     peer_run("warm")
+    saver_run("warm")
     peer_t = peer_run("a")
+    saver_t = saver_run("a")
     traced = sutram_run("a", True)
     plain = sutram_run("a", False)
     plain += sutram_run("b", False)
     traced += sutram_run("b", True)
+    saver_t += saver_run("b")
     peer_t += peer_run("b")
     steps = (runs // 2) * 2 * NODES
     return {"peer_ms": peer_t / steps * 1e3, "sutram_traced_ms": traced / steps * 1e3,
-            "sutram_untraced_ms": plain / steps * 1e3}
+            "sutram_untraced_ms": plain / steps * 1e3, "sutram_saver_ms": saver_t / steps * 1e3}
 
 
 def journal_cost(db: Db, calls: int) -> dict[str, float]:
@@ -397,6 +411,7 @@ def main() -> None:
         print(f"\n== {name}: durable runner vs LangGraph with {peer} (durability=sync both)")
         _row(f"per step, {NODES}-node graph, {runs} runs (ms)", step["sutram_traced_ms"], step["peer_ms"])
         _row("per step, runner without tracing (ms)", step["sutram_untraced_ms"], step["peer_ms"])
+        _row("per step, plain graph with SutramSaver (ms)", step["sutram_saver_ms"], step["peer_ms"])
         print(f"{'added per step, traced / untraced (ms)':58} {step['sutram_traced_ms'] - step['peer_ms']:11.3f} "
               f"{step['sutram_untraced_ms'] - step['peer_ms']:11.3f}")
         _row("LLM call, journaled vs no cache (ms)", cost["journaled_ms"], cost["bare_ms"])

@@ -30,7 +30,7 @@ __all__ = ["JournalCache"]
 
 # the journal position a lookup that missed reserved, for the update that follows it; kept
 # per scope (not per context: LangChain's async cache calls run in copied contexts)
-_RESERVED: weakref.WeakKeyDictionary[CallScope, dict[tuple[str, str], list[JournalKey]]] = (
+_RESERVED: weakref.WeakKeyDictionary[CallScope, dict[tuple[str, str], list[tuple[JournalKey, str]]]] = (
     weakref.WeakKeyDictionary()
 )
 _RESERVED_LOCK = threading.Lock()
@@ -98,28 +98,30 @@ class JournalCache(BaseCache):
         scope = current_scope()
         if scope is None:
             return self.inner.lookup(prompt, llm_string) if self.inner is not None else None
-        key, found = scope.lookup("llm", input_hash(prompt, llm_string))
+        digest = input_hash(prompt, llm_string)
+        key, found = scope.lookup("llm", digest)
         if found is not None:
             return _decode(found.output)
         with _RESERVED_LOCK:
-            _RESERVED.setdefault(scope, {}).setdefault((prompt, llm_string), []).append(key)
+            _RESERVED.setdefault(scope, {}).setdefault((prompt, llm_string), []).append((key, digest))
         return None
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Record the generations of a call that was just made."""
         scope = current_scope()
-        key = None
+        reserved = None
         if scope is not None:
             with _RESERVED_LOCK:
                 waiting = _RESERVED.get(scope, {}).get((prompt, llm_string))
-                key = waiting.pop(0) if waiting else None
-        if scope is None or key is None:
+                reserved = waiting.pop(0) if waiting else None
+        if scope is None or reserved is None:
             if self.inner is not None:
                 self.inner.update(prompt, llm_string, return_val)
             return
+        key, digest = reserved
         tokens, model, cost = _usage(return_val)
-        scope.record(key, JournalEntry("llm", model or "llm", input_hash(prompt, llm_string), _encode(return_val),
-                                       run_id=scope.run_id, tokens=tokens, cost_usd=cost))
+        scope.record(key, JournalEntry("llm", model or "llm", digest, _encode(return_val), run_id=scope.run_id,
+                                       tokens=tokens, cost_usd=cost))
 
     def clear(self, **kwargs: Any) -> None:
         """Clears the inner cache only: the journal is a record, not a cache."""
