@@ -10,6 +10,8 @@
     sutram audit verify [--tenant T]              recompute the audit hash chains; exit 1 on a problem
     sutram runs show RUN_ID [--tenant T] [--json]  one durable run: status, where and why it stopped, spend
     sutram recover --graph module:attr [--tenant T] resume the durable runs whose worker died
+    sutram serve [--host H] [--port P] [--token T] [--tenant-token TENANT=T] [--graph module:attr]
+                                                  the web console (default http://127.0.0.1:8787/)
     sutram diff THREAD_A THREAD_B [--tenant T] [--json]
                                                   how a fork diverged: state, calls (replayed or new), cost
     sutram memory search "QUERY" [--tenant T] [--kind K] [--namespace A/B] [--limit N] [--json]
@@ -91,16 +93,49 @@ def _run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recover(args: argparse.Namespace) -> int:
+def _import_graph(spec: str) -> object | None:
+    """The object ``module:attribute`` names (None, with a message, for a malformed spec)."""
     import importlib
 
-    from sutram_adapters.langgraph.durable import durable
-
-    module, _, attr = args.graph.partition(":")
+    module, _, attr = spec.partition(":")
     if not module or not attr:
         print("--graph takes module:attribute, for example myapp.agent:graph", file=sys.stderr)
+        return None
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sutram_adapters.console.app import ConsoleAccess, check_bind, create_app
+
+    tenant_tokens = dict(item.split("=", 1) for item in args.tenant_token or [] if "=" in item)
+    if len(tenant_tokens) != len(args.tenant_token or []):
+        print("--tenant-token takes TENANT=TOKEN", file=sys.stderr)
         return 2
-    graph = getattr(importlib.import_module(module), attr)
+    check_bind(args.host, ConsoleAccess(args.token, tuple(tenant_tokens.items())))
+    factory = None
+    if args.graph:
+        graph = _import_graph(args.graph)
+        if graph is None:
+            return 2
+        from sutram_adapters.langgraph.durable import durable
+
+        def factory(tenant: str) -> object:
+            return durable(graph, url=args.url, tenant=tenant)
+
+    app = create_app(args.url, token=args.token, tenant_tokens=tenant_tokens, runner_factory=factory)
+    print(f"Sutram console on http://{args.host}:{args.port}/ (database {args.url or 'from SUTRAM_URL or default'})")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from sutram_adapters.langgraph.durable import durable
+
+    graph = _import_graph(args.graph)
+    if graph is None:
+        return 2
     with durable(graph, url=args.url, tenant=args.tenant, lease_seconds=args.lease) as runner:
         runs = runner.recover(limit=args.limit)
     for run in runs:
@@ -288,6 +323,13 @@ def _parser() -> argparse.ArgumentParser:
     recover.add_argument("--tenant", default=DEFAULT_TENANT)
     recover.add_argument("--limit", type=int, default=10)
     recover.add_argument("--lease", type=float, default=30.0, help="lease seconds for the resumed runs")
+    serve = command("serve", "the web console: runs, traces, checkpoints, paused runs, memory, audit")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (beyond loopback needs a token)")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--token", default=None, help="an access token that sees every tenant")
+    serve.add_argument("--tenant-token", action="append", metavar="TENANT=TOKEN",
+                       help="an access token that sees one tenant (repeatable)")
+    serve.add_argument("--graph", default=None, help="module:attr of the compiled graph, to resume paused runs")
     diff = command("diff", "how two threads (a thread and its fork) diverged: state, calls, cost")
     diff.add_argument("thread_a")
     diff.add_argument("thread_b")
@@ -327,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
             print("sutram memory search needs a QUERY", file=sys.stderr)
             return 2
         handler = {"runs": _runs, "trace": _trace, "export": _export, "audit": _audit,
-                   "memory": _memory, "recover": _recover, "diff": _diff}[args.command]
+                   "memory": _memory, "recover": _recover, "diff": _diff, "serve": _serve}[args.command]
         return handler(args)
     except SutramError as exc:
         print(f"sutram: {exc}", file=sys.stderr)

@@ -30,6 +30,7 @@ __all__ = [
     "CheckpointDecodeError",
     "CheckpointError",
     "ConfigurationError",
+    "ConsoleError",
     "EmbeddingError",
     "InvalidCheckpointError",
     "InvalidMemoryError",
@@ -64,6 +65,10 @@ class MissingDependencyError(ConfigurationError):
         super().__init__(
             f"{package} is not installed; install it with: pip install \"sutram[{extra}]\""
         )
+
+
+class ConsoleError(SutramError):
+    """A console request that cannot be answered as asked (a malformed filter, a missing run)."""
 
 
 class TenantError(SutramError):

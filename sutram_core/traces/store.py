@@ -136,9 +136,21 @@ class TraceStore(Protocol):
 
     def runs(
         self, tenant: str, *, thread_id: str | None = None, status: str | None = None,
-        limit: int = 50, before_ns: int | None = None,
+        limit: int = 50, before_ns: int | None = None, name: str | None = None,
+        since_ns: int | None = None, until_ns: int | None = None,
     ) -> list[RunSummary]:
-        """Runs of a tenant (or of one thread), newest first."""
+        """Runs of a tenant (or of one thread), newest first, filtered by status, root name
+        and start time."""
+
+    def run_summary(
+        self, tenant: str, *, thread_id: str | None = None, status: str | None = None, name: str | None = None,
+        since_ns: int | None = None, until_ns: int | None = None,
+    ) -> Totals:
+        """Totals over every run the filters select (``runs``: how many; ``latency_ms``: their
+        summed wall time)."""
+
+    def run_names(self, tenant: str, limit: int = 200) -> list[str]:
+        """The distinct names of a tenant's runs."""
 
     def run_spans(self, tenant: str, run_id: str) -> list[StoredSpan]:
         """Every span of a run, in start order, each with the checkpoint it produced."""

@@ -107,21 +107,68 @@ class SqlTraceStore:
 
     def runs(
         self, tenant: str, *, thread_id: str | None = None, status: str | None = None,
-        limit: int = 50, before_ns: int | None = None,
+        limit: int = 50, before_ns: int | None = None, name: str | None = None,
+        since_ns: int | None = None, until_ns: int | None = None,
     ) -> list[RunSummary]:
-        """Runs of a tenant (or of one thread), newest first, with their totals."""
-        return self.db.run(self._runs_plan(tenant, thread_id, status, limit, before_ns), write=False)
+        """Runs of a tenant (or of one thread), newest first, with their totals; ``name``
+        (the root's name: the graph or chain), ``since_ns``/``until_ns`` (start time) filter."""
+        return self.db.run(self._runs_plan(tenant, thread_id, status, limit, before_ns, name, since_ns, until_ns),
+                           write=False)
 
-    def _runs_plan(
-        self, tenant: str, thread_id: str | None, status: str | None, limit: int, before_ns: int | None
-    ) -> Plan[list[RunSummary]]:
-        q = select(_sp.run_id, _sp.name, _sp.thread_id, _sp.status, _sp.start_ns, _sp.end_ns).where(
-            _sp.tenant_id == tenant, _sp.parent_id.is_(None)
-        )
+    @staticmethod
+    def _roots(tenant: str, thread_id: str | None, status: str | None, name: str | None, since_ns: int | None,
+               until_ns: int | None, *columns: Any) -> Any:
+        q = select(*columns).where(_sp.tenant_id == tenant, _sp.parent_id.is_(None))
         if thread_id is not None:
             q = q.where(_sp.thread_id == thread_id)
         if status is not None:
             q = q.where(_sp.status == status)
+        if name is not None:
+            q = q.where(_sp.name == name)
+        if since_ns is not None:
+            q = q.where(_sp.start_ns >= since_ns)
+        if until_ns is not None:
+            q = q.where(_sp.start_ns < until_ns)
+        return q
+
+    def run_summary(
+        self, tenant: str, *, thread_id: str | None = None, status: str | None = None, name: str | None = None,
+        since_ns: int | None = None, until_ns: int | None = None,
+    ) -> Totals:
+        """Totals over every run the filters select (not only one page of them)."""
+        def plan() -> Plan[Totals]:
+            roots = self._roots(tenant, thread_id, status, name, since_ns, until_ns, _sp.run_id)
+            rows = yield Step(
+                select(
+                    func.count(distinct(_sp.run_id)), func.count(),
+                    func.sum(case((_sp.kind == SpanKind.LLM, 1), else_=0)),
+                    func.coalesce(func.sum(_sp.input_tokens), 0), func.coalesce(func.sum(_sp.output_tokens), 0),
+                    func.coalesce(func.sum(_sp.cost_usd), 0.0),
+                    func.sum(case((and_(_sp.status == SpanStatus.ERROR, _sp.parent_id.is_(None)), 1), else_=0)),
+                    func.coalesce(func.sum(case((_sp.parent_id.is_(None), _sp.end_ns - _sp.start_ns), else_=0)), 0),
+                ).where(_sp.tenant_id == tenant, _sp.run_id.in_(roots.scalar_subquery()))
+            )
+            n, count, llm, inp, out, cost, errors, wall = rows[0]
+            return Totals(tenant, int(n or 0), int(count or 0), int(llm or 0), int(inp or 0), int(out or 0),
+                          float(cost or 0.0), int(errors or 0), float(wall or 0) / 1e6)
+
+        return self.db.run(plan(), write=False)
+
+    def run_names(self, tenant: str, limit: int = 200) -> list[str]:
+        """The distinct names of a tenant's runs (graphs and chains), for a filter."""
+        def plan() -> Plan[list[str]]:
+            rows = yield Step(select(_sp.name).distinct().where(_sp.tenant_id == tenant, _sp.parent_id.is_(None))
+                              .order_by(_sp.name).limit(limit))
+            return [str(r[0]) for r in rows]
+
+        return self.db.run(plan(), write=False)
+
+    def _runs_plan(
+        self, tenant: str, thread_id: str | None, status: str | None, limit: int, before_ns: int | None,
+        name: str | None = None, since_ns: int | None = None, until_ns: int | None = None,
+    ) -> Plan[list[RunSummary]]:
+        q = self._roots(tenant, thread_id, status, name, since_ns, until_ns,
+                        _sp.run_id, _sp.name, _sp.thread_id, _sp.status, _sp.start_ns, _sp.end_ns)
         if before_ns is not None:
             q = q.where(_sp.start_ns < before_ns)
         roots = yield Step(q.order_by(_sp.start_ns.desc()).limit(limit))
