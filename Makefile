@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.sutram-installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check sutram_core sutram_adapters tests bench integrations cookbook
 	$(VENV)/bin/mypy --strict sutram_core
 
-test: lint
+# the console's browser tests drive Debian's Chromium (Playwright's own browser download
+# cannot work here); where it cannot be installed they skip and say why
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ ! -w /var/lib/dpkg ] || \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	echo "Debian's chromium could not be installed: the browser tests will skip"
+
+test: lint browser
 	@state=$$(mktemp -d); \
 	trap '$(PY) integrations/postgres/testserver.py stop "$$state"' EXIT INT TERM; \
 	url=$$($(PY) integrations/postgres/testserver.py start "$$state") || exit 1; \

@@ -1,0 +1,136 @@
+"""The console in a real browser: headless Chromium (Debian's package) driven by Playwright.
+Clicks from the runs list into a run and its timeline, compares two checkpoints, opens a
+fork diff, searches memory and resumes a paused run; saves a screenshot of each page under
+test-output/console/ (or $SUTRAM_TEST_OUTPUT/console/)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sutram_adapters.console import create_app
+from sutram_adapters.langgraph.durable import durable
+from tests.console_seed import Seeded, seed
+from tests.durable_graph import build
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+# as the machine's probe found: without these, Chromium reaches for Google's hosts at start
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() or shutil.which("chromium") is None,
+    reason="Debian's chromium is not installed (make test installs it with apt-get; it could not here)",
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded]]:
+    import uvicorn
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('console') / 'console.db'}"
+    data = seed(url)
+    app = create_app(url, runner_factory=lambda tenant: durable(build(), url=url, tenant=tenant))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", data
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    folder = Path(os.environ.get("SUTRAM_TEST_OUTPUT", ROOT / "test-output")) / "console"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        # headless, with a fresh profile of Playwright's own
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        view = browser.new_page(viewport={"width": 1400, "height": 900})
+        yield view
+        browser.close()
+
+
+def test_from_the_runs_list_into_a_run_and_its_timeline(server: tuple[str, Seeded], page: Any, shots: Path) -> None:
+    base, _ = server
+    page.goto(f"{base}/?tenant=acme")
+    assert page.locator("table#runs a.run-link").count() == 3
+    assert "secret-globex-topic" not in page.content()
+    page.screenshot(path=str(shots / "runs.png"), full_page=True)
+    page.locator("table#runs a.run-link").first.click()
+    page.wait_for_selector("#tree")
+    assert page.locator("#tree tr.span").count() >= 6  # workflow, nodes, model calls
+    page.screenshot(path=str(shots / "run-tree.png"), full_page=True)
+    page.get_by_role("button", name="timeline").click()
+    assert page.locator("#waterfall").is_visible() and not page.locator("#tree").is_visible()
+    assert page.locator("#waterfall .bar.llm").count() >= 1
+    page.screenshot(path=str(shots / "run-timeline.png"), full_page=True)
+
+
+def test_a_checkpoint_diff_and_a_fork_diff(server: tuple[str, Seeded], page: Any, shots: Path) -> None:
+    base, data = server
+    page.goto(f"{base}/runs/{data.completed_run}?tenant=acme")
+    page.locator("#thread-link").click()
+    page.wait_for_selector("#checkpoints")
+    page.locator("#checkpoints input[name=a]").last.check()
+    page.locator("#compare-button").click()
+    page.wait_for_selector("#checkpoint-diff")
+    assert "answers" in page.locator("#checkpoint-diff").inner_text()
+    page.screenshot(path=str(shots / "checkpoint-diff.png"), full_page=True)
+    page.goto(f"{base}/threads/{data.fork}?tenant=acme")
+    page.locator("#fork-diff").click()
+    page.wait_for_selector("#diff-calls")
+    assert page.locator("#diff-calls tr.call-new").count() == 3 and "matcha" in page.content()
+    page.screenshot(path=str(shots / "fork-diff.png"), full_page=True)
+
+
+def test_a_memory_search(server: tuple[str, Seeded], page: Any, shots: Path) -> None:
+    base, _ = server
+    page.goto(f"{base}/memory?tenant=acme")
+    page.fill("#memory-query", "what milk does Ana take?")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**q=*")
+    first = page.locator("#memories tbody tr").first
+    assert "oat milk" in first.inner_text() and "Globex" not in page.content()
+    assert first.locator("a.provenance").get_attribute("href") == "/runs/run-tea?tenant=acme"
+    page.screenshot(path=str(shots / "memory-search.png"), full_page=True)
+
+
+def test_resuming_a_paused_run_asks_for_confirmation(server: tuple[str, Seeded], page: Any, shots: Path) -> None:
+    base, data = server
+    page.goto(f"{base}/paused?tenant=acme")
+    form = page.locator(f"form.resume[data-run='{data.paused_run}']")
+    form.locator("input[name=max_tokens]").fill("5000")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    form.locator("input[name=confirm]").check()
+    form.get_by_role("button", name="Resume").click()
+    assert page.url.endswith("/paused?tenant=acme")  # dismissed: nothing was sent
+    page.screenshot(path=str(shots / "paused.png"), full_page=True)
+    page.once("dialog", lambda dialog: dialog.accept())
+    form.locator("input[name=confirm]").check()
+    form.get_by_role("button", name="Resume").click()
+    page.wait_for_url(f"**/runs/{data.paused_run}?tenant=acme")
+    assert "completed" in page.locator("#ledger").inner_text()
+    page.screenshot(path=str(shots / "resumed.png"), full_page=True)
