@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -163,9 +165,19 @@ class Database:
                 # so that write transactions can start with BEGIN IMMEDIATE.
                 dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute(f"PRAGMA synchronous={synchronous}")
                 cur.execute("PRAGMA busy_timeout=30000")
+                # Switching a new file to WAL needs an exclusive lock, and SQLite answers
+                # "database is locked" at once (no busy wait) when another connection opens
+                # the same new file at that moment: try again for a while.
+                for attempt in range(200):
+                    try:
+                        cur.execute("PRAGMA journal_mode=WAL")
+                        break
+                    except sqlite3.OperationalError as exc:
+                        if "locked" not in str(exc) or attempt == 199:
+                            raise
+                        time.sleep(0.025)
+                cur.execute(f"PRAGMA synchronous={synchronous}")
                 cur.close()
 
             @event.listens_for(engine, "begin")
