@@ -45,7 +45,8 @@ bench: $(STAMP)
 	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/checkpointer.py $(BENCH_ARGS); \
 	$(PY) bench/tracing.py $(BENCH_ARGS); \
 	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/memory.py; \
-	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/durable.py
+	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/durable.py; \
+	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/console.py
 
 clean:
 	rm -rf $(VENV) .sutram .pytest_cache .mypy_cache .ruff_cache .hypothesis

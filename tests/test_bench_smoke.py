@@ -59,3 +59,14 @@ def test_durable_benchmark_runs_and_prints_ratios(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())["sqlite"]
     assert figures["repeats"]["sutram"] == [0] and figures["repeats"]["langgraph"] == [2]
     assert figures["step"]["peer_ms"] > 0 and figures["journal"]["replay_ms"] > 0
+
+
+def test_console_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "console.json"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env.pop("SUTRAM_BENCH_PG_URL", None)
+    proc = subprocess.run([sys.executable, "bench/console.py", "--quick", "--backend", "sqlite", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(out.read_text())["sqlite"]
+    assert figures["run_page_rows"] == figures["big_spans"] and figures["runs_list_s"] > 0

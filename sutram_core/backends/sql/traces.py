@@ -146,7 +146,11 @@ class SqlTraceStore:
                     func.coalesce(func.sum(_sp.cost_usd), 0.0),
                     func.sum(case((and_(_sp.status == SpanStatus.ERROR, _sp.parent_id.is_(None)), 1), else_=0)),
                     func.coalesce(func.sum(case((_sp.parent_id.is_(None), _sp.end_ns - _sp.start_ns), else_=0)), 0),
-                ).where(_sp.tenant_id == tenant, _sp.run_id.in_(roots.scalar_subquery()))
+                ).where(*(
+                    (_sp.tenant_id == tenant,) if (thread_id, status, name, since_ns, until_ns) == (None,) * 5
+                    # unfiltered: every span of the tenant, no run list to match against
+                    else (_sp.tenant_id == tenant, _sp.run_id.in_(roots.scalar_subquery()))
+                ))
             )
             n, count, llm, inp, out, cost, errors, wall = rows[0]
             return Totals(tenant, int(n or 0), int(count or 0), int(llm or 0), int(inp or 0), int(out or 0),
