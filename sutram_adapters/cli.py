@@ -5,7 +5,7 @@
     sutram runs [--tenant T] [--thread ID] [--status S] [--limit N] [--json]
                                                   runs with status, duration, tokens and cost
     sutram trace RUN_ID [--tenant T] [--json]     a run's span tree (durations, tokens, cost, errors)
-    sutram export --otlp URL [--tenant T] [--run RUN_ID ...]
+    sutram export --otlp URL [--tenant T] [--run RUN_ID ...] [--header NAME=VALUE ...]
                                                   send stored runs to an OpenTelemetry collector
     sutram audit verify [--tenant T]              recompute the audit hash chains; exit 1 on a problem
     sutram runs show RUN_ID [--tenant T] [--json]  one durable run: status, where and why it stopped, spend
@@ -185,7 +185,11 @@ def _trace(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from sutram_core.traces import OtlpExporter, open_trace_store
 
-    exporter = OtlpExporter(args.otlp)
+    headers = dict(h.split("=", 1) for h in args.header or [] if "=" in h)
+    if len(headers) != len(args.header or []):
+        print("--header takes NAME=VALUE, for example Authorization='Basic ...'", file=sys.stderr)
+        return 2
+    exporter = OtlpExporter(args.otlp, headers=headers or None)
     runs = spans = 0
     try:
         with open_trace_store(args.url) as store:
@@ -315,6 +319,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--tenant", default=DEFAULT_TENANT)
     export.add_argument("--run", action="append", help="a run id (repeatable; default: the newest runs)")
     export.add_argument("--limit", type=int, default=1000, help="how many of the newest runs (default 1000)")
+    export.add_argument("--header", action="append", metavar="NAME=VALUE",
+                        help="an HTTP header for the collector, e.g. Authorization=Basic ... (repeatable)")
     audit = command("audit", "verify the audit hash chains")
     audit.add_argument("action", choices=["verify"])
     audit.add_argument("--tenant", default=None, help="one tenant (default: every tenant with an audit log)")

@@ -24,6 +24,7 @@ class OtlpReceiver:
     def __init__(self) -> None:
         self.spans: list[dict[str, Any]] = []
         self.paths: list[str] = []
+        self.headers: list[dict[str, str]] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,6 +35,7 @@ class OtlpReceiver:
                 request = ExportTraceServiceRequest()
                 request.ParseFromString(body)
                 receiver.paths.append(self.path)
+                receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
                 for rs in request.resource_spans:
                     resource = {a.key: _value(a.value) for a in rs.resource.attributes}
                     for ss in rs.scope_spans:

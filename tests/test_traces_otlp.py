@@ -59,9 +59,12 @@ def test_cli_exports_stored_runs(db_url: str, capsys: Any) -> None:
     with Tracer.from_url(db_url) as tracer:
         EchoChatModel().invoke("hi", {"callbacks": [SutramCallbackHandler(tracer=tracer)]})
     with OtlpReceiver() as receiver:
-        assert main(["export", "--otlp", receiver.url, "--url", db_url]) == 0
+        assert main(["export", "--otlp", receiver.url, "--url", db_url,
+                     "--header", "Authorization=Basic cGs6c2s=", "--header", "x-tenant=acme"]) == 0
     assert [s["name"] for s in receiver.spans] == ["chat gpt-4o-mini"]
+    assert receiver.headers[0]["authorization"] == "Basic cGs6c2s=" and receiver.headers[0]["x-tenant"] == "acme"
     assert "exported 1 span" in capsys.readouterr().out
+    assert main(["export", "--otlp", "http://127.0.0.1:9", "--url", db_url, "--header", "no-equals"]) == 2
 
 
 def test_an_unreachable_collector_is_counted_not_raised(db_url: str) -> None:
