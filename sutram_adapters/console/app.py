@@ -369,13 +369,16 @@ class _Pages:
         by_id = {h.config["configurable"]["checkpoint_id"]: h for h in history}
         q = request.query_params
         at = by_id.get(q.get("at", "")) or history[0]
-        state = plain(at.checkpoint["channel_values"])
+        def values(saved: Any) -> dict[str, Any]:
+            # the graph's own channels; LangGraph's bookkeeping ones (__start__, branch:...) left out
+            return {k: v for k, v in plain(saved.checkpoint["channel_values"]).items()
+                    if not k.startswith(("__", "branch:"))}
+
+        state = values(at)
         changes = None
         if q.get("a") in by_id and q.get("b") in by_id:
-            va = plain(by_id[q["a"]].checkpoint["channel_values"])
-            vb = plain(by_id[q["b"]].checkpoint["channel_values"])
-            changes = [(k, va.get(k), vb.get(k)) for k in sorted(set(va) | set(vb))
-                       if not k.startswith("branch:") and va.get(k) != vb.get(k)]
+            va, vb = values(by_id[q["a"]]), values(by_id[q["b"]])
+            changes = [(k, va.get(k), vb.get(k)) for k in sorted(set(va) | set(vb)) if va.get(k) != vb.get(k)]
         origin = next((h.metadata.get(FORK_KEY) for h in history if isinstance(h.metadata.get(FORK_KEY), dict)), None)
         runs = self.c.ledger.runs(tenant, thread_id=thread_id, limit=50)
         return self.c.render("thread.html", request, tenant=tenant, tenants=tenants, thread_id=thread_id,
