@@ -28,12 +28,12 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from starlette.testclient import TestClient
 
+from bench._pg import drop_schema, fresh_schema
 from sutram_adapters.console import create_app
 from sutram_core.backends.sql.database import Database
 from sutram_core.backends.sql.traces import SqlTraceStore
@@ -137,13 +137,8 @@ def main() -> None:
     schema = None
     if args.backend in ("postgresql", "all"):
         if pg:
-            import psycopg
-
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(pg, autocommit=True) as conn:
-                conn.execute(f"CREATE SCHEMA {schema}")
-            sep = "&" if "?" in pg else "?"
-            targets.append(("postgresql", f"{pg}{sep}options={quote(f'-csearch_path={schema},public')}"))
+            pg_url, schema = fresh_schema(pg)
+            targets.append(("postgresql", pg_url))
         else:
             print("PostgreSQL skipped: set SUTRAM_BENCH_PG_URL (make bench does)")
     try:
@@ -159,10 +154,7 @@ def main() -> None:
             print(f"{'run page size':48} {got['run_page_kib']:9.0f} KiB, {got['run_page_rows']} rows")
     finally:
         if schema and pg:
-            import psycopg
-
-            with psycopg.connect(pg, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            drop_schema(pg, schema)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -35,7 +35,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,6 +46,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 from typing_extensions import TypedDict  # noqa: E402
 
+from bench._pg import drop_schema, fresh_schema  # noqa: E402
 from sutram_adapters.langgraph.durable import durable  # noqa: E402
 
 NODES = 10
@@ -129,14 +129,8 @@ class Db:
             self.url = f"sqlite:///{self.path}"
             self.base = None
         else:
-            import psycopg
-
             assert pg_url
-            self.schema = f"bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(pg_url, autocommit=True) as conn:
-                conn.execute(f"CREATE SCHEMA {self.schema}")
-            sep = "&" if "?" in pg_url else "?"
-            self.url = f"{pg_url}{sep}options={quote(f'-csearch_path={self.schema},public')}"
+            self.url, self.schema = fresh_schema(pg_url)
             self.base = pg_url
 
     @contextmanager
@@ -162,10 +156,7 @@ class Db:
 
     def drop(self) -> None:
         if self.base:
-            import psycopg
-
-            with psycopg.connect(self.base, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {self.schema} CASCADE")
+            drop_schema(self.base, self.schema)
 
 
 # -- figures ---------------------------------------------------------------------------------

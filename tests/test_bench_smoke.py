@@ -7,66 +7,52 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+
+def _bench(script: str, *args: str, tmp_path: Path) -> tuple[str, Any]:
+    """Run ``bench/SCRIPT ARGS --json FILE`` on SQLite only; return its output and figures."""
+    out = tmp_path / "figures.json"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env.pop("SUTRAM_BENCH_PG_URL", None)
+    proc = subprocess.run([sys.executable, f"bench/{script}", *args, "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, json.loads(out.read_text())
 
 
 def test_checkpointer_benchmark_runs_and_prints_ratios(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    env.pop("SUTRAM_BENCH_PG_URL", None)
-    proc = subprocess.run([sys.executable, "bench/checkpointer.py", "--quick", "--backend", "sqlite", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert "Sutram/peer" in proc.stdout
-    figures = json.loads(out.read_text())["sqlite"]
-    assert {f["figure"].split(",")[0] for f in figures} >= {"graph workload", "raw put+put_writes", "bytes on disk after all workloads (MiB)"}
-    assert all(f["sutram"] > 0 and f["peer"] > 0 for f in figures)
+    stdout, figures = _bench("checkpointer.py", "--quick", "--backend", "sqlite", tmp_path=tmp_path)
+    assert "Sutram/peer" in stdout
+    rows = figures["sqlite"]
+    assert {f["figure"].split(",")[0] for f in rows} >= {"graph workload", "raw put+put_writes", "bytes on disk after all workloads (MiB)"}
+    assert all(f["sutram"] > 0 and f["peer"] > 0 for f in rows)
 
 
 def test_tracing_benchmark_runs_and_prints_ratios(tmp_path: Path) -> None:
-    out = tmp_path / "tracing.json"
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    proc = subprocess.run([sys.executable, "bench/tracing.py", "--smoke", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert "Sutram/peer" in proc.stdout and "sutram trace on a" in proc.stdout
-    figures = json.loads(out.read_text())
+    stdout, figures = _bench("tracing.py", "--smoke", tmp_path=tmp_path)
+    assert "Sutram/peer" in stdout and "sutram trace on a" in stdout
     assert figures["spans_per_invocation"] == 21
     assert {"langfuse", "langsmith", "sutram"} <= figures["sync_added_us_per_span"].keys()
 
 
 def test_memory_benchmark_runs_and_prints_ratios(tmp_path: Path) -> None:
-    out = tmp_path / "memory.json"
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    env.pop("SUTRAM_BENCH_PG_URL", None)
-    proc = subprocess.run([sys.executable, "bench/memory.py", "--smoke", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert "Sutram/peer" in proc.stdout
-    figures = json.loads(out.read_text())
+    stdout, figures = _bench("memory.py", "--smoke", tmp_path=tmp_path)
+    assert "Sutram/peer" in stdout
     ours, peer = figures["sutram_sqlite"], figures["in_memory_store"]
     assert ours["ingest_per_s"] > 0 and peer["vector_p50_ms"] > 0
     assert ours["recall_at_10"] == 1.0  # SQLite's vector search is exact
 
 
 def test_durable_benchmark_runs_and_prints_ratios(tmp_path: Path) -> None:
-    out = tmp_path / "durable.json"
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    env.pop("SUTRAM_BENCH_PG_URL", None)
-    proc = subprocess.run([sys.executable, "bench/durable.py", "--quick", "--backend", "sqlite", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert "Sutram/peer" in proc.stdout
-    figures = json.loads(out.read_text())["sqlite"]
-    assert figures["repeats"]["sutram"] == [0] and figures["repeats"]["langgraph"] == [2]
-    assert figures["step"]["peer_ms"] > 0 and figures["journal"]["replay_ms"] > 0
+    stdout, figures = _bench("durable.py", "--quick", "--backend", "sqlite", tmp_path=tmp_path)
+    assert "Sutram/peer" in stdout
+    ours = figures["sqlite"]
+    assert ours["repeats"]["sutram"] == [0] and ours["repeats"]["langgraph"] == [2]
+    assert ours["step"]["peer_ms"] > 0 and ours["journal"]["replay_ms"] > 0
 
 
 def test_console_benchmark_runs(tmp_path: Path) -> None:
-    out = tmp_path / "console.json"
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    env.pop("SUTRAM_BENCH_PG_URL", None)
-    proc = subprocess.run([sys.executable, "bench/console.py", "--quick", "--backend", "sqlite", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr
-    figures = json.loads(out.read_text())["sqlite"]
-    assert figures["run_page_rows"] == figures["big_spans"] and figures["runs_list_s"] > 0
+    _, figures = _bench("console.py", "--quick", "--backend", "sqlite", tmp_path=tmp_path)
+    ours = figures["sqlite"]
+    assert ours["run_page_rows"] == ours["big_spans"] and ours["runs_list_s"] > 0
