@@ -15,9 +15,10 @@ The runner wires the pieces; the graph's code does not change:
   process) and ``@durable_step`` functions made before a crash are answered from the
   journal when the node runs again, instead of being repeated and paid for twice.
 
-- a :class:`~sutram_core.runs.Budget` (tokens, cost, steps) is checked before each model
-  call that is really made; on breach the run pauses at a LangGraph interrupt with the
-  reason in the ledger, and :meth:`DurableRunner.resume` continues it (with a new budget).
+- a :class:`~sutram_core.runs.Budget` is checked (tokens and cost before each model call
+  that is really made, steps and seconds before each node); on breach the run pauses at
+  a LangGraph interrupt with the reason in the ledger, and :meth:`DurableRunner.resume`
+  continues it (with a new budget).
 
 - errors that are usually temporary (rate limits, timeouts, connection errors; extend with
   ``recoverable=``) are retried with backoff from the checkpoint, then the run pauses
@@ -28,9 +29,12 @@ The runner wires the pieces; the graph's code does not change:
   (:meth:`DurableRunner.cancel`), the compensations of its completed steps run newest
   first, each exactly once (journaled);
 - every run end is written as an episodic memory ("run R of graph G failed at node N:
-  ...") with the run and thread as provenance, searchable through Sutram memory.
-
-Fork and diff build on this.
+  ...") with the run and thread as provenance, searchable through Sutram memory;
+- every execution is traced (:class:`SutramCallbackHandler`, the root span tagged with the
+  run id); ``stream``, ``ainvoke`` and ``astream`` run durably as ``invoke`` does;
+- :meth:`DurableRunner.fork` starts a thread from any checkpoint; its calls answer from
+  the journal of the thread it came from until their inputs differ (``sutram diff``
+  compares the two).
 """
 
 from __future__ import annotations
