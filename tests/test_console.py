@@ -110,3 +110,38 @@ def test_binding_beyond_loopback_needs_a_token() -> None:
         check_bind("0.0.0.0", ConsoleAccess())
     check_bind("0.0.0.0", ConsoleAccess("t"))
     check_bind("127.0.0.1", ConsoleAccess())
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the command once; the pages run on both databases above
+def test_sutram_serve_command(seeded: tuple[str, Seeded]) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    url, _ = seeded
+    refused = subprocess.run([sys.executable, "-m", "sutram_adapters.cli", "serve", "--url", url, "--host", "0.0.0.0"],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "without an access token" in refused.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "sutram_adapters.cli", "serve", "--url", url, "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/?tenant=acme", timeout=5) as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert "run-link" in page and "<script src=\"/static/console.js\"" in page
+    finally:
+        server.terminate()
+        server.wait(30)
