@@ -63,6 +63,9 @@ def _label(span: StoredSpan) -> list[tuple[str, str]]:
         parts.append((f"  tokens {span.input_tokens or 0}/{span.output_tokens or 0}", "magenta"))
     if span.cost_usd:
         parts.append((f"  {_cost(span.cost_usd)}", "magenta"))
+    if span.attributes.get("sutram.replayed"):
+        parts.append((f"  from the journal ({span.attributes.get('sutram.replayed_tokens', 0)} tokens, not paid again)",
+                      "green"))
     if span.tool_call_id:
         parts.append((f"  call {span.tool_call_id}", "dim"))
     if span.step is not None and span.kind == "node":

@@ -37,6 +37,7 @@ def test_demo_recovers_without_repeating_a_call_and_pauses_on_budget(tmp_path: P
     assert all(linked for _, _, linked in nodes)  # every node links to its checkpoint
     # the recovery's brief node replayed two calls and made the lost one: three llm spans
     assert sum(kind == "llm" for _, kind, _ in resumed) == 6
+    assert text.count("from the journal (") == 2  # the two replays, shown as not paid again
     assert "tokens" in text and "-> checkpoint" in text
 
 

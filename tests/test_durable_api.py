@@ -212,3 +212,24 @@ def test_a_run_whose_worker_died_before_its_first_checkpoint_starts_again_from_i
         (recovered,) = runner.recover()
         state = runner.graph.get_state({"configurable": {"thread_id": "early"}}).values
     assert recovered.status is RunStatus.COMPLETED and state["answers"][0] == "echo: soup question 0"
+
+
+def test_replayed_calls_are_traced_as_replays_that_cost_nothing(db_url: str, calls: Path) -> None:
+    with durable(build(), url=db_url, tenant="acme") as runner:
+        runner.invoke(START_STATE, thread_id="tr2", run_id="rt2", budget=Budget(max_tokens=5))  # pauses after call 0
+        runner.resume("rt2", budget=Budget(max_tokens=1_000))
+        spend = runner.ledger.get("acme", "rt2").spend
+    with open_trace_store(db_url) as store:
+        executions = store.runs("acme", thread_id="tr2")
+        spans = [s for e in executions for s in store.run_spans("acme", e.run_id)]
+    models = [s for s in spans if s.kind == "llm"]
+    replayed = [s for s in models if s.attributes.get("sutram.replayed")]
+    # first execution: call 0 made, call 1 stopped by the budget before it reached the model;
+    # the resume: call 0 replayed, calls 1 and 2 made
+    assert len(executions) == 2 and len(models) == 5 and len(replayed) == 1
+    assert sum(s.attributes.get("sutram.interrupted") == "GraphInterrupt" for s in models) == 1
+    assert replayed[0].cost_usd is None and replayed[0].input_tokens is None
+    assert replayed[0].attributes["sutram.replayed_tokens"] == 10
+    # what the traces say was paid is what the ledger charged the run
+    assert sum(s.cost_usd or 0 for s in models) == pytest.approx(spend.cost_usd)
+    assert sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in models) == spend.tokens

@@ -80,6 +80,12 @@ def _usage_of(response: Any) -> tuple[dict[str, Any] | None, str | None]:
     return usage, model
 
 
+def _replayed(response: Any) -> bool:
+    """Whether an ``LLMResult`` came from Sutram's call journal (see ``JournalCache``)."""
+    return any((getattr(g, "generation_info", None) or {}).get("sutram_replayed")
+               for gens in getattr(response, "generations", None) or () for g in gens)
+
+
 def _add_usage(total: dict[str, Any] | None, usage: Any) -> dict[str, Any]:
     out = dict(total or {"input_tokens": 0, "output_tokens": 0, "cache_read": 0})
     out["input_tokens"] = (out.get("input_tokens") or 0) + (usage.get("input_tokens") or 0)
@@ -314,7 +320,13 @@ class SutramCallbackHandler(BaseCallbackHandler):
         if span is not None:
             usage, model = _usage_of(response)
             usage = usage or streamed
-            if usage:
+            if usage and _replayed(response):
+                # answered from Sutram's call journal: nothing was paid, so no tokens or cost
+                # count here; what the original call used is kept for reference
+                span.attributes["sutram.replayed"] = True
+                span.attributes["sutram.replayed_tokens"] = (usage.get("input_tokens") or 0) + (
+                    usage.get("output_tokens") or 0)
+            elif usage:
                 span.input_tokens = usage.get("input_tokens")
                 span.output_tokens = usage.get("output_tokens")
                 span.cache_read_tokens = usage.get("cache_read") or None

@@ -40,21 +40,25 @@ def _encode(generations: Sequence[Generation]) -> str:
     # plain JSON (message dicts), so reading an entry back builds messages and nothing else
     out = []
     for gen in generations:
+        info = {k: v for k, v in (gen.generation_info or {}).items() if k != REPLAYED} or None
         if isinstance(gen, ChatGeneration):
-            out.append({"type": "chat", "message": message_to_dict(gen.message), "info": gen.generation_info})
+            out.append({"type": "chat", "message": message_to_dict(gen.message), "info": info})
         else:
-            out.append({"type": "text", "text": gen.text, "info": gen.generation_info})
+            out.append({"type": "text", "text": gen.text, "info": info})
     return orjson.dumps(out, default=str).decode()
+
+
+REPLAYED = "sutram_replayed"  # in a replayed generation's generation_info (traces: no cost)
 
 
 def _decode(raw: str) -> list[Generation]:
     gens: list[Generation] = []
     for item in orjson.loads(raw):
+        info = {**(item.get("info") or {}), REPLAYED: True}
         if item["type"] == "chat":
-            gens.append(ChatGeneration(message=messages_from_dict([item["message"]])[0],
-                                       generation_info=item.get("info")))
+            gens.append(ChatGeneration(message=messages_from_dict([item["message"]])[0], generation_info=info))
         else:
-            gens.append(Generation(text=item["text"], generation_info=item.get("info")))
+            gens.append(Generation(text=item["text"], generation_info=info))
     return gens
 
 
