@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -39,7 +40,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
-from sutram_core.backends.sql.database import Database
+from sutram_core.backends.sql.database import Database, Plan, Step
 from sutram_core.backends.sql.journal import SqlCallJournal
 from sutram_core.backends.sql.runs import SqlRunLedger
 from sutram_core.backends.sql.traces import SqlTraceStore
@@ -174,15 +175,11 @@ class Console:
         return asked, choices
 
     def _ledger_tenants(self) -> list[str]:
-        from sqlalchemy import text
-
-        def plan() -> Any:
-            from sutram_core.backends.sql.database import Step
-
+        def plan() -> Plan[list[str]]:
             rows = yield Step(text("SELECT DISTINCT tenant_id FROM sutram_runs"))
             return [str(r[0]) for r in rows]
 
-        return list(self.db.run(plan(), write=False))
+        return self.db.run(plan(), write=False)
 
     def saver(self, tenant: str) -> Any:
         from sutram_adapters.langgraph.saver import SutramSaver
