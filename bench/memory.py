@@ -30,16 +30,15 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._pg import drop_schema, fresh_schema
 from sutram_core.memory import MemoryStore
 
 DIMS = 384
@@ -252,23 +251,6 @@ def bench_postgres_store(url: str, data: Dataset, queries: int) -> dict[str, Any
 # -- main ---------------------------------------------------------------------------------------
 
 
-def pg_schema_url(base: str) -> tuple[str, str]:
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    import psycopg
-
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options={quote(f'-csearch_path={schema},public')}", schema
-
-
-def drop_schema(base: str, schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 def ratio_line(name: str, ours: float, peer: float, lower_is_better: bool = True, digits: int = 1) -> str:
     r = ours / peer if peer else float("nan")
     return f"  {name:<42} Sutram {ours:>10,.{digits}f}   peer {peer:>10,.{digits}f}   Sutram/peer {r:6.3f}x" + (
@@ -297,12 +279,12 @@ def main() -> int:
     results["in_memory_store"] = bench_in_memory(data, args.peer_queries)
     pg = os.environ.get("SUTRAM_BENCH_PG_URL")
     if pg:
-        url, schema = pg_schema_url(pg)
+        url, schema = fresh_schema(pg)
         try:
             results["sutram_postgres"] = bench_sutram(url, data, args.queries, "Sutram on PostgreSQL")
         finally:
             drop_schema(pg, schema)
-        url, schema = pg_schema_url(pg)
+        url, schema = fresh_schema(pg)
         try:
             results["postgres_store"] = bench_postgres_store(url, data, args.queries)
         finally:
