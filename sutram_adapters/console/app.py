@@ -355,7 +355,8 @@ class _Pages:
         return await self._guard(request, self._thread)
 
     def _thread(self, request: Request) -> Response:
-        from sutram_adapters.langgraph.diff import FORK_KEY, plain
+        from sutram_adapters.langgraph.diff import plain
+        from sutram_adapters.langgraph.durable import FORK_KEY
 
         tenant, tenants = self.c.tenant(request)
         thread_id = request.path_params["thread_id"]

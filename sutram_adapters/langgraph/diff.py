@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sutram_adapters.langgraph.durable import FORK_KEY
 from sutram_adapters.langgraph.saver import SutramSaver
 from sutram_core.backends.sql.database import Database
 from sutram_core.backends.sql.journal import SqlCallJournal
@@ -23,8 +24,6 @@ from sutram_core.errors import InvalidRunError
 from sutram_core.runs import JournalEntry, JournalKey, ns_shape
 
 __all__ = ["CallRow", "ThreadDiff", "diff_threads", "plain"]
-
-FORK_KEY = "sutram_fork_of"
 
 
 def plain(value: Any) -> Any:

@@ -217,7 +217,7 @@ class _Active:
         self.guard, self.origins = guard, origins
 
 
-FORK_KEY = "sutram_fork_of"
+FORK_KEY = "sutram_fork_of"  # in a fork's first checkpoint's metadata: where it came from
 _UNKNOWN: Any = object()  # "no invoke output to read the interrupts from"
 
 
