@@ -52,11 +52,11 @@ def _remove(module: object, tmp_path: Path) -> None:
 def test_unimportable_type_raises_with_thread_channel_and_type(db_url: str, tmp_path: Path, vanishing_module: object, kind: str) -> None:
     cls = getattr(vanishing_module, kind)
     value = cls(sku="A1", qty=2) if kind == "Order" else cls(name="Ada")
-    with SutramSaver.from_url(db_url) as saver:
+    with SutramSaver.from_url(db_url, allowed_types=[cls]) as saver:
         put(saver, "t-orders", {"order": value, "note": "kept"})
         assert saver.get_tuple(config("t-orders")).checkpoint["channel_values"]["order"] == value  # type: ignore[union-attr]
         _remove(vanishing_module, tmp_path)
-    with SutramSaver.from_url(db_url) as fresh:  # a new process would see the same
+    with SutramSaver.from_url(db_url, allowed_types=[(cls.__module__, kind)]) as fresh:  # a new process
         with pytest.raises(CheckpointDecodeError) as err:
             fresh.get_tuple(config("t-orders"))
     e = err.value
@@ -66,7 +66,7 @@ def test_unimportable_type_raises_with_thread_channel_and_type(db_url: str, tmp_
 
 def test_nested_unrebuildable_value_is_not_silently_replaced(db_url: str, tmp_path: Path, vanishing_module: object) -> None:
     order = vanishing_module.Order(sku="B2", qty=1)  # type: ignore[attr-defined]
-    with SutramSaver.from_url(db_url) as saver:
+    with SutramSaver.from_url(db_url, allowed_types=[type(order)]) as saver:
         put(saver, "t2", {"cart": {"items": [order], "total": 3}})
         _remove(vanishing_module, tmp_path)
         saver._decoder._classes.clear()  # the class cache of this process

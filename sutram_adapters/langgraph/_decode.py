@@ -5,12 +5,25 @@ LangGraph's own msgpack hook never fails: a type it cannot rebuild comes back as
 resumes on state that only looks loaded. This decoder understands the same encoding but
 raises :class:`DecodeFailure` instead, so the saver can report the thread, channel and
 type. Any other serializer is used as it is.
+
+It is also the one allowlist between a stored row and code execution. A msgpack extension
+names a ``module.attr`` and arguments; a permissive decoder imports and calls it, so anyone
+able to write the database could run ``os.system`` or ``subprocess.Popen`` in every worker.
+The rules, whatever the serializer's own settings:
+
+* only classes are rebuilt, never functions or other callables;
+* a class is rebuilt only when it is in LangGraph's ``SAFE_MSGPACK_TYPES`` or in the
+  serializer's ``allowed_msgpack_modules`` (Sutram's default serializer allows nothing
+  else: LangGraph's strict mode, but raising instead of returning the raw payload; an
+  explicitly permissive serializer, ``allowed_msgpack_modules=True``, is honoured);
+* a method is called only when it is in LangGraph's ``SAFE_MSGPACK_METHODS``.
 """
 
 from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import ormsgpack
@@ -26,10 +39,33 @@ try:  # private names of langgraph-checkpoint; without them we fall back to the 
 except ImportError:  # pragma: no cover - depends on the installed langgraph
     _STRICT_AVAILABLE = False
 
-__all__ = ["DecodeFailure", "StrictDecoder"]
+__all__ = ["DecodeFailure", "StrictDecoder", "default_serde", "graph_allowlist"]
 
 _CTOR_SINGLE, _CTOR_POS, _CTOR_KW, _METHOD, _PYDANTIC_V1, _PYDANTIC_V2, _NUMPY, _DELTA = range(8)
 _OPT = ormsgpack.OPT_NON_STR_KEYS
+
+
+def default_serde(allowed_types: Iterable[tuple[str, ...] | type] = ()) -> JsonPlusSerializer:
+    """Sutram's default serializer: LangGraph's ``JsonPlusSerializer`` that rebuilds only
+    LangGraph's safe types and ``allowed_types`` (classes or ``(module, name)`` pairs)."""
+    return JsonPlusSerializer(allowed_msgpack_modules=tuple(allowed_types) or None)
+
+
+def graph_allowlist(graph: Any) -> set[tuple[str, ...]]:
+    """The types a compiled graph's state, input, output, context and node schemas name,
+    gathered the way LangGraph does under ``LANGGRAPH_STRICT_MSGPACK`` (empty when this
+    LangGraph cannot say)."""
+    try:
+        from langgraph._internal._serde import build_serde_allowlist
+    except ImportError:  # pragma: no cover - depends on the installed langgraph
+        return set()
+    builder = getattr(graph, "builder", None)
+    schemas: list[Any] = []
+    if builder is not None:
+        schemas += [getattr(builder, a, None) for a in ("state_schema", "input_schema", "output_schema", "context_schema")]
+        schemas += [getattr(node, "input_schema", None) for node in getattr(builder, "nodes", {}).values()]
+    return build_serde_allowlist(schemas=[s for s in schemas if s is not None],
+                                 channels=getattr(graph, "channels", None))
 
 
 class DecodeFailure(Exception):
@@ -82,12 +118,17 @@ class StrictDecoder:
             if not (key in SAFE_MSGPACK_TYPES or allowed is True or (allowed and key in allowed)):
                 raise DecodeFailure(
                     f"{module}.{name}",
-                    "the type is not in the serializer's allowed_msgpack_modules",
+                    "the type is not allowed; allow it with "
+                    f"SutramSaver(allowed_types=[({module!r}, {name!r})]) or the serializer's "
+                    "allowed_msgpack_modules",
                 )
             try:
                 cls = getattr(importlib.import_module(module), name)
             except Exception as exc:
                 raise DecodeFailure(f"{module}.{name}", f"cannot import it ({type(exc).__name__}: {exc})") from exc
+            if not isinstance(cls, type) and key not in SAFE_MSGPACK_TYPES:  # re.compile is
+                # a stored row must never name a function to call (os.system, eval, ...)
+                raise DecodeFailure(f"{module}.{name}", "it is not a class; only classes are rebuilt")
             self._classes[key] = cls
         return cls
 
@@ -110,10 +151,8 @@ class StrictDecoder:
         tup = ormsgpack.unpackb(data, ext_hook=self._hook, option=_OPT)
         module, name = tup[0], tup[1]
         type_name = f"{module}.{name}"
-        if code == _METHOD:
-            key = (module, name, tup[3])
-            if key not in SAFE_MSGPACK_METHODS and self._allowed is not True:
-                raise DecodeFailure(f"{type_name}.{tup[3]}", "the method is not allowed")
+        if code == _METHOD and (module, name, tup[3]) not in SAFE_MSGPACK_METHODS:
+            raise DecodeFailure(f"{type_name}.{tup[3]}", "the method call is not allowed")
         cls = self._class(module, name)
         try:
             if code == _CTOR_SINGLE:

@@ -59,6 +59,7 @@ from langgraph.checkpoint.base import CheckpointMetadata
 
 from sutram_adapters.langchain.handler import SutramCallbackHandler
 from sutram_adapters.langchain.journal import JournalCache
+from sutram_adapters.langgraph._decode import graph_allowlist
 from sutram_adapters.langgraph.saver import SutramSaver
 from sutram_core.backends.sql.database import Database
 from sutram_core.backends.sql.journal import SqlCallJournal
@@ -245,7 +246,8 @@ class DurableRunner:
         self.db = Database(url)
         self.ledger = SqlRunLedger(self.db)
         self.journal = SqlCallJournal(self.db)
-        self.saver = SutramSaver(url, tenant=self.tenant)
+        # the graph's own schema types decode; nothing else a stored row names is rebuilt
+        self.saver = SutramSaver(url, tenant=self.tenant, allowed_types=graph_allowlist(graph))
         self.name = name or graph.get_name()
         self.version = graph_version(graph)
         # the graph's own nodes run in journal scopes and count as steps; LangGraph's input

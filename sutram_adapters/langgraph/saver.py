@@ -15,9 +15,10 @@ version, growing lists as appended tails; tenants are isolated in every method.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import zlib
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -36,7 +37,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from sutram_adapters.langgraph._decode import DecodeFailure, StrictDecoder
+from sutram_adapters.langgraph._decode import DecodeFailure, StrictDecoder, default_serde
 from sutram_adapters.langgraph._list_items import ListItemSerializer
 from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
 from sutram_core.backends.sql.database import Database
@@ -49,10 +50,12 @@ from sutram_core.checkpoints.records import (
     StoredCheckpoint,
     WriteRecord,
 )
-from sutram_core.errors import CheckpointDecodeError, InvalidCheckpointError
+from sutram_core.errors import CheckpointDecodeError, ConfigurationError, InvalidCheckpointError
 from sutram_core.tenancy import resolve_tenant, validate_tenant
 
 __all__ = ["SutramSaver"]
+
+_log = logging.getLogger("sutram.checkpoints")
 
 
 def _version_key(version: str | int | float) -> str:
@@ -83,6 +86,26 @@ def _pack_skeleton(serde: SerializerProtocol, checkpoint: Checkpoint) -> tuple[s
     return _ZLIB + type_, zlib.compress(data, 1)
 
 
+def _encode(channel: str, dumps: Callable[..., tuple[str, bytes]], *args: Any) -> tuple[str, bytes]:
+    """``dumps(*args)``, turning a value the serializer refuses into InvalidCheckpointError
+    that names the channel (before anything is written)."""
+    try:
+        return dumps(*args)
+    except RecursionError as exc:
+        raise InvalidCheckpointError(
+            f"channel {channel!r} cannot be stored: it is nested too deeply or refers to itself"
+        ) from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        reason = str(exc)
+        if "Recursion limit" in reason:
+            reason = "it is nested too deeply (over 254 levels) or refers to itself (a cycle)"
+        elif "64-bit" in reason:
+            reason = "it holds an integer beyond 64 bits; store it as a string or Decimal"
+        elif "not msgpack serializable" in reason:
+            reason = f"{reason}; store plain data (dict, list, str, numbers, dataclasses, pydantic models)"
+        raise InvalidCheckpointError(f"channel {channel!r} cannot be stored: {reason}") from exc
+
+
 def _dump_metadata(metadata: dict[str, Any]) -> str:
     try:
         return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
@@ -110,7 +133,15 @@ class SutramSaver(BaseCheckpointSaver[str]):
             ``SUTRAM_URL`` or ``./.sutram/sutram.db``.
         tenant: bind the saver to one tenant. Without it, each call uses
             ``config["configurable"]["tenant_id"]`` or the tenant ``"default"``.
-        serde: LangGraph serializer (default: ``JsonPlusSerializer``). Nothing is pickled.
+        serde: LangGraph serializer. The default is a ``JsonPlusSerializer`` in LangGraph's
+            strict mode: a stored value rebuilds only LangGraph's safe types (messages,
+            documents, datetimes, ...) and ``allowed_types``; any other type raises
+            :class:`~sutram_core.errors.CheckpointDecodeError` naming it. Nothing is
+            pickled, no stored row can name a function or a method to call.
+        allowed_types: classes (or ``(module, name)`` pairs) of your own that state may
+            hold, e.g. a dataclass or pydantic model kept in a channel. Graphs run by
+            ``durable()`` allow their schema's types by themselves, as LangGraph does under
+            ``LANGGRAPH_STRICT_MSGPACK``.
         database: share an open :class:`~sutram_core.backends.sql.database.Database`.
         reuse_list_items: reuse the bytes of list items that were already checkpointed
             (the same objects) instead of serializing them again; see
@@ -127,8 +158,13 @@ class SutramSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         database: Database | None = None,
         reuse_list_items: bool = True,
+        allowed_types: Collection[tuple[str, ...] | type] = (),
         _store: SqlCheckpointStore | None = None,
     ) -> None:
+        if serde is None:
+            serde = default_serde(allowed_types)
+        elif allowed_types:
+            raise ConfigurationError("pass allowed_types or serde, not both (a serde carries its own allowlist)")
         super().__init__(serde=serde)
         self.tenant = validate_tenant(tenant) if tenant is not None else None
         if _store is not None:
@@ -140,6 +176,8 @@ class SutramSaver(BaseCheckpointSaver[str]):
             self._owns_db = database is None
         self._decoder = StrictDecoder(self.serde)
         self._values = ListItemSerializer(self.serde, enabled=reuse_list_items)
+        #: checkpoints that list() skipped because they could not be decoded (each logged)
+        self.undecodable = 0
 
     # -- construction and lifecycle -----------------------------------------------
 
@@ -219,13 +257,13 @@ class SutramSaver(BaseCheckpointSaver[str]):
     ) -> CheckpointRecord:
         tenant, thread_id, ns = self._scope(config)
         values: dict[str, Any] = checkpoint["channel_values"]
-        type_, data = _pack_skeleton(self.serde, checkpoint)
+        type_, data = _encode("<checkpoint>", _pack_skeleton, self.serde, checkpoint)
         md = get_checkpoint_metadata(config, metadata)
         md.pop("writes", None)  # type: ignore[misc]
         new_values = []
         for channel, version in new_versions.items():
             if channel in values:
-                vt, vd = self._values.dumps((tenant, thread_id, ns, channel), values[channel])
+                vt, vd = _encode(channel, self._values.dumps, (tenant, thread_id, ns, channel), values[channel])
                 new_values.append(ChannelValue(channel, _version_key(version), vt, vd))
             else:
                 new_values.append(ChannelValue(channel, _version_key(version), EMPTY, b""))
@@ -254,7 +292,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
             raise InvalidCheckpointError('put_writes needs config["configurable"]["checkpoint_id"]')
         records = []
         for idx, (channel, value) in enumerate(writes):
-            t, d = self.serde.dumps_typed(value)
+            t, d = _encode(channel, self.serde.dumps_typed, value)
             records.append(WriteRecord(task_id, WRITES_IDX_MAP.get(channel, idx), channel, t, d, task_path))
         return tenant, thread_id, ns, checkpoint_id, records
 
@@ -283,9 +321,16 @@ class SutramSaver(BaseCheckpointSaver[str]):
     def _tuple(self, config: RunnableConfig | None, stored: StoredCheckpoint) -> CheckpointTuple:
         base = config or {}
         type_, data = stored.type, stored.data
-        if type_.startswith(_ZLIB):
-            type_, data = type_[len(_ZLIB):], zlib.decompress(data)
         where = (stored.thread_id, stored.checkpoint_ns, stored.checkpoint_id)
+        if type_.startswith(_ZLIB):
+            type_ = type_[len(_ZLIB):]
+            try:
+                data = zlib.decompress(data)
+            except zlib.error as exc:
+                raise CheckpointDecodeError(
+                    f"the compressed checkpoint row is corrupt ({exc})", thread_id=where[0],
+                    checkpoint_ns=where[1], checkpoint_id=where[2], channel="<checkpoint>", type_name=stored.type,
+                ) from exc
         checkpoint = self._decode(where, "<checkpoint>", type_, data)
         if "channel_versions" not in checkpoint:
             checkpoint["channel_versions"] = {ch: _version_from_key(k) for ch, k in stored.channel_versions.items()}
@@ -308,6 +353,17 @@ class SutramSaver(BaseCheckpointSaver[str]):
             parent_config=parent,
             pending_writes=writes,
         )
+
+    def _listed(self, config: RunnableConfig | None, stored: StoredCheckpoint) -> CheckpointTuple | None:
+        """One listed checkpoint, or None (logged, counted in ``undecodable``) when it cannot
+        be decoded: one corrupt row must not hide a tenant's whole history from ``list``.
+        ``get_tuple`` of that checkpoint still raises :class:`CheckpointDecodeError`."""
+        try:
+            return self._tuple(config, stored)
+        except CheckpointDecodeError as exc:
+            self.undecodable += 1
+            _log.warning("list() skipped a checkpoint that cannot be decoded: %s", exc)
+            return None
 
     def _list_query(
         self, config: RunnableConfig | None, filter: dict[str, Any] | None, before: RunnableConfig | None, limit: int | None
@@ -343,7 +399,9 @@ class SutramSaver(BaseCheckpointSaver[str]):
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints matching ``config``, ``filter`` and ``before``, newest first, at most ``limit``."""
         for stored in self._store.list_checkpoints(self._list_query(config, filter, before, limit)):
-            yield self._tuple(config, stored)
+            item = self._listed(config, stored)
+            if item is not None:
+                yield item
 
     def put(
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
@@ -443,7 +501,9 @@ class SutramSaver(BaseCheckpointSaver[str]):
     ) -> AsyncIterator[CheckpointTuple]:
         """Async twin of :meth:`list`."""
         async for stored in self._store.alist_checkpoints(self._list_query(config, filter, before, limit)):
-            yield self._tuple(config, stored)
+            item = self._listed(config, stored)
+            if item is not None:
+                yield item
 
     async def aput(
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
