@@ -47,7 +47,7 @@ from sutram_core.memory import (
     SearchHit,
     Write,
 )
-from sutram_core.memory.records import now_micros
+from sutram_core.memory.records import now_micros, validate_ttl
 
 __all__ = ["SutramStore"]
 
@@ -264,8 +264,10 @@ class SutramStore(BaseStore):
                 writes.append(Write("delete", ns, key, at=now))
                 continue
             ttl = op.ttl if op.ttl is not None else (self.ttl_config or {}).get("default_ttl")
+            # LangGraph counts TTLs in minutes: checked (and reported) in minutes
+            ttl_seconds = validate_ttl(ttl, "ttl (minutes)", scale=60) if ttl is not None else None
             rec = self.memory.make_record(ns, key, op.value, self._text(dict(op.value), op.index), MemoryKind.SEMANTIC,
-                                      None, None, ttl * 60 if ttl else None, None)
+                                      None, None, ttl_seconds, None)
             writes.append(Write("put", ns, key, rec, now))
         return writes
 

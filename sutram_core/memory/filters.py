@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sutram_core.errors import InvalidMemoryError
+from sutram_core.memory.records import check_number
 
 __all__ = ["OPERATORS", "Condition", "matches", "parse_filter"]
 
@@ -40,22 +41,26 @@ class Condition:
     operand: Any
 
 
-def _check_scalar(op: str, operand: Any, where: str) -> None:
+def _check_scalar(op: str, operand: Any, where: str, label: str = "") -> None:
     if op == "$in":
         if not isinstance(operand, (list, tuple)) or not operand:
             raise InvalidMemoryError(f"$in at {where!r} needs a non-empty list, not {operand!r}")
-        for item in operand:
-            _check_scalar("$eq", item, where)
+        for i, item in enumerate(operand):
+            _check_scalar("$eq", item, where, f"item {i} of the $in list")
         return
     if op in ("$gt", "$gte", "$lt", "$lte"):
         if isinstance(operand, bool) or not isinstance(operand, (int, float, str)):
             raise InvalidMemoryError(f"{op} at {where!r} compares numbers or strings, not {operand!r}")
+        if not isinstance(operand, str):
+            check_number(operand, f"{label or 'the ' + op + ' operand'} at {where!r}")
         return
     if operand is not None and not isinstance(operand, (str, int, float, bool)):
         raise InvalidMemoryError(
             f"filter value at {where!r} must be a string, number, boolean or null, not {operand!r}; "
             "use a nested mapping for nested fields"
         )
+    if isinstance(operand, (int, float)):
+        check_number(operand, f"{label or 'the ' + op + ' operand'} at {where!r}")
 
 
 def parse_filter(spec: Mapping[str, Any] | None, column: str = "value") -> list[Condition]:

@@ -25,21 +25,39 @@ from typing import Any
 from sutram_core.errors import InvalidMemoryError
 
 __all__ = [
+    "MAX_PAGE",
+    "MAX_TTL_SECONDS",
     "MemoryKind",
     "MemoryRecord",
     "NamespaceMatch",
     "Provenance",
     "SearchHit",
+    "check_number",
     "from_micros",
     "now_micros",
     "to_micros",
+    "validate_json",
     "validate_key",
     "validate_namespace",
+    "validate_page",
+    "validate_record",
+    "validate_ttl",
 ]
 
 # Labels are stored joined by this separator (each label is followed by one), so a
 # namespace prefix is a string prefix and a range scan finds it.
 NS_SEP = "\x1f"
+
+# Integers a memory can hold or a filter can compare with: SQLite stores 64-bit signed
+# integers, and a JSON number beyond them would be rounded (or refused) by a database.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+# A TTL beyond this is a mistake (pass None for "never expires"); it keeps every expiry
+# time inside the range a datetime and a 64-bit microsecond count can hold.
+MAX_TTL_SECONDS = 100 * 365 * 86_400
+# limit and offset of a page: far beyond any real page, far inside SQL's 64-bit LIMIT.
+MAX_PAGE = 2**31 - 1
+# The epoch seconds a datetime can hold (years 1 to 9999).
+_MIN_EPOCH, _MAX_EPOCH = -62_135_596_800, 253_402_300_799
 
 
 class MemoryKind(str, Enum):
@@ -170,6 +188,84 @@ def validate_key(key: object) -> str:
     return key
 
 
+def check_number(number: int | float, where: str) -> None:
+    """Raise :class:`InvalidMemoryError` unless ``number`` is a finite float or an integer
+    within the 64-bit signed range (booleans pass: they are not numbers here)."""
+    if isinstance(number, bool):
+        return
+    if isinstance(number, float) and not math.isfinite(number):
+        raise InvalidMemoryError(
+            f"{where} is {number!r}: numbers must be finite (NaN and infinities have no JSON form; "
+            "store them as strings or None)"
+        )
+    if isinstance(number, int) and not INT_MIN <= number <= INT_MAX:
+        raise InvalidMemoryError(
+            f"{where} is {number}, outside the 64-bit integer range -2**63 to 2**63 - 1 "
+            "(larger integers can be stored as strings)"
+        )
+
+
+def validate_json(doc: Any, where: str) -> None:
+    """Raise :class:`InvalidMemoryError` naming the first field of ``doc`` (a value or the
+    metadata of a memory) that JSON cannot hold faithfully: a NaN or infinite float, an
+    integer beyond 64 bits. Nothing is rewritten (JSON encoders would store NaN as null).
+
+    >>> validate_json({"scores": [1.0, float("nan")]}, "value")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sutram_core.errors.InvalidMemoryError: value.scores[1] is nan: numbers must be finite ...
+    """
+    stack: list[tuple[Any, str]] = [(doc, where)]
+    while stack:  # a loop, not recursion: deep documents meet the encoder's own depth check
+        item, path = stack.pop()
+        if isinstance(item, (int, float)):
+            check_number(item, path)
+        elif isinstance(item, Mapping):
+            stack.extend((v, f"{path}.{k}") for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+
+
+def validate_ttl(ttl_seconds: object, name: str = "ttl_seconds", scale: float = 1.0) -> float | None:
+    """``ttl_seconds`` as a float, None for no expiry, or :class:`InvalidMemoryError`.
+
+    A TTL is a positive finite number of seconds up to :data:`MAX_TTL_SECONDS` (100 years).
+    ``name`` and ``scale`` let a caller that counts in other units (LangGraph: minutes,
+    ``scale=60``) report the error in its own terms.
+    """
+    if ttl_seconds is None:
+        return None
+    limit = MAX_TTL_SECONDS / scale
+    if (isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float))
+            or not 0 < ttl_seconds <= limit):  # NaN fails the comparison too
+        raise InvalidMemoryError(
+            f"{name} is a number greater than 0 and at most {limit:.0f} (100 years), not {ttl_seconds!r}; "
+            "pass None for a memory that does not expire"
+        )
+    return float(ttl_seconds) * scale
+
+
+def validate_page(**values: object) -> None:
+    """Raise :class:`InvalidMemoryError` unless each value (``limit``, ``offset``) is an
+    integer from 0 to :data:`MAX_PAGE` (2**31 - 1)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PAGE:
+            raise InvalidMemoryError(f"{name} is an integer from 0 to {MAX_PAGE} (2**31 - 1), not {value!r}")
+
+
+def validate_record(rec: MemoryRecord) -> MemoryRecord:
+    """``rec`` if its value, metadata and TTL can be stored as given, else
+    :class:`InvalidMemoryError` naming the field (every write checks its records with this)."""
+    if not isinstance(rec.value, Mapping):
+        raise InvalidMemoryError(f"a memory's value is a JSON object (a dict), not {type(rec.value).__name__}")
+    if not isinstance(rec.metadata, Mapping):
+        raise InvalidMemoryError(f"metadata is a dict, not {type(rec.metadata).__name__}")
+    validate_json(rec.value, "value")
+    validate_json(rec.metadata, "metadata")
+    validate_ttl(rec.ttl_seconds)
+    return rec
+
+
 def encode_namespace(namespace: tuple[str, ...]) -> str:
     """The stored form of a namespace: each label followed by the separator."""
     return "".join(label + NS_SEP for label in namespace)
@@ -191,9 +287,12 @@ def to_micros(moment: datetime | float | int) -> int:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         return int(moment.timestamp() * 1_000_000)
-    if isinstance(moment, (int, float)) and not isinstance(moment, bool) and math.isfinite(moment):
+    if (isinstance(moment, (int, float)) and not isinstance(moment, bool)
+            and _MIN_EPOCH <= moment <= _MAX_EPOCH):  # NaN fails the comparison too
         return int(moment * 1_000_000)
-    raise InvalidMemoryError(f"a time is a datetime or epoch seconds, not {moment!r}")
+    raise InvalidMemoryError(
+        f"a time is a datetime or epoch seconds from {_MIN_EPOCH} to {_MAX_EPOCH} (years 1 to 9999), not {moment!r}"
+    )
 
 
 def from_micros(micros: int | None) -> datetime | None:

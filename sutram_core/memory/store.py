@@ -28,6 +28,7 @@ from sutram_core.memory.embedders import Embedder, as_embedder, default_embedder
 from sutram_core.memory.filters import Condition, parse_filter
 from sutram_core.memory.ranking import FusionWeights
 from sutram_core.memory.records import (
+    MAX_TTL_SECONDS,
     MemoryKind,
     MemoryRecord,
     NamespaceMatch,
@@ -36,8 +37,12 @@ from sutram_core.memory.records import (
     from_micros,
     now_micros,
     to_micros,
+    validate_json,
     validate_key,
     validate_namespace,
+    validate_page,
+    validate_record,
+    validate_ttl,
 )
 from sutram_core.tenancy import resolve_tenant
 
@@ -111,6 +116,18 @@ class MemoryBackend(Protocol):
     def tenants(self) -> list[str]: ...
 
     def close(self) -> None: ...
+
+
+def _check_writes(items: Sequence[MemoryRecord] | Sequence[Write]) -> None:
+    """Check every record and metadata of a write batch before anything is embedded or written."""
+    for item in items:
+        if isinstance(item, Write):
+            if item.record is not None:
+                validate_record(item.record)
+            if item.metadata is not None:
+                validate_json(item.metadata, "metadata")
+        else:
+            validate_record(item)
 
 
 def _text_of(value: Mapping[str, Any], text: str | None) -> str:
@@ -197,17 +214,15 @@ class MemoryStore:
             raise InvalidMemoryError(f"a memory's value is a JSON object (a dict), not {type(value).__name__}")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidMemoryError(f"metadata is a dict, not {type(metadata).__name__}")
-        if ttl_seconds is not None and (not isinstance(ttl_seconds, (int, float)) or ttl_seconds <= 0):
-            raise InvalidMemoryError(f"ttl_seconds is a positive number of seconds, not {ttl_seconds!r}")
         prov = provenance if isinstance(provenance, Provenance) else Provenance.from_dict(provenance)
         rec = MemoryRecord(
             namespace=ns, key=validate_key(key) if key is not None else uuid.uuid4().hex, value=dict(value),
             text=_text_of(value, text), kind=MemoryKind.parse(kind), metadata=dict(metadata or {}),
-            provenance=prov, ttl_seconds=float(ttl_seconds) if ttl_seconds is not None else None,
+            provenance=prov, ttl_seconds=validate_ttl(ttl_seconds),
         )
         if valid_from is not None:
             rec.valid_from = from_micros(to_micros(valid_from))
-        return rec
+        return validate_record(rec)
 
     def _embed_into(self, records: Sequence[MemoryRecord], vectors: np.ndarray | None) -> None:
         if vectors is None:
@@ -236,8 +251,13 @@ class MemoryStore:
     ) -> SearchRequest:
         if query is not None and not isinstance(query, str):
             raise InvalidMemoryError(f"a search query is a string, not {query!r}")
-        if not isinstance(limit, int) or limit < 0 or not isinstance(offset, int) or offset < 0:
-            raise InvalidMemoryError(f"limit and offset are integers >= 0, not {limit!r} and {offset!r}")
+        validate_page(limit=limit, offset=offset)
+        if recency_half_life is not None and (
+                isinstance(recency_half_life, bool) or not isinstance(recency_half_life, (int, float))
+                or not 0 < recency_half_life <= MAX_TTL_SECONDS):
+            raise InvalidMemoryError(
+                f"recency_half_life is a number of seconds greater than 0 and at most {MAX_TTL_SECONDS} "
+                f"(100 years), not {recency_half_life!r}")
         if mode not in _MODES:
             raise InvalidMemoryError(f"unknown search mode {mode!r}: use one of {_MODES}")
         if order not in ("recent", "key"):
@@ -275,6 +295,7 @@ class MemoryStore:
     def put_many(self, records: Sequence[MemoryRecord], *, tenant: str | None = None) -> list[MemoryRecord]:
         """Store several records in one transaction (embedding those without a vector in one call)."""
         t = self._tenant(tenant)
+        _check_writes(records)
         todo = self._to_embed(records)
         if todo and self.embedder is not None:
             self._embed_into(todo, self.embedder.embed_documents([r.text for r in todo]))
@@ -283,6 +304,7 @@ class MemoryStore:
     async def aput_many(self, records: Sequence[MemoryRecord], *, tenant: str | None = None) -> list[MemoryRecord]:
         """Async twin of :meth:`put_many`."""
         t = self._tenant(tenant)
+        _check_writes(records)
         todo = self._to_embed(records)
         if todo and self.embedder is not None:
             self._embed_into(todo, await self.embedder.aembed_documents([r.text for r in todo]))
@@ -385,6 +407,7 @@ class MemoryStore:
     def apply(self, writes: Sequence[Write], *, tenant: str | None = None) -> list[MemoryRecord | None]:
         """Apply raw writes in one transaction (embedding the records that need it)."""
         t = self._tenant(tenant)
+        _check_writes(writes)
         todo = self._to_embed([w.record for w in writes if w.record is not None])
         if todo and self.embedder is not None:
             self._embed_into(todo, self.embedder.embed_documents([r.text for r in todo]))
@@ -393,6 +416,7 @@ class MemoryStore:
     async def aapply(self, writes: Sequence[Write], *, tenant: str | None = None) -> list[MemoryRecord | None]:
         """Async twin of :meth:`apply`."""
         t = self._tenant(tenant)
+        _check_writes(writes)
         todo = self._to_embed([w.record for w in writes if w.record is not None])
         if todo and self.embedder is not None:
             self._embed_into(todo, await self.embedder.aembed_documents([r.text for r in todo]))
@@ -483,6 +507,7 @@ class MemoryStore:
         """Merge ``metadata`` into the current records ``refs`` in one transaction (no re-embedding)."""
         if not isinstance(metadata, Mapping):
             raise InvalidMemoryError(f"metadata is a dict, not {type(metadata).__name__}")
+        validate_json(metadata, "metadata")
         now = now_micros()
         writes = [Write("meta", validate_namespace(ns), validate_key(k), at=now, metadata=dict(metadata))
                   for ns, k in refs]
@@ -502,6 +527,7 @@ class MemoryStore:
                       for kind, path in (("prefix", prefix), ("suffix", suffix)) if path]
         if max_depth is not None and (not isinstance(max_depth, int) or max_depth < 1):
             raise InvalidMemoryError(f"max_depth is an integer >= 1, not {max_depth!r}")
+        validate_page(limit=limit, offset=offset)
         return self.backend.list_namespaces(self._tenant(tenant), conditions, max_depth, limit, offset, now_micros())
 
     def sweep_expired(self) -> int:

@@ -7,6 +7,7 @@ before they are spliced into a JSON path; every value travels as a parameter.
 
 from __future__ import annotations
 
+import heapq
 import re
 import struct
 from collections.abc import Sequence
@@ -18,8 +19,10 @@ import orjson
 from sutram_core.memory.filters import Condition
 from sutram_core.memory.records import NS_SEP, encode_namespace
 
-__all__ = ["PgVector", "Where", "keyword_terms", "where_clause"]
+__all__ = ["MAX_KEYWORD_CHARS", "MAX_KEYWORD_TERMS", "PgVector", "Where", "in_sql", "keyword_terms", "where_clause"]
 
+MAX_KEYWORD_TERMS = 64  # distinct words a keyword search uses (see keyword_terms)
+MAX_KEYWORD_CHARS = 1 << 20  # characters of a query read for its words
 _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 # Words that carry no topic: dropped from keyword queries (they match everything and drown BM25).
 _STOPWORDS = frozenset(
@@ -59,12 +62,33 @@ def register_pg_vector_dumper(adapters: Any = None) -> None:
 
 
 def keyword_terms(query: str) -> list[str]:
-    """The content words of a query, lower-cased, stop words removed, in order, unique."""
+    """The content words of a query, lower-cased, stop words removed, in order, unique;
+    bounded so that no query can stall the store.
+
+    Only the first :data:`MAX_KEYWORD_CHARS` characters (1 MiB, about 0.1 s to read) are
+    read, and at most :data:`MAX_KEYWORD_TERMS` (64) distinct words are searched. A longer
+    query keeps its longest words (a long word is usually a rare one, so the most selective;
+    ties go to the earlier word), in their order in the query. The cost of a keyword search
+    grows with its terms: on 3,000 memories of 20 words (this project's 2-core test
+    machine), 64 terms take 7 ms on SQLite and 26 ms on PostgreSQL, 1,024 terms 0.18 s and
+    0.8 s, and 150,000 terms (a 1 MB query) took 8 s on SQLite before this bound.
+
+    >>> keyword_terms("What does the user drink? The user drinks tea")
+    ['user', 'drink', 'drinks', 'tea']
+    >>> len(keyword_terms(" ".join(f"w{i}" for i in range(1000)) + " photosynthesis"))
+    64
+    >>> "photosynthesis" in keyword_terms(" ".join(f"w{i}" for i in range(1000)) + " photosynthesis")
+    True
+    """
     seen: dict[str, None] = {}
-    for word in _WORD_RE.findall(query.lower()):
+    for word in _WORD_RE.findall(query[:MAX_KEYWORD_CHARS].lower()):
         if word not in _STOPWORDS and len(word) > 1:
             seen.setdefault(word, None)
-    return list(seen)
+    terms = list(seen)
+    if len(terms) <= MAX_KEYWORD_TERMS:
+        return terms
+    kept = set(heapq.nsmallest(MAX_KEYWORD_TERMS, range(len(terms)), key=lambda i: (-len(terms[i]), i)))
+    return [t for i, t in enumerate(terms) if i in kept]
 
 
 def fts5_query(terms: Sequence[str]) -> str:
@@ -131,6 +155,12 @@ def _pg_eq(col: str, path: tuple[str, ...], operand: Any, w: Where) -> str:
     return f"{col} @> CAST({w.param(orjson.dumps(doc).decode())} AS jsonb)"
 
 
+def _pg_field(col: str, path: tuple[str, ...]) -> str:
+    # ``-> text`` reads object keys only (``#>`` would also index arrays by a numeric part),
+    # as matches() does; path parts are validated names, safe to splice
+    return col + "".join(f"->'{p}'::text" for p in path)
+
+
 _ORDER_SQL = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
@@ -148,7 +178,7 @@ def condition_sql(cond: Condition, w: Where, table: str = "m") -> str:
             return (f"(json_type({col}, '{path}') IN {kind} AND "
                     f"json_extract({col}, '{path}') {_ORDER_SQL[cond.op]} {w.param(cond.operand)})")
     else:
-        pg_path = "'{" + ",".join(cond.path) + "}'"
+        field = _pg_field(col, cond.path)
 
         def eq(operand: Any) -> str:
             return _pg_eq(col, cond.path, operand, w)
@@ -156,15 +186,54 @@ def condition_sql(cond: Condition, w: Where, table: str = "m") -> str:
         if cond.op in _ORDER_SQL:
             op = _ORDER_SQL[cond.op]
             if isinstance(cond.operand, (int, float)):
-                return (f"(CASE WHEN jsonb_typeof({col} #> {pg_path}) = 'number' "
-                        f"THEN ({col} #>> {pg_path})::float8 {op} {w.param(float(cond.operand))} ELSE false END)")
-            return (f"(CASE WHEN jsonb_typeof({col} #> {pg_path}) = 'string' "
-                    f"THEN ({col} #>> {pg_path}) COLLATE \"C\" {op} {w.param(cond.operand)} ELSE false END)")
+                return (f"(CASE WHEN jsonb_typeof({field}) = 'number' "
+                        f"THEN ({field} #>> '{{}}')::float8 {op} {w.param(float(cond.operand))} ELSE false END)")
+            return (f"(CASE WHEN jsonb_typeof({field}) = 'string' "
+                    f"THEN ({field} #>> '{{}}') COLLATE \"C\" {op} {w.param(cond.operand)} ELSE false END)")
     if cond.op == "$eq":
         return eq(cond.operand)
     if cond.op == "$ne":
         return f"NOT coalesce({eq(cond.operand)}, false)"
-    return "(" + " OR ".join(eq(item) for item in cond.operand) + ")"  # $in
+    return in_sql(cond, w, table)
+
+
+def in_sql(cond: Condition, w: Where, table: str = "m") -> str:
+    """``$in`` as SQL whose size does not grow with the list: the list travels as one JSON
+    parameter, unpacked by the database (SQLite ``json_each``, PostgreSQL
+    ``jsonb_array_elements``), so a list of 40,000 items costs one bound value, not 40,000
+    OR terms (SQLite refuses an expression tree deeper than 1,000).
+
+    Equality stays typed as :func:`sutram_core.memory.filters.matches` defines it: SQLite
+    compares numbers with numbers and strings with strings, each against its own list, and
+    tests booleans and null by JSON type; PostgreSQL's jsonb equality is already typed
+    (``1 = 1.0``, ``true <> 1``).
+    """
+    col = f"{table}.{cond.column}"
+    items = list(cond.operand)
+    if w.dialect != "sqlite":
+        field = _pg_field(col, cond.path)
+        return (f"coalesce({field} IN (SELECT jsonb_array_elements(CAST({w.param(_dumps(items))} AS jsonb))), "
+                "false)")
+    path = "$" + "".join(f'."{p}"' for p in cond.path)
+    kind = f"json_type({col}, '{path}')"
+    found = f"json_extract({col}, '{path}')"
+    numbers = [x for x in items if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    strings = [x for x in items if isinstance(x, str)]
+    literals = sorted({"null" if x is None else "true" if x is True else "false"
+                       for x in items if x is None or isinstance(x, bool)})
+    parts = []
+    if numbers:
+        parts.append(f"({kind} IN ('integer', 'real') AND "
+                     f"{found} IN (SELECT value FROM json_each({w.param(_dumps(numbers))})))")
+    if strings:
+        parts.append(f"({kind} = 'text' AND {found} IN (SELECT value FROM json_each({w.param(_dumps(strings))})))")
+    if literals:
+        parts.append(f"{kind} IN ({', '.join(repr(x) for x in literals)})")
+    return "(" + " OR ".join(parts) + ")"
+
+
+def _dumps(items: list[Any]) -> str:
+    return orjson.dumps(items).decode()
 
 
 def where_clause(
