@@ -10,7 +10,7 @@
     sutram audit verify [--tenant T]              recompute the audit hash chains; exit 1 on a problem
     sutram runs show RUN_ID [--tenant T] [--json]  one durable run: status, where and why it stopped, spend
     sutram recover --graph module:attr [--tenant T] resume the durable runs whose worker died
-    sutram serve [--host H] [--port P] [--token T] [--tenant-token TENANT=T] [--graph module:attr]
+    sutram serve [--host H] [--port P] [--token T] [--tenant-token TENANT=T] [--allow-host NAME] [--graph module:attr]
                                                   the web console (default http://127.0.0.1:8787/)
     sutram diff THREAD_A THREAD_B [--tenant T] [--json]
                                                   how a fork diverged: state, calls (replayed or new), cost
@@ -124,8 +124,10 @@ def _serve(args: argparse.Namespace) -> int:
         def factory(tenant: str) -> object:
             return durable(graph, url=args.url, tenant=tenant)
 
-    app = create_app(args.url, token=args.token, tenant_tokens=tenant_tokens, runner_factory=factory)
-    print(f"Sutram console on http://{args.host}:{args.port}/ (database {args.url or 'from SUTRAM_URL or default'})")
+    app = create_app(args.url, token=args.token, tenant_tokens=tenant_tokens, runner_factory=factory,
+                     host=args.host, allow_hosts=args.allow_host)
+    print(f"Sutram console on http://{args.host}:{args.port}/ (database {args.url or 'from SUTRAM_URL or default'}; "
+          f"answers Host {', '.join(sorted(app.state.allowed_hosts))})")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -335,6 +337,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", default=None, help="an access token that sees every tenant")
     serve.add_argument("--tenant-token", action="append", metavar="TENANT=TOKEN",
                        help="an access token that sees one tenant (repeatable)")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="a Host name the console answers besides localhost, 127.0.0.1, [::1] and --host "
+                            "(repeatable; others get 421, against DNS rebinding)")
     serve.add_argument("--graph", default=None, help="module:attr of the compiled graph, to resume paused runs")
     diff = command("diff", "how two threads (a thread and its fork) diverged: state, calls, cost")
     diff.add_argument("thread_a")

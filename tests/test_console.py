@@ -1,18 +1,42 @@
 """The console's pages over HTTP (Starlette's test client), on SQLite and PostgreSQL: every
-page renders what the database holds; tokens scope what a caller sees."""
+page renders what the database holds; tokens scope what a caller sees; other web pages
+cannot write through it (CSRF token + Origin check) nor read it under another name (Host
+allowlist); bad input gets a 4xx with its reason."""
 
 from __future__ import annotations
 
+import secrets
+import tracemalloc
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from sutram_adapters.console.app import ConsoleAccess, check_bind, create_app
+from sutram_adapters.console.security import allowed_host_names
 from sutram_adapters.langgraph.durable import durable
 from sutram_core.errors import ConfigurationError
-from tests.console_seed import Seeded, seed
+from tests.console_seed import START, Seeded, seed
 from tests.durable_graph import build
+
+BASE = "http://127.0.0.1:8787"  # the console as a browser on this machine reaches it
+ATTACKER = "http://127.0.0.1:9999"  # another port of the same host: same site, another origin
+
+
+def local_client(app: Any) -> TestClient:
+    return TestClient(app, base_url=BASE)
+
+
+def csrf_token(client: TestClient, tenant: str = "acme") -> str:
+    """The token the paused page's resume form carries (it also sets the session cookie)."""
+    page = client.get("/paused", params={"tenant": tenant}).text
+    return page.split('name="csrf_token" value="')[1].split('"')[0]
+
+
+def ledger_state(client: TestClient, run_id: str, tenant: str = "acme") -> tuple[str, dict[str, Any]]:
+    run = client.app.state.console.ledger.get(tenant, run_id)  # type: ignore[attr-defined]
+    return run.status.value, run.budget.as_dict()
 
 
 @pytest.fixture
@@ -23,7 +47,7 @@ def seeded(db_url: str) -> tuple[str, Seeded]:
 @pytest.fixture
 def client(seeded: tuple[str, Seeded]) -> Iterator[TestClient]:
     url, _ = seeded
-    with TestClient(create_app(url, runner_factory=lambda t: durable(build(), url=url, tenant=t))) as c:
+    with local_client(create_app(url, runner_factory=lambda t: durable(build(), url=url, tenant=t))) as c:
         yield c
 
 
@@ -66,11 +90,14 @@ def test_paused_runs_resume_with_confirmation(client: TestClient, seeded: tuple[
     _, data = seeded
     page = client.get("/paused", params={"tenant": "acme"}).text
     assert data.paused_run in page and "max_tokens reached" in page
-    refused = client.post(f"/runs/{data.paused_run}/resume", params={"tenant": "acme"}, data={"max_tokens": "5000"})
+    token = csrf_token(client)
+    refused = client.post(f"/runs/{data.paused_run}/resume", params={"tenant": "acme"},
+                          data={"max_tokens": "5000", "csrf_token": token}, headers={"Origin": BASE})
     assert refused.status_code == 400 and "needs confirmation" in refused.text
     done = client.post(f"/runs/{data.paused_run}/resume", params={"tenant": "acme"},
-                       data={"max_tokens": "5000", "confirm": "yes"})
+                       data={"max_tokens": "5000", "confirm": "yes", "csrf_token": token}, headers={"Origin": BASE})
     assert done.status_code == 200 and "completed" in done.text
+    assert ledger_state(client, data.paused_run) == ("completed", {"max_tokens": 5000})
     assert data.paused_run not in client.get("/paused", params={"tenant": "acme"}).text
 
 
@@ -89,7 +116,7 @@ def test_audit_page(client: TestClient) -> None:
 
 def test_tokens_scope_tenants(seeded: tuple[str, Seeded]) -> None:
     url, _ = seeded
-    with TestClient(create_app(url, token="admin-secret", tenant_tokens={"acme": "acme-secret"})) as c:
+    with local_client(create_app(url, token="admin-secret", tenant_tokens={"acme": "acme-secret"})) as c:
         assert c.get("/").status_code == 403 and "valid access token" in c.get("/").text
         assert "run-link" not in c.get("/", params={"tenant": "acme"}).text
         acme = c.get("/", params={"tenant": "acme", "token": "acme-secret"})
@@ -145,3 +172,203 @@ def test_sutram_serve_command(seeded: tuple[str, Seeded]) -> None:
     finally:
         server.terminate()
         server.wait(30)
+
+
+# -- cross-site writes (CSRF) -------------------------------------------------------------
+
+def test_a_resume_from_another_origin_or_without_the_session_token_changes_nothing(
+        client: TestClient, seeded: tuple[str, Seeded]) -> None:
+    _, data = seeded
+    before = ledger_state(client, data.paused_run)
+    assert before[0] == "paused"
+    token = csrf_token(client)
+    other_session = csrf_token(local_client(client.app))  # a token issued to another browser
+    form = {"max_tokens": "99999", "confirm": "yes"}
+    attempts = {
+        "another origin, no token": ({"Origin": ATTACKER}, form),
+        "another origin, the session's token": ({"Origin": ATTACKER}, {**form, "csrf_token": token}),
+        "an opaque origin": ({"Origin": "null"}, {**form, "csrf_token": token}),
+        "another origin in the Referer": ({"Referer": f"{ATTACKER}/evil.html"}, {**form, "csrf_token": token}),
+        "the console's origin, no token": ({"Origin": BASE}, form),
+        "no origin at all, no token": ({}, form),
+        "a forged token": ({"Origin": BASE}, {**form, "csrf_token": "0" * 64}),
+        "another session's token": ({"Origin": BASE}, {**form, "csrf_token": other_session}),
+    }
+    for what, (headers, body) in attempts.items():
+        refused = client.post(f"/runs/{data.paused_run}/resume", params={"tenant": "acme"}, data=body, headers=headers)
+        assert refused.status_code == 403 and "refused" in refused.text, what
+        assert ledger_state(client, data.paused_run) == before, what
+    # a script that sends no Origin (not a browser) passes with the session's token
+    done = client.post(f"/runs/{data.paused_run}/resume", params={"tenant": "acme"}, data={**form, "csrf_token": token})
+    assert done.status_code == 200 and ledger_state(client, data.paused_run) == ("completed", {"max_tokens": 99999})
+
+
+def test_a_same_site_page_cannot_resume_with_the_admin_cookie(seeded: tuple[str, Seeded]) -> None:
+    url, data = seeded
+    app = create_app(url, token="admin-secret", tenant_tokens={"acme": "acme-secret"},
+                     runner_factory=lambda t: durable(build(), url=url, tenant=t))
+    with local_client(app) as admin, local_client(app) as tenant_user:
+        assert admin.get("/", params={"token": "admin-secret", "tenant": "acme"}).status_code == 200  # cookie set
+        before = ledger_state(admin, data.paused_run)
+        # the page on another port of 127.0.0.1 rides on the admin cookie (SameSite lets it: same site)
+        forged = admin.post(f"/runs/{data.paused_run}/resume", params={"tenant": "acme"},
+                            data={"max_tokens": "99999", "confirm": "yes"}, headers={"Origin": ATTACKER})
+        assert forged.status_code == 403 and ledger_state(admin, data.paused_run) == before
+        # nor does a token issued to another login (a tenant's), planted with its cookie, pass for the admin
+        tenant_user.get("/", params={"token": "acme-secret", "tenant": "acme"})
+        planted = csrf_token(tenant_user)
+        admin.cookies.set("sutram_csrf", tenant_user.cookies["sutram_csrf"])
+        replayed = admin.post(f"/runs/{data.paused_run}/resume", params={"tenant": "acme"}, headers={"Origin": BASE},
+                              data={"max_tokens": "99999", "confirm": "yes", "csrf_token": planted})
+        assert replayed.status_code == 403 and ledger_state(admin, data.paused_run) == before
+        # the admin's own form works
+        done = admin.post(f"/runs/{data.paused_run}/resume", params={"tenant": "acme"}, headers={"Origin": BASE},
+                          data={"max_tokens": "99999", "confirm": "yes", "csrf_token": csrf_token(admin)})
+        assert done.status_code == 200 and ledger_state(admin, data.paused_run)[0] == "completed"
+
+
+def test_the_csrf_cookie_is_httponly_and_strict_and_pages_refuse_framing(client: TestClient) -> None:
+    fresh = local_client(client.app)
+    page = fresh.get("/paused", params={"tenant": "acme"})
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("sutram_csrf=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert page.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+# -- DNS rebinding -------------------------------------------------------------------------
+
+def test_an_unknown_host_header_is_refused(client: TestClient, seeded: tuple[str, Seeded]) -> None:
+    _, data = seeded
+    for host in ("rebind.attacker.example", "rebind.attacker.example:8787", "localhost.attacker.example",
+                 "127.0.0.1.nip.io", "", "bad host"):
+        refused = client.get("/memory", params={"tenant": "acme", "q": "oat milk"}, headers={"Host": host})
+        assert refused.status_code == 421 and "--allow-host" in refused.text, host
+        assert "oat milk" not in refused.text
+    token = csrf_token(client)
+    post = client.post(f"/runs/{data.paused_run}/resume", params={"tenant": "acme"}, headers={"Host": "evil.example"},
+                       data={"confirm": "yes", "csrf_token": token})
+    assert post.status_code == 421 and ledger_state(client, data.paused_run)[0] == "paused"
+    for host in ("localhost:8787", "LOCALHOST", "127.0.0.1", "[::1]:8787", "localhost."):
+        assert client.get("/", params={"tenant": "acme"}, headers={"Host": host}).status_code == 200, host
+
+
+def test_allow_host_and_the_listening_address_add_host_names(seeded: tuple[str, Seeded]) -> None:
+    url, _ = seeded
+    app = create_app(url, token="t", host="10.1.2.3", allow_hosts=["Console.Example.com"])
+    with local_client(app) as c:
+        for host in ("console.example.com", "console.example.com:443", "10.1.2.3:8787", "localhost"):
+            assert c.get("/", params={"token": "t"}, headers={"Host": host}).status_code == 200, host
+        assert c.get("/", params={"token": "t"}, headers={"Host": "10.1.2.4"}).status_code == 421
+    assert allowed_host_names("0.0.0.0") == allowed_host_names("::") == {"localhost", "127.0.0.1", "::1"}
+    for bad in ("http://console.example.com", "console.example.com:8787", "a b", ""):
+        with pytest.raises(ConfigurationError, match="--allow-host"):
+            allowed_host_names(None, [bad])
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+def test_thread_and_run_ids_with_a_slash_open_and_link(client: TestClient, seeded: tuple[str, Seeded]) -> None:
+    url, _ = seeded
+    with durable(build(), url=url, tenant="slash", remember_runs=False) as runner:
+        runner.invoke(START, thread_id="user/42", run_id="run/42")
+        runner.invoke(START, thread_id="odd ?#% thread", run_id="run-odd")
+    for path in ("/threads/user/42", "/threads/user%2F42"):
+        page = client.get(path, params={"tenant": "slash"})
+        assert page.status_code == 200 and "echo: tea question 2" in page.text, path
+    runs = client.get("/", params={"tenant": "slash"}).text
+    assert 'href="/threads/user%2F42?tenant=slash"' in runs
+    assert 'href="/threads/odd%20%3F%23%25%20thread?tenant=slash"' in runs
+    run = client.get("/runs/run%2F42", params={"tenant": "slash"})  # the ledger's run id
+    assert run.status_code == 200 and 'id="thread-link" href="/threads/user%2F42?tenant=slash"' in run.text
+    assert 'id="ledger"' in run.text and "completed" in run.text
+    odd = client.get("/threads/odd%20%3F%23%25%20thread", params={"tenant": "slash"})
+    assert odd.status_code == 200 and "odd ?#% thread" in odd.text
+    state_link = odd.text.split('">state</a>')[0].rsplit('href="', 1)[1].replace("&amp;", "&")
+    assert state_link.startswith("/threads/odd%20%3F%23%25%20thread?") and client.get(state_link).status_code == 200
+
+
+def test_bad_runs_cursor_answers_400_with_the_reason(client: TestClient) -> None:
+    for before in ("9" * 40, "abc", "²", "-1"):
+        page = client.get("/", params={"tenant": "acme", "before": before})
+        assert page.status_code == 400 and "is not a start time in nanoseconds" in page.text, before
+    assert client.get("/", params={"tenant": "acme", "before": str(2**63 - 1)}).status_code == 200
+
+
+def test_bad_budget_values_answer_400_and_change_nothing(client: TestClient, seeded: tuple[str, Seeded]) -> None:
+    _, data = seeded
+    before = ledger_state(client, data.paused_run)
+    token = csrf_token(client)
+    bad = [("max_tokens", v) for v in ("abc", "1e400", "nan", "-5", "1.5", "0", "9" * 40)]
+    bad += [("max_cost_usd", v) for v in ("abc", "1e400", "inf", "nan", "-1")]
+    for field, value in bad:
+        page = client.post(f"/runs/{data.paused_run}/resume", params={"tenant": "acme"}, headers={"Origin": BASE},
+                           data={field: value, "confirm": "yes", "csrf_token": token})
+        assert page.status_code == 400 and f"{field} must be" in page.text, (field, value)
+        assert ledger_state(client, data.paused_run) == before
+
+
+def test_an_empty_token_is_refused(seeded: tuple[str, Seeded], capsys: pytest.CaptureFixture[str]) -> None:
+    from sutram_adapters.cli import main
+
+    url, _ = seeded
+    for token in ("", "  "):
+        with pytest.raises(ConfigurationError, match="access token is empty"):
+            create_app(url, token=token)
+    assert main(["serve", "--url", url, "--token="]) == 2
+    assert "access token is empty" in capsys.readouterr().err
+    assert main(["serve", "--url", url, "--tenant-token", "acme="]) == 2
+    assert "access token of tenant 'acme' is empty" in capsys.readouterr().err
+
+
+def _write_thread(url: str, thread_id: str, count: int, value_bytes: int) -> list[str]:
+    """A thread of ``count`` checkpoints, each holding its own random value of about ``value_bytes``."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from sutram_adapters.langgraph.saver import SutramSaver
+
+    ids = []
+    with SutramSaver.from_url(url, tenant="acme") as saver:
+        config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        for i in range(count):
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"] = {"blob": f"value {i}: " + secrets.token_hex(value_bytes // 2)}
+            checkpoint["channel_versions"] = {"blob": i + 1}
+            config = saver.put(config, checkpoint, {"step": i, "source": "loop"}, {"blob": i + 1})
+            ids.append(config["configurable"]["checkpoint_id"])
+    return ids
+
+
+def test_a_thread_page_decodes_only_the_checkpoints_it_shows(client: TestClient, seeded: tuple[str, Seeded]) -> None:
+    url, _ = seeded
+    ids = _write_thread(url, "damaged-thread", 4, 100)
+    db = client.app.state.console.db  # type: ignore[attr-defined]
+    from sqlalchemy import update
+
+    from sutram_core.backends.sql.schema import checkpoint_blobs as b
+
+    def damage() -> Any:  # the oldest checkpoint's value names a serializer nobody has
+        yield __import__("sutram_core.backends.sql.database", fromlist=["Step"]).Step(
+            update(b).where(b.c.tenant_id == "acme", b.c.thread_id == "damaged-thread", b.c.version == "i1")
+            .values(type="no-such-serializer"))
+
+    db.run(damage(), write=True)
+    page = client.get("/threads/damaged-thread", params={"tenant": "acme"})
+    assert page.status_code == 200 and all(cid in page.text for cid in ids) and "value 3: " in page.text
+    assert "value 0: " not in page.text
+    broken = client.get("/threads/damaged-thread", params={"tenant": "acme", "at": ids[0]})
+    assert broken.status_code == 400 and "cannot deserialize" in broken.text
+
+
+def test_a_thread_page_of_large_checkpoints_stays_small(client: TestClient, seeded: tuple[str, Seeded]) -> None:
+    url, _ = seeded
+    _write_thread(url, "big-thread", 24, 512 * 1024)  # 12 MB of values
+    assert client.get("/threads/big-thread", params={"tenant": "acme"}).status_code == 200  # warm (saver, imports)
+    tracemalloc.start()
+    try:
+        page = client.get("/threads/big-thread", params={"tenant": "acme"})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert page.status_code == 200 and page.text.count('name="a"') == 24
+    assert peak < 6 * 2**20, f"showing one 0.5 MB checkpoint of 24 took {peak / 2**20:.1f} MiB"

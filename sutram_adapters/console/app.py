@@ -16,6 +16,9 @@ Access: with no token the console serves loopback only. ``token=`` gives full ac
 whoever presents it; ``tenant_tokens={"acme": "..."}`` give access to one tenant, and such
 a token never shows another tenant's data. A token is presented once as ``?token=...``
 (kept in an HttpOnly cookie) or on every request as ``Authorization: Bearer ...``.
+Whatever the access, every request passes :mod:`sutram_adapters.console.security` first:
+unknown ``Host`` headers are refused, and a POST needs the console's own origin and the
+session's CSRF token.
 """
 
 from __future__ import annotations
@@ -24,21 +27,26 @@ import contextlib
 import hmac
 import ipaddress
 import json
+import math
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from sutram_adapters.console.security import ConsoleGuard, CsrfTokens, allowed_host_names
+from sutram_adapters.console.thread_history import thread_history
 from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
 from sutram_core.backends.sql.database import Database, Plan, Step
 from sutram_core.backends.sql.journal import SqlCallJournal
@@ -62,6 +70,17 @@ class ConsoleAccess:
     admin_token: str | None = None
     tenant_tokens: tuple[tuple[str, str], ...] = ()
 
+    def __post_init__(self) -> None:
+        # an empty token would read as "a token is set" (so no loopback-only rule) while
+        # matching nothing: refuse it rather than start a console nobody can open
+        if self.admin_token is not None and not self.admin_token.strip():
+            raise ConfigurationError("the access token is empty: pass --token SECRET with a non-empty secret, "
+                                     "or leave --token out for a loopback-only console")
+        empty = [tenant for tenant, token in self.tenant_tokens if not token.strip()]
+        if empty:
+            raise ConfigurationError(f"the access token of tenant {empty[0]!r} is empty: pass --tenant-token "
+                                     f"{empty[0]}=SECRET with a non-empty secret")
+
     @property
     def open(self) -> bool:
         """No token is configured (then the console must listen on loopback only)."""
@@ -78,6 +97,15 @@ class ConsoleAccess:
             if allowed:
                 return allowed
         raise PermissionError("a valid access token is required")
+
+
+def presented_token(request: Request) -> str | None:
+    """The access token a request presents: ``Authorization: Bearer``, else ``?token=``,
+    else the ``sutram_token`` cookie."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.query_params.get("token") or request.cookies.get("sutram_token")
 
 
 def is_loopback(host: str) -> bool:
@@ -97,6 +125,43 @@ def _ns_to_text(ns: int | None) -> str:
 
 
 _MAX_NS = 2**63 - 1
+
+
+def _parse_before(value: str | None) -> int | None:
+    """The runs list's ``before`` cursor (a start time in ns, as the "Older runs" link gives it)."""
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit()) or int(value) > _MAX_NS:
+        raise ConsoleError(f"before={value[:60]!r} is not a start time in nanoseconds (0 to {_MAX_NS}): "
+                           "follow the \"Older runs\" link instead of editing it")
+    return int(value)
+
+
+def _parse_limits(form: Any) -> dict[str, int | float]:
+    """A resume form's new budget: whole positive numbers for tokens and steps, a finite
+    non-negative amount for dollars; raises ConsoleError naming the field."""
+    limits: dict[str, int | float] = {}
+    for field in ("max_tokens", "max_steps"):
+        raw = str(form.get(field) or "").strip()
+        if raw:
+            if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= _MAX_NS:
+                raise ConsoleError(f"{field} must be a whole number of at least 1, not {raw[:40]!r}")
+            limits[field] = int(raw)
+    raw = str(form.get("max_cost_usd") or "").strip()
+    if raw:
+        try:
+            amount = float(raw)
+        except ValueError:
+            amount = math.nan
+        if not math.isfinite(amount) or amount < 0:
+            raise ConsoleError(f"max_cost_usd must be an amount in dollars such as 0.50, not {raw[:40]!r}")
+        limits["max_cost_usd"] = amount
+    return limits
+
+
+def _path_part(value: Any) -> str:
+    """An id as one URL path segment (a thread id may hold '/', '?', '#' or '%')."""
+    return quote(str(value), safe="")
 
 
 def _parse_time(value: str | None) -> int | None:
@@ -141,7 +206,7 @@ class Console:
         self._memory: Any = None
         self._lock = threading.Lock()
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
-        self.env.filters.update(when=_ns_to_text, ms=_ms, short=_short)
+        self.env.filters.update(when=_ns_to_text, ms=_ms, short=_short, urlpath=_path_part)
 
     def close(self) -> None:
         for saver in self._savers.values():
@@ -155,11 +220,7 @@ class Console:
     # -- access ------------------------------------------------------------------------
 
     def allowed(self, request: Request) -> frozenset[str] | None:
-        presented = request.query_params.get("token") or request.cookies.get("sutram_token")
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            presented = header[7:].strip()
-        return self.access.tenants_for(presented)
+        return self.access.tenants_for(presented_token(request))
 
     def tenant(self, request: Request) -> tuple[str, list[str]]:
         """The tenant this request asks for (and may see), and the tenants it may choose."""
@@ -207,8 +268,14 @@ class Console:
 
     def render(self, name: str, request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
         template = self.env.get_template(name)
-        return HTMLResponse(template.render(request=request, query=request.query_params, **context),
-                            status_code=status_code)
+        csrf_token = getattr(request.state, "csrf_token", "")
+        return HTMLResponse(template.render(request=request, query=request.query_params, csrf_token=csrf_token,
+                                            **context), status_code=status_code)
+
+    def refuse(self, request: Request, status_code: int, message: str) -> HTMLResponse:
+        """The error page, for a request refused before any page ran."""
+        return self.render("error.html", request, status_code, status=status_code, message=message,
+                           tenant=None, tenants=[])
 
 
 def _tree_rows(spans: Sequence[StoredSpan]) -> list[tuple[int, StoredSpan]]:
@@ -224,18 +291,23 @@ def _tree_rows(spans: Sequence[StoredSpan]) -> list[tuple[int, StoredSpan]]:
 
 def create_app(url: str | None = None, *, token: str | None = None,
                tenant_tokens: dict[str, str] | None = None,
-               runner_factory: Callable[[str], Any] | None = None) -> Starlette:
+               runner_factory: Callable[[str], Any] | None = None,
+               host: str | None = None, allow_hosts: Iterable[str] = ()) -> Starlette:
     """The console app over the database ``url`` names (see the module docstring).
     ``runner_factory(tenant)`` builds a :class:`DurableRunner` for the resume action (the
-    console cannot resume a run without the graph; ``sutram serve --graph`` passes one)."""
+    console cannot resume a run without the graph; ``sutram serve --graph`` passes one).
+    The app answers the ``Host`` names localhost, 127.0.0.1 and [::1], ``host`` (the
+    address it listens on, unless that is 0.0.0.0 or ::) and each of ``allow_hosts``."""
     access = ConsoleAccess(token, tuple(sorted((validate_tenant(t), k) for t, k in (tenant_tokens or {}).items())))
+    hosts = allowed_host_names(host, allow_hosts)
     console = Console(url, access, runner_factory)
     pages = _Pages(console)
     routes = [
         Route("/", pages.runs),
-        Route("/runs/{run_id}", pages.run),
-        Route("/runs/{run_id}/resume", pages.resume, methods=["POST"]),
-        Route("/threads/{thread_id}", pages.thread),
+        # ids are whole paths ("user/42"); the resume route goes first so it is not read as a run id
+        Route("/runs/{run_id:path}/resume", pages.resume, methods=["POST"]),
+        Route("/runs/{run_id:path}", pages.run),
+        Route("/threads/{thread_id:path}", pages.thread),
         Route("/diff", pages.diff),
         Route("/paused", pages.paused),
         Route("/memory", pages.memory),
@@ -247,8 +319,11 @@ def create_app(url: str | None = None, *, token: str | None = None,
         yield
         console.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    guard = Middleware(ConsoleGuard, hosts=hosts, tokens=CsrfTokens(),  # type: ignore[arg-type]
+                       identity=lambda request: presented_token(request) or "", refuse=console.refuse)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
     app.state.console = console
+    app.state.allowed_hosts = hosts
     return app
 
 
@@ -280,7 +355,7 @@ class _Pages:
         q = request.query_params
         filters: dict[str, Any] = {"status": q.get("status") or None, "name": q.get("graph") or None,
                    "since_ns": _parse_time(q.get("since")), "until_ns": _parse_time(q.get("until"))}
-        before = int(q["before"]) if q.get("before", "").isdigit() else None
+        before = _parse_before(q.get("before"))
         runs = self.c.traces.runs(tenant, limit=PAGE, before_ns=before, **filters)
         totals = self.c.traces.run_summary(tenant, **filters)
         names = self.c.traces.run_names(tenant)
@@ -336,16 +411,15 @@ class _Pages:
                 raise ConsoleError("this console has no graph to run: start it with sutram serve --graph module:attr")
             from sutram_core.runs import Budget
 
-            limits: dict[str, Any] = {k: float(str(form[k])) for k in ("max_tokens", "max_cost_usd", "max_steps")
-                      if str(form.get(k) or "").strip()}
-            budget = Budget(**{k: int(v) if k != "max_cost_usd" else v for k, v in limits.items()}) if limits else None
+            limits = _parse_limits(form)  # before anything runs: a bad value changes nothing
+            budget = Budget(**limits) if limits else None  # type: ignore[arg-type]
             try:
                 runner.resume(run_id, budget=budget)
             except SutramError:
                 raise
             except Exception:  # the run's own failure (or a new pause): the ledger has it
                 pass
-            return RedirectResponse(f"/runs/{run_id}?tenant={tenant}", status_code=303)
+            return RedirectResponse(f"/runs/{_path_part(run_id)}?{urlencode({'tenant': tenant})}", status_code=303)
 
         return await self._guard(request, act)
 
@@ -360,22 +434,29 @@ class _Pages:
 
         tenant, tenants = self.c.tenant(request)
         thread_id = request.path_params["thread_id"]
-        saver = self.c.saver(tenant)
-        history = list(saver.list({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}, limit=500))
+        # the list is metadata only; the checkpoints shown (one, or the two compared) are decoded alone
+        history = thread_history(self.c.db, tenant, thread_id, limit=500)
         if not history:
             raise ConsoleError(f"thread {thread_id!r} has no checkpoints in tenant {tenant!r}")
-        by_id = {h.config["configurable"]["checkpoint_id"]: h for h in history}
+        ids = {h.checkpoint_id for h in history}
         q = request.query_params
-        at = by_id.get(q.get("at", "")) or history[0]
-        def values(saved: Any) -> dict[str, Any]:
-            # the graph's own channels; LangGraph's bookkeeping ones (__start__, branch:...) left out
-            return {k: v for k, v in plain(saved.checkpoint["channel_values"]).items()
-                    if not k.startswith(("__", "branch:"))}
+        at = next((h for h in history if h.checkpoint_id == q.get("at")), history[0])
+        saver = self.c.saver(tenant)
+        decoded: dict[str, dict[str, Any]] = {}
 
-        state = values(at)
+        def values(checkpoint_id: str) -> dict[str, Any]:
+            # the graph's own channels; LangGraph's bookkeeping ones (__start__, branch:...) left out
+            if checkpoint_id not in decoded:
+                saved = saver.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": "",
+                                                          "checkpoint_id": checkpoint_id}})
+                channels = plain(saved.checkpoint["channel_values"]) if saved is not None else {}
+                decoded[checkpoint_id] = {k: v for k, v in channels.items() if not k.startswith(("__", "branch:"))}
+            return decoded[checkpoint_id]
+
+        state = values(at.checkpoint_id)
         changes = None
-        if q.get("a") in by_id and q.get("b") in by_id:
-            va, vb = values(by_id[q["a"]]), values(by_id[q["b"]])
+        if q.get("a") in ids and q.get("b") in ids:
+            va, vb = values(q["a"]), values(q["b"])
             changes = [(k, va.get(k), vb.get(k)) for k in sorted(set(va) | set(vb)) if va.get(k) != vb.get(k)]
         origin = next((h.metadata.get(FORK_KEY) for h in history if isinstance(h.metadata.get(FORK_KEY), dict)), None)
         runs = self.c.ledger.runs(tenant, thread_id=thread_id, limit=50)
