@@ -1,10 +1,13 @@
 """The console in a real browser: headless Chromium (Debian's package) driven by Playwright.
 Clicks from the runs list into a run and its timeline, compares two checkpoints, opens a
-fork diff, searches memory and resumes a paused run; saves a screenshot of each page under
-test-output/console/ (or $SUTRAM_TEST_OUTPUT/console/)."""
+fork diff, searches memory, sees a page of another origin fail to resume a paused run, and
+resumes it through the console; saves a screenshot of each page under test-output/console/
+(or $SUTRAM_TEST_OUTPUT/console/)."""
 
 from __future__ import annotations
 
+import html
+import http.server
 import os
 import shutil
 import socket
@@ -116,6 +119,49 @@ def test_a_memory_search(server: tuple[str, Seeded], page: Any, shots: Path) -> 
     assert "oat milk" in first.inner_text() and "Globex" not in page.content()
     assert first.locator("a.provenance").get_attribute("href") == "/runs/run-tea?tenant=acme"
     page.screenshot(path=str(shots / "memory-search.png"), full_page=True)
+
+
+@pytest.fixture
+def attacker_page(server: tuple[str, Seeded]) -> Iterator[str]:
+    """A page on another port of 127.0.0.1 (same site, another origin) that posts the console's
+    resume form as soon as it loads, as a page the operator happens to open would."""
+    base, data = server
+    action = html.escape(f"{base}/runs/{data.paused_run}/resume?tenant=acme")
+    body = (f'<!doctype html><title>cute cats</title><form method="post" action="{action}">'
+            '<input name="max_tokens" value="99999"><input name="confirm" value="yes"></form>'
+            "<script>document.forms[0].submit()</script>").encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/cats.html"
+    httpd.shutdown()
+    thread.join(10)
+
+
+def test_a_page_of_another_origin_cannot_resume_a_paused_run(server: tuple[str, Seeded], page: Any, shots: Path,
+                                                             attacker_page: str) -> None:
+    base, data = server
+    page.goto(f"{base}/runs/{data.paused_run}?tenant=acme")  # the operator has the console open
+    ledger = page.locator("#ledger").inner_text()
+    assert "paused" in ledger and "max_tokens reached" in ledger
+    page.goto(attacker_page)
+    page.wait_for_url(f"{base}/**")  # the form went to the console; what came back:
+    page.screenshot(path=str(shots / "csrf-refused.png"), full_page=True)
+    answer = page.locator("main").inner_text()
+    page.goto(f"{base}/runs/{data.paused_run}?tenant=acme")
+    assert page.locator("#ledger").inner_text() == ledger  # still paused, its budget unchanged
+    assert "Not allowed" in answer and "not by the console" in answer
 
 
 def test_resuming_a_paused_run_asks_for_confirmation(server: tuple[str, Seeded], page: Any, shots: Path) -> None:
