@@ -146,6 +146,7 @@ def test_sutram_serve_command(seeded: tuple[str, Seeded]) -> None:
     import subprocess
     import sys
     import time
+    import urllib.error
     import urllib.request
 
     url, _ = seeded
@@ -155,7 +156,8 @@ def test_sutram_serve_command(seeded: tuple[str, Seeded]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "sutram_adapters.cli", "serve", "--url", url, "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "sutram_adapters.cli", "serve", "--url", url, "--port", str(port),
+                               "--allow-host", "console.test"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
     try:
         deadline = time.monotonic() + 60
@@ -169,6 +171,17 @@ def test_sutram_serve_command(seeded: tuple[str, Seeded]) -> None:
                     raise
                 time.sleep(0.2)
         assert "run-link" in page and "<script src=\"/static/console.js\"" in page
+
+        def status(host: str) -> int:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/memory?tenant=acme", headers={"Host": host})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as refused:
+                return int(refused.code)
+
+        assert status("rebind.attacker.example") == 421 and status(f"rebind.attacker.example:{port}") == 421
+        assert status(f"console.test:{port}") == 200 and status(f"localhost:{port}") == 200
     finally:
         server.terminate()
         server.wait(30)
