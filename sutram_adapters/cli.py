@@ -19,7 +19,9 @@
     sutram memory list [--tenant T] [--kind K] [--namespace A/B] [--limit N] [--json]
                                                   a tenant's memories, newest first
 
-Every command takes ``--url`` (default: ``SUTRAM_URL``, else ``./.sutram/sutram.db``).
+Every command takes ``--url`` (default: ``SUTRAM_URL``, else ``./.sutram/sutram.db``). The commands
+that only read (history, runs, trace, memory, audit verify) open a SQLite file that they cannot
+write (the file or its folder: a read-only mount) read-only, as ``?mode=ro`` would.
 """
 
 from __future__ import annotations
@@ -360,10 +362,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_READ_ONLY_COMMANDS = ("history", "runs", "trace", "memory", "audit")
+
+
+def _readable_url(url: str | None) -> str | None:
+    """``url``, or the same SQLite file opened read-only when this process cannot write it."""
+    from sutram_core.config import read_only_if_unwritable
+
+    chosen = read_only_if_unwritable(url)
+    if chosen != url:
+        print(f"sutram: the database file or its folder is not writable here: reading it read-only ({chosen})",
+              file=sys.stderr)
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``sutram`` command with ``argv`` (default: the process arguments)."""
     args = _parser().parse_args(argv)
     try:
+        if args.command in _READ_ONLY_COMMANDS:
+            args.url = _readable_url(args.url)
         if args.command == "demo":
             from sutram_adapters.demo import run_demo
 

@@ -30,7 +30,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from sutram_core.backends.sql import migrations
+from sutram_core.backends.sql import migrations, sqlite_readonly
 from sutram_core.config import DatabaseURL, parse_url
 from sutram_core.errors import MissingDependencyError, StorageError
 
@@ -148,6 +148,8 @@ class Database:
         self._idle: list[Connection] | None = [] if self.backend == "sqlite" else None
 
     def _create_engine(self, pool_size: int) -> Engine:
+        if self.backend == "sqlite" and self.url.read_only:
+            return sqlite_readonly.read_only_engine(self.url)  # creates, switches, writes nothing
         if self.backend == "sqlite":
             assert self.url.path is not None
             self.url.path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +200,11 @@ class Database:
             self.url.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
         )
 
+    @property
+    def read_only(self) -> bool:
+        """True for a SQLite file opened with ``?mode=ro`` or ``?immutable=1``: reads only."""
+        return self.url.read_only
+
     # -- running plans -------------------------------------------------------------
 
     def prepare(self, statement: Executable) -> Prepared | Executable:
@@ -224,6 +231,9 @@ class Database:
         any error the transaction is rolled back: nothing is half-written.
         """
         self.setup()
+        if write and self.url.read_only:
+            plan.close()
+            raise sqlite_readonly.write_refused(self.url)
         return self._run(plan, write)
 
     def _run(self, plan: Plan[T], write: bool) -> T:
@@ -285,7 +295,10 @@ class Database:
             if not self._ready:
                 try:
                     with self.engine.connect() as conn:
-                        migrations.upgrade(conn)
+                        if self.url.read_only:
+                            sqlite_readonly.check_schema(conn, self.url)
+                        else:
+                            migrations.upgrade(conn)
                 except SQLAlchemyError as exc:
                     raise StorageError(f"{self.backend} database error during setup: {exc}") from exc
                 self._ready = True

@@ -261,6 +261,9 @@ class SqlMemoryBackend:
             updates.clear()
 
     def refresh_ttl(self, tenant: str, ids: Sequence[str], now: int) -> None:
+        if self.db.read_only:
+            return  # a read-only database keeps its expiry times; reads still hide what expired
+
         def plan() -> Plan[None]:
             yield Step(text(
                 "UPDATE sutram_memories SET expires_at = :now + CAST(ttl_seconds * 1000000 AS BIGINT) "
