@@ -297,6 +297,7 @@ def test_thread_and_run_ids_with_a_slash_open_and_link(client: TestClient, seede
     assert 'id="ledger"' in run.text and "completed" in run.text
     odd = client.get("/threads/odd%20%3F%23%25%20thread", params={"tenant": "slash"})
     assert odd.status_code == 200 and "odd ?#% thread" in odd.text
+    assert odd.text.count('action="/threads/odd%20%3F%23%25%20thread"') == 2  # the tenant switch and the compare form
     state_link = odd.text.split('">state</a>')[0].rsplit('href="', 1)[1].replace("&amp;", "&")
     assert state_link.startswith("/threads/odd%20%3F%23%25%20thread?") and client.get(state_link).status_code == 200
 

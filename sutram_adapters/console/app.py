@@ -269,8 +269,9 @@ class Console:
     def render(self, name: str, request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
         template = self.env.get_template(name)
         csrf_token = getattr(request.state, "csrf_token", "")
+        here = quote(request.scope["path"])  # this page's path as a URL again (a thread id may hold '?' or '#')
         return HTMLResponse(template.render(request=request, query=request.query_params, csrf_token=csrf_token,
-                                            **context), status_code=status_code)
+                                            here=here, **context), status_code=status_code)
 
     def refuse(self, request: Request, status_code: int, message: str) -> HTMLResponse:
         """The error page, for a request refused before any page ran."""
@@ -319,7 +320,7 @@ def create_app(url: str | None = None, *, token: str | None = None,
         yield
         console.close()
 
-    guard = Middleware(ConsoleGuard, hosts=hosts, tokens=CsrfTokens(),  # type: ignore[arg-type]
+    guard = Middleware(ConsoleGuard, hosts=hosts, tokens=CsrfTokens(),
                        identity=lambda request: presented_token(request) or "", refuse=console.refuse)
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
     app.state.console = console
