@@ -8,7 +8,8 @@ backend boundary, so callers only ever need to catch these classes::
     │   └── MissingDependencyError    an optional extra is not installed
     ├── TenantError                   missing, malformed or mismatched tenant id
     ├── StorageError                  the database failed (wraps the driver error)
-    │   └── SchemaVersionError        the database was made by a newer Sutram
+    │   ├── SchemaVersionError        the database was made by a newer Sutram
+    │   └── DatabaseUnavailableError  unreachable, restarting, locked or full: worth retrying later
     ├── CheckpointError
     │   ├── InvalidCheckpointError    input that cannot be stored (nothing is written)
     │   ├── CheckpointDecodeError     a stored value cannot be turned back into an object
@@ -31,6 +32,7 @@ __all__ = [
     "CheckpointError",
     "ConfigurationError",
     "ConsoleError",
+    "DatabaseUnavailableError",
     "EmbeddingError",
     "InvalidCheckpointError",
     "InvalidMemoryError",
@@ -81,6 +83,15 @@ class StorageError(SutramError):
 
 class SchemaVersionError(StorageError):
     """The database schema is newer than this version of Sutram understands."""
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database could not be reached or could not take the work for a while (server
+    down or restarting, connection dropped, SQLite file locked by another process, disk
+    full), and retrying for ``Database(retry_seconds=)`` did not get through. The
+    transaction was rolled back, unless the connection dropped during its commit, when it
+    may have been applied: Sutram's own writes are safe to repeat. Try again later; the
+    durable runner does so from the run's checkpoint and pauses the run if it persists."""
 
 
 class CheckpointError(SutramError):

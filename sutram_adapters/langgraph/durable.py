@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import hashlib
 import inspect
+import logging
 import os
 import socket
 import threading
@@ -50,7 +51,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 from langchain_core.globals import get_llm_cache, set_llm_cache
@@ -64,11 +65,19 @@ from sutram_adapters.langgraph.saver import SutramSaver
 from sutram_core.backends.sql.database import Database
 from sutram_core.backends.sql.journal import SqlCallJournal
 from sutram_core.backends.sql.runs import SqlRunLedger
-from sutram_core.errors import InvalidRunError, LeaseLostError, RunPausedError
+from sutram_core.errors import (
+    DatabaseUnavailableError,
+    InvalidRunError,
+    LeaseLostError,
+    RunPausedError,
+)
 from sutram_core.runs import Budget, CallScope, RunRecord, Spend
 from sutram_core.tenancy import validate_tenant
 
 __all__ = ["RECOVERABLE_ERROR_NAMES", "DurableRunner", "durable", "graph_version", "is_recoverable"]
+
+_log = logging.getLogger("sutram.runs")
+T = TypeVar("T")
 
 _CACHE_LOCK = threading.Lock()
 
@@ -153,8 +162,9 @@ RECOVERABLE_ERROR_NAMES = frozenset({
 
 def is_recoverable(error: BaseException, extra: tuple[type[BaseException], ...] = ()) -> bool:
     """Whether ``error`` is worth retrying: a connection or timeout error, a provider's rate
-    limit or overload (by class name), or one of ``extra``."""
-    if isinstance(error, (ConnectionError, TimeoutError, *extra)):
+    limit or overload (by class name), Sutram's database being unavailable for a while
+    (restart, dropped connection, locked file, full disk), or one of ``extra``."""
+    if isinstance(error, (ConnectionError, TimeoutError, DatabaseUnavailableError, *extra)):
         return True
     return any(cls.__name__ in RECOVERABLE_ERROR_NAMES for cls in type(error).__mro__)
 
@@ -206,7 +216,12 @@ class _BudgetGuard:
     def _write(self, spend: Spend) -> None:
         with self._lock:
             spend, self.pending = spend.plus(self.pending), Spend()
-        total = self.runner.ledger.add_spend(self.runner.tenant, self.run, spend)
+        try:
+            total = self.runner.ledger.add_spend(self.runner.tenant, self.run, spend)
+        except BaseException:
+            with self._lock:  # not written: keep it for the next write
+                self.pending = spend.plus(self.pending)
+            raise
         with self._lock:
             self.spend = total
 
@@ -229,7 +244,7 @@ class DurableRunner:
                  executor_id: str | None = None, name: str | None = None,
                  recoverable: tuple[type[BaseException], ...] = (), retries: int = 3,
                  backoff_seconds: float = 1.0, remember_runs: bool = True, embedder: Any = None,
-                 trace: bool = True) -> None:
+                 trace: bool = True, outage_seconds: float = 60.0) -> None:
         self.tenant = validate_tenant(tenant)
         # recoverable errors are retried (from the checkpoint; completed calls replay from the
         # journal) with exponential backoff, then the run pauses instead of failing
@@ -242,6 +257,8 @@ class DurableRunner:
         self._memory: Any = None
         self._url = url
         self.lease_seconds = float(lease_seconds)
+        # how long the ledger write that ends an execution waits out a database outage
+        self.outage_seconds = float(outage_seconds)
         self.executor_id = executor_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.db = Database(url)
         self.ledger = SqlRunLedger(self.db)
@@ -269,10 +286,33 @@ class DurableRunner:
         self.saver.close()
         self.db.close()
 
+    def _outlast(self, write: Callable[[], T]) -> T:
+        """``write()`` (a ledger write that records how an execution ended), tried again with
+        backoff while the database is unavailable, for up to ``outage_seconds``: a run must
+        not stay 'running' in the ledger because its end met a database restart. Past that
+        the error propagates and the run's lease expires, so recovery resumes it later."""
+        deadline = time.monotonic() + self.outage_seconds
+        delay = 0.25
+        while True:
+            try:
+                return write()
+            except DatabaseUnavailableError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     def _remember(self, run_id: str) -> None:
-        """Write how the run ended as an episodic memory, with the run and thread as provenance."""
+        """Write how the run ended as an episodic memory, with the run and thread as provenance
+        (a database outage while writing it loses the memory, never the run: logged)."""
         if not self.remember_runs:
             return
+        try:
+            self._outlast(lambda: self._write_memory(run_id))
+        except DatabaseUnavailableError as exc:
+            _log.warning("the episodic memory of run %s was not written: %s", run_id, exc)
+
+    def _write_memory(self, run_id: str) -> None:
         from sutram_core.memory import MemoryStore
 
         run = self.ledger.get(self.tenant, run_id)
@@ -382,10 +422,8 @@ class DurableRunner:
         given; model calls made before the pause are answered from the journal."""
         from langgraph.types import Command
 
-        if budget is not None:
-            self.ledger.set_budget(self.tenant, run_id, budget)
         run = self.ledger.claim(self.tenant, run_id, executor=self.executor_id, lease_seconds=self.lease_seconds,
-                                resume=True)
+                                resume=True, budget=budget)
         if run is None:
             raise InvalidRunError(f"run {run_id!r} cannot be resumed now: it is running elsewhere or has finished")
         state = self.graph.get_state({"configurable": {"thread_id": run.thread_id}})
@@ -500,7 +538,7 @@ class DurableRunner:
             active = self._active.pop(run.run_id, None)
             if active is not None and not lost:
                 with contextlib.suppress(LeaseLostError):  # the run already ended (failed, paused)
-                    active.guard.flush()
+                    self._outlast(active.guard.flush)
         if lost:
             raise lost[0]
 
@@ -511,15 +549,15 @@ class DurableRunner:
             raise exc
         active = self._active.get(run.run_id)
         if active is not None:
-            active.guard.flush()
+            self._outlast(active.guard.flush)
         if not is_recoverable(exc, self.recoverable):
-            self.ledger.finish(self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}")
+            self._outlast(lambda: self.ledger.finish(self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}"))
             self.compensate(run.run_id)
             self._remember(run.run_id)
             raise exc
         if attempt >= self.retries:
             reason = f"{type(exc).__name__}: {exc} (still failing after {self.retries} retries)"
-            self.ledger.pause(self.tenant, run, f"recoverable error: {reason}")
+            self._outlast(lambda: self.ledger.pause(self.tenant, run, f"recoverable error: {reason}"))
             self._remember(run.run_id)
             raise RunPausedError(run.run_id, reason) from exc
         return min(30.0, self.backoff_seconds * 2.0 ** attempt)
@@ -531,14 +569,15 @@ class DurableRunner:
         if isinstance(output, dict):
             values = [getattr(i, "value", None) for i in output.get("__interrupt__", ())]
         else:
-            values = [i.value for i in _interrupts(self.graph.get_state({"configurable": {"thread_id": run.thread_id}}))]
+            state = self._outlast(lambda: self.graph.get_state({"configurable": {"thread_id": run.thread_id}}))
+            values = [i.value for i in _interrupts(state)]
         budget = next((v for v in values if isinstance(v, dict) and v.get("type") == BUDGET_INTERRUPT), None)
         if budget is not None:
-            self.ledger.pause(self.tenant, run, f"budget: {budget['reason']}")
+            self._outlast(lambda: self.ledger.pause(self.tenant, run, f"budget: {budget['reason']}"))
         elif values:
-            self.ledger.pause(self.tenant, run, "interrupted: waiting for input")
+            self._outlast(lambda: self.ledger.pause(self.tenant, run, "interrupted: waiting for input"))
         else:
-            self.ledger.finish(self.tenant, run, "completed")
+            self._outlast(lambda: self.ledger.finish(self.tenant, run, "completed"))
         self._remember(run.run_id)
         if self.tracer is not None:
             self.tracer.flush()

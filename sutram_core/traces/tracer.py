@@ -5,7 +5,9 @@ Adapters (the LangChain callback handler, the LlamaIndex handlers) build
 begins and :meth:`Tracer.end` when any span ends. Both only queue the span. The writer
 thread then applies the :class:`~sutram_core.traces.redaction.Redactor`, prices model
 calls, writes the batch in one transaction (with its audit entries) and passes the
-stored spans to the exporters.
+stored spans to the exporters. While the database is unreachable, batches go to a bounded
+local spool (:mod:`sutram_core.traces.spool`) and are written, in order, when it answers
+again; what does not fit is dropped and counted in :attr:`Tracer.stats`.
 
 >>> tracer = Tracer.from_url("sqlite:///.sutram/sutram.db")    # doctest: +SKIP
 >>> tracer.flush()                                              # doctest: +SKIP
@@ -15,19 +17,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
 from sutram_core.config import DatabaseURL, parse_url
+from sutram_core.errors import DatabaseUnavailableError
 from sutram_core.traces.pricing import PriceTable
 from sutram_core.traces.redaction import DEFAULT_MAX_CHARS, Redactor
 from sutram_core.traces.spans import Span, SpanKind, SpanStatus
+from sutram_core.traces.spool import SpanSpool, default_spool_dir
 from sutram_core.traces.store import SPAN_COLUMNS, StoredSpan, TraceStore
 from sutram_core.traces.writer import BackgroundWriter, WriterStats
 
 __all__ = ["SpanExporter", "Tracer", "open_trace_store", "shared_tracer"]
+
+log = logging.getLogger("sutram.traces")
+# while the database is unreachable, how often a write of the spooled spans is tried
+_PROBE_SECONDS = 2.0
 
 
 class SpanExporter(Protocol):
@@ -66,6 +77,9 @@ class Tracer:
         batch_size: int = 512,
         interval: float = 0.2,
         on_full: str = "block",
+        max_block_seconds: float = 2.0,
+        spool_dir: str | Path | None = None,
+        spool_bytes: int = 64 << 20,
         owns: Any = None,
     ) -> None:
         self.store = store
@@ -73,8 +87,14 @@ class Tracer:
         self.prices = prices if prices is not None else PriceTable.default()
         self.exporters = list(exporters)
         self._owns = owns  # a Database this tracer opened and must close
+        # spans the database cannot take while it is unreachable wait here (see spool.py)
+        db_url = getattr(getattr(store, "db", None), "url", None)
+        self._spool = SpanSpool(spool_dir or default_spool_dir(db_url), max_bytes=spool_bytes)
+        self._next_probe = 0.0
+        self._down = False  # the last write met an unreachable database
         self._writer: BackgroundWriter[Span | _Started] = BackgroundWriter(
-            self._write_batch, max_queue=max_queue, batch_size=batch_size, interval=interval, on_full=on_full
+            self._write_batch, max_queue=max_queue, batch_size=batch_size, interval=interval, on_full=on_full,
+            max_block_seconds=max_block_seconds, idle=self._replay_spool,
         )
 
     @classmethod
@@ -84,7 +104,8 @@ class Tracer:
         from sutram_core.backends.sql.database import Database
         from sutram_core.backends.sql.traces import SqlTraceStore
 
-        db = Database(url)
+        # a short wait per write: while the database is away, spans go to the spool
+        db = Database(url, retry_seconds=0.5)
         return cls(SqlTraceStore(db), owns=db, **options)
 
     @property
@@ -111,7 +132,9 @@ class Tracer:
     # -- lifecycle -------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write everything queued so far before returning."""
+        """Write everything queued so far before returning (and the spooled spans, if the
+        database answers again)."""
+        self._next_probe = 0.0
         self._writer.flush()
 
     async def aflush(self) -> None:
@@ -150,12 +173,61 @@ class Tracer:
                 rows[(row["tenant_id"], row["span_id"])] = row
         if not rows:
             return
-        self.store.write_spans(list(rows.values()))
+        batch_rows = list(rows.values())
+        # spooled spans go first, so spans reach the database (and its audit chain) in the
+        # order they ended; while the database is known to be away, no batch waits on it
+        if (self._down or self._spool.pending_bytes) and not self._replay_spool():
+            self._keep(batch_rows)
+            return
+        try:
+            self._store_rows(batch_rows)
+        except DatabaseUnavailableError as exc:
+            self._went_down(exc)
+            self._keep(batch_rows)
+            return
+        self._came_back()
+
+    def _went_down(self, exc: Exception) -> None:
+        self._next_probe = time.monotonic() + _PROBE_SECONDS
+        if not self._down:
+            self._down = True
+            log.warning("sutram: the trace database is unreachable (%s); spooling spans to %s",
+                        exc, self._spool.directory)
+
+    def _came_back(self) -> None:
+        if self._down:
+            self._down = False
+            log.warning("sutram: the trace database answers again; %d spooled spans written",
+                        self.stats.replayed)
+
+    def _store_rows(self, rows: list[dict[str, Any]]) -> None:
+        self.store.write_spans(rows)
         if self.exporters:
-            finished = [StoredSpan.from_row([r[c] for c in SPAN_COLUMNS]) for r in rows.values()
+            finished = [StoredSpan.from_row([r[c] for c in SPAN_COLUMNS]) for r in rows
                         if r["status"] != SpanStatus.RUNNING]
             for exporter in self.exporters:
                 exporter.export(finished)
+
+    def _keep(self, rows: list[dict[str, Any]]) -> None:
+        if self._spool.append(rows):
+            self.stats.spooled += len(rows)
+        else:
+            self._writer.count_dropped(len(rows), f"trace database unreachable and the spool in "
+                                                  f"{self._spool.directory} is full ({self._spool.max_bytes} bytes)")
+
+    def _replay_spool(self) -> bool:
+        """Write the spooled spans, oldest first, if it is time to try the database again
+        (every few seconds while it is away); True when the database may be written to."""
+        if time.monotonic() < self._next_probe:
+            return False
+        if self._spool.pending_bytes:
+            try:
+                self.stats.replayed += self._spool.replay(self._store_rows)
+            except DatabaseUnavailableError as exc:
+                self._went_down(exc)
+                return False
+            self._came_back()
+        return True
 
     def _row(self, span: Span, running: bool, ids: _IdText) -> dict[str, Any]:
         red = self.redactor

@@ -7,8 +7,9 @@ interpreter exit, for every writer still open.
 
 When the queue is full the ``on_full`` policy decides, and the :class:`WriterStats`
 count it: ``"block"`` (the default) makes the caller wait until the writer has made
-room, so nothing is lost; ``"drop"`` discards the new item and counts it in
-``stats.dropped``.
+room, for at most ``max_block_seconds``, then drops the item (counted in
+``stats.dropped``, with a warning): tracing never stalls the app for longer than that;
+``"drop"`` discards the new item at once and counts it.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ class WriterStats:
 
     submitted: int = 0  # approximate under heavy multi-threaded load (not locked: the hot path)
     written: int = 0  # items handed to ``handle`` without an error
-    dropped: int = 0  # items refused because the queue was full (policy "drop")
+    dropped: int = 0  # items lost: the queue was full (policy "drop", or "block" past its bound)
+    #                   or the database was unreachable and the spool full (spans)
     blocked: int = 0  # times a caller waited for room (policy "block")
     failed: int = 0  # items in batches whose ``handle`` kept failing
+    spooled: int = 0  # spans kept in the local spool while the database was unreachable
+    replayed: int = 0  # spooled spans written once the database answered again
     batches: int = 0
     busy_seconds: float = 0.0  # CPU time the writer thread spent in ``handle``
 
@@ -58,6 +62,8 @@ class BackgroundWriter(Generic[T]):
         on_full: str = "block",
         retries: int = 3,
         name: str = "sutram-trace-writer",
+        max_block_seconds: float = 2.0,
+        idle: Callable[[], object] | None = None,
     ) -> None:
         if on_full not in ("block", "drop"):
             raise ConfigurationError(f"on_full={on_full!r}: use 'block' or 'drop'")
@@ -69,6 +75,8 @@ class BackgroundWriter(Generic[T]):
         self._interval = interval
         self._block = on_full == "block"
         self._retries = retries
+        self._max_block = float(max_block_seconds)
+        self._idle = idle  # called when the queue is empty: at every tick and after a flush
         self._queue: deque[T] = deque()
         self._wake = threading.Event()
         self._room = threading.Condition()
@@ -94,18 +102,27 @@ class BackgroundWriter(Generic[T]):
     def _room_for_one(self) -> bool:
         if self._closed:
             raise ConfigurationError("this trace writer is closed; create a new tracer")
-        if not self._block:
-            with self._count_lock:  # exact even when many threads hit a full queue at once
-                self.stats.dropped += 1
-            if self.stats.dropped == 1:
-                log.warning("sutram trace queue full (%d items): dropping spans; see stats.dropped", self._max)
-            return False
-        self.stats.blocked += 1
-        while len(self._queue) >= self._max:
-            self._wake.set()
-            with self._room:
-                self._room.wait(0.05)
-        return True
+        if self._block:
+            self.stats.blocked += 1
+            deadline = time.monotonic() + self._max_block
+            while len(self._queue) >= self._max:
+                if time.monotonic() >= deadline:
+                    break
+                self._wake.set()
+                with self._room:
+                    self._room.wait(0.05)
+            else:
+                return True
+        self.count_dropped(1, f"sutram trace queue full ({self._max} items)")
+        return False
+
+    def count_dropped(self, n: int, why: str) -> None:
+        """Count ``n`` lost items; the first loss of a run of them is logged as a warning."""
+        with self._count_lock:  # exact even when many threads hit a full queue at once
+            first = self.stats.dropped == 0
+            self.stats.dropped += n
+        if first:
+            log.warning("%s: dropping spans; see the tracer's stats.dropped", why)
 
     def pending(self) -> int:
         """Items queued and not yet handed to ``handle``."""
@@ -114,6 +131,8 @@ class BackgroundWriter(Generic[T]):
     def flush(self) -> None:
         """Hand everything queued so far to ``handle`` before returning."""
         self._drain()
+        if self._idle is not None:
+            self._idle()
 
     def close(self) -> None:
         """Flush and stop the thread. Idempotent."""
@@ -122,7 +141,7 @@ class BackgroundWriter(Generic[T]):
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=30)
-        self._drain()
+        self.flush()
         _OPEN.discard(self)
 
     def _loop(self) -> None:
@@ -130,6 +149,11 @@ class BackgroundWriter(Generic[T]):
             self._wake.wait(self._interval)
             self._wake.clear()
             self._drain()
+            if self._idle is not None and not self._queue:
+                try:
+                    self._idle()
+                except Exception as exc:  # tracing must never kill its thread
+                    log.error("sutram: trace writer idle task failed: %s", exc)
 
     def _drain(self) -> None:
         with self._drain_lock:

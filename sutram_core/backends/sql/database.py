@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import sqlite3
 import threading
 import time
@@ -31,8 +32,9 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from sutram_core.backends.sql import migrations, sqlite_readonly
+from sutram_core.backends.sql.transient import is_transient
 from sutram_core.config import DatabaseURL, parse_url
-from sutram_core.errors import MissingDependencyError, StorageError
+from sutram_core.errors import DatabaseUnavailableError, MissingDependencyError, StorageError
 
 __all__ = ["Database", "Plan", "Prepared", "Step"]
 
@@ -103,9 +105,18 @@ class Prepared:
             cursor.close()
 
 
-def _drive(plan: Plan[T], conn: Connection) -> T:
+class _Progress:
+    """Whether a plan has seen the result of a statement (then a failed transaction cannot
+    simply be run again: the plan already acted on what it read)."""
+
+    __slots__ = ("received",)
+
+    def __init__(self) -> None:
+        self.received = False
+
+
+def _drive(plan: Plan[T], conn: Connection, step: Step, progress: _Progress) -> T:
     try:
-        step = next(plan)
         while True:
             statement = step.statement
             out: Any
@@ -114,6 +125,7 @@ def _drive(plan: Plan[T], conn: Connection) -> T:
             else:
                 result = conn.execute(statement, step.params)
                 out = result.all() if result.returns_rows else result.rowcount
+            progress.received = True
             step = plan.send(out)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
@@ -126,8 +138,14 @@ class Database:
     >>> db.setup()                                     # doctest: +SKIP
     """
 
-    def __init__(self, url: str | DatabaseURL | None = None, *, pool_size: int = 8) -> None:
+    def __init__(self, url: str | DatabaseURL | None = None, *, pool_size: int = 8,
+                 retry_seconds: float | None = None) -> None:
         self.url = url if isinstance(url, DatabaseURL) else parse_url(url)
+        # how long a transaction whose first statement meets a transient error (server
+        # restarting, connection dropped, file locked, disk full) is tried again before
+        # DatabaseUnavailableError; see transient.py
+        self.retry_seconds = float(os.environ.get("SUTRAM_DB_RETRY_SECONDS", "5") if retry_seconds is None
+                                   else retry_seconds)
         self.backend = self.url.backend
         self.engine = self._create_engine(pool_size)
         # SQLite has one writer at a time: one database thread (as aiosqlite has) avoids
@@ -238,33 +256,57 @@ class Database:
 
     def _run(self, plan: Plan[T], write: bool) -> T:
         try:
-            if self._idle is None:
-                # PostgreSQL reads run without BEGIN/COMMIT: at READ COMMITTED every statement
-                # takes its own snapshot anyway, so the transaction only cost two round trips.
-                with (self.engine if write else self._read_engine).connect() as conn:
-                    try:
-                        with conn.begin():
-                            return _drive(plan, conn)
-                    except self._dbapi_error:
-                        conn.invalidate()  # a raw DBAPI failure may leave the session unusable
-                        raise
-            conn = self._take()
-            ok = False
             try:
-                conn.info["sutram_write"] = write
-                # Writers of this process queue on a lock: two BEGIN IMMEDIATE in one
-                # process would otherwise meet in SQLite's busy handler, which sleeps for
-                # milliseconds. Other processes still wait through busy_timeout.
-                with self._writer if write else _NO_LOCK, conn.begin():
-                    result = _drive(plan, conn)
-                ok = True
-                return result
-            finally:
-                self._give_back(conn, ok)
-        except (SQLAlchemyError, self._dbapi_error) as exc:
-            raise StorageError(f"{self.backend} database error: {exc}") from exc
+                step = next(plan)  # plans do no I/O: the first statement is known up front
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            deadline: float | None = None
+            delay = 0.02
+            while True:
+                progress = _Progress()
+                try:
+                    return self._attempt(plan, step, write, progress)
+                except (SQLAlchemyError, self._dbapi_error) as exc:
+                    if not is_transient(exc):
+                        raise StorageError(f"{self.backend} database error: {exc}") from exc
+                    now = time.monotonic()
+                    deadline = now + self.retry_seconds if deadline is None else deadline
+                    if progress.received or now + delay > deadline:
+                        # after a statement's result reached the plan the transaction cannot be
+                        # replayed here; the caller (the durable runner) retries the work
+                        raise DatabaseUnavailableError(
+                            f"{self.backend} database unavailable: {exc}. Nothing of this transaction was "
+                            "applied unless the connection dropped while committing; try again later"
+                        ) from exc
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
         finally:
             plan.close()
+
+    def _attempt(self, plan: Plan[T], step: Step, write: bool, progress: _Progress) -> T:
+        if self._idle is None:
+            # PostgreSQL reads run without BEGIN/COMMIT: at READ COMMITTED every statement
+            # takes its own snapshot anyway, so the transaction only cost two round trips.
+            with (self.engine if write else self._read_engine).connect() as conn:
+                try:
+                    with conn.begin():
+                        return _drive(plan, conn, step, progress)
+                except self._dbapi_error:
+                    conn.invalidate()  # a raw DBAPI failure may leave the session unusable
+                    raise
+        conn = self._take()
+        ok = False
+        try:
+            conn.info["sutram_write"] = write
+            # Writers of this process queue on a lock: two BEGIN IMMEDIATE in one
+            # process would otherwise meet in SQLite's busy handler, which sleeps for
+            # milliseconds. Other processes still wait through busy_timeout.
+            with self._writer if write else _NO_LOCK, conn.begin():
+                result = _drive(plan, conn, step, progress)
+            ok = True
+            return result
+        finally:
+            self._give_back(conn, ok)
 
     def _take(self) -> Connection:
         with self._stack_lock:
@@ -300,7 +342,8 @@ class Database:
                         else:
                             migrations.upgrade(conn)
                 except SQLAlchemyError as exc:
-                    raise StorageError(f"{self.backend} database error during setup: {exc}") from exc
+                    kind = DatabaseUnavailableError if is_transient(exc) else StorageError
+                    raise kind(f"{self.backend} database error during setup: {exc}") from exc
                 self._ready = True
         return len(migrations.MIGRATIONS)
 

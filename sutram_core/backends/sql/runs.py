@@ -135,20 +135,24 @@ class SqlRunLedger:
     # -- ownership --------------------------------------------------------------------------
 
     def claim(self, tenant: str, run_id: str, *, executor: str, lease_seconds: float,
-              resume: bool = False) -> RunRecord | None:
+              resume: bool = False, budget: Budget | None = None) -> RunRecord | None:
         """Take the run for ``executor``: possible when it is pending, or running with an
         expired lease, or (with ``resume=True``) paused. Returns the run with its new fence,
-        or None when another executor holds a live lease or the run has finished."""
+        or None when another executor holds a live lease or the run has finished. A
+        ``budget`` replaces the run's in the same statement: a refused claim changes nothing."""
         now = now_micros()
         states = "('pending', 'paused')" if resume else "('pending')"
+        new_budget = None if budget is None else orjson.dumps(budget.as_dict()).decode()
 
         def plan() -> Plan[RunRecord | None]:
             n = yield Step(text(
                 "UPDATE sutram_runs SET status = 'running', executor_id = :e, fence = fence + 1, "
-                "lease_expires_at = :exp, attempts = attempts + 1, pause_reason = NULL, updated_at = :now "
+                "lease_expires_at = :exp, attempts = attempts + 1, pause_reason = NULL, updated_at = :now, "
+                "budget = COALESCE(:b, budget) "
                 f"WHERE tenant_id = :t AND run_id = :r AND (status IN {states} "
                 "OR (status = 'running' AND lease_expires_at < :now))"
-            ), {"e": executor, "exp": now + int(lease_seconds * 1e6), "now": now, "t": tenant, "r": run_id})
+            ), {"e": executor, "exp": now + int(lease_seconds * 1e6), "now": now, "t": tenant, "r": run_id,
+                "b": new_budget})
             if not n:
                 yield from self._get(tenant, run_id)  # RunNotFoundError for an unknown run
                 return None
