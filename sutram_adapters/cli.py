@@ -7,7 +7,8 @@
     sutram trace RUN_ID [--tenant T] [--json]     a run's span tree (durations, tokens, cost, errors)
     sutram export --otlp URL [--tenant T] [--run RUN_ID ...] [--header NAME=VALUE ...]
                                                   send stored runs to an OpenTelemetry collector
-    sutram audit verify [--tenant T]              recompute the audit hash chains; exit 1 on a problem
+    sutram audit verify [--tenant T] [--head F]   recompute the audit hash chains; exit 1 on a problem
+    sutram audit head [--tenant T] [--out F]      the chains' heads (signed with the audit key), to keep elsewhere
     sutram runs show RUN_ID [--tenant T] [--json]  one durable run: status, where and why it stopped, spend
     sutram recover --graph module:attr [--tenant T] resume the durable runs whose worker died
     sutram serve [--host H] [--port P] [--token T] [--tenant-token TENANT=T] [--allow-host NAME] [--graph module:attr]
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -215,20 +217,45 @@ def _export(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     from sutram_core.traces import open_trace_store
+    from sutram_core.traces.audit import check_heads, head_record, load_audit_key
 
-    bad = 0
+    key = load_audit_key()
     with open_trace_store(args.url) as store:
         tenants = [args.tenant] if args.tenant else store.audit_tenants()
-        for tenant in tenants:
-            report = store.verify_audit(tenant)
-            if report.ok:
-                print(f"tenant {tenant}: ok ({report.entries} entries, {report.records} records)")
-                continue
-            bad += 1
-            print(f"tenant {tenant}: {len(report.problems)} problem(s)")
-            for p in report.problems:
-                print(f"  - {p.what}")
-    if not tenants:
+        reports = {tenant: store.verify_audit(tenant) for tenant in tenants}
+        if args.action == "head":
+            lines = [json.dumps(head_record(t, r.head_seq, r.head_hash, key)) for t, r in reports.items()
+                     if r.head_seq]
+            out = "".join(line + "\n" for line in lines)
+            if args.out:
+                Path(args.out).write_text(out)
+                print(f"{len(lines)} head(s) written to {args.out}; keep the file where the database's "
+                      "writers cannot change it", file=sys.stderr)
+            else:
+                sys.stdout.write(out)
+            if key is None:
+                print("note: no audit key (SUTRAM_AUDIT_KEY): the heads are not signed", file=sys.stderr)
+            return 0
+        if args.head:
+            try:
+                heads = [json.loads(line) for line in Path(args.head).read_text().splitlines() if line.strip()]
+            except (OSError, ValueError) as exc:
+                print(f"cannot read the heads in {args.head}: {exc}", file=sys.stderr)
+                return 2
+            if args.tenant:
+                heads = [h for h in heads if h.get("tenant") == args.tenant]
+            check_heads(reports, heads, store.audit_hash, key)
+    bad = 0
+    for tenant, report in sorted(reports.items()):
+        if report.ok:
+            how = "signed with the audit key" if report.keyed else "not keyed: detects edits, not a recomputed chain"
+            print(f"tenant {tenant}: ok ({report.entries} entries, {report.records} records; {how})")
+            continue
+        bad += 1
+        print(f"tenant {tenant}: {len(report.problems)} problem(s)")
+        for p in report.problems:
+            print(f"  - {p.what}")
+    if not reports:
         print("no audit log yet")
     return 1 if bad else 0
 
@@ -325,9 +352,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--limit", type=int, default=1000, help="how many of the newest runs (default 1000)")
     export.add_argument("--header", action="append", metavar="NAME=VALUE",
                         help="an HTTP header for the collector, e.g. Authorization=Basic ... (repeatable)")
-    audit = command("audit", "verify the audit hash chains")
-    audit.add_argument("action", choices=["verify"])
-    audit.add_argument("--tenant", default=None, help="one tenant (default: every tenant with an audit log)")
+    audit = command("audit", "verify the audit hash chains, or print their heads to keep elsewhere")
+    audit.add_argument("action", choices=["verify", "head"])
+    audit.add_argument("--tenant", default=None, help="one tenant (default: every tenant with an audit log or spans)")
+    audit.add_argument("--head", default=None, metavar="FILE",
+                       help="verify: also check the chains still reach the heads kept in FILE")
+    audit.add_argument("--out", default=None, metavar="FILE", help="head: write the heads to FILE")
     recover = command("recover", "resume the durable runs whose worker died")
     recover.add_argument("--graph", required=True, help="the compiled graph, as module:attribute")
     recover.add_argument("--tenant", default=DEFAULT_TENANT)

@@ -71,7 +71,7 @@ def test_trace_of_an_unknown_run_says_how_to_find_one(traced: str, capsys: Any) 
 def test_audit_verify_passes_then_names_the_edited_row(traced: str, capsys: Any) -> None:
     assert main(["audit", "verify", "--url", traced]) == 0
     out = capsys.readouterr().out
-    assert "tenant acme: ok (" in out and "entries, 13 records)" in out
+    assert "tenant acme: ok (" in out and "entries, 13 records;" in out
     db = Database(traced)
     with db.engine.begin() as conn:
         victim = conn.execute(sa.select(spans.c.span_id).where(spans.c.kind == "llm").limit(1)).scalar_one()

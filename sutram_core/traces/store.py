@@ -162,7 +162,10 @@ class TraceStore(Protocol):
         """Recompute the tenant's audit chain (see ``sutram_core.traces.audit``)."""
 
     def audit_tenants(self) -> list[str]:
-        """The tenants that have an audit log (for an operator verifying all of them)."""
+        """The tenants that have an audit log or spans (for an operator verifying all of them)."""
+
+    def audit_hash(self, tenant: str, seq: int) -> str | None:
+        """The stored hash of one audit entry, or None (to compare with a kept head)."""
 
 
 def span_tree(spans: Sequence[StoredSpan]) -> list[StoredSpan]:

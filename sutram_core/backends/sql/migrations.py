@@ -104,6 +104,14 @@ def _v6_run_inputs(conn: Connection) -> None:
     _create_table(conn, schema.run_inputs)
 
 
+def _v7_keyed_audit_hashes(conn: Connection) -> None:
+    # a keyed audit hash is "k1:<key id>:<hmac>" (80 characters); SQLite does not enforce
+    # VARCHAR lengths, and a database created at this version already has the wider columns
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE sutram_audit_log ALTER COLUMN prev_hash TYPE VARCHAR(128), "
+                          "ALTER COLUMN hash TYPE VARCHAR(128)"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration("checkpoints, channel blobs and pending writes", _v1_checkpoints),
     Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
@@ -111,6 +119,7 @@ MIGRATIONS: list[Migration] = [
     Migration("memories, their keyword index and per-tenant change numbers", _v4_memories),
     Migration("the run ledger (runs, leases, fences) and the call journal", _v5_runs),
     Migration("the inputs runs were started with", _v6_run_inputs),
+    Migration("audit hashes wide enough for keyed (HMAC) entries", _v7_keyed_audit_hashes),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations

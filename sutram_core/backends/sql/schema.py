@@ -188,8 +188,8 @@ audit_log = Table(
     Column("tenant_id", String, primary_key=True),
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("records", Text, nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
+    Column("prev_hash", String(128), nullable=False),
+    Column("hash", String(128), nullable=False),
     Column("recorded_at_ns", BigInteger, nullable=False),
 )
 

@@ -24,6 +24,7 @@ from sutram_core.traces.audit import (
     AuditReport,
     chain_hash,
     encode_records,
+    load_audit_key,
     row_digest,
     verify_chain,
 )
@@ -45,8 +46,10 @@ class SqlTraceStore:
     >>> store.runs("acme", limit=10)                                      # doctest: +SKIP
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, audit_key: bytes | None = None) -> None:
         self.db = db
+        # the audit chain's HMAC key; it never lives in the database (see traces/audit.py)
+        self._audit_key = audit_key if audit_key is not None else load_audit_key()
         insert = postgresql.insert if db.backend == "postgresql" else sqlite.insert
         stmt = insert(spans)
         self._upsert = db.prepare(stmt.on_conflict_do_update(
@@ -85,10 +88,11 @@ class SqlTraceStore:
             self.db.run(self._write_plan(rows))
 
     def _write_plan(self, rows: Sequence[dict[str, Any]]) -> Plan[None]:
+        # every stored row is logged, running roots too (a row inserted behind Sutram's back,
+        # whatever its status, is then one the log does not know)
         finished: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
-            if row["status"] != SpanStatus.RUNNING:
-                finished.setdefault(row["tenant_id"], []).append(row)
+            finished.setdefault(row["tenant_id"], []).append(row)
         if self.db.backend == "postgresql":
             for tenant in sorted(finished):  # sorted: two writers never wait on each other in a cycle
                 yield Step(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"sutram-audit:{tenant}"})
@@ -100,7 +104,7 @@ class SqlTraceStore:
             records = encode_records([(r["span_id"], row_digest([r[c] for c in SPAN_COLUMNS])) for r in done])
             yield Step(self._insert_audit, {
                 "tenant_id": tenant, "seq": seq + 1, "records": records, "prev_hash": prev,
-                "hash": chain_hash(prev, records), "recorded_at_ns": now,
+                "hash": chain_hash(prev, records, self._audit_key, tenant, seq + 1), "recorded_at_ns": now,
             })
 
     # -- queries ---------------------------------------------------------------------
@@ -244,21 +248,29 @@ class SqlTraceStore:
     # -- audit -----------------------------------------------------------------------
 
     def verify_audit(self, tenant: str) -> AuditReport:
-        """Recompute ``tenant``'s audit chain against the stored spans."""
+        """Recompute ``tenant``'s audit chain against the stored spans (with the audit key,
+        when ``SUTRAM_AUDIT_KEY`` or ``SUTRAM_AUDIT_KEY_FILE`` gives one)."""
         return self.db.run(self._verify_plan(tenant), write=False)
 
     def _verify_plan(self, tenant: str) -> Plan[AuditReport]:
         entries = yield Step(
             select(_au.seq, _au.records, _au.prev_hash, _au.hash).where(_au.tenant_id == tenant).order_by(_au.seq)
         )
-        rows = yield Step(select(*_SPAN_COLS).where(_sp.tenant_id == tenant, _sp.status != SpanStatus.RUNNING))
+        rows = yield Step(select(*_SPAN_COLS).where(_sp.tenant_id == tenant))
         by_id = {r[1]: tuple(r) for r in rows}
-        return verify_chain(tenant, (AuditEntry(int(e[0]), *e[1:]) for e in entries), by_id)
+        return verify_chain(tenant, (AuditEntry(int(e[0]), *e[1:]) for e in entries), by_id, self._audit_key)
+
+    def audit_hash(self, tenant: str, seq: int) -> str | None:
+        """The stored hash of ``tenant``'s audit entry ``seq`` (None when there is none)."""
+        rows = self.db.run(_one(select(_au.hash).where(_au.tenant_id == tenant, _au.seq == seq)), write=False)
+        return str(rows[0][0]) if rows else None
 
     def audit_tenants(self) -> list[str]:
-        """Tenants with an audit log, for an operator verifying every chain."""
-        rows = self.db.run(_one(select(_au.tenant_id).distinct().order_by(_au.tenant_id)), write=False)
-        return [r[0] for r in rows]
+        """Every tenant with an audit log or with spans (a tenant whose log was deleted
+        but whose spans remain is verified too, and fails), for an operator."""
+        logged = self.db.run(_one(select(_au.tenant_id).distinct()), write=False)
+        traced = self.db.run(_one(select(_sp.tenant_id).distinct()), write=False)
+        return sorted({r[0] for r in logged} | {r[0] for r in traced})
 
     # -- async twins -----------------------------------------------------------------
 
