@@ -6,9 +6,10 @@ backend boundary, so callers only ever need to catch these classes::
     SutramError
     ├── ConfigurationError            bad URL, unknown backend, bad option
     │   └── MissingDependencyError    an optional extra is not installed
+    ├── ConsoleError                  a console request that cannot be answered as asked
     ├── TenantError                   missing, malformed or mismatched tenant id
     ├── StorageError                  the database failed (wraps the driver error)
-    │   ├── SchemaVersionError        the database was made by a newer Sutram
+    │   ├── SchemaVersionError        the schema is newer than this Sutram (or, opened read-only, older)
     │   └── DatabaseUnavailableError  unreachable, restarting, locked or full: worth retrying later
     ├── CheckpointError
     │   ├── InvalidCheckpointError    input that cannot be stored (nothing is written)
@@ -82,7 +83,8 @@ class StorageError(SutramError):
 
 
 class SchemaVersionError(StorageError):
-    """The database schema is newer than this version of Sutram understands."""
+    """The database schema is newer than this version of Sutram understands, or (opened
+    read-only, so it cannot be upgraded) older than it needs."""
 
 
 class DatabaseUnavailableError(StorageError):

@@ -106,12 +106,18 @@ def test_the_hook_sees_messages_as_stored_without_it() -> None:
     assert Redactor().text([HumanMessage("hi")]) == '[{"type":"human","content":"hi"}]'
 
 
-def test_attributes_are_masked_and_stay_valid_json(db_url: str) -> None:
-    with Tracer.from_url(db_url, content=False) as tracer:
+@pytest.mark.parametrize("content", [True, False])
+def test_attributes_are_masked_and_stay_valid_json(db_url: str, content: bool) -> None:
+    with Tracer.from_url(db_url, content=content) as tracer:
         span = Span("s", "s", None, "step", SpanKind.CHAIN, "acme")
         span.attributes["sutram.retry.last_error"] = "ConnectionError: reset\nreport to ops@example.com"
+        span.attributes["owner"] = "ops@example.com"
         span.finish()
         tracer.end(span)
         tracer.flush()
         (row,) = tracer.store.run_spans("acme", "s")
-    assert row.attributes == {"sutram.retry.last_error": "ConnectionError: reset\nreport to [REDACTED:email]"}
+    # error text is content: dropped with it; metadata is kept, masked
+    expected = {"owner": "[REDACTED:email]"}
+    if content:
+        expected["sutram.retry.last_error"] = "ConnectionError: reset\nreport to [REDACTED:email]"
+    assert row.attributes == expected

@@ -73,6 +73,7 @@ from sutram_core.errors import (
 )
 from sutram_core.runs import Budget, CallScope, RunRecord, Spend
 from sutram_core.tenancy import validate_tenant
+from sutram_core.traces.redaction import Redactor
 
 __all__ = ["RECOVERABLE_ERROR_NAMES", "DurableRunner", "durable", "graph_version", "is_recoverable"]
 
@@ -244,7 +245,8 @@ class DurableRunner:
                  executor_id: str | None = None, name: str | None = None,
                  recoverable: tuple[type[BaseException], ...] = (), retries: int = 3,
                  backoff_seconds: float = 1.0, remember_runs: bool = True, embedder: Any = None,
-                 trace: bool = True, outage_seconds: float = 60.0) -> None:
+                 trace: bool = True, outage_seconds: float = 60.0, content: bool | None = None,
+                 redact: Callable[[Any], Any] | None = None) -> None:
         self.tenant = validate_tenant(tenant)
         # recoverable errors are retried (from the checkpoint; completed calls replay from the
         # journal) with exponential backoff, then the run pauses instead of failing
@@ -274,7 +276,11 @@ class DurableRunner:
         self.graph = graph.copy(update={"checkpointer": self.saver, "nodes": nodes})
         self._active: dict[str, _Active] = {}
         # each run is traced (one trace tree per execution, tagged with the run id)
-        self.tracer: SutramCallbackHandler | None = SutramCallbackHandler(url, tenant=self.tenant) if trace else None
+        self.tracer: SutramCallbackHandler | None = (
+            SutramCallbackHandler(url, tenant=self.tenant, content=content, redact=redact) if trace else None)
+        # one redaction path for what the runner writes itself (the ledger's errors and
+        # pause reasons, and so the run memories made from them), as for spans
+        self.redactor = Redactor(content=content, redact=redact)
         _ensure_journal_cache()
 
     def close(self) -> None:
@@ -551,12 +557,13 @@ class DurableRunner:
         if active is not None:
             self._outlast(active.guard.flush)
         if not is_recoverable(exc, self.recoverable):
-            self._outlast(lambda: self.ledger.finish(self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}"))
+            error = self.redactor.error(exc)
+            self._outlast(lambda: self.ledger.finish(self.tenant, run, "failed", error=error))
             self.compensate(run.run_id)
             self._remember(run.run_id)
             raise exc
         if attempt >= self.retries:
-            reason = f"{type(exc).__name__}: {exc} (still failing after {self.retries} retries)"
+            reason = f"{self.redactor.error(exc)} (still failing after {self.retries} retries)"
             self._outlast(lambda: self.ledger.pause(self.tenant, run, f"recoverable error: {reason}"))
             self._remember(run.run_id)
             raise RunPausedError(run.run_id, reason) from exc

@@ -7,8 +7,10 @@ exporter:
    messages; the span keeps its metadata (names, timings, tokens, cost, status).
 2. The user's hook ``redact(value) -> value`` sees every captured input and output (as
    JSON-ready data) and returns what may be stored.
-3. The built-in masker replaces API keys, bearer tokens and e-mail addresses in every
-   string with ``[REDACTED:<kind>]``.
+3. The built-in masker replaces API keys (OpenAI, Anthropic, Stripe, Hugging Face, AWS,
+   Google, GitHub, GitLab, Slack, Langfuse, LangSmith), JWTs, private-key blocks, AWS
+   secret keys where named, Slack webhooks, passwords in URLs, bearer tokens and e-mail
+   addresses in every string with ``[REDACTED:<kind>]``.
 4. The JSON text is capped at ``max_chars``; a longer value is cut and marked.
 
 >>> Redactor().text({"key": "sk-proj-abcdefghijklmnopqrstuvwx", "to": "ann@example.com"})
@@ -28,20 +30,36 @@ import orjson
 
 from sutram_core.errors import ConfigurationError
 
-__all__ = ["DEFAULT_MAX_CHARS", "Redactor", "content_enabled", "mask_secrets", "to_jsonable"]
+__all__ = ["CONTENT_ATTRIBUTES", "DEFAULT_MAX_CHARS", "Redactor", "content_enabled", "mask_secrets", "to_jsonable"]
+
+# span attributes that carry content (error text): dropped with the content, hooked, masked
+CONTENT_ATTRIBUTES = frozenset({"sutram.retry.last_error", "exception.message", "error.message"})
 
 DEFAULT_MAX_CHARS = 16_384
 
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("private_key", re.compile(
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)",
+        re.DOTALL,
+    )),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")),
     ("api_key", re.compile(
         r"\b(?:sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_\-]{20,}"  # OpenAI, Anthropic
-        r"|AKIA[0-9A-Z]{16}"  # AWS access key id
+        r"|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe
+        r"|whsec_[A-Za-z0-9]{24,}"  # Stripe webhook secret
+        r"|hf_[A-Za-z0-9]{30,}"  # Hugging Face
+        r"|(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key id (long-lived, temporary)
         r"|AIza[0-9A-Za-z_\-]{35}"  # Google
-        r"|gh[pousr]_[A-Za-z0-9]{36,}"  # GitHub
-        r"|xox[abpr]-[A-Za-z0-9\-]{10,}"  # Slack
+        r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{50,}"  # GitHub
+        r"|glpat-[A-Za-z0-9_\-]{20,}"  # GitLab
+        r"|xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,}"  # Slack
         r"|(?:pk|sk)-lf-[A-Za-z0-9\-]{8,}"  # Langfuse
         r"|lsv2_[a-z]{2}_[A-Za-z0-9_]{20,})"  # LangSmith
     )),
+    # AWS secret access keys have no prefix: masked where they are named
+    ("aws_secret", re.compile(r"(?i)(?<=aws_secret_access_key)(\W{1,4})[A-Za-z0-9/+=]{40,}")),
+    ("webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+")),
+    ("credentials", re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)")),  # user:password@ in a URL
     ("bearer", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{16,}=*")),
     ("email", re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")),
 )
@@ -50,7 +68,13 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 # Substring tests (fast, in C) that every match of each pattern contains: most texts
 # contain none of them, and then no regular expression runs at all.
 _HINTS: dict[str, tuple[str, ...]] = {
-    "api_key": ("sk-", "AKIA", "AIza", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "pk-lf-", "lsv2_"),
+    "private_key": ("PRIVATE KEY",),
+    "jwt": ("eyJ",),
+    "api_key": ("sk-", "sk_", "rk_", "pk_", "whsec_", "hf_", "AKIA", "ASIA", "AIza", "ghp_", "gho_", "ghu_",
+                "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "xapp-", "pk-lf-", "lsv2_"),
+    "aws_secret": ("ws_secret_access_key", "WS_SECRET_ACCESS_KEY"),
+    "webhook": ("hooks.slack.com",),
+    "credentials": ("://",),
     "bearer": ("earer", "EARER"),
     "email": ("@",),
 }
@@ -65,8 +89,13 @@ def mask_secrets(text: str) -> str:
         return text
     for kind, pattern in _PATTERNS:
         if any(hint in text for hint in _HINTS[kind]):
-            text = pattern.sub(f"[REDACTED:{kind}]", text)
+            text = pattern.sub(_REPLACEMENTS[kind], text)
     return text
+
+
+# the AWS secret keeps the separator before it ("aws_secret_access_key=[REDACTED:aws_secret]")
+_REPLACEMENTS: dict[str, Any] = {kind: f"[REDACTED:{kind}]" for kind, _ in _PATTERNS}
+_REPLACEMENTS["aws_secret"] = lambda m: f"{m.group(1)}[REDACTED:aws_secret]"
 
 
 def content_enabled(value: bool | None = None) -> bool:
@@ -199,6 +228,23 @@ class Redactor:
             # cut an escape sequence such as the "\\n" in front of an address)
             out = _dumps(_mask_tree(to_jsonable(value)))
         return out
+
+    def attributes(self, attributes: Mapping[str, Any]) -> str:
+        """A span's attributes as stored JSON: metadata masked; the ones that carry content
+        (:data:`CONTENT_ATTRIBUTES`, error text) treated as error messages (dropped with the
+        content, passed to the hook, masked)."""
+        if not attributes:
+            return "{}"
+        if not CONTENT_ATTRIBUTES.isdisjoint(attributes):
+            attributes = {k: (self.message(str(v)) if k in CONTENT_ATTRIBUTES else v) for k, v in attributes.items()}
+            attributes = {k: v for k, v in attributes.items() if v is not None}
+        return self.encode(attributes)
+
+    def error(self, error: BaseException) -> str:
+        """An exception as Sutram stores it anywhere (the run ledger, run memories): its type,
+        and its message as :meth:`message` keeps it (nothing with the content off)."""
+        text = self.message(str(error))
+        return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
     def message(self, message: str | None) -> str | None:
         """An error message as stored: dropped with the content, else hooked and masked."""

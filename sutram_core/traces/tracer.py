@@ -238,7 +238,7 @@ class Tracer:
                 input_tokens=span.input_tokens, output_tokens=span.output_tokens,
                 cache_read_tokens=span.cache_read_tokens,
             )
-        attrs_text = red.encode(span.attributes) if span.attributes else "{}"
+        attrs_text = red.attributes(span.attributes)
         return {
             "tenant_id": span.tenant_id,
             "span_id": ids(span.span_id),
