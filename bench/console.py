@@ -109,7 +109,7 @@ def measure(url: str, runs: int, big: int) -> dict[str, Any]:
     started = time.perf_counter()
     big_id = fill(url, runs, big)
     filled = time.perf_counter() - started
-    with TestClient(create_app(url)) as client:
+    with TestClient(create_app(url), base_url="http://127.0.0.1:8787") as client:  # a Host the console serves
         out = {
             "runs": runs, "big_spans": big, "fill_s": filled,
             "runs_list_s": timed(client, f"/?tenant={TENANT}"),

@@ -52,3 +52,14 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
     yield from make_url(backend, tmp_path)
+
+
+@pytest.fixture
+def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file every provider call of ``tests.durable_graph``'s models is appended to (a
+    test counts calls across processes); no kill marker; spans spool under tmp_path."""
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("SUTRAM_TEST_CALL_LOG", str(log))
+    monkeypatch.setenv("SUTRAM_TEST_KILL_MARKER", str(tmp_path / "no-kill"))
+    monkeypatch.setenv("SUTRAM_SPOOL_DIR", str(tmp_path / "spool"))
+    return log

@@ -26,14 +26,6 @@ from tests.durable_graph import LoggedModel, build
 START_STATE = {"topic": "tea", "answers": [], "done": False}
 
 
-@pytest.fixture
-def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    log = tmp_path / "calls.log"
-    monkeypatch.setenv("SUTRAM_TEST_CALL_LOG", str(log))
-    monkeypatch.setenv("SUTRAM_TEST_KILL_MARKER", str(tmp_path / "no-kill"))
-    return log
-
-
 def _made(log: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 

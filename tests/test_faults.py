@@ -61,14 +61,6 @@ def _graph(nodes: int = 12) -> Any:
     return builder.compile()
 
 
-@pytest.fixture
-def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    log = tmp_path / "calls.log"
-    monkeypatch.setenv("SUTRAM_TEST_CALL_LOG", str(log))
-    monkeypatch.setenv("SUTRAM_SPOOL_DIR", str(tmp_path / "spool"))
-    return log
-
-
 def _watch_spans(runner: Any) -> list[str]:
     """The ids of the spans the runner's tracer is handed (observed, not replaced)."""
     tracer = runner.tracer.tracer
@@ -254,3 +246,52 @@ def test_transient_classification_names_what_a_retry_can_fix() -> None:
     assert not is_transient(sqlite3.OperationalError("no such table: x"))
     assert not is_transient(sqlite3.IntegrityError("UNIQUE constraint failed"))
     assert os.environ.get("SUTRAM_DB_RETRY_SECONDS") in (None, "5")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs: a disk that can be filled up and freed again."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(disk: Path) -> Path:
+    ballast = disk / "ballast"
+    with open(ballast, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return ballast
+
+
+def test_a_full_disk_for_two_seconds_delays_the_run_but_never_fails_it(small_disk: Path, calls: Path) -> None:
+    url = f"sqlite:///{small_disk / 'sutram.db'}"
+    nodes = 6
+    with durable(_graph(nodes), url=url, backoff_seconds=0.5) as runner:
+        runner.invoke({"n": 0, "answers": []}, thread_id="warm", run_id="warm")
+        full: list[Path] = []
+        filled = threading.Timer(0.4, lambda: full.append(_fill(small_disk)))  # the disk fills mid-run
+        freed = threading.Timer(2.4, lambda: full[0].unlink())  # and is freed 2 s later
+        filled.start()
+        freed.start()
+        started = time.monotonic()
+        _finish(runner, "r-full")
+        freed.join()
+        assert full and time.monotonic() - started >= 2.0  # it did meet the full disk
+        run = runner.ledger.get("default", "r-full")
+        assert run.status == RunStatus.COMPLETED and run.error is None
+        assert runner.graph.get_state({"configurable": {"thread_id": "t-r-full"}}).values["n"] == nodes
+    made = calls.read_text().splitlines()
+    # a call whose journal entry could not be written is made again (the disk was full)
+    assert set(made) == {f"step {i}" for i in range(nodes)}
