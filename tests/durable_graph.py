@@ -23,14 +23,22 @@ class State(TypedDict):
 
 
 class LoggedModel(EchoChatModel):
-    """Appends each provider call to the file SUTRAM_TEST_CALL_LOG names."""
+    """Appends each provider call (invoked or streamed) to the file SUTRAM_TEST_CALL_LOG names."""
 
     def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
-        with open(os.environ["SUTRAM_TEST_CALL_LOG"], "a") as log:
-            log.write(f"{messages[-1].content}\n")
-            log.flush()
-            os.fsync(log.fileno())
+        _log_call(messages)
         return super()._generate(messages, stop, run_manager, **kwargs)
+
+    def _stream(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+        _log_call(messages)
+        return super()._stream(messages, stop, run_manager, **kwargs)
+
+
+def _log_call(messages: Any) -> None:
+    with open(os.environ["SUTRAM_TEST_CALL_LOG"], "a") as log:
+        log.write(f"{messages[-1].content}\n")
+        log.flush()
+        os.fsync(log.fileno())
 
 
 def research(state: State) -> dict[str, Any]:
