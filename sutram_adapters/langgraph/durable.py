@@ -61,6 +61,7 @@ from langgraph.checkpoint.base import CheckpointMetadata
 from sutram_adapters.langchain.handler import SutramCallbackHandler
 from sutram_adapters.langchain.journal import JournalCache
 from sutram_adapters.langchain.model_journal import install_model_journal
+from sutram_adapters.langchain.tool_journal import install_tool_journal
 from sutram_adapters.langgraph._decode import graph_allowlist
 from sutram_adapters.langgraph.saver import SutramSaver
 from sutram_core.backends.sql.database import Database
@@ -108,6 +109,7 @@ def _ensure_journal_cache() -> None:
         if not isinstance(current, JournalCache):
             set_llm_cache(JournalCache(inner=current))
     install_model_journal()  # chat models: streams, cache=False, their own caches
+    install_tool_journal()  # LangChain tools: exactly once by default
 
 
 class _ScopedNode(Runnable[Any, Any]):
