@@ -172,3 +172,65 @@ def test_a_users_own_cache_keeps_working_outside_durable_tasks(db_url: str, call
     finally:
         set_llm_cache(before)
     assert os.environ["SUTRAM_TEST_CALL_LOG"]
+
+
+class Died(BaseException):
+    """Stands for the worker dying mid-node: no handler catches it, the run is left running
+    with a lease nobody renews."""
+
+
+def _async_graph(die: list[bool]) -> Any:
+    async def work(state: S) -> dict[str, Any]:
+        model = LoggedModel()
+        out = []
+        for i in range(3):
+            if i == 2 and die:
+                die.pop()
+                raise Died()
+            out.append("".join([str(c.content) async for c in model.astream(f"async question {i}")]))
+        return {"out": out}
+
+    builder = StateGraph(S)
+    builder.add_node("work", work)
+    builder.add_edge(START, "work")
+    builder.add_edge("work", END)
+    return builder.compile()
+
+
+@pytest.mark.parametrize("how", ["recover", "arecover"])
+async def test_an_async_run_whose_worker_died_is_recovered_through_the_async_api(
+        db_url: str, calls: Path, how: str) -> None:
+    import asyncio
+
+    with durable(_async_graph([True]), url=db_url, lease_seconds=0.5) as dying:
+        assert dying.needs_async
+        with pytest.raises(Died):
+            await dying.ainvoke({"out": [], "chunks": []}, thread_id=f"ta-{how}", run_id=f"ra-{how}")
+    await asyncio.sleep(0.7)  # the lease expires: the worker is "dead"
+    with durable(_async_graph([]), url=db_url, lease_seconds=5) as worker:
+        if how == "recover":
+            (run,) = await asyncio.to_thread(worker.recover)  # sync recovery of an async graph
+        else:
+            (run,) = await worker.arecover()
+        state = await worker.graph.aget_state({"configurable": {"thread_id": f"ta-{how}"}})
+    assert run.status is RunStatus.COMPLETED and run.attempts == 2
+    assert state.values["out"] == [f"echo: async question {i}" for i in range(3)]
+    assert calls.read_text().splitlines() == [f"async question {i}" for i in range(3)]  # none made twice
+
+
+async def test_poll_recovers_in_the_background_of_an_async_app(db_url: str, calls: Path) -> None:
+    import asyncio
+
+    with durable(_async_graph([True]), url=db_url, lease_seconds=0.5) as dying:
+        with pytest.raises(Died):
+            await dying.ainvoke({"out": [], "chunks": []}, thread_id="tp", run_id="rp")
+    with durable(_async_graph([]), url=db_url, lease_seconds=5) as worker:
+        poller = asyncio.create_task(worker.poll(interval=0.2))
+        for _ in range(50):
+            await asyncio.sleep(0.2)
+            if (await asyncio.to_thread(worker.ledger.get, "default", "rp")).status is RunStatus.COMPLETED:
+                break
+        poller.cancel()
+        run = await asyncio.to_thread(worker.ledger.get, "default", "rp")
+    assert run.status is RunStatus.COMPLETED
+    assert calls.read_text().splitlines() == [f"async question {i}" for i in range(3)]

@@ -3,6 +3,8 @@
     runner = durable(compiled_graph, url="sqlite:///app.db", tenant="acme")
     result = runner.invoke({"messages": [...]}, thread_id="t1")
     runner.recover()        # resumes the runs whose worker died
+    await runner.arecover() # the same from async code (async nodes need it, or recover() runs
+                            # them in an event loop of its own); runner.poll() as an asyncio task
 
 The runner wires the pieces; the graph's code does not change:
 
@@ -278,6 +280,9 @@ class DurableRunner:
         nodes = {n: node if n.startswith("__") else node.copy(update={"bound": _ScopedNode(node.bound, self)})
                  for n, node in graph.nodes.items()}
         self.graph = graph.copy(update={"checkpointer": self.saver, "nodes": nodes})
+        # a graph with an async-only node can only be run (and so recovered) through the async API
+        self.needs_async = any(getattr(node.bound, "func", True) is None and getattr(node.bound, "afunc", None)
+                               for node in graph.nodes.values())
         self._active: dict[str, _Active] = {}
         # each run is traced (one trace tree per execution, tagged with the run id)
         self.tracer: SutramCallbackHandler | None = (
@@ -427,9 +432,8 @@ class DurableRunner:
             done.append(entry.name)
         return done
 
-    def resume(self, run_id: str, *, budget: Budget | None = None) -> Any:
-        """Continue a paused run (for example after a budget pause), with a new ``budget`` if
-        given; model calls made before the pause are answered from the journal."""
+    def _claim_paused(self, run_id: str, budget: Budget | None) -> tuple[RunRecord, Any]:
+        """Claim a paused run for :meth:`resume`; the command to continue it with."""
         from langgraph.types import Command
 
         run = self.ledger.claim(self.tenant, run_id, executor=self.executor_id, lease_seconds=self.lease_seconds,
@@ -439,34 +443,87 @@ class DurableRunner:
         state = self.graph.get_state({"configurable": {"thread_id": run.thread_id}})
         waiting = any(i.value.get("type") == BUDGET_INTERRUPT for i in _interrupts(state)
                       if isinstance(i.value, dict))
-        return self._execute(run, Command(resume={"budget": run.budget.as_dict()}) if waiting else None, None)
+        return run, Command(resume={"budget": run.budget.as_dict()}) if waiting else None
+
+    def resume(self, run_id: str, *, budget: Budget | None = None) -> Any:
+        """Continue a paused run (for example after a budget pause), with a new ``budget`` if
+        given; model calls made before the pause are answered from the journal. A graph
+        with async nodes is run through the async API (see :meth:`aresume`)."""
+        run, command = self._claim_paused(run_id, budget)
+        return self._execute(run, command, None)
+
+    async def aresume(self, run_id: str, *, budget: Budget | None = None) -> Any:
+        """Async :meth:`resume`."""
+        run, command = await asyncio.to_thread(self._claim_paused, run_id, budget)
+        return await self._aexecute(run, command, None)
+
+    def _claim_expired(self, allow_version_change: bool) -> RunRecord | None:
+        """Claim one run whose worker died (one at a time: a claimed run is executed, and its
+        lease renewed, at once, so several workers share a backlog)."""
+        claimed = self.ledger.claim_expired(executor=self.executor_id, lease_seconds=self.lease_seconds,
+                                            limit=1, tenant=self.tenant)
+        if not claimed:
+            return None
+        run = claimed[0]
+        if run.graph_version != self.version and not allow_version_change:
+            self.ledger.pause(self.tenant, run, f"graph version changed from {run.graph_version} to "
+                              f"{self.version}; resume with allow_version_change=True")
+            raise InvalidRunError(
+                f"run {run.run_id} was started by graph version {run.graph_version}, this graph is "
+                f"{self.version}; it is paused. Pass allow_version_change=True to resume it anyway"
+            )
+        return run
 
     def recover(self, *, limit: int = 10, allow_version_change: bool = False) -> list[RunRecord]:
         """Resume up to ``limit`` runs whose worker died (lease expired), each from its latest
         checkpoint; return the runs as they ended. A run recorded by a different version of
-        the graph is refused unless ``allow_version_change``."""
+        the graph is refused unless ``allow_version_change``. A graph with async nodes is
+        run through the async API (in an event loop of its own; from async code, await
+        :meth:`arecover` instead)."""
         resumed: list[RunRecord] = []
-        while len(resumed) < limit:
-            # one at a time: a claimed run is executed (and its lease renewed) at once, so
-            # several workers share a backlog instead of one claiming runs it cannot start
-            claimed = self.ledger.claim_expired(executor=self.executor_id, lease_seconds=self.lease_seconds,
-                                                limit=1, tenant=self.tenant)
-            if not claimed:
-                break
-            run = claimed[0]
-            if run.graph_version != self.version and not allow_version_change:
-                self.ledger.pause(self.tenant, run, f"graph version changed from {run.graph_version} to "
-                                  f"{self.version}; resume with allow_version_change=True")
-                raise InvalidRunError(
-                    f"run {run.run_id} was started by graph version {run.graph_version}, this graph is "
-                    f"{self.version}; it is paused. Pass allow_version_change=True to resume it anyway"
-                )
+        while len(resumed) < limit and (run := self._claim_expired(allow_version_change)) is not None:
             try:
                 self._execute(run, None, None)
             except Exception:  # the ledger has the failure; keep recovering the others
                 pass
             resumed.append(self.ledger.get(self.tenant, run.run_id))
         return resumed
+
+    async def arecover(self, *, limit: int = 10, allow_version_change: bool = False) -> list[RunRecord]:
+        """Async :meth:`recover`: each run is resumed through the async API (async nodes,
+        async model clients), in this event loop."""
+        resumed: list[RunRecord] = []
+        while len(resumed) < limit and (
+                run := await asyncio.to_thread(self._claim_expired, allow_version_change)) is not None:
+            try:
+                await self._aexecute(run, None, None)
+            except Exception:  # the ledger has the failure; keep recovering the others
+                pass
+            resumed.append(await asyncio.to_thread(self.ledger.get, self.tenant, run.run_id))
+        return resumed
+
+    async def poll(self, *, interval: float = 5.0, limit: int = 10) -> None:
+        """Recover runs whose worker died, every ``interval`` seconds, until cancelled: run it
+        as an asyncio task beside an async app (e.g. in FastAPI's lifespan)::
+
+            @asynccontextmanager
+            async def lifespan(app):
+                poller = asyncio.create_task(runner.poll(interval=5))
+                yield
+                poller.cancel()
+        """
+        while True:
+            try:
+                await self.arecover(limit=limit)
+            except InvalidRunError as exc:  # a run of another graph version: paused, logged
+                _log.warning("sutram: %s", exc)
+            except DatabaseUnavailableError as exc:
+                _log.warning("sutram: recovery poll skipped, the database is unavailable: %s", exc)
+            await asyncio.sleep(interval)
+
+    async def acancel(self, run_id: str) -> RunRecord:
+        """Async :meth:`cancel`."""
+        return await asyncio.to_thread(self.cancel, run_id)
 
     # -- forks -----------------------------------------------------------------------------
 
@@ -594,8 +651,14 @@ class DurableRunner:
             self.tracer.flush()
 
     def _execute(self, run: RunRecord, input: Any, config: RunnableConfig | None) -> Any:
+        if self.needs_async:  # async nodes cannot run through the sync API
+            return _run_coroutine(self._aexecute(run, input, config))
         outputs = list(self._drive(run, config, lambda inp, conf: [self.graph.invoke(inp, conf, durability="sync")],
                                    input, invoked=True))
+        return outputs[-1]
+
+    async def _aexecute(self, run: RunRecord, input: Any, config: RunnableConfig | None) -> Any:
+        outputs = [out async for out in self._adrive(run, input, config, None)]
         return outputs[-1]
 
     def _drive(self, run: RunRecord, config: RunnableConfig | None,
@@ -644,6 +707,30 @@ class DurableRunner:
                     await asyncio.sleep(await asyncio.to_thread(self._retry_delay, run, exc, attempt, lost))
                     attempt += 1
         await asyncio.to_thread(self._settle, run, output if stream_options is None else _UNKNOWN)
+
+
+def _run_coroutine(coro: Any) -> Any:
+    """Run ``coro`` to its end from sync code: in a new event loop, or, when this thread
+    already runs one, in a worker thread with a loop of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    result: list[Any] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="sutram-async-run")
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 def _interrupts(state: Any) -> list[Any]:
