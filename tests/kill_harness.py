@@ -1,28 +1,50 @@
-"""The kill-test harness: worker processes run a multi-node graph whose nodes make several
-model and tool calls, and SIGKILL themselves before a seeded, random call; the next worker
-recovers what the dead one left. Used by tests/test_kill_harness.py (and runnable alone:
-``python -m tests.kill_harness URL RUNS KILL_AT``).
+"""The kill-test harness: worker processes run graphs of the shapes production apps have and
+SIGKILL themselves before a seeded, random call; the next worker recovers what the dead
+one left. Used by tests/test_kill_harness.py.
+
+Two graphs, every run going through every shape:
+
+* ``sync`` (started with ``invoke``): a node making two ``model.invoke`` calls, a node
+  making two ``model.stream`` calls, a model-like node asking for three tool calls and a
+  ``ToolNode`` running them in parallel, a subgraph whose node makes two calls, and a
+  ``Send`` fan-out to two leaves making one call each;
+* ``async`` (started with ``ainvoke``): async nodes making ``ainvoke`` and ``astream``
+  calls, an async ``ToolNode``, and the same fan-out; recovered with ``arecover``.
 
 Every provider call and every tool call is appended to a log (one line per call, fsynced),
-so the test can check that each was made exactly once across all the processes.
+so the test checks that each was made exactly once across all processes. Calls that run in
+parallel (a ToolNode's tools, Send's leaves) reach their kill point after a pause that grows
+with their place, so a kill never falls between a sibling's side effect and its journal
+entry: that window (the provider answered, the entry is not written yet) no journal can
+close, since the effect and the record are not one transaction.
+
+Workers are forked from a zygote that has imported everything once (``serve``), so a kill
+costs a fork, not an interpreter start: ``python -m tests.kill_harness serve URL RUNS``
+reads a kill position per line and answers each worker's exit status.
 """
 
 from __future__ import annotations
 
+import asyncio
+import operator
 import os
 import signal
 import sys
-from typing import Any
+import time
+import traceback
+from typing import Annotated, Any
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.tools import tool
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.prebuilt import ToolNode
+from langgraph.types import Send
 from typing_extensions import TypedDict
 
-from sutram_core import durable_step
 from tests.fake_models import EchoChatModel
 
-NODES = ("plan", "research", "write")
-CALLS_PER_NODE = 2
+TENANTS = {"sync": "harness", "async": "harness-async"}
 _made = [0]
 
 
@@ -33,83 +55,211 @@ def _log(line: str) -> None:
         os.fsync(log.fileno())
 
 
-def _maybe_die() -> None:
-    # the process dies before its KILL_AT-th call (0: never)
+def _maybe_die(call: str) -> None:
+    # the process dies before its KILL_AT-th call (0: never), noting which call it was
     _made[0] += 1
     if _made[0] == int(os.environ.get("SUTRAM_TEST_KILL_AT", "0")):
+        if os.environ.get("SUTRAM_TEST_KILL_LOG"):
+            with open(os.environ["SUTRAM_TEST_KILL_LOG"], "a") as log:
+                log.write(call + "\n")
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 class HarnessModel(EchoChatModel):
+    """Logs each provider call, invoked or streamed; may kill its process first."""
+
     def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
-        _maybe_die()
+        _maybe_die(f"llm {messages[-1].content}")
         _log(f"llm {messages[-1].content}")
         return super()._generate(messages, stop, run_manager, **kwargs)
 
+    def _stream(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+        _maybe_die(f"llm {messages[-1].content}")
+        _log(f"llm {messages[-1].content}")
+        return super()._stream(messages, stop, run_manager, **kwargs)
 
-@durable_step
-def lookup_tool(query: str) -> str:
-    _maybe_die()
-    _log(f"tool {query}")
-    return f"facts about {query}"
+
+@tool
+def charge(order: str, place: int) -> str:
+    """Charge a card for an order."""
+    time.sleep(0.12 * place)  # siblings finish (and are journaled) before this one may die
+    _maybe_die(f"tool charge {order}")
+    _log(f"tool charge {order}")
+    return f"charged {order}"
 
 
 class State(TypedDict):
     topic: str
-    notes: list[str]
+    notes: Annotated[list[str], operator.add]
+    messages: Annotated[list[AnyMessage], add_messages]
+    found: list[str]  # the subgraph's answer (its own key: a shared reducer key would be re-added)
 
 
-def _node(name: str) -> Any:
-    def run(state: State) -> dict[str, Any]:
-        notes = list(state["notes"])
-        for i in range(CALLS_PER_NODE):
-            reply = HarnessModel().invoke([HumanMessage(f"{state['topic']}/{name}/{i}")])
-            notes.append(str(reply.content))
-        notes.append(lookup_tool(f"{state['topic']}/{name}"))
-        return {"notes": notes}
-
-    run.__name__ = name
-    return run
+class Sub(TypedDict):
+    topic: str
+    found: list[str]
 
 
-def build() -> Any:
-    builder = StateGraph(State)
-    previous = START
-    for name in NODES:
-        builder.add_node(name, _node(name))
-        builder.add_edge(previous, name)
-        previous = name
-    builder.add_edge(previous, END)
+class Leaf(TypedDict):
+    topic: str
+    leaf: int
+
+
+def _say(model: HarnessModel, text: str) -> str:
+    return str(model.invoke([HumanMessage(text)]).content)
+
+
+def plan(state: State) -> dict[str, Any]:
+    model = HarnessModel()
+    return {"notes": [_say(model, f"{state['topic']}/plan/{i}") for i in range(2)]}
+
+
+def stream(state: State) -> dict[str, Any]:
+    model = HarnessModel()
+    return {"notes": ["".join(str(c.content) for c in model.stream([HumanMessage(f"{state['topic']}/stream/{i}")]))
+                      for i in range(2)]}
+
+
+def act(state: State) -> dict[str, Any]:
+    calls = [{"name": "charge", "args": {"order": f"{state['topic']}-{o}", "place": i}, "id": f"call-{o}",
+              "type": "tool_call"} for i, o in enumerate("abc")]
+    return {"messages": [AIMessage("", tool_calls=calls)]}
+
+
+def _inner(state: Sub) -> dict[str, Any]:
+    model = HarnessModel()
+    return {"found": [_say(model, f"{state['topic']}/sub/{i}") for i in range(2)]}
+
+
+def _subgraph() -> Any:
+    builder = StateGraph(Sub)
+    builder.add_node("inner", _inner)
+    builder.add_edge(START, "inner")
+    builder.add_edge("inner", END)
     return builder.compile()
 
 
+def fan(state: State) -> list[Send]:
+    return [Send("leaf", {"topic": state["topic"], "leaf": i}) for i in range(2)]
+
+
+def leaf(state: Leaf) -> dict[str, Any]:
+    time.sleep(0.12 * state["leaf"])  # parallel siblings: see the tool's pause
+    return {"notes": [_say(HarnessModel(), f"{state['topic']}/leaf/{state['leaf']}")]}
+
+
+async def aplan(state: State) -> dict[str, Any]:
+    model = HarnessModel()
+    return {"notes": [str((await model.ainvoke([HumanMessage(f"{state['topic']}/plan/{i}")])).content)
+                      for i in range(2)]}
+
+
+async def astream(state: State) -> dict[str, Any]:
+    model = HarnessModel()
+    out = []
+    for i in range(2):
+        out.append("".join([str(c.content) async for c in model.astream([HumanMessage(f"{state['topic']}/stream/{i}")])]))
+    return {"notes": out}
+
+
+async def aleaf(state: Leaf) -> dict[str, Any]:
+    await asyncio.sleep(0.12 * state["leaf"])
+    reply = await HarnessModel().ainvoke([HumanMessage(f"{state['topic']}/leaf/{state['leaf']}")])
+    return {"notes": [str(reply.content)]}
+
+
+def build(kind: str = "sync") -> Any:
+    is_async = kind == "async"
+    builder = StateGraph(State)
+    builder.add_node("plan", aplan if is_async else plan)
+    builder.add_node("stream", astream if is_async else stream)
+    builder.add_node("act", act)
+    builder.add_node("tools", ToolNode([charge], handle_tool_errors=False))
+    builder.add_node("sub", _subgraph())
+    builder.add_node("leaf", aleaf if is_async else leaf)
+    builder.add_edge(START, "plan")
+    builder.add_edge("plan", "stream")
+    builder.add_edge("stream", "act")
+    builder.add_edge("act", "tools")
+    builder.add_edge("tools", "sub")
+    builder.add_conditional_edges("sub", fan, ["leaf"])
+    builder.add_edge("leaf", END)
+    return builder.compile()
+
+
+def expected_calls(topic: str) -> list[str]:
+    """The provider and tool calls of one run (each must be made exactly once)."""
+    calls = [f"llm {topic}/{part}/{i}" for part in ("plan", "stream", "sub", "leaf") for i in range(2)]
+    return calls + [f"tool charge {topic}-{o}" for o in "abc"]
+
+
 def expected_notes(topic: str) -> list[str]:
-    out: list[str] = []
-    for name in NODES:
-        out += [f"echo: {topic}/{name}/{i}" for i in range(CALLS_PER_NODE)]
-        out.append(f"facts about {topic}/{name}")
-    return out
+    return sorted(f"echo: {topic}/{part}/{i}" for part in ("plan", "stream", "leaf") for i in range(2))
+
+
+def expected_found(topic: str) -> list[str]:
+    return [f"echo: {topic}/sub/{i}" for i in range(2)]
+
+
+def start(i: int) -> dict[str, Any]:
+    return {"topic": f"t{i}", "notes": [], "messages": [], "found": []}
 
 
 def work(url: str, runs: int) -> None:
-    """Recover what dead workers left, then start the runs nobody started."""
+    """Recover what dead workers left, then start the runs nobody started (even runs on the
+    sync graph with invoke, odd ones on the async graph with ainvoke)."""
     from sutram_adapters.langgraph.durable import durable
     from sutram_core.errors import RunNotFoundError
 
-    with durable(build(), url=url, tenant="harness", lease_seconds=0.6, remember_runs=False) as runner:
-        while runner.recover(limit=50):
-            pass
-        for i in range(runs):
-            try:
-                runner.ledger.get("harness", f"run-{i}")
-                continue
-            except RunNotFoundError:
+    options = {"lease_seconds": 0.4, "remember_runs": False}
+    with durable(build("sync"), url=url, tenant=TENANTS["sync"], **options) as sync, \
+            durable(build("async"), url=url, tenant=TENANTS["async"], **options) as async_:
+
+        async def recover_all() -> None:
+            while sync.recover(limit=50) or await async_.arecover(limit=50):
                 pass
-            runner.invoke({"topic": f"t{i}", "notes": []}, thread_id=f"thread-{i}", run_id=f"run-{i}")
-        while runner.recover(limit=50):
-            pass
+
+        async def main() -> None:
+            await recover_all()
+            for i in range(runs):
+                runner = sync if i % 2 == 0 else async_
+                try:
+                    runner.ledger.get(runner.tenant, f"run-{i}")
+                    continue
+                except RunNotFoundError:
+                    pass
+                if runner is sync:
+                    sync.invoke(start(i), thread_id=f"thread-{i}", run_id=f"run-{i}")
+                else:
+                    await async_.ainvoke(start(i), thread_id=f"thread-{i}", run_id=f"run-{i}")
+            await recover_all()
+
+        asyncio.run(main())
+
+
+def serve(url: str, runs: int) -> None:
+    """Fork a worker per line of stdin (its kill position); print each one's exit status."""
+    for line in sys.stdin:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.environ["SUTRAM_TEST_KILL_AT"] = line.strip()
+            code = 0
+            try:
+                work(url, runs)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        print(code, flush=True)
 
 
 if __name__ == "__main__":
-    os.environ["SUTRAM_TEST_KILL_AT"] = sys.argv[3]
-    work(sys.argv[1], int(sys.argv[2]))
+    if sys.argv[1] == "serve":
+        serve(sys.argv[2], int(sys.argv[3]))
+    else:  # URL RUNS KILL_AT: one worker
+        os.environ["SUTRAM_TEST_KILL_AT"] = sys.argv[3]
+        work(sys.argv[1], int(sys.argv[2]))

@@ -1,10 +1,13 @@
-"""Workers SIGKILLed at seeded random calls: every run ends like an uninterrupted one, each
-model and tool call is made exactly once, no checkpoint is lost or doubled, no run is left.
+"""Workers SIGKILLed at seeded random calls, over every shape of tests/kill_harness.py (sync
+invoke and stream, async ainvoke and astream with async nodes, a ToolNode's parallel tool
+calls, a subgraph, a Send fan-out): every run ends like an uninterrupted one, each model and
+tool call is made exactly once, no checkpoint is lost or doubled, no run is left.
 
 SUTRAM_KILL_SOAK=N multiplies the number of runs (a longer soak)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import subprocess
@@ -20,51 +23,81 @@ from sutram_core.runs import RunStatus
 from tests import kill_harness
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = 10 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))
-MIN_KILLS = 25  # per backend: at least 50 per test session across SQLite and PostgreSQL
+RUNS = 12 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))
+MIN_KILLS = 60 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))  # per backend
+
+
+def _shape(call: str) -> str:
+    """'sync plan', 'async tool', ...: the graph and the shape a logged call belongs to."""
+    if call.startswith("tool charge "):  # tool charge t3-a
+        topic, shape = call.split()[2].split("-")[0], "tool"
+    else:  # llm t3/stream/1
+        topic, shape = call.split()[1].split("/")[:2]
+    return f"{'async' if int(topic[1:]) % 2 else 'sync'} {shape}"
 
 
 def test_killed_workers_leave_every_run_complete_and_every_call_made_once(
         db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUTRAM_TEST_CALL_LOG", str(tmp_path / "reference.log"))  # this process's own calls
     log = tmp_path / "calls.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SUTRAM_TEST_CALL_LOG": str(log)}
-    rng = random.Random(20261126)
+    died = tmp_path / "kills.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SUTRAM_TEST_CALL_LOG": str(log),
+           "SUTRAM_SPOOL_DIR": str(tmp_path / "spool"), "SUTRAM_TEST_KILL_LOG": str(died)}
+    rng = random.Random(20261129)
     kills = workers = 0
-    deadline = time.monotonic() + 240
-    while True:
-        assert time.monotonic() < deadline, f"not done after {workers} workers ({kills} kills)"
-        # each worker dies before a seeded, random call (its 2nd to 5th, so every worker makes
-        # progress); the one that finds nothing left to do exits normally
-        kill_at = rng.randint(2, 5)
-        proc = subprocess.run([sys.executable, "-m", "tests.kill_harness", db_url, str(RUNS), str(kill_at)],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-        workers += 1
-        if proc.returncode == -9:
-            kills += 1
-            time.sleep(0.7)  # the dead worker's lease runs out
-            continue
-        assert proc.returncode == 0, proc.stderr
-        break
+    deadline = time.monotonic() + 200 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))
+    zygote = subprocess.Popen([sys.executable, "-m", "tests.kill_harness", "serve", db_url, str(RUNS)],
+                              cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert zygote.stdin is not None and zygote.stdout is not None
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"not done after {workers} workers ({kills} kills)"
+            # each worker dies before a seeded, random call (its 2nd to 4th, so every worker
+            # makes progress); the one that finds nothing left to do exits normally
+            zygote.stdin.write(f"{rng.randint(2, 4)}\n")
+            zygote.stdin.flush()
+            code = int(zygote.stdout.readline())
+            workers += 1
+            if code == -9:
+                kills += 1
+                time.sleep(0.45)  # the dead worker's lease runs out
+                continue
+            assert code == 0, f"worker {workers} failed (its traceback is above)"
+            break
+    finally:
+        zygote.stdin.close()
+        zygote.wait(timeout=30)
     assert kills >= MIN_KILLS, f"only {kills} kills in {workers} workers"
+    # the kills fell in every shape, on both graphs (odd topics run on the async graph)
+    where = Counter(_shape(call) for call in died.read_text().splitlines())
+    shapes = {f"{k} {s}" for k in ("sync", "async") for s in ("plan", "stream", "tool", "sub", "leaf")}
+    assert set(where) == shapes, where
 
-    lines = log.read_text().splitlines()
-    counts = Counter(lines)
+    counts = Counter(log.read_text().splitlines())
     assert all(n == 1 for n in counts.values()), [line for line, n in counts.items() if n > 1][:5]
-    per_run = len(kill_harness.NODES) * (kill_harness.CALLS_PER_NODE + 1)
-    assert len(counts) == RUNS * per_run  # every call made, none twice
+    assert sorted(counts) == sorted(c for i in range(RUNS) for c in kill_harness.expected_calls(f"t{i}"))
 
-    reference = kill_harness.build()
-    with durable(kill_harness.build(), url=db_url, tenant="harness", remember_runs=False) as runner:
-        runs = runner.ledger.runs("harness", limit=1000)
-        assert sorted(r.run_id for r in runs) == sorted(f"run-{i}" for i in range(RUNS))
-        assert all(r.status is RunStatus.COMPLETED for r in runs), [(r.run_id, r.status) for r in runs]
-        clean = durable(reference, url=db_url, tenant="clean", remember_runs=False)
-        clean.invoke({"topic": "t0", "notes": []}, thread_id="reference", run_id="reference")
-        expected_checkpoints = len(list(clean.saver.list({"configurable": {"thread_id": "reference"}})))
-        clean.close()
-        for i in range(RUNS):
-            config = {"configurable": {"thread_id": f"thread-{i}"}}
-            assert runner.graph.get_state(config).values["notes"] == kill_harness.expected_notes(f"t{i}")
-            assert len(list(runner.saver.list(config))) == expected_checkpoints
-    print(f"{kills} kills over {workers} worker processes, {RUNS} runs")
+    for kind in ("sync", "async"):
+        tenant = kill_harness.TENANTS[kind]
+        with durable(kill_harness.build(kind), url=db_url, tenant=tenant, remember_runs=False) as runner:
+            runs = runner.ledger.runs(tenant, limit=1000)
+            mine = [i for i in range(RUNS) if (i % 2 == 0) == (kind == "sync")]
+            assert sorted(r.run_id for r in runs) == sorted(f"run-{i}" for i in mine)
+            assert all(r.status is RunStatus.COMPLETED for r in runs), [(r.run_id, r.status) for r in runs]
+            clean = durable(kill_harness.build(kind), url=db_url, tenant=f"clean-{kind}", remember_runs=False)
+            reference = {"configurable": {"thread_id": "reference"}}
+            if kind == "sync":
+                clean.invoke(kill_harness.start(0), thread_id="reference", run_id="reference")
+            else:
+                asyncio.run(clean.ainvoke(kill_harness.start(0), thread_id="reference", run_id="reference"))
+            expected_checkpoints = len(list(clean.saver.list(reference)))
+            clean.close()
+            for i in mine:
+                config = {"configurable": {"thread_id": f"thread-{i}"}}
+                state = runner.graph.get_state(config).values
+                assert sorted(state["notes"]) == kill_harness.expected_notes(f"t{i}")
+                assert state["found"] == kill_harness.expected_found(f"t{i}")
+                assert sorted(str(m.content) for m in state["messages"] if m.type == "tool") == [
+                    f"charged t{i}-{o}" for o in "abc"]
+                assert len(list(runner.saver.list(config))) == expected_checkpoints
+    print(f"{kills} kills over {workers} worker processes, {RUNS} runs; where: {dict(sorted(where.items()))}")

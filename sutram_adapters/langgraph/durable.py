@@ -94,13 +94,25 @@ def graph_version(graph: Any) -> str:
     parts.append(repr(sorted(drawable.nodes)))
     parts.append(repr(sorted((e.source, e.target, bool(e.conditional)) for e in drawable.edges)))
     for name in sorted(graph.nodes):
-        bound = graph.nodes[name].bound
-        func = getattr(bound, "func", None) or getattr(bound, "afunc", None)
-        try:
-            parts.append(f"{name}:{inspect.getsource(func)}" if func is not None else f"{name}:{bound!r}")
-        except (OSError, TypeError):
-            parts.append(f"{name}:{getattr(func, '__qualname__', repr(bound))}")
+        parts.append(f"{name}:{_node_code(graph.nodes[name].bound)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _node_code(bound: Any) -> str:
+    """What a node runs, the same in every process (never an object's address): a function's
+    source, a subgraph's own version, a ToolNode's tools and their code, else the type."""
+    func = getattr(bound, "func", None) or getattr(bound, "afunc", None)
+    if func is not None:
+        try:
+            return inspect.getsource(func)
+        except (OSError, TypeError):
+            return str(getattr(func, "__qualname__", type(func).__qualname__))
+    if hasattr(bound, "get_graph") and hasattr(bound, "nodes") and hasattr(bound, "channels"):
+        return f"subgraph {graph_version(bound)}"
+    tools = getattr(bound, "tools_by_name", None)
+    if isinstance(tools, dict):
+        return f"{type(bound).__qualname__} " + " ".join(f"{n}={_node_code(t)}" for n, t in sorted(tools.items()))
+    return f"{type(bound).__module__}.{type(bound).__qualname__} {getattr(bound, 'name', '')}"
 
 
 def _ensure_journal_cache() -> None:
