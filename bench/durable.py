@@ -10,9 +10,9 @@ Figures:
             durable(graph).invoke (checkpoints, ledger, journal scopes, lease; with and
             without its tracing), and the plain graph with SutramSaver, against
             graph.compile(checkpointer=peer).invoke, all with durability="sync"
-  journal   what journaling adds to one LLM call: a fake chat model (no I/O) called inside a
-            journal scope with the journal cache installed, against the same calls with no
-            cache; and what answering a call from the journal costs (a replay)
+  journal   what journaling adds to one call: a fake chat model (no I/O), invoked and streamed,
+            and a tool called with a tool-call id, inside a journal scope against the same
+            calls outside one; and what answering a call from the journal costs (a replay)
   recover   wall time for one worker to recover 100 runs whose worker died mid-graph
   lease     a worker is SIGKILLed mid-node; another process polls recover() every 0.1 s:
             seconds from the death to the run's completion, against lease + 1 s
@@ -41,8 +41,9 @@ sys.path.insert(0, str(ROOT))
 
 from langchain_core.caches import BaseCache  # noqa: E402
 from langchain_core.language_models.chat_models import BaseChatModel  # noqa: E402
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage  # noqa: E402
-from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage  # noqa: E402
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult  # noqa: E402
+from langchain_core.tools import tool  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 from typing_extensions import TypedDict  # noqa: E402
 
@@ -71,6 +72,22 @@ class Model(BaseChatModel):
                         usage_metadata={"input_tokens": 12, "output_tokens": 5, "total_tokens": 17},
                         response_metadata={"model_name": "gpt-4o-mini"})
         return ChatResult(generations=[ChatGeneration(message=msg)])
+
+    def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        words = f"answer to {messages[-1].content}".split(" ")
+        for i, word in enumerate(words):
+            last = i == len(words) - 1
+            yield ChatGenerationChunk(message=AIMessageChunk(
+                content=word + ("" if last else " "),
+                usage_metadata={"input_tokens": 12, "output_tokens": 5, "total_tokens": 17} if last else None,
+                response_metadata={"model_name": "gpt-4o-mini"} if last else {}))
+
+
+@tool
+def lookup(query: str) -> str:
+    """A fake tool: answers at once."""
+    return f"facts about {query}"
 
 
 class Steps(TypedDict):
@@ -209,20 +226,34 @@ def per_step(db: Db, runs: int) -> dict[str, float]:
 
 
 def journal_cost(db: Db, calls: int) -> dict[str, float]:
-    """ms per LLM call: no cache, journaled (recorded), replayed from the journal."""
+    """ms per call of each kind (an invoked LLM call, a streamed one, a tool call with its
+    tool-call id): made outside a durable task, made and recorded inside one, answered
+    from the journal (a replay)."""
     from langchain_core.globals import get_llm_cache, set_llm_cache
 
     from sutram_adapters.langchain.journal import JournalCache
+    from sutram_adapters.langchain.model_journal import install_model_journal
+    from sutram_adapters.langchain.tool_journal import install_tool_journal
     from sutram_core.backends.sql.database import Database
     from sutram_core.backends.sql.journal import SqlCallJournal
     from sutram_core.runs import CallScope
 
+    install_model_journal()
+    install_tool_journal()
     model = Model()
     prompts = [[HumanMessage(f"question {i}")] for i in range(calls)]
+    tool_calls = [{"name": "lookup", "args": {"query": f"q{i}"}, "id": f"call-{i}", "type": "tool_call"}
+                  for i in range(calls)]
+    kinds: dict[str, Any] = {
+        "invoke": (prompts, model.invoke),
+        "stream": (prompts, lambda p: list(model.stream(p))),
+        "tool": (tool_calls, lookup.invoke),
+    }
     before = get_llm_cache()
     database = Database(db.url)
     database.setup()
     journal = SqlCallJournal(database)
+    out: dict[str, float] = {}
     try:
         set_llm_cache(None)
         for p in prompts[:20]:
@@ -230,34 +261,43 @@ def journal_cost(db: Db, calls: int) -> dict[str, float]:
         start = time.perf_counter()
         for p in prompts:
             model.invoke(p)
-        bare = time.perf_counter() - start
+        keyed_bare = time.perf_counter() - start
         set_llm_cache(_NoCache())  # what LangChain's cache path costs by itself (its cache key)
         start = time.perf_counter()
         for p in prompts:
             model.invoke(p)
-        keyed = time.perf_counter() - start
+        out["langchain_cache_key_ms"] = (time.perf_counter() - start - keyed_bare) / calls * 1e3
         set_llm_cache(JournalCache())
-        with CallScope(journal, tenant="bench", thread_id="warm", task_id="t"):
-            for p in prompts[:20]:
-                model.invoke(p)
-        thread = uuid.uuid4().hex
-        start = time.perf_counter()
-        with CallScope(journal, tenant="bench", thread_id=thread, task_id="t"):
-            for p in prompts:
-                model.invoke(p)
-        recorded = time.perf_counter() - start
-        start = time.perf_counter()
-        with CallScope(journal, tenant="bench", thread_id=thread, task_id="t") as scope:
-            for p in prompts:
-                model.invoke(p)
-        replayed = time.perf_counter() - start
-        assert scope.replayed == calls
+        for kind, (items, call) in kinds.items():
+            for item in items[:20]:
+                call(item)
+            start = time.perf_counter()
+            for item in items:
+                call(item)
+            bare = time.perf_counter() - start
+            with CallScope(journal, tenant="bench", thread_id=f"warm-{kind}", task_id="t"):
+                for item in items[:20]:
+                    call(item)
+            thread = uuid.uuid4().hex
+            start = time.perf_counter()
+            with CallScope(journal, tenant="bench", thread_id=thread, task_id="t"):
+                for item in items:
+                    call(item)
+            recorded = time.perf_counter() - start
+            start = time.perf_counter()
+            with CallScope(journal, tenant="bench", thread_id=thread, task_id="t") as scope:
+                for item in items:
+                    call(item)
+            replayed = time.perf_counter() - start
+            assert scope.replayed == calls, (kind, scope.replayed)
+            prefix = "" if kind == "invoke" else f"{kind}_"
+            out.update({f"{prefix}bare_ms": bare / calls * 1e3, f"{prefix}journaled_ms": recorded / calls * 1e3,
+                        f"{prefix}added_ms": (recorded - bare) / calls * 1e3,
+                        f"{prefix}replay_ms": replayed / calls * 1e3})
     finally:
         set_llm_cache(before)
         database.close()
-    return {"bare_ms": bare / calls * 1e3, "journaled_ms": recorded / calls * 1e3,
-            "added_ms": (recorded - bare) / calls * 1e3, "replay_ms": replayed / calls * 1e3,
-            "langchain_cache_key_ms": (keyed - bare) / calls * 1e3}
+    return out
 
 
 class _NoCache(BaseCache):
@@ -409,6 +449,12 @@ def main() -> None:
         print(f"{'journaling added per LLM call (ms, target <= 0.5 on SQLite)':58} {cost['added_ms']:11.3f}")
         print(f"{'  of which LangChain computing its cache key (ms)':58} {cost['langchain_cache_key_ms']:11.3f}")
         print(f"{'LLM call answered from the journal (ms)':58} {cost['replay_ms']:11.3f}")
+        _row("streamed LLM call, journaled vs not (ms)", cost["stream_journaled_ms"], cost["stream_bare_ms"])
+        print(f"{'journaling added per streamed call / its replay (ms)':58} {cost['stream_added_ms']:11.3f} "
+              f"{cost['stream_replay_ms']:11.3f}")
+        _row("tool call, journaled vs not (ms)", cost["tool_journaled_ms"], cost["tool_bare_ms"])
+        print(f"{'journaling added per tool call / its replay (ms)':58} {cost['tool_added_ms']:11.3f} "
+              f"{cost['tool_replay_ms']:11.3f}")
         print(f"{f'recover {recover_n} interrupted runs, one worker (s)':58} {recovered:11.3f}"
               f"   ({recovered / recover_n * 1e3:.1f} ms per run)")
         print(f"{'calls repeated after a mid-node SIGKILL, per trial':58} Sutram {repeated['sutram']}  "
