@@ -121,3 +121,50 @@ def test_a_tool_called_directly_in_a_node_is_journaled_by_position(db_url: str, 
         out = runner.invoke({"messages": []}, thread_id="t-direct", run_id="r-direct")
     assert out["messages"][-1].content == "charged D, charged E"
     assert effects.read_text().splitlines() == ["charge D 1", "charge E 2"]
+
+
+class Died(BaseException):
+    """Stands for the worker dying inside a tool: nothing catches it (ToolNode's error
+    handling included); the run is left running with a lease nobody renews."""
+
+
+@pytest.mark.filterwarnings("ignore:create_react_agent has been moved")  # still what most apps use
+def test_a_react_agent_killed_inside_a_tool_charges_each_order_once(db_url: str, effects: Path, calls: Path) -> None:
+    from langchain_core.messages import ToolMessage
+    from langgraph.prebuilt import create_react_agent
+
+    from tests.durable_graph import LoggedModel
+
+    dying: list[bool] = [True]
+
+    @tool
+    def refund(order: str) -> str:
+        """Refund an order."""
+        if order == "Y":
+            time.sleep(0.3)  # X completes (and is journaled) first
+            if dying:
+                dying.pop()
+                raise Died()
+        _did(f"refund {order}")
+        return f"refunded {order}"
+
+    class AgentModel(LoggedModel):
+        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+            return self
+
+        def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+            result = super()._generate(messages, stop, run_manager, **kwargs)
+            if not isinstance(messages[-1], ToolMessage):
+                result.generations[0].message.tool_calls = [
+                    {"name": "refund", "args": {"order": o}, "id": f"call-{o}", "type": "tool_call"} for o in "XY"]
+            return result
+
+    agent = create_react_agent(AgentModel(), [refund])
+    with durable(agent, url=db_url, lease_seconds=0.5) as runner:
+        with pytest.raises(Died):
+            runner.invoke({"messages": [("user", "refund X and Y")]}, thread_id="t-agent", run_id="r-agent")
+    time.sleep(0.7)  # the lease runs out
+    with durable(agent, url=db_url) as worker:
+        (run,) = worker.recover()
+    assert run.status is RunStatus.COMPLETED
+    assert sorted(effects.read_text().splitlines()) == ["refund X", "refund Y"]  # X was not refunded twice
