@@ -234,3 +234,64 @@ async def test_poll_recovers_in_the_background_of_an_async_app(db_url: str, call
         run = await asyncio.to_thread(worker.ledger.get, "default", "rp")
     assert run.status is RunStatus.COMPLETED
     assert calls.read_text().splitlines() == [f"async question {i}" for i in range(3)]
+
+
+class Approval(TypedDict):
+    out: list[str]
+    chunks: list[int]
+    approved: str
+
+
+def _approval_graph(die: list[bool]) -> Any:
+    """A subgraph whose node makes two calls, asks a person (interrupt), then makes a third
+    (and can die just before it); the parent routes on with Command(goto=...)."""
+    from langgraph.types import Command, interrupt
+
+    def review(state: Approval) -> dict[str, Any]:
+        model = LoggedModel()
+        out = [str(model.invoke(f"review {i}").content) for i in range(2)]
+        answer = interrupt({"question": "approve?"})
+        if die:
+            die.pop()
+            raise Died()
+        out.append(str(model.invoke(f"after {answer}").content))
+        return {"out": out, "approved": answer}
+
+    inner = StateGraph(Approval)
+    inner.add_node("review", review)
+    inner.add_edge(START, "review")
+    inner.add_edge("review", END)
+
+    def route(state: Approval) -> Command[Any]:
+        return Command(goto="ship" if state["approved"] == "yes" else END)
+
+    def ship(state: Approval) -> dict[str, Any]:
+        return {"out": [*state["out"], str(LoggedModel().invoke("ship it").content)]}
+
+    outer = StateGraph(Approval)
+    outer.add_node("sub", inner.compile())
+    outer.add_node("route", route, destinations=("ship", END))
+    outer.add_node("ship", ship)
+    outer.add_edge(START, "sub")
+    outer.add_edge("sub", "route")
+    outer.add_edge("ship", END)
+    return outer.compile()
+
+
+def test_an_interrupt_inside_a_subgraph_is_answered_and_a_kill_after_it_recovered(db_url: str, calls: Path) -> None:
+    import time
+
+    start = {"out": [], "chunks": [], "approved": ""}
+    with durable(_approval_graph([True]), url=db_url, lease_seconds=0.5) as runner:
+        runner.invoke(start, thread_id="t-approve", run_id="r-approve")
+        run = runner.ledger.get("default", "r-approve")
+        assert run.status is RunStatus.PAUSED and "waiting for input" in (run.pause_reason or "")
+        with pytest.raises(Died):  # answered, then the worker dies mid-node
+            runner.resume("r-approve", value="yes")
+    time.sleep(0.7)
+    with durable(_approval_graph([]), url=db_url) as worker:
+        (run,) = worker.recover()
+        state = worker.graph.get_state({"configurable": {"thread_id": "t-approve"}}).values
+    assert run.status is RunStatus.COMPLETED
+    assert state["out"] == ["echo: review 0", "echo: review 1", "echo: after yes", "echo: ship it"]
+    assert calls.read_text().splitlines() == ["review 0", "review 1", "after yes", "ship it"]  # each once

@@ -444,7 +444,7 @@ class DurableRunner:
             done.append(entry.name)
         return done
 
-    def _claim_paused(self, run_id: str, budget: Budget | None) -> tuple[RunRecord, Any]:
+    def _claim_paused(self, run_id: str, budget: Budget | None, value: Any) -> tuple[RunRecord, Any]:
         """Claim a paused run for :meth:`resume`; the command to continue it with."""
         from langgraph.types import Command
 
@@ -452,21 +452,25 @@ class DurableRunner:
                                 resume=True, budget=budget)
         if run is None:
             raise InvalidRunError(f"run {run_id!r} cannot be resumed now: it is running elsewhere or has finished")
-        state = self.graph.get_state({"configurable": {"thread_id": run.thread_id}})
+        state = self.graph.get_state({"configurable": {"thread_id": run.thread_id}}, subgraphs=True)
         waiting = any(i.value.get("type") == BUDGET_INTERRUPT for i in _interrupts(state)
                       if isinstance(i.value, dict))
-        return run, Command(resume={"budget": run.budget.as_dict()}) if waiting else None
+        if waiting:
+            return run, Command(resume={"budget": run.budget.as_dict()})
+        return run, None if value is _UNKNOWN else Command(resume=value)
 
-    def resume(self, run_id: str, *, budget: Budget | None = None) -> Any:
-        """Continue a paused run (for example after a budget pause), with a new ``budget`` if
-        given; model calls made before the pause are answered from the journal. A graph
-        with async nodes is run through the async API (see :meth:`aresume`)."""
-        run, command = self._claim_paused(run_id, budget)
+    def resume(self, run_id: str, *, budget: Budget | None = None, value: Any = _UNKNOWN) -> Any:
+        """Continue a paused run, with a new ``budget`` if given; model calls made before the
+        pause are answered from the journal. A run paused at the graph's own ``interrupt()``
+        (waiting for a person, in the graph or in a subgraph) continues with ``value`` as
+        the interrupt's answer. A graph with async nodes is run through the async API (see
+        :meth:`aresume`)."""
+        run, command = self._claim_paused(run_id, budget, value)
         return self._execute(run, command, None)
 
-    async def aresume(self, run_id: str, *, budget: Budget | None = None) -> Any:
+    async def aresume(self, run_id: str, *, budget: Budget | None = None, value: Any = _UNKNOWN) -> Any:
         """Async :meth:`resume`."""
-        run, command = await asyncio.to_thread(self._claim_paused, run_id, budget)
+        run, command = await asyncio.to_thread(self._claim_paused, run_id, budget, value)
         return await self._aexecute(run, command, None)
 
     def _claim_expired(self, allow_version_change: bool) -> RunRecord | None:
