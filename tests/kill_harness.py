@@ -6,10 +6,13 @@ Two graphs, every run going through every shape:
 
 * ``sync`` (started with ``invoke``): a node making two ``model.invoke`` calls, a node
   making two ``model.stream`` calls, a model-like node asking for three tool calls and a
-  ``ToolNode`` running them in parallel, a subgraph whose node makes two calls, and a
-  ``Send`` fan-out to two leaves making one call each;
+  ``ToolNode`` running them in parallel, a node running a ``create_react_agent`` agent
+  (a model call asking for two parallel tool calls, then a model call answering), a
+  subgraph whose node makes two calls, and a ``Send`` fan-out to two leaves making one
+  call each;
 * ``async`` (started with ``ainvoke``): async nodes making ``ainvoke`` and ``astream``
-  calls, an async ``ToolNode``, and the same fan-out; recovered with ``arecover``.
+  calls, an async ``ToolNode``, the agent through ``ainvoke``, and the same fan-out;
+  recovered with ``arecover``.
 
 Every provider call and every tool call is appended to a log (one line per call, fsynced),
 so the test checks that each was made exactly once across all processes. Calls that run in
@@ -88,11 +91,55 @@ def charge(order: str, place: int) -> str:
     return f"charged {order}"
 
 
+@tool
+def refund(order: str, place: int) -> str:
+    """Refund an order (the agent's tool)."""
+    time.sleep(0.12 * place)
+    _maybe_die(f"tool refund {order}")
+    _log(f"tool refund {order}")
+    return f"refunded {order}"
+
+
+class AgentModel(HarnessModel):
+    """The model of a ``create_react_agent`` agent: first asks for two refunds (parallel tool
+    calls), then, seeing their results, answers."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+        topic = str(messages[0].content).split("/")[0]
+        answered = any(m.type == "tool" for m in messages)
+        call = f"llm {topic}/agent/{int(answered)}"
+        _maybe_die(call)
+        _log(call)
+        result = EchoChatModel._generate(self, [HumanMessage(f"{topic}/agent/{int(answered)}")], stop, run_manager)
+        if not answered:
+            result.generations[0].message.tool_calls = [
+                {"name": "refund", "args": {"order": f"{topic}-{o}", "place": i}, "id": f"refund-{o}",
+                 "type": "tool_call"} for i, o in enumerate("xy")]
+        return result
+
+
+def _agent() -> Any:
+    import warnings
+
+    from langgraph.prebuilt import create_react_agent
+
+    with warnings.catch_warnings():  # moved to langchain.agents in LangGraph 1.0; still what apps use
+        warnings.simplefilter("ignore")
+        return create_react_agent(AgentModel(), [refund])
+
+
+AGENT = _agent()
+
+
 class State(TypedDict):
     topic: str
     notes: Annotated[list[str], operator.add]
     messages: Annotated[list[AnyMessage], add_messages]
     found: list[str]  # the subgraph's answer (its own key: a shared reducer key would be re-added)
+    agent: str  # the agent's final answer
 
 
 class Sub(TypedDict):
@@ -139,6 +186,16 @@ def _subgraph() -> Any:
     return builder.compile()
 
 
+def agent(state: State) -> dict[str, Any]:
+    out = AGENT.invoke({"messages": [HumanMessage(f"{state['topic']}/agent")]})
+    return {"agent": str(out["messages"][-1].content)}
+
+
+async def aagent(state: State) -> dict[str, Any]:
+    out = await AGENT.ainvoke({"messages": [HumanMessage(f"{state['topic']}/agent")]})
+    return {"agent": str(out["messages"][-1].content)}
+
+
 def fan(state: State) -> list[Send]:
     return [Send("leaf", {"topic": state["topic"], "leaf": i}) for i in range(2)]
 
@@ -176,12 +233,14 @@ def build(kind: str = "sync") -> Any:
     builder.add_node("act", act)
     builder.add_node("tools", ToolNode([charge], handle_tool_errors=False))
     builder.add_node("sub", _subgraph())
+    builder.add_node("agent", aagent if is_async else agent)
     builder.add_node("leaf", aleaf if is_async else leaf)
     builder.add_edge(START, "plan")
     builder.add_edge("plan", "stream")
     builder.add_edge("stream", "act")
     builder.add_edge("act", "tools")
-    builder.add_edge("tools", "sub")
+    builder.add_edge("tools", "agent")
+    builder.add_edge("agent", "sub")
     builder.add_conditional_edges("sub", fan, ["leaf"])
     builder.add_edge("leaf", END)
     return builder.compile()
@@ -189,12 +248,16 @@ def build(kind: str = "sync") -> Any:
 
 def expected_calls(topic: str) -> list[str]:
     """The provider and tool calls of one run (each must be made exactly once)."""
-    calls = [f"llm {topic}/{part}/{i}" for part in ("plan", "stream", "sub", "leaf") for i in range(2)]
-    return calls + [f"tool charge {topic}-{o}" for o in "abc"]
+    calls = [f"llm {topic}/{part}/{i}" for part in ("plan", "stream", "sub", "leaf", "agent") for i in range(2)]
+    return calls + [f"tool charge {topic}-{o}" for o in "abc"] + [f"tool refund {topic}-{o}" for o in "xy"]
 
 
 def expected_notes(topic: str) -> list[str]:
     return sorted(f"echo: {topic}/{part}/{i}" for part in ("plan", "stream", "leaf") for i in range(2))
+
+
+def expected_agent(topic: str) -> str:
+    return f"echo: {topic}/agent/1"
 
 
 def expected_found(topic: str) -> list[str]:
@@ -202,7 +265,7 @@ def expected_found(topic: str) -> list[str]:
 
 
 def start(i: int) -> dict[str, Any]:
-    return {"topic": f"t{i}", "notes": [], "messages": [], "found": []}
+    return {"topic": f"t{i}", "notes": [], "messages": [], "found": [], "agent": ""}
 
 
 def work(url: str, runs: int) -> None:

@@ -1,6 +1,6 @@
 """Workers SIGKILLed at seeded random calls, over every shape of tests/kill_harness.py (sync
 invoke and stream, async ainvoke and astream with async nodes, a ToolNode's parallel tool
-calls, a subgraph, a Send fan-out): every run ends like an uninterrupted one, each model and
+calls, a create_react_agent agent, a subgraph, a Send fan-out): every run ends like an uninterrupted one, each model and
 tool call is made exactly once, no checkpoint is lost or doubled, no run is left.
 
 SUTRAM_KILL_SOAK=N multiplies the number of runs (a longer soak)."""
@@ -23,14 +23,14 @@ from sutram_core.runs import RunStatus
 from tests import kill_harness
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = 12 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))
+RUNS = 10 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))
 MIN_KILLS = 60 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))  # per backend
 
 
 def _shape(call: str) -> str:
     """'sync plan', 'async tool', ...: the graph and the shape a logged call belongs to."""
-    if call.startswith("tool charge "):  # tool charge t3-a
-        topic, shape = call.split()[2].split("-")[0], "tool"
+    if call.startswith("tool "):  # tool charge t3-a (the ToolNode), tool refund t3-x (the agent)
+        topic, shape = call.split()[2].split("-")[0], "tool" if call.split()[1] == "charge" else "agent"
     else:  # llm t3/stream/1
         topic, shape = call.split()[1].split("/")[:2]
     return f"{'async' if int(topic[1:]) % 2 else 'sync'} {shape}"
@@ -70,7 +70,7 @@ def test_killed_workers_leave_every_run_complete_and_every_call_made_once(
     assert kills >= MIN_KILLS, f"only {kills} kills in {workers} workers"
     # the kills fell in every shape, on both graphs (odd topics run on the async graph)
     where = Counter(_shape(call) for call in died.read_text().splitlines())
-    shapes = {f"{k} {s}" for k in ("sync", "async") for s in ("plan", "stream", "tool", "sub", "leaf")}
+    shapes = {f"{k} {s}" for k in ("sync", "async") for s in ("plan", "stream", "tool", "agent", "sub", "leaf")}
     assert set(where) == shapes, where
 
     counts = Counter(log.read_text().splitlines())
@@ -97,6 +97,7 @@ def test_killed_workers_leave_every_run_complete_and_every_call_made_once(
                 state = runner.graph.get_state(config).values
                 assert sorted(state["notes"]) == kill_harness.expected_notes(f"t{i}")
                 assert state["found"] == kill_harness.expected_found(f"t{i}")
+                assert state["agent"] == kill_harness.expected_agent(f"t{i}")
                 assert sorted(str(m.content) for m in state["messages"] if m.type == "tool") == [
                     f"charged t{i}-{o}" for o in "abc"]
                 assert len(list(runner.saver.list(config))) == expected_checkpoints
