@@ -27,7 +27,7 @@ from typing_extensions import TypedDict
 from sutram_adapters.langgraph.durable import durable
 from sutram_core.backends.sql.database import Database
 from sutram_core.backends.sql.runs import SqlRunLedger
-from sutram_core.errors import InvalidRunError, RunPausedError
+from sutram_core.errors import DatabaseUnavailableError, InvalidRunError, RunPausedError
 from sutram_core.runs import Budget, RunStatus
 from sutram_core.traces import open_trace_store
 from sutram_core.traces.spans import Span, SpanKind
@@ -295,3 +295,29 @@ def test_a_full_disk_for_two_seconds_delays_the_run_but_never_fails_it(small_dis
     made = calls.read_text().splitlines()
     # a call whose journal entry could not be written is made again (the disk was full)
     assert set(made) == {f"step {i}" for i in range(nodes)}
+
+
+def test_the_spool_keeps_order_survives_its_writer_and_is_private(tmp_path: Path) -> None:
+    from sutram_core.traces.spool import SpanSpool
+
+    first = SpanSpool(tmp_path / "spool", max_bytes=1 << 20)
+    assert first.append([{"span_id": "a"}]) and first.append([{"span_id": "b"}])
+    (own,) = (tmp_path / "spool").glob("*.spool")
+    assert own.stat().st_mode & 0o077 == 0  # prompts and answers: this user only
+    # a spool whose process died is adopted by the next one (a pid that is not running)
+    own.rename(own.with_name(f"{2**22 + 7}-dead.spool"))
+    second = SpanSpool(tmp_path / "spool", max_bytes=1 << 20)
+    assert second.append([{"span_id": "c"}])
+    written: list[str] = []
+
+    def flaky(rows: list[dict[str, Any]]) -> None:
+        if rows[0]["span_id"] == "b" and "b" not in written and len(written) == 1:
+            written.append("fail")
+            raise DatabaseUnavailableError("down again")
+        written.extend(r["span_id"] for r in rows)
+
+    with pytest.raises(DatabaseUnavailableError):
+        second.replay(flaky)
+    assert second.pending_bytes > 0
+    second.replay(flaky)
+    assert [w for w in written if w != "fail"] == ["a", "b", "c"] and second.pending_bytes == 0

@@ -100,8 +100,10 @@ class SpanSpool:
             if self.pending_bytes + len(line) > self.max_bytes:
                 return False
             try:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                with open(self._own, "ab") as f:
+                # spans hold prompts and answers: readable by this user only
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd = os.open(self._own, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                with os.fdopen(fd, "ab") as f:
                     f.write(line)
                     f.flush()
                     os.fsync(f.fileno())
