@@ -14,8 +14,10 @@ Two graphs, every run going through every shape:
   calls, an async ``ToolNode``, the agent through ``ainvoke``, and the same fan-out;
   recovered with ``arecover``.
 
-Every provider call and every tool call is appended to a log (one line per call, fsynced),
-so the test checks that each was made exactly once across all processes. Calls that run in
+Every provider call and every tool call is appended to a log (one line per call, fsynced;
+a stream when it has run to its end), so the test checks that each completed call was made
+exactly once across all processes. Kills fall before calls, inside tools, and inside
+streams after their first chunk. Calls that run in
 parallel (a ToolNode's tools, Send's leaves) reach their kill point after a pause that grows
 with their place, so a kill never falls between a sibling's side effect and its journal
 entry: that window (the provider answered, the entry is not written yet) no journal can
@@ -77,9 +79,15 @@ class HarnessModel(EchoChatModel):
         return super()._generate(messages, stop, run_manager, **kwargs)
 
     def _stream(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
-        _maybe_die(f"llm {messages[-1].content}")
-        _log(f"llm {messages[-1].content}")
-        return super()._stream(messages, stop, run_manager, **kwargs)
+        # a stream may die before it starts or after its first chunk; it is logged when it has
+        # run to its end (a stream cut short did not complete, and is made again)
+        call = f"llm {messages[-1].content}"
+        _maybe_die(call)
+        for i, chunk in enumerate(super()._stream(messages, stop, run_manager, **kwargs)):
+            yield chunk
+            if i == 0:
+                _maybe_die(f"{call} (mid-stream)")
+        _log(call)
 
 
 @tool

@@ -23,7 +23,7 @@ from sutram_core.runs import RunStatus
 from tests import kill_harness
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = 10 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))
+RUNS = 8 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))
 MIN_KILLS = 60 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))  # per backend
 
 
@@ -68,8 +68,11 @@ def test_killed_workers_leave_every_run_complete_and_every_call_made_once(
         zygote.stdin.close()
         zygote.wait(timeout=30)
     assert kills >= MIN_KILLS, f"only {kills} kills in {workers} workers"
-    # the kills fell in every shape, on both graphs (odd topics run on the async graph)
-    where = Counter(_shape(call) for call in died.read_text().splitlines())
+    # the kills fell in every shape, on both graphs (odd topics run on the async graph), and
+    # inside streams too
+    killed = died.read_text().splitlines()
+    where = Counter(_shape(call) for call in killed)
+    assert any(call.endswith("(mid-stream)") for call in killed)
     shapes = {f"{k} {s}" for k in ("sync", "async") for s in ("plan", "stream", "tool", "agent", "sub", "leaf")}
     assert set(where) == shapes, where
 
@@ -101,4 +104,5 @@ def test_killed_workers_leave_every_run_complete_and_every_call_made_once(
                 assert sorted(str(m.content) for m in state["messages"] if m.type == "tool") == [
                     f"charged t{i}-{o}" for o in "abc"]
                 assert len(list(runner.saver.list(config))) == expected_checkpoints
-    print(f"{kills} kills over {workers} worker processes, {RUNS} runs; where: {dict(sorted(where.items()))}")
+    print(f"{kills} kills over {workers} worker processes, {RUNS} runs "
+          f"({sum(c.endswith('(mid-stream)') for c in killed)} mid-stream); where: {dict(sorted(where.items()))}")
