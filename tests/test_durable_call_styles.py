@@ -73,6 +73,8 @@ def _call(style: str, model: Any, prompt: str) -> tuple[str, int]:
         return str(model.model_copy(update={"cache": False}).invoke(prompt).content), 1
     if style == "bind_tools":
         return str(model.bind(tools=[]).invoke(prompt).content), 1
+    if style == "structured":
+        return ToolCallingModel().with_structured_output(Answer).invoke(prompt).text, 1  # type: ignore[union-attr]
     raise AssertionError(style)
 
 
@@ -125,7 +127,7 @@ async def test_calls_made_before_a_retry_are_answered_from_the_journal(db_url: s
     assert run.spend.tokens > 0  # streamed usage counted too
 
 
-@pytest.mark.parametrize("style", ["invoke", "stream", "astream", "structured"])
+@pytest.mark.parametrize("style", ["invoke", "stream", "astream", "structured", "no-cache", "bind_tools"])
 async def test_a_token_budget_pauses_each_call_style_at_the_limit(db_url: str, calls: Path, style: str) -> None:
     async def node(state: S) -> dict[str, Any]:
         model = ToolCallingModel()
@@ -138,6 +140,8 @@ async def test_a_token_budget_pauses_each_call_style_at_the_limit(db_url: str, c
                 out.append("".join(str(c.content) for c in model.stream(prompt)))
             elif style == "astream":
                 out.append("".join([str(c.content) async for c in model.astream(prompt)]))
+            elif style in ("no-cache", "bind_tools"):
+                out.append(_call(style, model, prompt)[0])
             else:
                 out.append(str(await model.with_structured_output(Answer).ainvoke(prompt)))
         return {"out": out}
@@ -295,3 +299,46 @@ def test_an_interrupt_inside_a_subgraph_is_answered_and_a_kill_after_it_recovere
     assert run.status is RunStatus.COMPLETED
     assert state["out"] == ["echo: review 0", "echo: review 1", "echo: after yes", "echo: ship it"]
     assert calls.read_text().splitlines() == ["review 0", "review 1", "after yes", "ship it"]  # each once
+
+
+
+def _dying_graph(style: str, die: list[bool]) -> Any:
+    """Three calls in ``style``, then (once) the worker dies before the node ends."""
+    def work(state: S) -> dict[str, Any]:
+        done = [_call(style, LoggedModel(), f"{style} question {i}") for i in range(3)]
+        if die:
+            die.pop()
+            raise Died()
+        return {"out": [t for t, _ in done], "chunks": [n for _, n in done]}
+
+    async def awork(state: S) -> dict[str, Any]:
+        done = [await _acall(style, LoggedModel(), f"{style} question {i}") for i in range(3)]
+        if die:
+            die.pop()
+            raise Died()
+        return {"out": [t for t, _ in done], "chunks": [n for _, n in done]}
+
+    builder = StateGraph(S)
+    builder.add_node("work", awork if style in ("ainvoke", "astream") else work)
+    builder.add_edge(START, "work")
+    builder.add_edge("work", END)
+    return builder.compile()
+
+
+@pytest.mark.parametrize("style", ["invoke", "stream", "no-cache", "bind_tools", "structured", "ainvoke", "astream"])
+async def test_each_call_style_is_recovered_after_its_worker_died(db_url: str, calls: Path, style: str) -> None:
+    import asyncio
+
+    is_async = style in ("ainvoke", "astream")
+    with durable(_dying_graph(style, [True]), url=db_url, lease_seconds=0.5) as dying:
+        with pytest.raises(Died):
+            if is_async:
+                await dying.ainvoke({"out": [], "chunks": []}, thread_id=f"tk-{style}", run_id=f"rk-{style}")
+            else:
+                await asyncio.to_thread(dying.invoke, {"out": [], "chunks": []}, thread_id=f"tk-{style}",
+                                        run_id=f"rk-{style}")
+    await asyncio.sleep(0.7)  # the lease expires
+    with durable(_dying_graph(style, []), url=db_url) as worker:
+        (run,) = await worker.arecover() if is_async else await asyncio.to_thread(worker.recover)
+    assert run.status is RunStatus.COMPLETED and run.attempts == 2
+    assert calls.read_text().splitlines() == [f"{style} question {i}" for i in range(3)]  # none made twice
