@@ -253,10 +253,11 @@ def test_transient_classification_names_what_a_retry_can_fix() -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs: a disk that can be filled up and freed again."""
+    """A 64 MiB tmpfs: a disk that can be filled up and freed again (room enough, once freed,
+    for the database and a WAL file that grows to 4 MiB between checkpoints)."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
@@ -284,9 +285,14 @@ def test_a_full_disk_for_two_seconds_delays_the_run_but_never_fails_it(small_dis
     with durable(_graph(nodes), url=url, backoff_seconds=0.5) as runner:
         runner.invoke({"n": 0, "answers": []}, thread_id="warm", run_id="warm")
         full: list[Path] = []
-        filled = threading.Timer(0.4, lambda: full.append(_fill(small_disk)))  # the disk fills mid-run
-        freed = threading.Timer(2.4, lambda: full[0].unlink())  # and is freed 2 s later
-        filled.start()
+
+        def outage() -> None:  # the disk fills mid-run and is freed 2 s later
+            time.sleep(0.4)
+            full.append(_fill(small_disk))
+            time.sleep(2.0)
+            full[0].unlink()
+
+        freed = threading.Thread(target=outage)
         freed.start()
         started = time.monotonic()
         _finish(runner, "r-full")
