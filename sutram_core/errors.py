@@ -1,7 +1,10 @@
 """Typed errors raised by Sutram.
 
 Every error says what was wrong and what to do about it. Driver errors are wrapped at the
-backend boundary, so callers only ever need to catch these classes::
+backend boundary, so callers only ever need to catch these classes. The validation errors
+(``InvalidMemoryError``, ``InvalidCheckpointError``) are also ``ValueError``s, because
+LangGraph's stores and savers raise ``ValueError`` for the same input and code written for
+them catches that::
 
     SutramError
     ├── ConfigurationError            bad URL, unknown backend, bad option
@@ -12,11 +15,12 @@ backend boundary, so callers only ever need to catch these classes::
     │   ├── SchemaVersionError        the schema is newer than this Sutram (or, opened read-only, older)
     │   └── DatabaseUnavailableError  unreachable, restarting, locked or full: worth retrying later
     ├── CheckpointError
-    │   ├── InvalidCheckpointError    input that cannot be stored (nothing is written)
+    │   ├── InvalidCheckpointError    input that cannot be stored (nothing is written); also a ValueError
     │   ├── CheckpointDecodeError     a stored value cannot be turned back into an object
     │   └── CheckpointCorruptError    stored rows are inconsistent (for example a broken delta chain)
     ├── MemoryStoreError
-    │   ├── InvalidMemoryError        a memory, namespace, filter or query that cannot be used (nothing is written)
+    │   ├── InvalidMemoryError        a memory, namespace, filter or query that cannot be used (nothing is
+    │   │                             written); also a ValueError
     │   └── EmbeddingError            the embedder failed or gave vectors of the wrong size (nothing is written)
     └── RunError
         ├── RunNotFoundError          no run with that id in that tenant
@@ -100,8 +104,10 @@ class CheckpointError(SutramError):
     """Base class of checkpoint errors."""
 
 
-class InvalidCheckpointError(CheckpointError):
-    """A checkpoint, config or write cannot be stored as given. Nothing was written."""
+class InvalidCheckpointError(CheckpointError, ValueError):
+    """A checkpoint, config or write cannot be stored as given. Nothing was written.
+
+    Also a ``ValueError``, as LangGraph's savers raise for the same input."""
 
 
 class CheckpointDecodeError(CheckpointError):
@@ -142,8 +148,11 @@ class MemoryStoreError(SutramError):
     """Base class of memory errors."""
 
 
-class InvalidMemoryError(MemoryStoreError):
-    """A memory, namespace, filter or query cannot be used as given. Nothing was written."""
+class InvalidMemoryError(MemoryStoreError, ValueError):
+    """A memory, namespace, filter or query cannot be used as given. Nothing was written.
+
+    Also a ``ValueError``, as LangGraph's stores raise for the same input (``except
+    ValueError`` written for them catches it)."""
 
 
 class EmbeddingError(MemoryStoreError):

@@ -6,6 +6,11 @@ A filter is a mapping from a field path to a value or to operators::
     {"profile": {"city": "Lyon"}}              a nested field (same as "profile.city")
     {"score": {"$gte": 3, "$lt": 8}}           $eq $ne $gt $gte $lt $lte $in
     {"lang": {"$in": ["en", "fr"]}}
+    {"tags": ["draft", "q3"]}                  a list equals a list: same length, equal items in order
+
+Field names may hold any characters except NUL (``"first name"``, ``"it's"``); a dot
+separates the parts of a nested path, so a literal dot in a name cannot be filtered on.
+Names and values always travel to the database as bound parameters.
 
 ``filter=`` applies to a memory's value, ``metadata=`` to its metadata. Comparisons are
 typed: ``$gt`` and friends compare numbers with numbers and strings with strings, and a
@@ -16,7 +21,6 @@ Weaviate properties); :func:`matches` is the reference semantics they are tested
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +28,11 @@ from typing import Any
 from sutram_core.errors import InvalidMemoryError
 from sutram_core.memory.records import check_number
 
-__all__ = ["OPERATORS", "Condition", "matches", "parse_filter"]
+__all__ = ["MAX_FIELD_CHARS", "MAX_LIST_ITEMS", "OPERATORS", "Condition", "matches", "parse_filter"]
 
 OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in")
-_FIELD_RE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+MAX_FIELD_CHARS = 256  # characters in one part of a field path
+MAX_LIST_ITEMS = 100  # items in a list compared for equality (each becomes one SQL term on SQLite)
 Scalar = str | int | float | bool | None
 
 
@@ -54,10 +59,21 @@ def _check_scalar(op: str, operand: Any, where: str, label: str = "") -> None:
         if not isinstance(operand, str):
             check_number(operand, f"{label or 'the ' + op + ' operand'} at {where!r}")
         return
+    if isinstance(operand, (list, tuple)) and op in ("$eq", "$ne") and not label:
+        # a list equals a list (LangGraph's stores compare them the same way)
+        if len(operand) > MAX_LIST_ITEMS:
+            raise InvalidMemoryError(
+                f"a list compared at {where!r} has {len(operand)} items; at most {MAX_LIST_ITEMS} can be compared")
+        for i, item in enumerate(operand):
+            if isinstance(item, (list, tuple, Mapping)):
+                raise InvalidMemoryError(
+                    f"a list compared at {where!r} holds strings, numbers, booleans or null, not {item!r}")
+            _check_scalar("$eq", item, where, f"item {i} of the list")
+        return
     if operand is not None and not isinstance(operand, (str, int, float, bool)):
         raise InvalidMemoryError(
-            f"filter value at {where!r} must be a string, number, boolean or null, not {operand!r}; "
-            "use a nested mapping for nested fields"
+            f"filter value at {where!r} must be a string, number, boolean, null or a list of those, not "
+            f"{operand!r}; use a nested mapping for nested fields"
         )
     if isinstance(operand, (int, float)):
         check_number(operand, f"{label or 'the ' + op + ' operand'} at {where!r}")
@@ -85,9 +101,10 @@ def _walk(spec: Mapping[str, Any], prefix: tuple[str, ...], column: str, out: li
         path = prefix + tuple(name.split("."))
         where = ".".join(path)
         for part in path:
-            if not _FIELD_RE.fullmatch(part):
+            if not part or len(part) > MAX_FIELD_CHARS or "\x00" in part:
                 raise InvalidMemoryError(
-                    f"invalid filter field {where!r}: each part is 1 to 64 letters, digits, _ or -"
+                    f"invalid filter field {where!r}: each dot-separated part is 1 to {MAX_FIELD_CHARS} "
+                    "characters, without NUL"
                 )
         if isinstance(wanted, Mapping):
             ops = [k for k in wanted if isinstance(k, str) and k.startswith("$")]
@@ -102,10 +119,10 @@ def _walk(spec: Mapping[str, Any], prefix: tuple[str, ...], column: str, out: li
                 if op not in OPERATORS:
                     raise InvalidMemoryError(f"unknown filter operator {op!r} at {where!r}: use one of {OPERATORS}")
                 _check_scalar(op, operand, where)
-                out.append(Condition(column, path, op, list(operand) if op == "$in" else operand))
+                out.append(Condition(column, path, op, list(operand) if isinstance(operand, tuple) else operand))
         else:
             _check_scalar("$eq", wanted, where)
-            out.append(Condition(column, path, "$eq", wanted))
+            out.append(Condition(column, path, "$eq", list(wanted) if isinstance(wanted, tuple) else wanted))
 
 
 _MISSING = object()
@@ -120,7 +137,9 @@ def _lookup(doc: Any, path: tuple[str, ...]) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    # typed equality: True is not 1, 1 is 1.0
+    # typed equality: True is not 1, 1 is 1.0; lists item by item
+    if isinstance(b, list):
+        return isinstance(a, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):

@@ -1,8 +1,9 @@
 """SQL text of the memory backend, per dialect; no I/O here.
 
-Filters become WHERE fragments with bound parameters. Field paths are validated by
-:func:`sutram_core.memory.filters.parse_filter` (letters, digits, ``_`` and ``-`` only)
-before they are spliced into a JSON path; every value travels as a parameter.
+Filters become WHERE fragments with bound parameters: field names (any characters, see
+:mod:`sutram_core.memory.filters`) and values both travel as parameters, never inside the
+SQL text. SQLite cannot address a key holding a double quote (or a backslash) with a JSON
+path, so such a part is looked up with ``json_each`` instead.
 """
 
 from __future__ import annotations
@@ -138,27 +139,67 @@ def namespace_range(prefix: tuple[str, ...]) -> tuple[str, str]:
     return low, low[:-1] + chr(ord(NS_SEP) + 1)
 
 
-def _sqlite_eq(col: str, path: str, operand: Any, w: Where) -> str:
+class _SqliteField:
+    """How SQLite reads one field of a JSON column: its JSON type and its value (as
+    ``json_type``/``json_extract`` give them), with the path bound as a parameter."""
+
+    def __init__(self, col: str, path: tuple[str, ...], w: Where) -> None:
+        if not any('"' in p or "\\" in p for p in path):
+            at = w.param("$" + "".join(f'."{p}"' for p in path))
+            self.kind, self.value = f"json_type({col}, {at})", f"json_extract({col}, {at})"
+            self._doc, self._item = col, f"{at} || '[%d]'"
+            return
+        # a part JSON paths cannot spell: walk down with json_each, one key at a time
+        doc = col
+        for part in path[:-1]:
+            doc = f"(SELECT j.value FROM json_each({doc}) j WHERE j.key = {w.param(part)} AND j.type = 'object')"
+        last = w.param(path[-1])
+        self.kind = f"(SELECT j.type FROM json_each({doc}) j WHERE j.key = {last})"
+        self.value = f"(SELECT j.value FROM json_each({doc}) j WHERE j.key = {last})"
+        self._doc, self._item = self.value, "'$[%d]'"
+
+    def item(self, i: int) -> tuple[str, str]:
+        """The JSON type and value of item ``i`` of this field (an array)."""
+        at = self._item % i
+        return f"json_type({self._doc}, {at})", f"json_extract({self._doc}, {at})"
+
+
+def _sqlite_scalar_eq(kind: str, found: str, operand: Any, w: Where) -> str:
     if operand is None:
-        return f"json_type({col}, '{path}') = 'null'"
+        return f"{kind} = 'null'"
     if isinstance(operand, bool):
-        return f"json_type({col}, '{path}') = '{'true' if operand else 'false'}'"
+        return f"{kind} = '{'true' if operand else 'false'}'"
     if isinstance(operand, (int, float)):
-        return f"(json_type({col}, '{path}') IN ('integer', 'real') AND json_extract({col}, '{path}') = {w.param(operand)})"
-    return f"(json_type({col}, '{path}') = 'text' AND json_extract({col}, '{path}') = {w.param(operand)})"
+        return f"({kind} IN ('integer', 'real') AND {found} = {w.param(operand)})"
+    return f"({kind} = 'text' AND {found} = {w.param(operand)})"
+
+
+def _sqlite_eq(field: _SqliteField, operand: Any, w: Where) -> str:
+    if not isinstance(operand, list):
+        return _sqlite_scalar_eq(field.kind, field.value, operand, w)
+    # a list equals a list of the same length whose items are equal one by one (typed)
+    # (CASE, not AND: SQLite may evaluate the array tests on a string, which is not JSON)
+    parts = [f"json_array_length({field.value}) = {len(operand)}"]
+    parts += [_sqlite_scalar_eq(*field.item(i), item, w) for i, item in enumerate(operand)]
+    return f"(CASE WHEN {field.kind} = 'array' THEN ({' AND '.join(parts)}) ELSE 0 END)"
 
 
 def _pg_eq(col: str, path: tuple[str, ...], operand: Any, w: Where) -> str:
     doc: Any = operand
     for part in reversed(path):
         doc = {part: doc}
-    return f"{col} @> CAST({w.param(orjson.dumps(doc).decode())} AS jsonb)"
+    contains = f"{col} @> CAST({w.param(orjson.dumps(doc).decode())} AS jsonb)"
+    if not isinstance(operand, list):
+        return contains
+    # containment alone would let ["a", "b"] match ["a"]: also require equality (the
+    # containment test stays, as the part the GIN index can answer)
+    return f"({contains} AND {_pg_field(col, path, w)} = CAST({w.param(_dumps(operand))} AS jsonb))"
 
 
-def _pg_field(col: str, path: tuple[str, ...]) -> str:
+def _pg_field(col: str, path: tuple[str, ...], w: Where) -> str:
     # ``-> text`` reads object keys only (``#>`` would also index arrays by a numeric part),
-    # as matches() does; path parts are validated names, safe to splice
-    return col + "".join(f"->'{p}'::text" for p in path)
+    # as matches() does; each part is a bound parameter
+    return col + "".join(f" -> CAST({w.param(p)} AS text)" for p in path)
 
 
 _ORDER_SQL = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
@@ -168,17 +209,17 @@ def condition_sql(cond: Condition, w: Where, table: str = "m") -> str:
     """One condition as SQL (typed: numbers compare with numbers, strings with strings)."""
     col = f"{table}.{cond.column}"
     if w.dialect == "sqlite":
-        path = "$" + "".join(f'."{p}"' for p in cond.path)
+        sfield = _SqliteField(col, cond.path, w)
 
         def eq(operand: Any) -> str:
-            return _sqlite_eq(col, path, operand, w)
+            return _sqlite_eq(sfield, operand, w)
 
         if cond.op in _ORDER_SQL:
             kind = "('integer', 'real')" if isinstance(cond.operand, (int, float)) else "('text')"
-            return (f"(json_type({col}, '{path}') IN {kind} AND "
-                    f"json_extract({col}, '{path}') {_ORDER_SQL[cond.op]} {w.param(cond.operand)})")
+            return (f"({sfield.kind} IN {kind} AND "
+                    f"{sfield.value} {_ORDER_SQL[cond.op]} {w.param(cond.operand)})")
     else:
-        field = _pg_field(col, cond.path)
+        field = _pg_field(col, cond.path, w)
 
         def eq(operand: Any) -> str:
             return _pg_eq(col, cond.path, operand, w)
@@ -211,12 +252,11 @@ def in_sql(cond: Condition, w: Where, table: str = "m") -> str:
     col = f"{table}.{cond.column}"
     items = list(cond.operand)
     if w.dialect != "sqlite":
-        field = _pg_field(col, cond.path)
+        field = _pg_field(col, cond.path, w)
         return (f"coalesce({field} IN (SELECT jsonb_array_elements(CAST({w.param(_dumps(items))} AS jsonb))), "
                 "false)")
-    path = "$" + "".join(f'."{p}"' for p in cond.path)
-    kind = f"json_type({col}, '{path}')"
-    found = f"json_extract({col}, '{path}')"
+    sfield = _SqliteField(col, cond.path, w)
+    kind, found = sfield.kind, sfield.value
     numbers = [x for x in items if isinstance(x, (int, float)) and not isinstance(x, bool)]
     strings = [x for x in items if isinstance(x, str)]
     literals = sorted({"null" if x is None else "true" if x is True else "false"

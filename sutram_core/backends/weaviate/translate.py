@@ -87,6 +87,12 @@ def prefixes(namespace: tuple[str, ...]) -> list[str]:
 def _eq(cond: Condition, operand: Any) -> Any:
     from weaviate.classes.query import Filter
 
+    if isinstance(operand, list):
+        from sutram_core.errors import InvalidMemoryError
+
+        raise InvalidMemoryError(
+            f"the Weaviate memory backend cannot compare a list at {'.'.join(cond.path)!r} (it keeps scalar "
+            "fields only); filter on the SQL backends, or on a scalar field")
     if operand is None:
         return Filter.by_property(property_name(cond.column, cond.path, "z")).equal(True)
     if isinstance(operand, bool):
