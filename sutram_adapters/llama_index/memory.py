@@ -32,9 +32,15 @@ from llama_index.core.prompts import RichPromptTemplate
 from llama_index.core.storage.chat_store.base import BaseChatStore
 from llama_index.core.storage.chat_store.base_db import AsyncDBChatStore, MessageStatus
 
+from sutram_adapters.llama_index._message_text import (
+    names_of_calls,
+    remembered_text,
+    tool_result_of,
+)
 from sutram_core.config import default_url
 from sutram_core.memory import MemoryKind, MemoryRecord, MemoryStore, Write
 from sutram_core.memory.records import now_micros
+from sutram_core.memory.sentences import statements
 
 __all__ = [
     "SutramChatStore",
@@ -75,19 +81,6 @@ def _message_key() -> str:
     return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
 
 
-_QUESTION_WORDS = ("what", "who", "where", "when", "why", "how", "which", "do ", "does ", "is ", "are ", "can ",
-                   "could ", "should ", "would ", "will ")
-
-
-def _is_question(text: str) -> bool:
-    stripped = text.strip().lower()
-    return stripped.endswith("?") or stripped.startswith(_QUESTION_WORDS)
-
-
-def _text(message: ChatMessage) -> str:
-    return message.content or ""
-
-
 class _SutramBacked:
     """What the chat stores and blocks share: where their memory lives."""
 
@@ -121,10 +114,24 @@ class SutramChatStore(_SutramBacked, AsyncDBChatStore):
         return self.memory.list(("chat", key), metadata=meta, order="key", limit=limit if limit is not None else 10**9,
                                 offset=offset or 0)
 
+    def _tool_names(self, key: str, messages: list[ChatMessage]) -> dict[str, str]:
+        """Call id -> tool name for the calls these messages answer (in the batch, else among
+        the session's latest messages), so a tool's answer is remembered with its tool's name."""
+        names = names_of_calls(messages)
+        wanted = {r[0] for r in map(tool_result_of, messages) if r is not None and r[0] and not r[1]}
+        if wanted - set(names):
+            recent = self.memory.list(("chat", key), limit=50)
+            names = {**names_of_calls(self._messages(recent)), **names}
+        return names
+
     def _add(self, key: str, messages: list[ChatMessage], status: MessageStatus) -> None:
+        # the value keeps the whole message (tool calls included); the text is what a person
+        # would recall of it ("called tool get_weather(city=Paris)"), which search sees
+        names = self._tool_names(key, messages)
         records = [
-            self.memory.make_record(("chat", key), _message_key(), message.model_dump(mode="json"), _text(message),
-                                    MemoryKind.EPISODIC, {"status": status.value, "role": str(message.role.value)},
+            self.memory.make_record(("chat", key), _message_key(), message.model_dump(mode="json"),
+                                    remembered_text(message, names), MemoryKind.EPISODIC,
+                                    {"status": status.value, "role": str(message.role.value)},
                                     {"thread_id": key}, None, None)
             for message in messages
         ]
@@ -278,8 +285,10 @@ class SutramFactBlock(_SutramBlock):
 
     Facts come from :meth:`remember`, or from the messages ``Memory`` flushes out of its
     short-term queue: with an ``llm``, one call extracts the facts; without one, each user
-    statement (not a question) is kept as a fact. Near-duplicates update the existing fact. The block shows the
-    facts most relevant to the current input.
+    statement is kept as a fact, sentence by sentence: "I take my coffee with oat milk. Where is
+    order A-1042?" keeps the first sentence; questions and pleasantries are not facts.
+    Near-duplicates update the existing fact. The block shows the facts most relevant to
+    the current input.
     """
 
     name: str = Field(default="facts")
@@ -304,15 +313,17 @@ class SutramFactBlock(_SutramBlock):
             facts = [line.strip("-• ").strip() for line in str(reply).splitlines()]
             facts = [f for f in facts if f and f.upper() != "NONE"]
         else:
-            facts = [m.content for m in messages
-                     if m.role == MessageRole.USER and m.content and not _is_question(m.content)]
+            facts = [sentence for m in messages if m.role == MessageRole.USER and m.content
+                     for sentence in statements(m.content)]
         for fact in facts:
             await self.memory.aadd(tuple(self.namespace), fact, kind=MemoryKind.SEMANTIC)
 
 
 class SutramEpisodicBlock(_SutramBlock):
     """Earlier conversation recalled by relevance: messages flushed from short-term memory
-    are stored as episodes; the block shows those closest to the current input."""
+    are stored as episodes; the block shows those closest to the current input. A tool call
+    is remembered as what happened ("assistant: called tool get_weather(city=Paris)", "tool
+    get_weather returned: ..."), not as its JSON."""
 
     name: str = Field(default="episodes")
     block_type: Literal["episodes"] = "episodes"
@@ -321,11 +332,16 @@ class SutramEpisodicBlock(_SutramBlock):
         return await self._search_lines(self._query(messages, block_kwargs), MemoryKind.EPISODIC)
 
     async def _aput(self, messages: list[ChatMessage]) -> None:
-        records = [
-            self.memory.make_record(tuple(self.namespace), _message_key(), {"role": m.role.value},
-                                    f"{m.role.value}: {m.content}", MemoryKind.EPISODIC, None, None, None, None)
-            for m in messages if m.content
-        ]
+        names = names_of_calls(messages)
+        records = []
+        for m in messages:
+            text = remembered_text(m, names)
+            if not text.strip():
+                continue
+            if tool_result_of(m) is None:  # a tool's answer already says "tool X returned"
+                text = f"{m.role.value}: {text}"
+            records.append(self.memory.make_record(tuple(self.namespace), _message_key(), {"role": m.role.value},
+                                                   text, MemoryKind.EPISODIC, None, None, None, None))
         if records:
             await self.memory.aput_many(records)
 
