@@ -55,6 +55,7 @@ _INSERT_COLS = ("tenant_id", "id", "namespace", "depth", "key", "kind", "text", 
 _UPDATE_COLS = ("kind", "text", "value", "metadata", "embedding", "provenance", "updated_at", "ttl_seconds",
                 "expires_at", "seq", "supersedes")
 _CANDIDATES = 40  # per ranked list, at least: fusion looks this deep
+_KEY_LOCK_SALT = 0x53757472_4d656d  # seeds the hash of PostgreSQL's per-key advisory locks
 
 
 def _json(value: Any) -> str:
@@ -144,6 +145,18 @@ class SqlMemoryBackend:
             seq = int(rows[0][0])
         keys = sorted({w.key for w in writes})
         current: dict[tuple[str, str], tuple[Any, ...]] = {}
+        if keys and self.dialect == "postgresql":
+            # Writers of one key take turns (SQLite's BEGIN IMMEDIATE already serializes all
+            # writers): without this, two transactions at READ COMMITTED both read "no current
+            # row" (or the same current version) and both insert, and one fails on the unique
+            # index of current rows. The lock is taken before the read below, so each writer
+            # sees the row the previous one committed: the last put wins, versions follow each
+            # other. Locks are taken in hash order, so two batches cannot deadlock.
+            yield Step(text(
+                "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtextextended(k, :salt) AS h "
+                "FROM unnest(CAST(:refs AS text[])) AS k ORDER BY h) AS locks"
+            ), {"salt": _KEY_LOCK_SALT,
+                "refs": sorted({f"{tenant}\x1e{encode_namespace(w.namespace)}\x1e{w.key}" for w in writes})})
         if keys:
             found = yield Step(text(
                 "SELECT namespace, key, id, created_at, version, valid_from FROM sutram_memories "
