@@ -48,8 +48,9 @@ async def test_chat_store_keeps_order_status_and_counts(db_url: str) -> None:
     assert await store.count_messages("s1", status=None) == 5
     assert [m.content for m in await store.get_messages("s1", limit=2, offset=1)] == ["m3", "m4"]
     assert [m.content for m in await store.delete_oldest_messages("s1", 1)] == ["m0"]
-    deleted = await store.delete_message("s1", 0)
+    deleted = await store.delete_message("s1", 2)  # an id, as AsyncDBChatStore documents: m1 was added second
     assert deleted is not None and deleted.content == "m1"
+    assert await store.delete_message("s1", 2) is None
     await store.set_messages("s1", [msg("assistant", "fresh")])
     assert [(m.role.value, m.content) for m in await store.get_messages("s1")] == [("assistant", "fresh")]
     assert await store.get_keys() == ["s1", "s2"]
@@ -57,6 +58,40 @@ async def test_chat_store_keeps_order_status_and_counts(db_url: str) -> None:
     assert await store.get_messages("s1", status=None) == []
     other = SutramChatStore(url=db_url, tenant="globex")
     assert await other.get_keys() == [] and await other.get_messages("s2") == []
+
+
+async def test_chat_order_is_the_sessions_sequence_not_the_clock(db_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    store = SutramChatStore(url=db_url, tenant="acme")
+    await store.add_message("s", msg("user", "first"))
+    start = time.time_ns()
+    # the clock steps back an hour, then stands still: every later message shares one tick
+    monkeypatch.setattr(time, "time_ns", lambda: start - 3600 * 10**9)
+    for i in range(12):
+        await store.add_message("s", msg("user", f"m{i}"))
+    await store.add_messages("s", [msg("assistant", "x"), msg("assistant", "y")])
+    monkeypatch.undo()
+    want = ["first", *[f"m{i}" for i in range(12)], "x", "y"]
+    assert [m.content for m in await store.get_messages("s")] == want
+    # Memory archives the oldest by that order
+    assert [m.content for m in await store.archive_oldest_messages("s", 3)] == want[:3]
+
+
+async def test_delete_message_takes_the_message_id(db_url: str) -> None:
+    store = SutramChatStore(url=db_url, tenant="acme")
+    await store.add_messages("s", [msg("user", f"m{i}") for i in range(1, 6)])  # ids 1..5
+    await store.archive_oldest_messages("s", 2)
+    await store.delete_oldest_messages("s", 1)  # m1 goes
+    # ids do not move when earlier messages are archived or deleted, and count archived ones
+    deleted = await store.delete_message("s", 4)
+    assert deleted is not None and deleted.content == "m4"
+    assert await store.delete_message("s", 1) is None and await store.delete_message("s", 99) is None
+    assert [m.content for m in await store.get_messages("s", status=None)] == ["m2", "m3", "m5"]
+    await store.add_message("s", msg("user", "m6"))
+    deleted = await store.delete_message("s", 6)
+    assert deleted is not None and deleted.content == "m6"
 
 
 def test_legacy_chat_store_interface(db_url: str) -> None:

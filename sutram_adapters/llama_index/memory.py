@@ -81,6 +81,20 @@ def _message_key() -> str:
     return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
 
 
+def _sequence_key(seq: int) -> str:
+    # the message's number in its session first (keys sort in the order messages were
+    # added, whatever the clock does); the suffix keeps apart two writers that took the same
+    # number at the same instant
+    return f"{seq:020d}-{uuid.uuid4().hex[:8]}"
+
+
+def _sequence_of(key: str) -> int:
+    # keys written before sequences were time_ns values of the same form: they sort (and
+    # number) before every message added since
+    head = key.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
 class _SutramBacked:
     """What the chat stores and blocks share: where their memory lives."""
 
@@ -124,16 +138,25 @@ class SutramChatStore(_SutramBacked, AsyncDBChatStore):
             names = {**names_of_calls(self._messages(recent)), **names}
         return names
 
+    def _last_sequence(self, key: str) -> int:
+        """The number of the session's last message (0 for none)."""
+        n = self.memory.count(("chat", key))
+        last = self.memory.list(("chat", key), order="key", offset=n - 1, limit=1) if n else []
+        return _sequence_of(last[0].key) if last else 0
+
     def _add(self, key: str, messages: list[ChatMessage], status: MessageStatus) -> None:
         # the value keeps the whole message (tool calls included); the text is what a person
-        # would recall of it ("called tool get_weather(city=Paris)"), which search sees
+        # would recall of it ("called tool get_weather(city=Paris)"), which search sees.
+        # Each message is numbered in its session (1, 2, ...): the number orders the session
+        # and is the id delete_message() takes.
         names = self._tool_names(key, messages)
+        first = self._last_sequence(key) + 1
         records = [
-            self.memory.make_record(("chat", key), _message_key(), message.model_dump(mode="json"),
+            self.memory.make_record(("chat", key), _sequence_key(first + i), message.model_dump(mode="json"),
                                     remembered_text(message, names), MemoryKind.EPISODIC,
                                     {"status": status.value, "role": str(message.role.value)},
                                     {"thread_id": key}, None, None)
-            for message in messages
+            for i, message in enumerate(messages)
         ]
         if records:
             self.memory.put_many(records)
@@ -151,7 +174,16 @@ class SutramChatStore(_SutramBacked, AsyncDBChatStore):
         self._delete(key, self._records(key, None))
         self._add(key, messages, status)
 
+    def _delete_id(self, key: str, idx: int) -> ChatMessage | None:
+        # AsyncDBChatStore: idx is the message's id (here its number in the session)
+        found = [r for r in self._records(key, None) if _sequence_of(r.key) == idx]
+        if not found:
+            return None
+        self._delete(key, found[:1])
+        return self._messages(found[:1])[0]
+
     def _delete_at(self, key: str, idx: int) -> ChatMessage | None:
+        # BaseChatStore: idx is a position among the key's messages
         records = self._records(key, None)
         if not 0 <= idx < len(records):
             return None
@@ -194,7 +226,10 @@ class SutramChatStore(_SutramBacked, AsyncDBChatStore):
         await self._run(self._set, key, list(messages), status)
 
     async def delete_message(self, key: str, idx: int) -> ChatMessage | None:
-        return await self._run(self._delete_at, key, idx)  # type: ignore[no-any-return]
+        """Delete the message whose id is ``idx`` and return it (None if there is none), as
+        ``AsyncDBChatStore`` documents. A message's id is its number in the session: 1 for
+        the first message added, 2 for the next, whatever was deleted or archived since."""
+        return await self._run(self._delete_id, key, idx)  # type: ignore[no-any-return]
 
     async def delete_messages(self, key: str, status: MessageStatus | None = None) -> None:
         await self._run(lambda: self._delete(key, self._records(key, status)))
