@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any, Literal
 from uuid import UUID
 
+from langchain_core.embeddings import Embeddings
 from langgraph.store.base import (
     BaseStore,
     GetOp,
@@ -39,6 +40,8 @@ from langgraph.store.base import (
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
 from sutram_adapters.langchain.handler import SutramCallbackHandler
+from sutram_adapters.langgraph._awaitable import Done, Stopped, SweeperThread
+from sutram_core.errors import ConfigurationError
 from sutram_core.memory import (
     MemoryKind,
     MemoryRecord,
@@ -126,6 +129,44 @@ def _memory_span(ops: Sequence[Op]) -> Iterator[dict[str, Any]]:
             handler.end_memory_op(run_id, info.get("outputs"), attributes=info.get("attributes"))
 
 
+def _index_fields(index: IndexConfig) -> list[str]:
+    """The fields an ``IndexConfig`` embeds: ``fields``, or SqliteStore's ``text_fields``;
+    a ``distance_type`` other than cosine is refused (see the README's SutramStore section)."""
+    config: dict[str, Any] = dict(index)
+    distance = config.get("distance_type", "cosine")
+    if distance != "cosine":
+        raise ConfigurationError(
+            f"distance_type {distance!r} is not supported: SutramStore scores by cosine similarity on every "
+            "backend; leave distance_type out or set it to 'cosine' (for normalized embeddings, l2 and "
+            "inner_product rank the same way)")
+    fields = config.get("fields") or config.get("text_fields") or ["$"]
+    if isinstance(fields, str):
+        fields = [fields]
+    if not isinstance(fields, (list, tuple)) or not all(isinstance(f, str) and f for f in fields):
+        raise ConfigurationError(f"index fields are a list of field paths such as ['title', 'tags[*]'], not {fields!r}")
+    return list(fields)
+
+
+class _EmbedderEmbeddings(Embeddings):
+    """Sutram's embedder (the offline default) as the LangChain ``Embeddings`` that
+    LangGraph's stores expose as ``store.embeddings``."""
+
+    def __init__(self, embedder: Any) -> None:
+        self._embedder = embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [list(map(float, v)) for v in self._embedder.embed_documents(texts)]
+
+    def embed_query(self, text: str) -> list[float]:
+        return list(map(float, self._embedder.embed_query(text)))
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [list(map(float, v)) for v in await self._embedder.aembed_documents(texts)]
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return list(map(float, await self._embedder.aembed_query(text)))
+
+
 def _tokenized(fields: Sequence[str]) -> list[tuple[str, Any]]:
     # "$" (the whole value) is passed to get_text_at_path as is, as LangGraph's stores do
     return [(f, f if f == "$" else tokenize_path(f)) for f in fields]
@@ -152,12 +193,13 @@ class SutramStore(BaseStore):
     ) -> None:
         fields = ["$"]
         embedder: Any = None
+        self.embeddings: Embeddings | None = None
         if index is False:
             embedder = False
         elif index:
-            fields = list(index.get("fields") or ["$"])
+            fields = _index_fields(index)
             embed = index.get("embed")
-            embedder = ensure_embeddings(embed) if embed is not None else None
+            embedder = self.embeddings = ensure_embeddings(embed) if embed is not None else None
         self.index_config = index or None
         self._fields = _tokenized(fields)
         self.ttl_config = ttl
@@ -167,7 +209,9 @@ class SutramStore(BaseStore):
         else:
             self._owns = False
         self.memory = memory
-        self._sweeper: threading.Thread | None = None
+        if self.embeddings is None and memory.embedder is not None:
+            self.embeddings = _EmbedderEmbeddings(memory.embedder)
+        self._sweeper: SweeperThread | None = None
         self._stop = threading.Event()
 
     @classmethod
@@ -210,9 +254,17 @@ class SutramStore(BaseStore):
         """Delete expired items now; return how many."""
         return self.memory.sweep_expired()
 
-    def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> threading.Thread:
+    def setup(self) -> Done[None]:
+        """Create or upgrade the schema (idempotent; also done on first use), as
+        ``PostgresStore.setup()`` does. Awaitable too, so ``await store.setup()`` written for
+        ``AsyncPostgresStore`` works unchanged."""
+        self.memory.setup()
+        return Done(None)
+
+    def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> SweeperThread:
         """Sweep expired items every ``sweep_interval_minutes`` (default from the TTL config, else 5)
-        on a daemon thread."""
+        on a daemon thread. The thread is returned, and is awaitable, so ``await
+        store.start_ttl_sweeper()`` written for ``AsyncPostgresStore`` works unchanged."""
         if self._sweeper is not None and self._sweeper.is_alive():
             return self._sweeper
         minutes = sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes") or 5
@@ -225,17 +277,17 @@ class SutramStore(BaseStore):
                 except Exception:  # keep sweeping; the next round retries
                     continue
 
-        self._sweeper = threading.Thread(target=loop, name="sutram-ttl-sweeper", daemon=True)
+        self._sweeper = SweeperThread(loop)
         self._sweeper.start()
         return self._sweeper
 
-    def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:
-        """Stop the sweeper; True once it has stopped."""
+    def stop_ttl_sweeper(self, timeout: float | None = None) -> Stopped:
+        """Stop the sweeper; true once it has stopped (awaitable, as ``AsyncPostgresStore``'s is)."""
         self._stop.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout)
-            return not self._sweeper.is_alive()
-        return True
+            return Stopped(not self._sweeper.is_alive())
+        return Stopped(True)
 
     # -- translation (no I/O) ---------------------------------------------------------------
 

@@ -179,6 +179,13 @@ class MemoryStore:
 
         return cls(SqlMemoryBackend(Database(url)), **kwargs)
 
+    def setup(self) -> None:
+        """Create or upgrade what the backend needs (idempotent; every call does it on first
+        use anyway). For code that sets a store up ahead of traffic, as LangGraph's do."""
+        setup = getattr(self.backend, "setup", None)
+        if setup is not None:
+            setup()
+
     def close(self) -> None:
         """Release the backend (when this store created it)."""
         if self._owns_backend:

@@ -109,6 +109,10 @@ class SqlMemoryBackend:
         """Run ``fn`` on the database's thread pool."""
         return await self.db.offload(fn, *args, **kwargs)
 
+    def setup(self) -> None:
+        """Create or upgrade the schema (idempotent)."""
+        self.db.setup()
+
     def close(self) -> None:
         if self.pgvector is not None:
             self.pgvector.stop()
