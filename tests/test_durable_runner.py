@@ -207,8 +207,9 @@ def test_every_run_end_is_remembered_as_an_episode(db_url: str, logs: tuple[Path
             runner.invoke({"topic": "tea", "answers": [], "done": False}, thread_id="t10", run_id="r10")
         runner.invoke({"topic": "tea", "answers": [], "done": False}, thread_id="t11", run_id="r11")
     with MemoryStore.from_url(db_url, tenant="acme", embedder=WordHashEmbedder()) as memory:
-        (failed,) = [h.record for h in memory.search("run failed ValueError", kind="episodic", limit=1)]
-        done = memory.get(("runs", "LangGraph"), "r11")
+        (failed,) = [h.record for h in memory.search("run failed ValueError", namespace=("sutram", "runs"),
+                                                     kind="episodic", limit=1)]
+        done = memory.get(("sutram", "runs", "LangGraph"), "r11")
     assert failed.key == "r10" and "failed at node flaky: ValueError: bad plan" in failed.text
     assert failed.provenance.run_id == "r10" and failed.provenance.thread_id == "t10"
     assert done is not None and "completed" in done.text and done.value["status"] == "completed"

@@ -7,10 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from langgraph.graph import END, START, StateGraph
+from langgraph.store.base import BaseStore, InvalidNamespaceError
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.tools import FunctionTool
+from typing_extensions import TypedDict
 
+from sutram_adapters.langgraph import SutramStore, durable, run_memory_namespace
 from sutram_adapters.llama_index import (
     SutramChatStore,
     SutramEpisodicBlock,
@@ -21,6 +25,7 @@ from sutram_adapters.llama_index import (
 from sutram_core.memory import MemoryStore
 from sutram_core.memory.sentences import split_sentences, statements
 from tests.fake_llama import RecallLLM, UsageFunctionCallingLLM
+from tests.memory_support import WordHashEmbedder
 
 
 @pytest.fixture(autouse=True)
@@ -122,3 +127,56 @@ async def test_openai_style_tool_calls_and_a_result_added_later_are_named(db_url
                      "tool lookup_order returned: status: shipped, eta: 2026-12-02"]
     hits = chat.memory.search("order A-1042 shipped", namespace=("chat", "s-oa"), mode="keyword")
     assert hits and (await chat.get_messages("s-oa"))[0].additional_kwargs["tool_calls"][0]["id"] == "call_1"
+
+
+# -- run outcomes live in Sutram's own namespace -------------------------------------------------
+
+INDEX = {"dims": 64, "embed": WordHashEmbedder(), "fields": ["text"]}
+
+
+class Chat(TypedDict):
+    topic: str
+
+
+def _graph_with_store(store: BaseStore, node: Any) -> Any:
+    builder = StateGraph(Chat)
+    builder.add_node("remember", node)
+    builder.add_edge(START, "remember")
+    builder.add_edge("remember", END)
+    return builder.compile(store=store)
+
+
+def test_run_memories_stay_out_of_searches_that_do_not_ask_for_them(db_url: str) -> None:
+    def remember(state: Chat, *, store: BaseStore) -> dict[str, Any]:
+        store.put(("users", "u1"), "pref", {"text": "the user's run of bad luck: the order completed late"})
+        return {}
+
+    with SutramStore.from_url(db_url, tenant="acme", index=INDEX) as store:  # type: ignore[arg-type]
+        with durable(_graph_with_store(store, remember), url=db_url, tenant="acme", embedder=WordHashEmbedder(),
+                     trace=False) as runner:
+            runner.invoke({"topic": "tea"}, thread_id="t-run", run_id="r-run")
+        # LangGraph's store API, empty prefix: only the app's own items
+        for query in ("run completed", None):
+            assert [(i.namespace, i.key) for i in store.search((), query=query)] == [(("users", "u1"), "pref")]
+        assert store.list_namespaces() == [("users", "u1")]
+        assert store.list_namespaces(suffix=("g",)) == [] and store.list_namespaces(max_depth=1) == [("users",)]
+        # ... and on purpose
+        (run,) = store.search(("sutram", "runs"), query="run completed")
+        assert run.key == "r-run" and "completed" in run.value["text"]
+        assert store.list_namespaces(prefix=("sutram",)) == [run_memory_namespace("LangGraph")]
+        with pytest.raises(InvalidNamespaceError, match="read-only through SutramStore"):
+            store.put(("sutram", "runs", "LangGraph"), "forged", {"text": "run r-x completed"})
+        with pytest.raises(InvalidNamespaceError):
+            store.delete(("sutram", "runs", "LangGraph"), "r-run")
+
+    with MemoryStore.from_url(db_url, tenant="acme", embedder=WordHashEmbedder()) as memory:
+        for mode in ("hybrid", "vector", "keyword"):  # the SQLite vector index leaves them out too
+            found = memory.search("run r-run of graph completed tokens", mode=mode)
+            assert [h.record.key for h in found] == ["pref"], mode
+        assert memory.count() == 1 and [r.key for r in memory.list()] == ["pref"]
+        assert memory.list_namespaces() == [("users", "u1")]
+        assert [h.record.key for h in memory.search("completed", namespace=run_memory_namespace())] == ["r-run"]
+        assert memory.count(("sutram",)) == 1
+    with MemoryStore.from_url(db_url, tenant="globex", embedder=WordHashEmbedder()) as other:
+        assert other.search("completed", namespace=("sutram", "runs")) == []  # tenants stay apart here too
+

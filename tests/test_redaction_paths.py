@@ -71,7 +71,7 @@ def _run_failing(db_url: str, **options: Any) -> tuple[Any, str]:
             runner.invoke({"x": 1}, thread_id="t-secret", run_id="r-secret")
         run = runner.ledger.get("default", "r-secret")
     with MemoryStore.from_url(db_url, tenant="default") as memory:
-        found = memory.get(("runs", run.graph_name or "graph"), "r-secret")
+        found = memory.get(("sutram", "runs", run.graph_name or "graph"), "r-secret")
     assert found is not None
     return run, json.dumps(found.value)
 

@@ -138,3 +138,11 @@ def test_object_ids_are_deterministic_per_version() -> None:
     a = object_uuid("acme", ("u",), "k", 1)
     assert a == object_uuid("acme", ("u",), "k", 1)
     assert len({a, object_uuid("acme", ("u",), "k", 2), object_uuid("globex", ("u",), "k", 1)}) == 3
+
+
+def test_a_search_without_namespace_leaves_out_sutrams_own_memories() -> None:
+    runs, users = stored({}, ("sutram", "runs", "g")), stored({}, ("users", "sutram"))
+    assert not evaluate(to_filter(exclude_system=True, now=5), runs)
+    assert evaluate(to_filter(exclude_system=True, now=5), users)
+    assert evaluate(to_filter(now=5), runs)  # only a search without a namespace excludes
+    assert evaluate(to_filter(namespace_prefix=("sutram", "runs"), exclude_system=True, now=5), runs)

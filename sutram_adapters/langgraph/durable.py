@@ -31,7 +31,9 @@ The runner wires the pieces; the graph's code does not change:
   (:meth:`DurableRunner.cancel`), the compensations of its completed steps run newest
   first, each exactly once (journaled);
 - every run end is written as an episodic memory ("run R of graph G failed at node N:
-  ...") with the run and thread as provenance, searchable through Sutram memory;
+  ...") with the run and thread as provenance, in Sutram's own namespace
+  (:func:`run_memory_namespace`: ``("sutram", "runs", graph)``), which searches without a
+  namespace leave out: ``MemoryStore.search(..., namespace=("sutram", "runs"))`` finds them;
 - every execution is traced (:class:`SutramCallbackHandler`, the root span tagged with the
   run id); ``stream``, ``ainvoke`` and ``astream`` run durably as ``invoke`` does;
 - :meth:`DurableRunner.fork` starts a thread from any checkpoint; its calls answer from
@@ -75,16 +77,29 @@ from sutram_core.errors import (
     LeaseLostError,
     RunPausedError,
 )
+from sutram_core.memory.records import SYSTEM_ROOT
 from sutram_core.runs import Budget, CallScope, RunRecord, Spend
 from sutram_core.tenancy import validate_tenant
 from sutram_core.traces.redaction import Redactor
 
-__all__ = ["RECOVERABLE_ERROR_NAMES", "DurableRunner", "durable", "graph_version", "is_recoverable"]
+__all__ = ["RECOVERABLE_ERROR_NAMES", "DurableRunner", "durable", "graph_version", "is_recoverable",
+           "run_memory_namespace"]
 
 _log = logging.getLogger("sutram.runs")
 T = TypeVar("T")
 
 _CACHE_LOCK = threading.Lock()
+
+
+def run_memory_namespace(graph_name: str | None = None) -> tuple[str, ...]:
+    """Where the runner remembers how runs ended: ``("sutram", "runs", graph_name)``, or
+    ``("sutram", "runs")`` for every graph (a search prefix). Searches without a namespace
+    leave these memories out, so they never mix into an app's own memories.
+
+    >>> run_memory_namespace("support-agent")
+    ('sutram', 'runs', 'support-agent')
+    """
+    return (SYSTEM_ROOT, "runs") if graph_name is None else (SYSTEM_ROOT, "runs", graph_name or "graph")
 
 
 def graph_version(graph: Any) -> str:
@@ -271,7 +286,8 @@ class DurableRunner:
         self.recoverable = tuple(recoverable)
         self.retries = int(retries)
         self.backoff_seconds = float(backoff_seconds)
-        # every run end is written as an episodic memory (namespace ("runs", graph name))
+        # every run end is written as an episodic memory, in Sutram's own namespace
+        # ("sutram", "runs", graph name), which users' searches without a namespace leave out
         self.remember_runs = remember_runs
         self._embedder = embedder
         self._memory: Any = None
@@ -351,7 +367,7 @@ class DurableRunner:
                    "cancelled": "was cancelled"}.get(run.status.value, run.status.value)
         text = (f"Run {run.run_id} of graph {run.graph_name} on thread {run.thread_id} {outcome} "
                 f"after {run.attempts} attempt(s), {run.spend.tokens} tokens, ${run.spend.cost_usd:.6f}.")
-        self._memory.put(("runs", run.graph_name or "graph"), run.run_id,
+        self._memory.put(run_memory_namespace(run.graph_name or "graph"), run.run_id,
                          {"text": text, "status": run.status.value, "graph_version": run.graph_version},
                          kind="episodic", provenance={"run_id": run.run_id, "thread_id": run.thread_id})
 

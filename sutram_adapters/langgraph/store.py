@@ -11,6 +11,11 @@ search. With no ``index`` the offline default embedder (MiniLM, 384 dimensions) 
 so ``store.search(ns, query=...)`` works out of the box and needs no SQLite extension;
 ``index=False`` turns vectors off and keyword search still works. TTLs are in minutes, as
 in LangGraph; expired items are never returned, and a sweeper deletes them.
+
+Namespaces under ``("sutram",)`` hold Sutram's own memories (the durable runner's run
+outcomes, ``("sutram", "runs", graph)``): a search or ``list_namespaces`` with an empty
+prefix leaves them out, a prefix starting with ``"sutram"`` reads them, and writes there
+are refused, as LangGraph refuses writes under ``("langgraph",)``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from langgraph.store.base import (
     BaseStore,
     GetOp,
     IndexConfig,
+    InvalidNamespaceError,
     Item,
     ListNamespacesOp,
     Op,
@@ -50,7 +56,7 @@ from sutram_core.memory import (
     SearchHit,
     Write,
 )
-from sutram_core.memory.records import now_micros, validate_ttl
+from sutram_core.memory.records import SYSTEM_ROOT, now_micros, validate_ttl
 
 __all__ = ["SutramStore"]
 
@@ -334,6 +340,11 @@ class SutramStore(BaseStore):
             validate_op_namespace(op)
             if not isinstance(op, (GetOp, SearchOp, ListNamespacesOp, PutOp)):
                 raise ValueError(f"unknown operation {op!r}")
+            if isinstance(op, PutOp) and op.namespace[:1] == (SYSTEM_ROOT,):
+                raise InvalidNamespaceError(
+                    f"namespace {op.namespace!r}: namespaces under {SYSTEM_ROOT!r} hold Sutram's own memories "
+                    "(run outcomes) and are read-only through SutramStore; read them with a prefix such as "
+                    f"({SYSTEM_ROOT!r}, 'runs'), manage them with sutram_core.memory.MemoryStore")
         reads = [(i, op) for i, op in enumerate(ops) if not isinstance(op, PutOp)]
         return ops, reads, [op for op in ops if isinstance(op, PutOp)]
 
@@ -410,7 +421,10 @@ class SutramStore(BaseStore):
         conditions = [NamespaceMatch(c.match_type, tuple(c.path)) for c in op.match_conditions or ()]
         if len(conditions) > 2 or sum(c.kind == "prefix" for c in conditions) > 1:
             # several conditions of one kind: list them all and keep those matching every one
-            found = self.memory.list_namespaces(max_depth=None, limit=10**9)
+            # (Sutram's own namespaces only when a prefix asks for them by name)
+            system = any(c.kind == "prefix" and c.path[:1] == (SYSTEM_ROOT,) for c in conditions)
+            found = self.memory.list_namespaces(prefix=(SYSTEM_ROOT,) if system else None, max_depth=None,
+                                                limit=10**9)
             kept = sorted({ns[: op.max_depth] if op.max_depth else ns for ns in found
                            if all(c.matches(ns) for c in conditions)})
             return kept[op.offset: op.offset + op.limit]

@@ -10,6 +10,11 @@ A memory lives in a tenant, under a namespace (a tuple of labels such as
 A fact that stops being true is *closed* (``valid_to`` is set), not deleted: it stays
 readable "as of" any earlier time. ``provenance`` names the run, thread, checkpoint or span
 that produced the memory.
+
+Namespaces under :data:`SYSTEM_ROOT` (``("sutram", ...)``) hold Sutram's own memories, such
+as the durable runner's run outcomes (``("sutram", "runs", graph)``). A search, count or
+namespace listing without a namespace prefix leaves them out, so they never mix into an
+app's memories; a prefix that starts with ``"sutram"`` reads them on purpose.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from sutram_core.errors import InvalidMemoryError
 __all__ = [
     "MAX_PAGE",
     "MAX_TTL_SECONDS",
+    "SYSTEM_ROOT",
     "MemoryKind",
     "MemoryRecord",
     "NamespaceMatch",
@@ -47,6 +53,9 @@ __all__ = [
 # Labels are stored joined by this separator (each label is followed by one), so a
 # namespace prefix is a string prefix and a range scan finds it.
 NS_SEP = "\x1f"
+
+# The root label of Sutram's own memories (see the module docstring).
+SYSTEM_ROOT = "sutram"
 
 # Integers a memory can hold or a filter can compare with: SQLite stores 64-bit signed
 # integers, and a JSON number beyond them would be rounded (or refused) by a database.
@@ -146,13 +155,18 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class NamespaceMatch:
-    """A namespace condition for :meth:`MemoryStore.list_namespaces`; ``"*"`` matches any label."""
+    """A namespace condition for :meth:`MemoryStore.list_namespaces`; ``"*"`` matches any label.
 
-    kind: str  # "prefix" or "suffix"
+    ``"not_prefix"`` keeps the namespaces that do not start with ``path`` (how listings
+    leave out :data:`SYSTEM_ROOT`)."""
+
+    kind: str  # "prefix", "suffix" or "not_prefix"
     path: tuple[str, ...]
 
     def matches(self, namespace: tuple[str, ...]) -> bool:
         """Whether ``namespace`` satisfies this condition."""
+        if self.kind == "not_prefix":
+            return not NamespaceMatch("prefix", self.path).matches(namespace)
         if len(namespace) < len(self.path):
             return False
         ends = namespace[: len(self.path)] if self.kind == "prefix" else namespace[len(namespace) - len(self.path):]

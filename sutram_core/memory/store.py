@@ -29,6 +29,7 @@ from sutram_core.memory.filters import Condition, parse_filter
 from sutram_core.memory.ranking import FusionWeights
 from sutram_core.memory.records import (
     MAX_TTL_SECONDS,
+    SYSTEM_ROOT,
     MemoryKind,
     MemoryRecord,
     NamespaceMatch,
@@ -76,6 +77,8 @@ class SearchRequest:
 
     namespace_prefix: tuple[str, ...] = ()
     exact_namespace: bool = False
+    # leave out namespaces under SYSTEM_ROOT (set for a search without a namespace prefix)
+    exclude_system: bool = False
     query: str | None = None
     vector: np.ndarray | None = None
     conditions: list[Condition] = field(default_factory=list)
@@ -274,8 +277,9 @@ class MemoryStore:
             kinds = tuple(MemoryKind.parse(k).value for k in ([kind] if isinstance(kind, (str, MemoryKind)) else kind))
         if self.embedder is None and mode == "vector" and query:
             raise InvalidMemoryError("vector search needs an embedder; this store was opened with embedder=False")
+        prefix = validate_namespace(namespace, allow_empty=True)
         return SearchRequest(
-            namespace_prefix=validate_namespace(namespace, allow_empty=True), query=query or None,
+            namespace_prefix=prefix, exclude_system=not prefix, query=query or None,
             conditions=parse_filter(filter, "value") + parse_filter(metadata, "metadata"), kinds=kinds,
             created_after=to_micros(created_after) if created_after is not None else None,
             created_before=to_micros(created_before) if created_before is not None else None,
@@ -472,6 +476,8 @@ class MemoryStore:
 
         Without a query, lists the matching records, most recently updated first (or by key
         with ``order="key"``). ``recency_half_life`` (seconds) discounts older memories.
+        Without a ``namespace``, Sutram's own memories (under ``("sutram",)``: run outcomes)
+        are left out; ``namespace=("sutram", "runs")`` searches them.
         """
         t = self._tenant(tenant)
         request = self._search_request(query, namespace, filter, metadata, kind, created_after, created_before,
@@ -529,9 +535,14 @@ class MemoryStore:
         self, *, prefix: Sequence[str] | None = None, suffix: Sequence[str] | None = None,
         max_depth: int | None = None, limit: int = 100, offset: int = 0, tenant: str | None = None,
     ) -> builtins.list[tuple[str, ...]]:
-        """The namespaces holding current memories, sorted; ``"*"`` in a prefix or suffix matches any label."""
+        """The namespaces holding current memories, sorted; ``"*"`` in a prefix or suffix matches any label.
+
+        Sutram's own namespaces (``("sutram", ...)``) are listed only for a prefix that starts
+        with ``"sutram"``."""
         conditions = [NamespaceMatch(kind, validate_namespace(path, allow_empty=True))
                       for kind, path in (("prefix", prefix), ("suffix", suffix)) if path]
+        if not any(c.kind == "prefix" and c.path[:1] == (SYSTEM_ROOT,) for c in conditions):
+            conditions.append(NamespaceMatch("not_prefix", (SYSTEM_ROOT,)))
         if max_depth is not None and (not isinstance(max_depth, int) or max_depth < 1):
             raise InvalidMemoryError(f"max_depth is an integer >= 1, not {max_depth!r}")
         validate_page(limit=limit, offset=offset)

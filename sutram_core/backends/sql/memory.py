@@ -405,7 +405,8 @@ class SqlMemoryBackend:
     def _where(self, tenant: str, request: SearchRequest) -> Any:
         return where_clause(
             self.dialect, tenant, namespace_prefix=request.namespace_prefix,
-            exact_namespace=request.exact_namespace, conditions=request.conditions, kinds=request.kinds,
+            exact_namespace=request.exact_namespace, exclude_system=request.exclude_system,
+            conditions=request.conditions, kinds=request.kinds,
             created_after=request.created_after, created_before=request.created_before, as_of=request.as_of,
             now=request.now,
         )

@@ -23,10 +23,16 @@ import numpy as np
 from sqlalchemy import text
 
 from sutram_core.backends.sql.database import Database, Plan, Step
+from sutram_core.backends.sql.memory_sql import namespace_range
+from sutram_core.memory.records import SYSTEM_ROOT
 
 __all__ = ["VectorIndex"]
 
 _WIDEST = 4096  # candidates checked against the filter before asking the database for all matches
+_SYSTEM_LOW, _SYSTEM_HIGH = namespace_range((SYSTEM_ROOT,))
+# whether a row is one of Sutram's own memories, which a search without a namespace leaves
+# out: the index keeps this flag, so such a search stays a plain (unfiltered) one
+_IS_SYSTEM = "(namespace >= :sys_low AND namespace < :sys_high)"
 
 
 class VectorIndex:
@@ -40,6 +46,7 @@ class VectorIndex:
         self.pks = np.empty(0, dtype=np.int64)
         self.mat = np.empty((0, 0), dtype=np.float32)
         self.alive = np.empty(0, dtype=bool)
+        self.system = np.empty(0, dtype=bool)
         self.seq = -1
         self.deletes = -1
 
@@ -51,26 +58,29 @@ class VectorIndex:
         seq, deletes = (int(state[0][0]), int(state[0][1])) if state else (0, 0)
         if deletes != self.deletes or dims != self.dims:
             rows = yield Step(text(
-                "SELECT pk, embedding FROM sutram_memories WHERE tenant_id = :t AND valid_to IS NULL "
+                f"SELECT pk, embedding, {_IS_SYSTEM} FROM sutram_memories WHERE tenant_id = :t AND valid_to IS NULL "
                 "AND embedding IS NOT NULL AND length(embedding) = :nbytes ORDER BY pk"
-            ), {"t": self.tenant, "nbytes": dims * 4})
+            ), {"t": self.tenant, "nbytes": dims * 4, "sys_low": _SYSTEM_LOW, "sys_high": _SYSTEM_HIGH})
             self.dims = dims
             self.pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             self.mat = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dims)
                         if rows else np.empty((0, dims), dtype=np.float32)).copy()
             self.alive = np.ones(len(rows), dtype=bool)
+            self.system = np.fromiter((bool(r[2]) for r in rows), dtype=bool, count=len(rows))
         elif seq != self.seq:
             rows = yield Step(text(
-                "SELECT pk, embedding, valid_to FROM sutram_memories WHERE tenant_id = :t AND seq > :s ORDER BY pk"
-            ), {"t": self.tenant, "s": self.seq})
+                f"SELECT pk, embedding, valid_to, {_IS_SYSTEM} FROM sutram_memories WHERE tenant_id = :t "
+                "AND seq > :s ORDER BY pk"
+            ), {"t": self.tenant, "s": self.seq, "sys_low": _SYSTEM_LOW, "sys_high": _SYSTEM_HIGH})
             self._merge(rows, dims)
         self.seq, self.deletes = seq, deletes
 
     def _merge(self, rows: list[Any], dims: int) -> None:
         new_pks: list[int] = []
         new_vecs: list[bytes] = []
+        new_system: list[bool] = []
         nbytes = dims * 4
-        for pk, blob, valid_to in rows:
+        for pk, blob, valid_to, system in rows:
             usable = valid_to is None and blob is not None and len(blob) == nbytes
             at = int(np.searchsorted(self.pks, pk))
             if at < len(self.pks) and self.pks[at] == pk:
@@ -80,15 +90,17 @@ class VectorIndex:
             elif usable:
                 new_pks.append(pk)
                 new_vecs.append(blob)
+                new_system.append(bool(system))
         if not new_pks:
             return
         pks = np.concatenate([self.pks, np.asarray(new_pks, dtype=np.int64)])
         mat = np.concatenate([self.mat, np.frombuffer(b"".join(new_vecs), dtype=np.float32).reshape(-1, dims)])
         alive = np.concatenate([self.alive, np.ones(len(new_pks), dtype=bool)])
+        system = np.concatenate([self.system, np.asarray(new_system, dtype=bool)])
         if len(self.pks) and new_pks[0] < self.pks[-1]:  # an old row gained a vector: keep pk order
             order = np.argsort(pks, kind="stable")
-            pks, mat, alive = pks[order], mat[order], alive[order]
-        self.pks, self.mat, self.alive = pks, mat, alive
+            pks, mat, alive, system = pks[order], mat[order], alive[order], system[order]
+        self.pks, self.mat, self.alive, self.system = pks, mat, alive, system
 
     # -- searching -------------------------------------------------------------------------
 
@@ -105,6 +117,8 @@ class VectorIndex:
             self.db.run(self._sync_plan(dims), write=False)
             pks, scores = self.pks, self.mat @ query
             scores[~self.alive] = -np.inf
+            if request.exclude_system:
+                scores[self.system] = -np.inf
         alive = int(np.count_nonzero(np.isfinite(scores)))
         plain = not (request.conditions or request.kinds or request.namespace_prefix
                      or request.created_after is not None or request.created_before is not None)

@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 
 from sutram_core.memory.filters import Condition
-from sutram_core.memory.records import NS_SEP, encode_namespace
+from sutram_core.memory.records import NS_SEP, SYSTEM_ROOT, encode_namespace
 
 __all__ = ["MAX_KEYWORD_CHARS", "MAX_KEYWORD_TERMS", "PgVector", "Where", "in_sql", "keyword_terms", "where_clause"]
 
@@ -278,7 +278,7 @@ def _dumps(items: list[Any]) -> str:
 
 def where_clause(
     dialect: str, tenant: str, *, namespace_prefix: tuple[str, ...] = (), exact_namespace: bool = False,
-    conditions: Sequence[Condition] = (), kinds: Sequence[str] = (), created_after: int | None = None,
+    exclude_system: bool = False, conditions: Sequence[Condition] = (), kinds: Sequence[str] = (), created_after: int | None = None,
     created_before: int | None = None, as_of: int | None = None, now: int, table: str = "m",
 ) -> Where:
     """The WHERE of a memory query: tenant, validity (current or as of), TTL and every filter."""
@@ -292,6 +292,9 @@ def where_clause(
         else:
             low, high = namespace_range(namespace_prefix)
             w.add(f"{t}.namespace >= {w.param(low)} AND {t}.namespace < {w.param(high)}")
+    elif exclude_system:  # Sutram's own memories, outside a search that names no namespace
+        low, high = namespace_range((SYSTEM_ROOT,))
+        w.add(f"({t}.namespace < {w.param(low)} OR {t}.namespace >= {w.param(high)})")
     if as_of is None:
         w.add(f"{t}.valid_to IS NULL")
     else:

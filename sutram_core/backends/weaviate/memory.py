@@ -299,6 +299,7 @@ class WeaviateMemoryBackend:
 
     def _filter(self, request: SearchRequest) -> Any:
         return to_filter(namespace_prefix=request.namespace_prefix, exact_namespace=request.exact_namespace,
+                         exclude_system=request.exclude_system,
                          conditions=request.conditions, kinds=request.kinds, created_after=request.created_after,
                          created_before=request.created_before, as_of=request.as_of, now=request.now)
 

@@ -21,7 +21,7 @@ from functools import reduce
 from typing import Any
 
 from sutram_core.memory.filters import Condition
-from sutram_core.memory.records import encode_namespace
+from sutram_core.memory.records import SYSTEM_ROOT, encode_namespace
 
 __all__ = ["OPEN", "flat_properties", "object_uuid", "prefixes", "property_name", "tenant_name", "to_filter"]
 
@@ -121,7 +121,8 @@ def condition_filter(cond: Condition) -> Any:
 
 
 def to_filter(
-    *, namespace_prefix: tuple[str, ...] = (), exact_namespace: bool = False, conditions: Sequence[Condition] = (),
+    *, namespace_prefix: tuple[str, ...] = (), exact_namespace: bool = False, exclude_system: bool = False,
+    conditions: Sequence[Condition] = (),
     kinds: Sequence[str] = (), created_after: int | None = None, created_before: int | None = None,
     as_of: int | None = None, now: int, key: str | None = None,
 ) -> Any:
@@ -133,6 +134,8 @@ def to_filter(
         encoded = encode_namespace(namespace_prefix)
         parts.append(Filter.by_property("namespace").equal(encoded) if exact_namespace
                      else Filter.by_property("ns_prefixes").contains_any([encoded]))
+    elif exclude_system:  # Sutram's own memories, outside a search that names no namespace
+        parts.append(~Filter.by_property("ns_prefixes").contains_any([encode_namespace((SYSTEM_ROOT,))]))
     if key is not None:
         parts.append(Filter.by_property("key").equal(key))
     if as_of is None:
