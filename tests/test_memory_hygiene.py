@@ -180,3 +180,80 @@ def test_run_memories_stay_out_of_searches_that_do_not_ask_for_them(db_url: str)
     with MemoryStore.from_url(db_url, tenant="globex", embedder=WordHashEmbedder()) as other:
         assert other.search("completed", namespace=("sutram", "runs")) == []  # tenants stay apart here too
 
+
+# -- writes from a traced graph node say where they came from ----------------------------------
+
+
+def _remember_and_recall(state: Chat, *, store: BaseStore) -> dict[str, Any]:
+    store.put(("users", "u1"), "pref", {"text": "likes green tea"})
+    store.search(("users",), query="tea")
+    return {}
+
+
+async def _aremember_and_recall(state: Chat, *, store: BaseStore) -> dict[str, Any]:
+    await store.aput(("users", "u1"), "apref", {"text": "likes oolong"})
+    await store.asearch(("users",), query="oolong")
+    return {}
+
+
+def _memory_spans(db_url: str, run_id: str) -> dict[str, Any]:
+    from sutram_core.traces import open_trace_store
+
+    with open_trace_store(db_url) as traces:
+        spans = traces.run_spans("acme", run_id)
+    by_id = {sp.span_id: sp for sp in spans}
+    return {sp.name: (sp, by_id[sp.parent_id]) for sp in spans if sp.kind == "memory"}
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+async def test_a_put_in_a_traced_node_records_run_thread_checkpoint_and_span(db_url: str,
+                                                                             asynchronous: bool) -> None:
+    from sutram_adapters.langchain import SutramCallbackHandler
+    from sutram_adapters.langgraph import SutramSaver
+    from sutram_core.traces import open_trace_store
+
+    handler = SutramCallbackHandler(url=db_url, tenant="acme")
+    key = "apref" if asynchronous else "pref"
+    with SutramStore.from_url(db_url, tenant="acme", index=INDEX) as store, \
+            SutramSaver.from_url(db_url, tenant="acme") as saver:  # type: ignore[arg-type]
+        graph = _graph_with_store(store, _aremember_and_recall if asynchronous else _remember_and_recall)
+        graph = graph.copy(update={"checkpointer": saver})
+        config = {"callbacks": [handler], "configurable": {"thread_id": "t-prov"}}
+        if asynchronous:
+            await graph.ainvoke({"topic": "tea"}, config)
+        else:
+            graph.invoke({"topic": "tea"}, config)
+        checkpoints = {c.config["configurable"]["checkpoint_id"] for c in saver.list(
+            {"configurable": {"thread_id": "t-prov"}})}
+        handler.flush()
+        with open_trace_store(db_url) as traces:
+            (run,) = traces.runs("acme")
+        record = store.memory.get(("users", "u1"), key)
+    assert record is not None
+    prov = record.provenance
+    assert (prov.run_id, prov.thread_id) == (run.run_id, "t-prov")
+    assert prov.checkpoint_id in checkpoints  # the checkpoint the node's step started from
+    spans = _memory_spans(db_url, run.run_id)
+    put, node = spans["memory put"]
+    assert prov.span_id == put.span_id and node.name == "remember"
+    search, node = spans["memory search"]  # the read is in the same run, under the same node
+    assert search.operation == "search_memory" and node.name == "remember" and f"users/u1:{key}" in search.outputs
+
+
+def test_a_put_in_a_durable_run_names_the_durable_run(db_url: str) -> None:
+    with SutramStore.from_url(db_url, tenant="acme", index=INDEX) as store:  # type: ignore[arg-type]
+        with durable(_graph_with_store(store, _remember_and_recall), url=db_url, tenant="acme",
+                     embedder=WordHashEmbedder()) as runner:
+            runner.invoke({"topic": "tea"}, thread_id="t-dur", run_id="r-dur")
+        record = store.memory.get(("users", "u1"), "pref")
+        store.put(("users", "u1"), "later", {"text": "outside any run"})
+        later = store.memory.get(("users", "u1"), "later")
+    assert record is not None and later is not None and later.provenance.as_dict() == {}
+    prov = record.provenance
+    assert (prov.run_id, prov.thread_id) == ("r-dur", "t-dur") and prov.checkpoint_id and prov.span_id
+    from sutram_core.traces import open_trace_store
+
+    with open_trace_store(db_url) as store_of_traces:
+        (trace,) = store_of_traces.runs("acme")
+    spans = _memory_spans(db_url, trace.run_id)
+    assert spans["memory put"][0].span_id == prov.span_id and "memory search" in spans

@@ -379,6 +379,12 @@ class SutramCallbackHandler(BaseCallbackHandler):
         self._start(run_id, parent_run_id, name, SpanKind.MEMORY, operation, None, None, inputs)
         return run_id
 
+    def trace_of(self, run_id: UUID) -> str | None:
+        """The id of the trace (the run at its root) that the open span ``run_id`` belongs
+        to; None when no such span is open here."""
+        span = self._open.get(run_id.int)
+        return None if span is None else str(span.run_id)
+
     def end_memory_op(self, run_id: UUID, outputs: Any = None, error: BaseException | None = None,
                       attributes: dict[str, Any] | None = None) -> None:
         """Close a span opened by :meth:`start_memory_op`."""

@@ -56,7 +56,7 @@ from sutram_core.memory import (
     SearchHit,
     Write,
 )
-from sutram_core.memory.records import SYSTEM_ROOT, now_micros, validate_ttl
+from sutram_core.memory.records import SYSTEM_ROOT, Provenance, now_micros, validate_ttl
 
 __all__ = ["SutramStore"]
 
@@ -83,11 +83,15 @@ def _search_item(hit: SearchHit) -> SearchItem:
                       updated_at=rec.updated_at, score=hit.score)
 
 
-def _tracing_targets() -> list[tuple[SutramCallbackHandler, UUID]]:
-    """The Sutram handlers tracing the graph node this call runs in, with the node's run id."""
+def _current_config() -> Any:
     from langchain_core.runnables.config import var_child_runnable_config
 
-    config = var_child_runnable_config.get()
+    return var_child_runnable_config.get()
+
+
+def _tracing_targets() -> list[tuple[SutramCallbackHandler, UUID]]:
+    """The Sutram handlers tracing the graph node this call runs in, with the node's run id."""
+    config = _current_config()
     callbacks = config.get("callbacks") if config else None
     parent = getattr(callbacks, "parent_run_id", None)
     if callbacks is None or parent is None:
@@ -110,19 +114,47 @@ def _describe(op: Op) -> tuple[str, str, dict[str, Any]]:
     return "update_memory", "memory put", {"namespace": list(op.namespace), "key": op.key, "value": op.value}
 
 
+def _provenance(opened: Sequence[tuple[SutramCallbackHandler, UUID | None]]) -> Provenance | None:
+    """Where a write made now comes from: the thread and checkpoint of the LangGraph node it
+    runs in (the checkpoint its step started from), the run (the durable run, else the
+    Sutram trace) and the memory span that records it. None outside any graph or run."""
+    config = _current_config()
+    if not config:
+        return None
+    conf = config.get("configurable") or {}
+    meta = config.get("metadata") or {}
+    ns = str(conf.get("checkpoint_ns") or meta.get("langgraph_checkpoint_ns") or "")
+    checkpoints = conf.get("checkpoint_map")
+    # the node's own graph is the namespace before its last "node:task" segment
+    checkpoint = checkpoints.get(ns.rpartition("|")[0]) if isinstance(checkpoints, dict) else None
+    run = conf.get("sutram_run_id") or meta.get("sutram_run_id")
+    span = next(((h, rid) for h, rid in opened if rid is not None), None)
+    if run is None and span is not None:
+        run = span[0].trace_of(span[1])
+    if run is None and config.get("run_id") is not None:
+        run = config["run_id"]
+    prov = Provenance.from_dict({"run_id": run, "thread_id": conf.get("thread_id") or meta.get("thread_id"),
+                                 "checkpoint_id": checkpoint or conf.get("checkpoint_id"),
+                                 "span_id": span[1] if span is not None else None})
+    return prov if prov.as_dict() else None
+
+
 @contextmanager
 def _memory_span(ops: Sequence[Op]) -> Iterator[dict[str, Any]]:
     """A memory span under the current graph node for ``ops`` (all reads of one kind, or the
-    batch's writes), in every Sutram trace that records that node; nothing when untraced."""
+    batch's writes), in every Sutram trace that records that node; nothing when untraced.
+    ``info["provenance"]`` says where writes made inside it come from (see :func:`_provenance`)."""
     targets = _tracing_targets()
     info: dict[str, Any] = {}
     if not targets or not ops:
+        info["provenance"] = _provenance(()) if ops and isinstance(ops[0], PutOp) else None
         yield info
         return
     operation, name, inputs = _describe(ops[0])
     if len(ops) > 1:
         name, inputs = f"{name} x{len(ops)}", {"ops": [_describe(o)[2] for o in ops]}
     opened = [(h, h.start_memory_op(parent, operation, name, inputs)) for h, parent in targets]
+    info["provenance"] = _provenance(opened) if isinstance(ops[0], PutOp) else None
     try:
         yield info
     except BaseException as exc:
@@ -311,7 +343,7 @@ class SutramStore(BaseStore):
             return flag
         return bool((self.ttl_config or {}).get("refresh_on_read", True))
 
-    def _writes(self, puts: Sequence[PutOp]) -> list[Write]:
+    def _writes(self, puts: Sequence[PutOp], provenance: Provenance | None = None) -> list[Write]:
         now = now_micros()
         last: dict[tuple[tuple[str, ...], str], PutOp] = {}
         for op in puts:  # LangGraph: the last put of a key in a batch wins
@@ -325,7 +357,7 @@ class SutramStore(BaseStore):
             # LangGraph counts TTLs in minutes: checked (and reported) in minutes
             ttl_seconds = validate_ttl(ttl, "ttl (minutes)", scale=60) if ttl is not None else None
             rec = self.memory.make_record(ns, key, op.value, self._text(dict(op.value), op.index), MemoryKind.SEMANTIC,
-                                      None, None, ttl_seconds, None)
+                                          None, provenance, ttl_seconds, None)
             writes.append(Write("put", ns, key, rec, now))
         return writes
 
@@ -373,8 +405,8 @@ class SutramStore(BaseStore):
                 results[i] = self._read(op)
                 span["outputs"] = _summary(results[i])
         if puts:
-            with _memory_span(puts):
-                self.memory.apply(self._writes(puts))
+            with _memory_span(puts) as span:
+                self.memory.apply(self._writes(puts, span["provenance"]))
         return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
@@ -385,8 +417,8 @@ class SutramStore(BaseStore):
                 results[i] = await self._aread(op)
                 span["outputs"] = _summary(results[i])
         if puts:
-            with _memory_span(puts):
-                await self.memory.aapply(self._writes(puts))
+            with _memory_span(puts) as span:
+                await self.memory.aapply(self._writes(puts, span["provenance"]))
         return results
 
     def _search_args(self, op: SearchOp) -> dict[str, Any]:
