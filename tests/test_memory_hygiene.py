@@ -257,3 +257,37 @@ def test_a_put_in_a_durable_run_names_the_durable_run(db_url: str) -> None:
         (trace,) = store_of_traces.runs("acme")
     spans = _memory_spans(db_url, trace.run_id)
     assert spans["memory put"][0].span_id == prov.span_id and "memory search" in spans
+
+
+# -- hostile input --------------------------------------------------------------------------------
+
+
+def test_a_long_line_of_periods_is_split_in_linear_time() -> None:
+    import time
+
+    started = time.perf_counter()
+    assert statements("a. " * 400_000) == ["a. " * 399_999 + "a."]  # single letters are initials
+    assert len(split_sentences("Yes. " * 200_000)) == 200_000
+    # quadratic scanning took about 50 s for the first line; linear takes about 2 s
+    assert time.perf_counter() - started < 15
+
+
+async def test_a_pasted_document_keeps_a_bounded_number_of_facts(db_url: str) -> None:
+    from sutram_adapters.llama_index.memory import FACTS_PER_MESSAGE
+
+    block = SutramFactBlock(url=db_url, tenant="acme", namespace=["facts", "dora"])
+    await block.aput([ChatMessage(role="user", content=" ".join(f"Item {i} weighs {i}.5 kg." for i in range(500)))])
+    assert block.memory.count(("facts", "dora")) == FACTS_PER_MESSAGE
+
+
+async def test_hundreds_of_tool_calls_or_a_huge_result_stay_bounded(db_url: str) -> None:
+    chat = SutramChatStore(url=db_url, tenant="acme")
+    calls = ChatMessage(role="assistant", content="", additional_kwargs={"tool_calls": [
+        {"id": f"c{i}", "function": {"name": "refund", "arguments": '{"order": "' + "9" * 5000 + '"}'}}
+        for i in range(300)]})
+    deep = ChatMessage(role="tool", content="[" * 50_000 + "]" * 50_000, additional_kwargs={"tool_call_id": "c1"})
+    await chat.add_messages("s-big", [calls, deep])
+    call_text, result_text = (r.text for r in chat.memory.list(("chat", "s-big"), order="key"))
+    assert len(call_text) < 9 * 400 and call_text.endswith("and 292 more tool calls")
+    assert result_text.startswith("tool refund returned: [[[") and len(result_text) <= 400
+    assert len((await chat.get_messages("s-big"))[0].additional_kwargs["tool_calls"]) == 300

@@ -23,6 +23,7 @@ from typing import Any
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
 TOOL_TEXT_CHARS = 400  # a tool call or result as remembered, at most
+TOOL_CALLS_SHOWN = 8  # calls of one message remembered one by one; the rest are counted
 _ARG_CHARS = 80  # one argument's value, at most
 
 
@@ -50,7 +51,7 @@ def _parsed(arguments: Any) -> Any:
         return arguments
     try:
         return json.loads(arguments)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         pass
     try:
         return ast.literal_eval(arguments)
@@ -117,7 +118,10 @@ def remembered_text(message: ChatMessage, tool_names: Mapping[str, str] | None =
     calls = tool_calls(message)
     if not calls:
         return text
-    return "\n".join([*([text] if text.strip() else []), *(_call_text(name, args) for _, name, args in calls)])
+    lines = [_call_text(name, args) for _, name, args in calls[:TOOL_CALLS_SHOWN]]
+    if len(calls) > TOOL_CALLS_SHOWN:
+        lines.append(f"and {len(calls) - TOOL_CALLS_SHOWN} more tool calls")
+    return "\n".join([*([text] if text.strip() else []), *lines])
 
 
 def names_of_calls(messages: list[ChatMessage]) -> dict[str, str]:

@@ -75,6 +75,9 @@ def close_shared_memories() -> None:
         store.close()
 
 
+FACTS_PER_MESSAGE = 32  # statements of one message that SutramFactBlock keeps, at most
+
+
 def _message_key() -> str:
     # time first, so keys sort in the order messages were added; the suffix keeps two
     # writers of one session apart
@@ -321,7 +324,9 @@ class SutramFactBlock(_SutramBlock):
     Facts come from :meth:`remember`, or from the messages ``Memory`` flushes out of its
     short-term queue: with an ``llm``, one call extracts the facts; without one, each user
     statement is kept as a fact, sentence by sentence: "I take my coffee with oat milk. Where is
-    order A-1042?" keeps the first sentence; questions and pleasantries are not facts.
+    order A-1042?" keeps the first sentence; questions and pleasantries are not facts. At
+    most :data:`FACTS_PER_MESSAGE` statements of one message are kept (a pasted document
+    is not a list of facts about the user, and each fact costs an embedding).
     Near-duplicates update the existing fact. The block shows the facts most relevant to
     the current input.
     """
@@ -349,7 +354,7 @@ class SutramFactBlock(_SutramBlock):
             facts = [f for f in facts if f and f.upper() != "NONE"]
         else:
             facts = [sentence for m in messages if m.role == MessageRole.USER and m.content
-                     for sentence in statements(m.content)]
+                     for sentence in statements(m.content)[:FACTS_PER_MESSAGE]]
         for fact in facts:
             await self.memory.aadd(tuple(self.namespace), fact, kind=MemoryKind.SEMANTIC)
 

@@ -44,16 +44,23 @@ _PLEASANTRIES = frozenset({"hi", "hello", "hey", "thanks", "thank you", "thanks 
                            "yep", "nope", "fine", "got it", "perfect", "nice"})
 
 
+# The first character after white space; the last word before a position (looked for in a
+# short window: abbreviations are short, and a long line of "a. a. a." stays linear).
+_NEXT = re.compile(r"\s*(\S?)")
+_LAST_WORD = re.compile(r"(\S*)$")
+_WINDOW = 24
+
+
 def _ends_here(text: str, end: int, mark: str) -> bool:
     """Whether the marks ending at ``end`` close a sentence (not an abbreviation or initial)."""
     bare = mark.rstrip("'\")]")
     if set(bare) != {"."}:  # "!", "?", "?!" always end one
         return True
-    following = text[end:].lstrip()
+    following = _NEXT.match(text, end).group(1)  # type: ignore[union-attr]  # always matches
     if bare != ".":  # an ellipsis ends a sentence unless the sentence goes on in lower case
-        return not following[:1].islower()
+        return not following.islower()
     start = end - len(mark)
-    word = text[:start].rsplit(None, 1)[-1] if text[:start].strip() else ""
+    word = _LAST_WORD.search(text[max(0, start - _WINDOW):start]).group(1)  # type: ignore[union-attr]
     word = word.lstrip("(\"'[").lower()
     if word in _ABBREVIATIONS or word.rstrip(".") in _ABBREVIATIONS:
         return False
@@ -61,7 +68,7 @@ def _ends_here(text: str, end: int, mark: str) -> bool:
         return False
     # "it costs approx. 3 dollars" is caught above; a lower-case word after a period is
     # more often an unlisted abbreviation than a new sentence
-    return not following[:1].islower()
+    return not following.islower()
 
 
 def split_sentences(text: str) -> list[str]:
