@@ -329,14 +329,20 @@ class SutramStore(BaseStore):
 
     # -- translation (no I/O) ---------------------------------------------------------------
 
-    def _text(self, value: dict[str, Any], index: Literal[False] | list[str] | None) -> str:
+    def _texts(self, value: dict[str, Any], index: Literal[False] | list[str] | None) -> list[str]:
+        """The texts of the index fields (each element of a ``path[*]`` field apart), each
+        embedded on its own as LangGraph's stores do: an item scores by its best field."""
         if index is False:
-            return ""
+            return []
         paths = self._fields if index is None else _tokenized(index)
         texts: list[str] = []
         for _, tokens in paths:
             texts.extend(get_text_at_path(value, tokens))
-        return "\n".join(t for t in texts if t)
+        return [t for t in texts if t]
+
+    def _text(self, value: dict[str, Any], index: Literal[False] | list[str] | None) -> str:
+        # keyword search reads all the fields as one text
+        return "\n".join(self._texts(value, index))
 
     def _refresh(self, flag: bool | None) -> bool:
         if flag is not None:
@@ -358,6 +364,7 @@ class SutramStore(BaseStore):
             ttl_seconds = validate_ttl(ttl, "ttl (minutes)", scale=60) if ttl is not None else None
             rec = self.memory.make_record(ns, key, op.value, self._text(dict(op.value), op.index), MemoryKind.SEMANTIC,
                                           None, provenance, ttl_seconds, None)
+            rec.field_texts = self._texts(dict(op.value), op.index)
             writes.append(Write("put", ns, key, rec, now))
         return writes
 

@@ -121,7 +121,8 @@ class MemoryRecord:
     text: str = ""
     kind: MemoryKind = MemoryKind.SEMANTIC
     metadata: dict[str, Any] = field(default_factory=dict)
-    embedding: Sequence[float] | None = field(default=None, repr=False)
+    # one vector, or (for field_texts) one row per text: the record scores by its best row
+    embedding: Sequence[Any] | None = field(default=None, repr=False)
     provenance: Provenance = field(default_factory=Provenance)
     ttl_seconds: float | None = None
     id: str = ""
@@ -133,6 +134,9 @@ class MemoryRecord:
     valid_to: datetime | None = None
     expires_at: datetime | None = None
     supersedes: str | None = None
+    # texts embedded one vector each instead of ``text`` (LangGraph's index fields), where
+    # the backend keeps several vectors per record; ``text`` still feeds keyword search
+    field_texts: list[str] | None = field(default=None, repr=False)
 
     @property
     def is_current(self) -> bool:

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 
@@ -234,16 +234,31 @@ class MemoryStore:
             rec.valid_from = from_micros(to_micros(valid_from))
         return validate_record(rec)
 
+    def _vector_texts(self, rec: MemoryRecord) -> list[str]:
+        """The texts embedded for ``rec``, one vector each: its ``field_texts`` when the backend
+        keeps several vectors per record (the record then scores by its best one), else its
+        ``text``."""
+        if rec.field_texts is not None and getattr(self.backend, "field_vectors", False):
+            return [t for t in rec.field_texts if t]
+        return [rec.text] if rec.text else []
+
+    def _embed_texts(self, records: Sequence[MemoryRecord]) -> list[str]:
+        return [t for r in records for t in self._vector_texts(r)]
+
     def _embed_into(self, records: Sequence[MemoryRecord], vectors: np.ndarray | None) -> None:
         if vectors is None:
             return
-        for rec, vec in zip(records, vectors, strict=True):
-            rec.embedding = vec
+        at = 0
+        for rec in records:
+            n = len(self._vector_texts(rec))
+            # one text: a vector; several: a (texts x dims) array, one row per text
+            rec.embedding = cast(Sequence[Any], vectors[at] if n == 1 else vectors[at: at + n])
+            at += n
 
     def _to_embed(self, records: Sequence[MemoryRecord]) -> list[MemoryRecord]:
         if self.embedder is None:
             return []
-        return [r for r in records if r.embedding is None and r.text]
+        return [r for r in records if r.embedding is None and self._vector_texts(r)]
 
     def _dedupe_request(self, rec: MemoryRecord) -> SearchRequest | None:
         if self.dedupe_threshold is None or rec.embedding is None:
@@ -309,7 +324,7 @@ class MemoryStore:
         _check_writes(records)
         todo = self._to_embed(records)
         if todo and self.embedder is not None:
-            self._embed_into(todo, self.embedder.embed_documents([r.text for r in todo]))
+            self._embed_into(todo, self.embedder.embed_documents(self._embed_texts(todo)))
         return self._apply_puts(t, records)
 
     async def aput_many(self, records: Sequence[MemoryRecord], *, tenant: str | None = None) -> list[MemoryRecord]:
@@ -318,7 +333,7 @@ class MemoryStore:
         _check_writes(records)
         todo = self._to_embed(records)
         if todo and self.embedder is not None:
-            self._embed_into(todo, await self.embedder.aembed_documents([r.text for r in todo]))
+            self._embed_into(todo, await self.embedder.aembed_documents(self._embed_texts(todo)))
         return await self._offload(self._apply_puts, t, records)
 
     async def aput(self, namespace: Sequence[str], key: str, value: Mapping[str, Any] | None = None,
@@ -421,7 +436,7 @@ class MemoryStore:
         _check_writes(writes)
         todo = self._to_embed([w.record for w in writes if w.record is not None])
         if todo and self.embedder is not None:
-            self._embed_into(todo, self.embedder.embed_documents([r.text for r in todo]))
+            self._embed_into(todo, self.embedder.embed_documents(self._embed_texts(todo)))
         return self.backend.apply(t, writes)
 
     async def aapply(self, writes: Sequence[Write], *, tenant: str | None = None) -> list[MemoryRecord | None]:
@@ -430,7 +445,7 @@ class MemoryStore:
         _check_writes(writes)
         todo = self._to_embed([w.record for w in writes if w.record is not None])
         if todo and self.embedder is not None:
-            self._embed_into(todo, await self.embedder.aembed_documents([r.text for r in todo]))
+            self._embed_into(todo, await self.embedder.aembed_documents(self._embed_texts(todo)))
         return await self._offload(self.backend.apply, t, writes)
 
     # -- reads ---------------------------------------------------------------------------------

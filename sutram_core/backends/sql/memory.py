@@ -19,7 +19,9 @@ import numpy as np
 import orjson
 from sqlalchemy import event, text
 
+from sutram_core.backends.sql import memory_field_vectors as field_vectors
 from sutram_core.backends.sql.database import Database, Plan, Step
+from sutram_core.backends.sql.memory_field_vectors import FieldVectorIndex
 from sutram_core.backends.sql.memory_index import VectorIndex
 from sutram_core.backends.sql.memory_pgvector import PgVectorIndex
 from sutram_core.backends.sql.memory_sql import (
@@ -86,6 +88,8 @@ def _record(row: Sequence[Any], tenant: str) -> MemoryRecord:
 class SqlMemoryBackend:
     """Memories in the Sutram SQL database (see the module docstring)."""
 
+    field_vectors = True  # a record may hold one vector per index field (memory_field_vectors.py)
+
     def __init__(self, db: Database, *, owns_db: bool = True, hnsw_m: int = 16, hnsw_ef_construction: int = 64,
                  hnsw_ef_search: int = 500, deferred_vector_index: bool = True,
                  vector_indexer_thread: bool = True) -> None:
@@ -97,6 +101,8 @@ class SqlMemoryBackend:
         self._indexes: OrderedDict[str, VectorIndex] = OrderedDict()
         self.max_vector_indexes = 32
         self._lock = threading.Lock()
+        self._field_indexes: OrderedDict[str, FieldVectorIndex] = OrderedDict()
+        self._field_table = False  # whether sutram_memory_field_vectors exists (checked until it does)
         self.pgvector: PgVectorIndex | None = None
         if self.dialect == "postgresql":
             self.pgvector = PgVectorIndex(db, m=hnsw_m, ef_construction=hnsw_ef_construction,
@@ -124,7 +130,8 @@ class SqlMemoryBackend:
     def apply(self, tenant: str, writes: Sequence[Write]) -> list[MemoryRecord | None]:
         vectors = False
         if self.pgvector is not None:
-            for dims in {len(w.record.embedding) for w in writes if w.record is not None and w.record.embedding is not None}:
+            for dims in {int(np.shape(w.record.embedding)[-1]) for w in writes
+                         if w.record is not None and w.record.embedding is not None}:
                 self.pgvector.ensure(dims)
                 vectors = True
             self.pgvector.column_exists()
@@ -137,7 +144,15 @@ class SqlMemoryBackend:
         if embedding is None:
             return None
         arr = np.asarray(embedding, dtype=np.float32)
+        if arr.ndim == 2:  # one vector per index field: the first stays on the row (memory_field_vectors.py)
+            arr = arr[0]
         return PgVector(arr) if self.dialect == "postgresql" else arr.tobytes()
+
+    def _field_vectors_ready(self) -> Plan[bool]:
+        """Whether the table of extra vectors exists (once it does, it stays)."""
+        if not self._field_table:
+            self._field_table = yield from field_vectors.exists_plan(self.dialect)
+        return self._field_table
 
     def _apply_plan(self, tenant: str, writes: list[Write]) -> Plan[list[MemoryRecord | None]]:
         seq = 0
@@ -191,6 +206,8 @@ class SqlMemoryBackend:
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         out: list[MemoryRecord | None] = []
+        replaced: list[str] = []  # ids of rows rewritten in place
+        extras: list[tuple[str, np.ndarray]] = []  # (id, vectors after the first)
         deleted = 0
         for w in writes:
             ns = encode_namespace(w.namespace)
@@ -205,9 +222,13 @@ class SqlMemoryBackend:
                         "AND namespace = :ns AND key = :k AND valid_to IS NULL"
                     ), {"at": w.at, "seq": seq, "t": tenant, "ns": ns, "k": w.key})
                 else:
+                    key_params = {"t": tenant, "ns": ns, "k": w.key}
+                    if self.dialect == "sqlite" and (yield from self._field_vectors_ready()):
+                        yield from field_vectors.delete_plan(
+                            "tenant_id = :t AND namespace = :ns AND key = :k", key_params)
                     deleted += (yield Step(text(
                         "DELETE FROM sutram_memories WHERE tenant_id = :t AND namespace = :ns AND key = :k"
-                    ), {"t": tenant, "ns": ns, "k": w.key}))
+                    ), key_params))
                 current.pop((ns, w.key), None)
                 out.append(None)
                 continue
@@ -231,6 +252,7 @@ class SqlMemoryBackend:
                 rec.created_at, rec.valid_from = from_micros(created), from_micros(vfrom)
                 params["id"] = rec.id
                 updates.append(params)
+                replaced.append(rec.id)
             else:
                 if existing is not None:  # "version": close the current one, add the next
                     yield from self._flush(insert_sql, inserts, update_sql, updates)
@@ -247,8 +269,18 @@ class SqlMemoryBackend:
                               valid_from=to_micros(rec.valid_from) if rec.valid_from else w.at)
                 inserts.append(params)
                 current[(ns, w.key)] = (rec.id, w.at, rec.version, params["valid_from"])
+            rows = field_vectors.vector_rows(rec.embedding)
+            if rows is not None and len(rows) > 1:
+                extras.append((rec.id, rows[1:]))
             out.append(rec)
         yield from self._flush(insert_sql, inserts, update_sql, updates)
+        # the records' vectors after the first (memory_field_vectors.py); a rewritten record
+        # drops the ones it had
+        if extras and not self._field_table:
+            yield from field_vectors.create_plan(self.dialect)
+            self._field_table = True
+        if extras or (replaced and (yield from self._field_vectors_ready())):
+            yield from field_vectors.write_plan(self.dialect, tenant, replaced, extras, self._vector_param)
         if deleted and self.dialect == "sqlite":
             yield Step(text("UPDATE sutram_memory_state SET deletes = deletes + 1 WHERE tenant_id = :t"), {"t": tenant})
         return out
@@ -296,6 +328,8 @@ class SqlMemoryBackend:
             ), {"now": now})
             if not tenants:
                 return 0
+            if self.dialect == "sqlite" and (yield from self._field_vectors_ready()):
+                yield from field_vectors.delete_plan("expires_at IS NOT NULL AND expires_at <= :now", {"now": now})
             n = yield Step(text(
                 "DELETE FROM sutram_memories WHERE expires_at IS NOT NULL AND expires_at <= :now"
             ), {"now": now})
@@ -441,7 +475,25 @@ class SqlMemoryBackend:
                     self._indexes.popitem(last=False)
             else:
                 self._indexes.move_to_end(tenant)
-        return index.search(q, w, request, depth)
+        hits = index.search(q, w, request, depth)
+        if request.as_of is not None or not self.db.run(self._field_vectors_ready(), write=False):
+            return hits
+        # records with several vectors (one per index field): each record once, scored by its
+        # best vector. Exact: a record among the best `depth` by its best vector is among the
+        # best `depth` of the list that holds that vector.
+        with self._lock:
+            fields = self._field_indexes.get(tenant)
+            if fields is None:
+                fields = self._field_indexes[tenant] = FieldVectorIndex(self.db, tenant)
+                while len(self._field_indexes) > self.max_vector_indexes:
+                    self._field_indexes.popitem(last=False)
+            else:
+                self._field_indexes.move_to_end(tenant)
+        best = dict(hits)
+        for pk, score in fields.search(q, w, request, depth):
+            if score > best.get(pk, -np.inf):
+                best[pk] = score
+        return sorted(best.items(), key=lambda h: (-h[1], h[0]))[:depth]
 
     def _rank(self, tenant: str, w: Any, request: SearchRequest, vector_hits: list[tuple[int, float]],
               keyword_hits: list[tuple[int, float]], rows_by_pk: dict[int, Any]) -> Plan[list[SearchHit]]:

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from sqlalchemy import text
 
+from sutram_core.backends.sql import memory_field_vectors as field_vectors
 from sutram_core.backends.sql.database import Database, Plan, Step
 from sutram_core.backends.sql.memory_sql import PgVector
 from sutram_core.errors import ConfigurationError, StorageError
@@ -47,6 +49,7 @@ class PgVectorIndex:
         self.background = background  # False: pending rows wait for index_pending() (or another process)
         self._dims: set[int] = set()
         self.has_column: bool | None = None
+        self.has_fields = False  # whether the table of extra vectors exists (checked until it does)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,6 +85,7 @@ class PgVectorIndex:
             ) from exc
         self._dims.add(dims)
         self.has_column = True
+        self.has_fields = True
 
     def _ensure_plan(self, dims: int) -> Plan[None]:
         yield Step(text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"))
@@ -109,6 +113,14 @@ class PgVectorIndex:
             f"USING hnsw ((vec::vector({dims})) vector_cosine_ops) WITH (m = {self.m}, "
             f"ef_construction = {self.ef_construction}) WHERE vector_dims(vec) = {dims} AND NOT vec_pending"
         ))
+        # a record's vectors after the first (one per index field, memory_field_vectors.py),
+        # indexed as they are written: only records with several index fields have them
+        yield from field_vectors.create_plan("postgresql")
+        yield Step(text(
+            f"CREATE INDEX IF NOT EXISTS ix_sutram_field_vectors_hnsw_{dims} ON {field_vectors.TABLE} "
+            f"USING hnsw ((vec::vector({dims})) vector_cosine_ops) WITH (m = {self.m}, "
+            f"ef_construction = {self.ef_construction}) WHERE vector_dims(vec) = {dims}"
+        ))
 
     def column_exists(self) -> bool:
         """Whether the vector columns exist (a store without vectors never creates them)."""
@@ -127,19 +139,54 @@ class PgVectorIndex:
 
     def candidates_plan(self, where: Any, select: str, query: np.ndarray, depth: int,
                         rows_by_pk: dict[int, Any]) -> Plan[list[tuple[int, float]]]:
-        """The ``depth`` nearest rows that pass ``where``: HNSW over indexed rows, exact over
-        pending ones. The rows are kept in ``rows_by_pk`` so ranking needs no second read."""
+        """The ``depth`` nearest records that pass ``where``, each once with the similarity of
+        its nearest vector: HNSW over indexed rows (and over the extra vectors of records with
+        several, memory_field_vectors.py), exact over pending ones. The rows are kept in
+        ``rows_by_pk`` so ranking needs no second read.
+
+        An HNSW half that returns fewer than ``depth`` rows may have missed some: HNSW is
+        approximate, and a graph built by inserts of near-identical vectors can leave an
+        element that no search reaches (seen with 120 similar notes: one stayed unfound
+        for seconds). Such a half is run again exactly, so a record that passes the filters
+        is never left out while the page still has room for it.
+        """
         dims = int(query.shape[0])
-        distance = f"m.vec::vector({dims}) <=> CAST(:q AS vector({dims}))"
-        rows = yield Step(text(
-            f"(SELECT {select}, {distance} AS d FROM sutram_memories m WHERE vector_dims(m.vec) = {dims} "
-            f"AND NOT m.vec_pending AND {where.sql()} ORDER BY d LIMIT :n) UNION ALL "
-            f"(SELECT {select}, {distance} AS d FROM sutram_memories m WHERE m.vec_pending "
-            f"AND vector_dims(m.vec) = {dims} AND {where.sql()} ORDER BY d LIMIT :n)"
-        ), {**where.params, "q": PgVector(query), "n": depth})
+        if not self.has_fields:
+            self.has_fields = yield from field_vectors.exists_plan("postgresql")
+        q = f"CAST(:q AS vector({dims}))"
+        arms = {  # name: (FROM ... WHERE ..., distance)
+            "indexed": (f"sutram_memories m WHERE vector_dims(m.vec) = {dims} AND NOT m.vec_pending "
+                        f"AND {where.sql()}", f"m.vec::vector({dims}) <=> {q}"),
+            "pending": (f"sutram_memories m WHERE m.vec_pending AND vector_dims(m.vec) = {dims} AND {where.sql()}",
+                        f"m.vec::vector({dims}) <=> {q}"),
+        }
+        if self.has_fields:
+            arms["fields"] = (f"{field_vectors.TABLE} v JOIN sutram_memories m ON m.pk = v.memory_pk "
+                              f"WHERE vector_dims(v.vec) = {dims} AND {where.sql()}", f"v.vec::vector({dims}) <=> {q}")
+        params = {**where.params, "q": PgVector(query), "n": depth}
+
+        def statement(exact: Sequence[str]) -> Any:
+            # exact: OFFSET 0 keeps the ORDER BY out of the HNSW index scan
+            return text(" UNION ALL ".join(
+                f"(SELECT * FROM (SELECT {select}, {dist} AS d, '{name}' AS arm FROM {source} OFFSET 0) exact "
+                "ORDER BY d LIMIT :n)" if name in exact else
+                f"(SELECT {select}, {dist} AS d, '{name}' AS arm FROM {source} ORDER BY d LIMIT :n)"
+                for name, (source, dist) in arms.items()))
+
+        rows = yield Step(statement(()), params)
+        short = [name for name in ("indexed", "fields") if name in arms and sum(r[-1] == name for r in rows) < depth]
+        if short:
+            # every half again, in one statement: halves read in two snapshots could each miss
+            # a row that moved between them (written again, so pending again)
+            rows = yield Step(statement(short), params)
+        # one candidate per record, with the similarity of its nearest vector
+        best: dict[int, float] = {}
         for r in rows:
-            rows_by_pk[int(r[0])] = r[:-1]
-        ranked = sorted(((int(r[0]), 1.0 - float(r[-1])) for r in rows), key=lambda p: -p[1])
+            pk, similarity = int(r[0]), 1.0 - float(r[-2])
+            rows_by_pk[pk] = r[:-2]
+            if similarity > best.get(pk, -np.inf):
+                best[pk] = similarity
+        ranked = sorted(best.items(), key=lambda p: -p[1])
         return ranked[:depth]
 
     # -- deferred indexing ----------------------------------------------------------------
