@@ -8,8 +8,6 @@ path, so such a part is looked up with ``json_each`` instead.
 
 from __future__ import annotations
 
-import heapq
-import re
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -18,19 +16,11 @@ import numpy as np
 import orjson
 
 from sutram_core.memory.filters import Condition
+from sutram_core.memory.ranking import MAX_KEYWORD_CHARS, MAX_KEYWORD_TERMS, keyword_terms
 from sutram_core.memory.records import NS_SEP, SYSTEM_ROOT, encode_namespace
 
 __all__ = ["MAX_KEYWORD_CHARS", "MAX_KEYWORD_TERMS", "PgVector", "Where", "in_sql", "keyword_terms", "where_clause"]
 
-MAX_KEYWORD_TERMS = 64  # distinct words a keyword search uses (see keyword_terms)
-MAX_KEYWORD_CHARS = 1 << 20  # characters of a query read for its words
-_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
-# Words that carry no topic: dropped from keyword queries (they match everything and drown BM25).
-_STOPWORDS = frozenset(
-    "a an and are as at be by can could did do does for from had has have how i in is it its me my "
-    "of on or our she he should so that the their them they this to was we were what when where "
-    "which who whom why will with would you your".split()
-)
 
 
 class PgVector:
@@ -62,44 +52,9 @@ def register_pg_vector_dumper(adapters: Any = None) -> None:
     (adapters if adapters is not None else psycopg.adapters).register_dumper(PgVector, _Dumper)
 
 
-def keyword_terms(query: str) -> list[str]:
-    """The content words of a query, lower-cased, stop words removed, in order, unique;
-    bounded so that no query can stall the store.
-
-    Only the first :data:`MAX_KEYWORD_CHARS` characters (1 MiB, about 0.1 s to read) are
-    read, and at most :data:`MAX_KEYWORD_TERMS` (64) distinct words are searched. A longer
-    query keeps its longest words (a long word is usually a rare one, so the most selective;
-    ties go to the earlier word), in their order in the query. The cost of a keyword search
-    grows with its terms: on 3,000 memories of 20 words (this project's 2-core test
-    machine), 64 terms take 7 ms on SQLite and 26 ms on PostgreSQL, 1,024 terms 0.18 s and
-    0.8 s, and 150,000 terms (a 1 MB query) took 8 s on SQLite before this bound.
-
-    >>> keyword_terms("What does the user drink? The user drinks tea")
-    ['user', 'drink', 'drinks', 'tea']
-    >>> len(keyword_terms(" ".join(f"w{i}" for i in range(1000)) + " photosynthesis"))
-    64
-    >>> "photosynthesis" in keyword_terms(" ".join(f"w{i}" for i in range(1000)) + " photosynthesis")
-    True
-    """
-    seen: dict[str, None] = {}
-    for word in _WORD_RE.findall(query[:MAX_KEYWORD_CHARS].lower()):
-        if word not in _STOPWORDS and len(word) > 1:
-            seen.setdefault(word, None)
-    terms = list(seen)
-    if len(terms) <= MAX_KEYWORD_TERMS:
-        return terms
-    kept = set(heapq.nsmallest(MAX_KEYWORD_TERMS, range(len(terms)), key=lambda i: (-len(terms[i]), i)))
-    return [t for i, t in enumerate(terms) if i in kept]
-
-
 def fts5_query(terms: Sequence[str]) -> str:
     """An FTS5 query matching any of ``terms`` (each quoted, so no term is an operator)."""
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-
-
-def tsquery(terms: Sequence[str]) -> str:
-    """A PostgreSQL tsquery text matching any of ``terms`` (they hold letters and digits only)."""
-    return " | ".join(terms)
 
 
 class Where:

@@ -112,6 +112,22 @@ def _v7_keyed_audit_hashes(conn: Connection) -> None:
                           "ALTER COLUMN hash TYPE VARCHAR(128)"))
 
 
+# PostgreSQL's parser keeps "v6.31.90", "db-61.eu-west" or "a_b" as one token, so a search
+# for "31" or "db 61" missed them; SQLite's FTS5 splits them. Splitting them here too gives
+# both databases the same words (translate, not a regex class: those are ASCII-only under
+# the C locale and would drop every non-ASCII letter).
+TSV_EXPRESSION = "to_tsvector('english', translate(text, '.-/_:@#+=|\\', '           '))"
+
+
+def _v8_split_tokens(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE sutram_memories DROP COLUMN IF EXISTS tsv"))
+        conn.execute(text(f"ALTER TABLE sutram_memories ADD COLUMN tsv tsvector GENERATED ALWAYS AS "
+                          f"({TSV_EXPRESSION}) STORED"))
+        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_sutram_memories_tsv ON sutram_memories USING gin (tsv) "
+                          "WITH (fastupdate = off)"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration("checkpoints, channel blobs and pending writes", _v1_checkpoints),
     Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
@@ -120,6 +136,7 @@ MIGRATIONS: list[Migration] = [
     Migration("the run ledger (runs, leases, fences) and the call journal", _v5_runs),
     Migration("the inputs runs were started with", _v6_run_inputs),
     Migration("audit hashes wide enough for keyed (HMAC) entries", _v7_keyed_audit_hashes),
+    Migration("keyword index splits dotted and dashed tokens on PostgreSQL", _v8_split_tokens),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations

@@ -1,7 +1,8 @@
 """The Weaviate memory backend: one multi-tenant collection, Sutram tenants as Weaviate tenants.
 
-Search uses Weaviate's own hybrid query (BM25 + vector, fused by rank with the same
-weight split as the SQL backends), ``near_vector`` and ``bm25``. Filters come from
+Search asks Weaviate for its ``near_vector`` and ``bm25`` candidates and scores them with
+the same fusion as the SQL backends (:func:`sutram_core.memory.ranking.fuse`), so a query
+ranks alike on every backend. Filters come from
 :mod:`.translate`. Weaviate has no transactions: a batch of writes is applied in order,
 and object ids are deterministic (tenant, namespace, key, version), so a batch that
 failed half-way is completed, never duplicated, by running it again.
@@ -29,6 +30,7 @@ from sutram_core.backends.weaviate.translate import (
     to_filter,
 )
 from sutram_core.errors import ConfigurationError, MissingDependencyError, StorageError
+from sutram_core.memory.ranking import fuse, recency_factor
 from sutram_core.memory.records import (
     MemoryKind,
     MemoryRecord,
@@ -51,6 +53,7 @@ _BASE_PROPS: dict[str, str] = {
     "valid_from": "int", "valid_to": "int", "ttl_seconds": "number", "expires_at": "int",
 }
 _RETURN = [p for p in _BASE_PROPS if p != "ns_prefixes"]
+_CANDIDATES = 40  # per candidate list, at least (as the SQL backend)
 
 
 def _weaviate() -> Any:
@@ -308,38 +311,48 @@ class WeaviateMemoryBackend:
         return int(result.total_count or 0)
 
     def search(self, tenant: str, request: SearchRequest) -> list[SearchHit]:
-        from weaviate.classes.query import HybridFusion, MetadataQuery
+        from weaviate.classes.query import MetadataQuery
 
         col = self._tenant(tenant)
         f = self._filter(request)
-        meta = MetadataQuery(score=True, distance=True)
         vector = [float(x) for x in request.vector] if request.vector is not None else None
-        common = dict(filters=f, limit=request.limit, offset=request.offset, return_properties=_RETURN,
-                      return_metadata=meta)
         if not request.query and vector is None:
             from weaviate.classes.query import Sort
 
             sort = (Sort.by_property("namespace").by_property("key") if request.order == "key"
                     else Sort.by_property("updated_at", ascending=False))
-            result = col.query.fetch_objects(sort=sort, **common)
-        elif request.mode == "keyword" or vector is None:
-            result = col.query.bm25(query=request.query, query_properties=["text"], **common)
-        elif request.mode == "vector" or not request.query:
-            result = col.query.near_vector(near_vector=vector, **common)
+            result = col.query.fetch_objects(sort=sort, filters=f, limit=request.limit, offset=request.offset,
+                                             return_properties=_RETURN)
+            return [SearchHit(self._record(tenant, obj.properties)) for obj in result.objects]
+        # the two candidate lists, scored by the same fusion as the SQL backends
+        need = request.offset + request.limit
+        depth = need if request.mode == "vector" else max(_CANDIDATES, 2 * need)
+        props: dict[str, dict[str, Any]] = {}
+        vector_hits: list[tuple[str, float]] = []
+        keyword_hits: list[tuple[str, float]] = []
+        if vector is not None and request.mode in ("hybrid", "vector"):
+            for obj in col.query.near_vector(near_vector=vector, filters=f, limit=depth, return_properties=_RETURN,
+                                             return_metadata=MetadataQuery(distance=True)).objects:
+                props[str(obj.uuid)] = obj.properties
+                vector_hits.append((str(obj.uuid), 1.0 - float(obj.metadata.distance or 0.0)))
+        if request.query and request.mode in ("hybrid", "keyword"):
+            for obj in col.query.bm25(query=request.query, query_properties=["text"], filters=f, limit=depth,
+                                      return_properties=_RETURN, return_metadata=MetadataQuery(score=True)).objects:
+                props[str(obj.uuid)] = obj.properties
+                keyword_hits.append((str(obj.uuid), float(obj.metadata.score or 0.0)))
+        if request.mode == "vector" or not keyword_hits:
+            fused = vector_hits
         else:
-            w = request.weights
-            result = col.query.hybrid(query=request.query, vector=vector, alpha=w.vector / (w.vector + w.keyword),
-                                      fusion_type=HybridFusion.RANKED, query_properties=["text"], **common)
+            fused = fuse(request.query or "", vector_hits, keyword_hits,
+                         {i: str(p.get("text") or "") for i, p in props.items()}, request.weights,
+                         "keyword" if request.mode == "keyword" or not vector_hits else "hybrid")
+        vscore, kscore = dict(vector_hits), dict(keyword_hits)
         hits = []
-        for obj in result.objects:
-            md = obj.metadata
-            distance = getattr(md, "distance", None)
-            score = getattr(md, "score", None)
-            if score is None and distance is not None:
-                score = 1.0 - float(distance)
-            hits.append(SearchHit(
-                self._record(tenant, obj.properties), score if request.query or vector is not None else None,
-                1.0 - float(distance) if distance is not None else None,
-                float(md.score) if request.mode == "keyword" and md.score is not None else None,
-            ))
-        return hits
+        for ident, score in fused:
+            record = self._record(tenant, props[ident])
+            if request.recency_half_life:
+                age = (request.now - to_micros(record.updated_at or request.now / 1e6)) / 1e6
+                score *= recency_factor(age, request.recency_half_life)
+            hits.append(SearchHit(record, score, vscore.get(ident), kscore.get(ident)))
+        hits.sort(key=lambda h: -(h.score or 0.0))  # stable: equal scores keep the fused order
+        return hits[request.offset: request.offset + request.limit]
