@@ -178,7 +178,7 @@ def evidence(query: QueryTerms, texts: Mapping[str, str],
 def weigh(share: tuple[float, float, float], weights: FusionWeights) -> float:
     """Keyword evidence from the three shares :func:`shares` gives."""
     ids, names, words = share
-    return weights.identifier * ids + weights.name * names + weights.words * words ** weights.words_power
+    return float(weights.identifier * ids + weights.name * names + weights.words * math.pow(words, weights.words_power))
 
 
 def fuse(
