@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+from itertools import pairwise
 from typing import Any
 
 from sutram_adapters.langgraph import SutramStore
@@ -41,7 +42,7 @@ def _writer(url: str, process: int, errors: Any) -> None:
                 else:  # a chain of facts, each closing the one before
                     memory.supersede((NS, f"fact-{me}-{i - 1}"), f"fact {i} of {me}", key=f"fact-{me}-{i}")
                 lg.put(NS, "lg", {"writer": me, "i": i})
-            except Exception as exc:  # noqa: BLE001 - every failure is reported to the parent
+            except Exception as exc:
                 failures.append(f"{me} round {i}: {type(exc).__name__}: {exc}")
 
     threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
@@ -80,7 +81,7 @@ def test_concurrent_writers_of_one_key_serialize_without_errors(db_url: str) -> 
         writes = PROCESSES * THREADS * ROUNDS
         assert [v.version for v in versions] == list(range(1, writes + 1))
         assert [v.valid_to is None for v in versions].count(True) == 1 and versions[-1].valid_to is None
-        assert all(later.supersedes == earlier.id for earlier, later in zip(versions, versions[1:], strict=False))
+        assert all(later.supersedes == earlier.id for earlier, later in pairwise(versions))
 
         # supersede: each writer's chain ends in its last fact, the earlier ones closed
         for p in range(PROCESSES):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ def _keys(items: list[Any]) -> list[str]:
 
 def _scores_fall(items: list[Any]) -> bool:
     scores = [i.score for i in items if i.score is not None]
-    return all(a >= b for a, b in zip(scores, scores[1:], strict=False))
+    return all(a >= b for a, b in pairwise(scores))
 
 
 # -- put / get / delete ------------------------------------------------------------------------
@@ -260,6 +261,34 @@ def test_dollar_embeds_the_whole_value(open_store: Any) -> None:
     store.put(("d",), "tea", {"a": "green", "b": "tea"})
     store.put(("d",), "bike", {"a": "red", "b": "bike"})
     assert _keys(store.search(("d",), query="green tea"))[0] == "tea"
+
+
+CONCEPTS = {"car": 0, "automobile": 0, "vehicle": 0, "tea": 1, "chai": 1, "bicycle": 2, "bike": 2}
+
+
+def _concept_embed(texts: list[str]) -> list[list[float]]:
+    # words of one concept share a direction: similar meanings, no shared word
+    out = []
+    for t in texts:
+        v = [0.0] * 8
+        for w in t.lower().split():
+            v[CONCEPTS.get(w, 3 + len(w) % 5)] += 1.0
+        v[7] += 0.1
+        out.append(v)
+    return out
+
+
+def test_a_vector_only_match_scores_its_cosine_similarity(open_store: Any) -> None:
+    store = open_store(index={"dims": 8, "embed": _concept_embed, "fields": ["text"]})
+    store.put(("d",), "a", {"text": "car"})
+    store.put(("d",), "b", {"text": "chai"})
+    store.put(("d",), "c", {"text": "bicycle vehicle"})
+    hits = store.search(("d",), query="automobile")  # no memory holds the word
+    ref = InMemoryStore(index={"dims": 8, "embed": _concept_embed, "fields": ["text"]})  # type: ignore[typeddict-item]
+    for key in "abc":
+        ref.put(("d",), key, store.get(("d",), key).value)  # type: ignore[union-attr]
+    expected = {h.key: h.score for h in ref.search(("d",), query="automobile")}
+    assert {h.key: pytest.approx(h.score, abs=1e-4) for h in hits} == expected
 
 
 # -- list_namespaces ---------------------------------------------------------------------------
