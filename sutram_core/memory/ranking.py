@@ -16,7 +16,8 @@ query holds decides how much the keywords count:
 - an identifier (a word with a digit: ``ORD-19494``, ``E4927``, ``v2.3.1``, ``db-61``) is
   strong evidence: a memory holding it outranks near twins that differ by a digit or two,
   which embeddings cannot tell apart;
-- a name (a capitalised word past the first, when the query is not in title case) picks
+- a name (a capitalised word, the first one only when it is not a usual opener such as
+  "Please" or "Does", and none when the query is in title case) picks
   the memories about that person or thing, and the vector decides among them;
 - other words count little and only when a memory shares most of them (the square), so a
   paraphrase keeps its vector order and a coincidental shared word does not reorder it.
@@ -50,6 +51,13 @@ _STOPWORDS = frozenset(
     "a an and are as at be by can could did do does for from had has have how i in is it its me my "
     "of on or our she he should so that the their them they this to was we were what when where "
     "which who whom why will with would you your".split()
+)
+# Words that open a question or a request with a capital letter and name nothing.
+_OPENERS = frozenset(
+    "please tell show list find give remind get let lets can could would should will shall may might must "
+    "is are was were am be been has have had do does did any some all every no not yes hi hello hey thanks "
+    "thank ok okay so but if then also now just whose there here these those his her we you he she they "
+    "summary summarize search look check recall remember describe explain".split()
 )
 _SUFFIXES = (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""))
 
@@ -129,7 +137,9 @@ class QueryTerms:
         """
         terms = list(dict.fromkeys(stem(t) for t in keyword_terms(query)))
         originals = _WORD_RE.findall(query[:MAX_KEYWORD_CHARS])
-        capitalised = [w for w in originals[1:] if w[:1].isupper() and w.lower() not in _STOPWORDS]
+        # the first word is capitalised anyway: a name only when it is not a usual opener
+        first = originals[:1] if originals and originals[0].lower() not in _OPENERS else []
+        capitalised = [w for w in first + originals[1:] if w[:1].isupper() and w.lower() not in _STOPWORDS]
         # a query in title case (or shouting) says nothing by its capitals
         named = set() if len(capitalised) > max(2, len(originals) // 2) else {stem(w.lower()) for w in capitalised}
         identifiers = tuple(t for t in terms if any(c.isdigit() for c in t))
