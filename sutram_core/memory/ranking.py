@@ -32,6 +32,7 @@ identifier match decides), the other three were picked on the remaining sets eac
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import re
@@ -102,6 +103,7 @@ def keyword_terms(query: str) -> list[str]:
     return [t for i, t in enumerate(terms) if i in kept]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
     """A light, deterministic suffix stripper (plurals, -ing, -ed), so "drinks" meets "drink".
 
@@ -116,8 +118,10 @@ def stem(word: str) -> str:
     return word
 
 
-def _stems(text: str) -> set[str]:
-    return {stem(w) for w in _WORD_RE.findall(text.lower())}
+@functools.lru_cache(maxsize=1 << 12)
+def _stems(text: str) -> frozenset[str]:
+    # cached: the same memories come back as candidates query after query
+    return frozenset(stem(w) for w in _WORD_RE.findall(text.lower()))
 
 
 @dataclass(frozen=True)

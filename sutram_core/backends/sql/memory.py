@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,8 @@ def _record(row: Sequence[Any], tenant: str) -> MemoryRecord:
 
 class SqlMemoryBackend:
     """Memories in the Sutram SQL database (see the module docstring)."""
+
+    serialized_add = True  # "add" writes find their near-duplicate inside the write (_resolve_add)
 
     field_vectors = True  # a record may hold one vector per index field (memory_field_vectors.py)
 
@@ -222,6 +225,9 @@ class SqlMemoryBackend:
         extras: list[tuple[str, np.ndarray]] = []  # (id, vectors after the first)
         deleted = 0
         for w in writes:
+            if w.op == "add":
+                yield from self._flush(insert_sql, inserts, update_sql, updates)
+                w = yield from self._resolve_add(tenant, w, current)
             ns = encode_namespace(w.namespace)
             existing = current.get((ns, w.key))
             if w.op in ("close", "delete", "meta"):
@@ -296,6 +302,45 @@ class SqlMemoryBackend:
         if deleted and self.dialect == "sqlite":
             yield Step(text("UPDATE sutram_memory_state SET deletes = deletes + 1 WHERE tenant_id = :t"), {"t": tenant})
         return out
+
+    def _resolve_add(self, tenant: str, w: Write, current: dict[tuple[str, str], tuple[Any, ...]]) -> Plan[Write]:
+        """An "add" as the put (or procedural version) it becomes: of the near-duplicate's key
+        when the namespace holds one of the same kind at or above ``w.dedupe``, else of its own
+        new key. Decided inside the write transaction, one add of a namespace at a time
+        (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock on the namespace), so two
+        processes adding one fact at once keep one memory."""
+        rec = w.record
+        assert rec is not None and rec.embedding is not None and w.dedupe is not None
+        ns = encode_namespace(w.namespace)
+        op = "version" if rec.kind is MemoryKind.PROCEDURAL else "put"
+        if self.dialect == "postgresql":
+            yield Step(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, :salt))"),
+                       {"k": f"{tenant}\x1e{ns}\x1eadd", "salt": _KEY_LOCK_SALT})
+        where = where_clause(self.dialect, tenant, namespace_prefix=w.namespace, exact_namespace=True,
+                             kinds=(rec.kind.value,), now=w.at)
+        query = field_vectors.vector_rows(rec.embedding)[0]  # type: ignore[index]
+        rows: dict[int, Any] = {}
+        if self.pgvector is not None:
+            hits = yield from self.pgvector.candidates_plan(where, _SELECT, query, 1, rows)
+        else:  # exact over the namespace's vectors of that kind
+            hits = yield from VectorIndex._scan_plan(query, where, 1)
+        if not hits or hits[0][1] < w.dedupe:
+            return replace(w, op=op)
+        if hits[0][0] not in rows:
+            found = yield Step(text(f"SELECT {_SELECT} FROM sutram_memories m WHERE m.pk = :pk"), {"pk": hits[0][0]})
+            rows[hits[0][0]] = found[0]
+        key = str(rows[hits[0][0]][3])
+        if self.dialect == "postgresql":  # the near-duplicate's own writers take turns with this one
+            yield Step(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, :salt))"),
+                       {"k": f"{tenant}\x1e{ns}\x1e{key}", "salt": _KEY_LOCK_SALT})
+        found = yield Step(text(
+            "SELECT namespace, key, id, created_at, version, valid_from FROM sutram_memories "
+            "WHERE tenant_id = :t AND valid_to IS NULL AND namespace = :ns AND key = :k"
+        ), {"t": tenant, "ns": ns, "k": key})
+        for r in found:
+            current[(r[0], r[1])] = tuple(r[2:])
+        rec.key = key
+        return replace(w, op=op, key=key)
 
     def _merge_metadata(self, tenant: str, ns: str, w: Write, seq: int) -> Plan[None]:
         rows = yield Step(text(
@@ -526,8 +571,12 @@ class SqlMemoryBackend:
         else:
             # every candidate's text feeds the keyword evidence (ranking.fuse)
             pool = list(dict.fromkeys([pk for pk, _ in vector_hits] + [pk for pk, _ in keyword_hits]))
-            yield from self._read_rows(w, [pk for pk in pool if pk not in by_pk], by_pk)
             texts = {str(pk): by_pk[pk][5] or "" for pk in pool if pk in by_pk}
+            missing = [pk for pk in pool if pk not in by_pk]
+            if missing:  # the text only: whole rows are read for the page alone
+                rows = yield Step(text(f"SELECT m.pk, m.text FROM sutram_memories m WHERE {w.sql_by_rowid()} "
+                                       f"AND m.pk IN ({','.join(map(str, missing))})"), w.params)
+                texts.update((str(r[0]), r[1] or "") for r in rows)
             fused = fuse(request.query or "", [(str(pk), s) for pk, s in vector_hits if str(pk) in texts],
                          [(str(pk), s) for pk, s in keyword_hits if str(pk) in texts], texts, request.weights,
                          "keyword" if request.mode == "keyword" or not vector_hits else "hybrid")
