@@ -5,6 +5,7 @@ same process, same data, same queries. Prints each figure and the ratio.
                                               # SUTRAM_BENCH_PG_URL is set (make bench)
     python bench/memory.py --n 20000          # smaller
     python bench/memory.py --smoke            # tiny: checks that the benchmark runs
+    python bench/memory.py --quality-only     # only the MRR table of the labelled sets
 
 Data: N memories of 384 dimensions, vectors clustered around 100 centroids (each cluster
 spread along 16 directions of its own, plus a little isotropic noise), each with a
@@ -15,7 +16,9 @@ and 5 of its words.
 
 Figures: ingest rate (records/s, batches of 1,000); query latency p50/p95 for vector,
 keyword and hybrid search and for 10% filtered search; recall@10 of each vector path
-against exact search over the same rows; memory growth (RSS) of InMemoryStore.
+against exact search over the same rows; memory growth (RSS) of InMemoryStore. Then the
+retrieval quality (MRR@10) of each labelled set under ``tests/data/`` (the real MiniLM
+embedder), Sutram's three search modes beside LangGraph's stores.
 PostgresStore's ingest rate is measured through its API on the first 2,000 items; the rest
 is loaded with COPY into its own tables so that its queries run at full size too.
 """
@@ -248,6 +251,75 @@ def bench_postgres_store(url: str, data: Dataset, queries: int) -> dict[str, Any
     return out
 
 
+# -- retrieval quality on the labelled sets --------------------------------------------------------
+
+
+def quality(sets: Sequence[str], pg: str | None) -> dict[str, Any]:
+    """MRR@10 on each labelled set (tests/data): Sutram's vector, keyword and default search
+    on SQLite (and PostgreSQL), and LangGraph's InMemoryStore (and PostgresStore) with the
+    same embedder (the offline MiniLM), which search by vector only."""
+    from langgraph.store.memory import InMemoryStore
+
+    from sutram_adapters.langgraph.store import _EmbedderEmbeddings
+    from sutram_core.memory.embedders import default_embedder
+    from tests.memory_eval import fill, load_set, mrr, store_search
+
+    embedder = default_embedder()
+    embeddings = _EmbedderEmbeddings(embedder)
+    out: dict[str, Any] = {}
+
+    def peer_search(store: Any) -> Callable[[str, dict[str, Any]], list[str]]:
+        return lambda question, q: [h.key for h in store.search(("m",), query=question, limit=10)]
+
+    def peer_fill(store: Any, data: dict[str, Any]) -> list[dict[str, Any]]:
+        # LangGraph's stores have no "as of": they hold the current facts only, and the
+        # questions about superseded ones are left out for them
+        closed = {m["key"] for m in data["memories"] if "superseded_by" in m}
+        for m in data["memories"]:
+            if m["key"] not in closed:
+                store.put(("m",), m["key"], {"text": m["text"]})
+        return [q for q in data["questions"] if not q.get("as_of")]
+
+    for name in sets:
+        data = load_set(name)
+        row: dict[str, float] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            targets = [("sqlite", f"sqlite:///{Path(tmp) / 'quality.db'}", None)]
+            if pg:
+                url, schema = fresh_schema(pg)
+                targets.append(("postgres", url, schema))
+            for label, url, schema in targets:
+                try:
+                    with MemoryStore.from_url(url, tenant="quality", embedder=embedder) as store:
+                        fill(store, data)
+                        for mode in ("vector", "keyword", "hybrid"):
+                            row[f"{label}_{mode}"] = mrr(store_search(store, mode), data["questions"])
+                finally:
+                    if schema and pg:
+                        drop_schema(pg, schema)
+        index = {"dims": embedder.dims or len(embedder.embed_query("probe")), "embed": embeddings, "fields": ["text"]}
+        peer = InMemoryStore(index=index)  # type: ignore[arg-type]
+        row["in_memory_store"] = mrr(peer_search(peer), peer_fill(peer, data))
+        if pg:
+            from langgraph.store.postgres import PostgresStore
+
+            url, schema = fresh_schema(pg)
+            try:
+                with PostgresStore.from_conn_string(url, index=index) as ps:  # type: ignore[arg-type]
+                    ps.setup()
+                    row["postgres_store"] = mrr(peer_search(ps), peer_fill(ps, data))
+            finally:
+                drop_schema(pg, schema)
+        out[name] = row
+    print("\nRetrieval quality, MRR@10 (default = Sutram's hybrid search; LangGraph's stores search by vector)")
+    cols = [c for c in ("sqlite_vector", "sqlite_keyword", "sqlite_hybrid", "postgres_vector", "postgres_keyword",
+                        "postgres_hybrid", "in_memory_store", "postgres_store") if c in next(iter(out.values()))]
+    print("  " + "set".ljust(14) + "".join(c.replace("_hybrid", "_default").rjust(18) for c in cols))
+    for name, row in out.items():
+        print("  " + name.ljust(14) + "".join(f"{row[c]:18.3f}" for c in cols))
+    return out
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -264,7 +336,14 @@ def main() -> int:
     ap.add_argument("--peer-queries", type=int, default=5, help="InMemoryStore queries (each scans everything)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the benchmark runs")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--quality-only", action="store_true", help="only the retrieval quality table")
     args = ap.parse_args()
+    from tests.memory_eval import SET_NAMES
+
+    pg = os.environ.get("SUTRAM_BENCH_PG_URL")
+    if args.quality_only:
+        quality(SET_NAMES, pg)
+        return 0
     if args.smoke:
         args.n, args.queries, args.peer_queries = 3000, 10, 3
     print(f"memory benchmark: {args.n:,} memories x {DIMS} dims, {args.queries} queries")
@@ -277,7 +356,6 @@ def main() -> int:
         results["sutram_sqlite"] = bench_sutram(f"sqlite:///{Path(tmp) / 'memory.db'}", data, args.queries,
                                                 "Sutram on SQLite")
     results["in_memory_store"] = bench_in_memory(data, args.peer_queries)
-    pg = os.environ.get("SUTRAM_BENCH_PG_URL")
     if pg:
         url, schema = fresh_schema(pg)
         try:
@@ -311,6 +389,7 @@ def main() -> int:
               f"(targets <= 5 ms, >= 0.95); filtered p50 {sp['filtered_vector_p50_ms']:.1f} ms vector, "
               f"{sp['filtered_hybrid_p50_ms']:.1f} ms hybrid (target <= 20); ingest {sp['ingest_per_s']:,.0f}/s "
               f"(target >= 2,000), of which into the HNSW index {sp['indexed_per_s']:,.0f}/s")
+    results["quality"] = quality(SET_NAMES[1:2] if args.smoke else SET_NAMES, pg)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))
     return 0
