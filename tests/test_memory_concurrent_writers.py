@@ -93,3 +93,46 @@ def test_concurrent_writers_of_one_key_serialize_without_errors(db_url: str) -> 
     with SutramStore.from_url(db_url, tenant="acme", index=False) as lg:
         item = lg.get(NS, "lg")
         assert item is not None and item.value["i"] == ROUNDS - 1
+
+
+def _adder(url: str, process: int, errors: Any) -> None:
+    """One process: THREADS threads adding the same fact (and a second one) at once."""
+    memory = MemoryStore.from_url(url, tenant="acme", embedder=WordHashEmbedder())
+    start = threading.Barrier(THREADS)
+    failures: list[str] = []
+
+    def work(thread: int) -> None:
+        start.wait()
+        for i in range(ROUNDS):
+            try:
+                memory.add(("facts",), "the user drinks green tea", value={"by": f"p{process}t{thread}", "i": i})
+                memory.add(("facts",), "the user lives in Lisbon")
+            except Exception as exc:
+                failures.append(f"p{process}t{thread} round {i}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    memory.close()
+    errors.put(failures)
+
+
+def test_concurrent_adds_of_one_fact_keep_one_memory(db_url: str) -> None:
+    with MemoryStore.from_url(db_url, tenant="acme", embedder=WordHashEmbedder()):
+        pass
+    ctx = multiprocessing.get_context("spawn")
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_adder, args=(db_url, p, errors)) for p in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    failures = [f for _ in procs for f in errors.get(timeout=600)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert failures == []
+    with MemoryStore.from_url(db_url, tenant="acme", embedder=WordHashEmbedder()) as memory:
+        # near-duplicates update the memory already there instead of adding another
+        assert sorted(r.text for r in memory.list(("facts",), limit=100)) == [
+            "the user drinks green tea", "the user lives in Lisbon"]

@@ -60,7 +60,10 @@ class Write:
     ``op`` is "put" (replace the current record of the key, or insert), "version" (close
     the current record and insert the next version), "close" (set ``valid_to`` on the
     current record), "delete" (remove every version of the key) or "meta" (merge
-    ``metadata`` into the current record's metadata, nothing else changes).
+    ``metadata`` into the current record's metadata, nothing else changes), or "add" (the
+    record replaces the near-duplicate of the same namespace and kind whose cosine similarity
+    is at least ``dedupe``, if there is one, else is inserted: decided inside the write, so
+    concurrent adds of one fact keep one memory).
     """
 
     op: str
@@ -69,6 +72,7 @@ class Write:
     record: MemoryRecord | None = None
     at: int = 0  # microseconds: the time of the change
     metadata: dict[str, Any] | None = None
+    dedupe: float | None = None  # "add": the near-duplicate threshold
 
 
 @dataclass
@@ -386,6 +390,12 @@ class MemoryStore:
 
     def _add(self, tenant: str, rec: MemoryRecord) -> MemoryRecord:
         request = self._dedupe_request(rec)
+        if request is not None and self.dedupe_threshold is not None and getattr(self.backend, "serialized_add", False):
+            # the backend looks for the near-duplicate inside the write, one add at a time
+            out = self.backend.apply(tenant, [Write("add", rec.namespace, rec.key, rec, now_micros(),
+                                                    dedupe=self.dedupe_threshold)])[0]
+            assert out is not None
+            return out
         if request is not None and self.dedupe_threshold is not None:
             hits = self.backend.search(tenant, request)
             if hits and (hits[0].vector_score or 0.0) >= self.dedupe_threshold:
