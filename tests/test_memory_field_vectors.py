@@ -89,3 +89,22 @@ def test_records_with_one_field_store_no_extra_vectors(db_url: str) -> None:
         rec = memory.get(("d",), "a")
         assert rec is not None
         assert [h.record.key for h in memory.search("green tea", mode="vector")] == ["a"]
+
+
+def test_as_of_searches_score_closed_records_by_their_best_field(db_url: str) -> None:
+    import time
+
+    with MemoryStore.from_url(db_url, tenant="acme", embedder=EMBED) as memory:
+        def put(texts: list[str]) -> None:
+            rec = memory.make_record(("p",), "how", {"text": " ".join(texts)}, None, "procedural", None, None, None,
+                                     None)
+            rec.field_texts = texts
+            memory.put_many([rec])
+
+        put(["bike", "green tea"])
+        between = time.time()
+        time.sleep(0.01)
+        put(["cake", "rain"])  # the next version closes the first
+        then = memory.search("green tea", mode="vector", as_of=between, limit=5)
+        assert [h.record.version for h in then] == [1]
+        assert then[0].vector_score == pytest.approx(1.0, abs=1e-4)

@@ -542,8 +542,14 @@ class SqlMemoryBackend:
             else:
                 self._indexes.move_to_end(tenant)
         hits = index.search(q, w, request, depth)
-        if request.as_of is not None or not self._field_table_seen():
+        if not self._field_table_seen():
             return hits
+        if request.as_of is not None:
+            more = self.db.run(field_vectors.scan_plan(q, w, depth), write=False)
+            best = dict(hits)
+            for pk, score in more:
+                best[pk] = max(best.get(pk, -np.inf), score)
+            return sorted(best.items(), key=lambda h: (-h[1], h[0]))[:depth]
         # records with several vectors (one per index field): each record once, scored by its
         # best vector. Exact: a record among the best `depth` by its best vector is among the
         # best `depth` of the list that holds that vector.

@@ -26,7 +26,8 @@ from sqlalchemy import bindparam, text
 
 from sutram_core.backends.sql.database import Database, Plan, Step
 
-__all__ = ["TABLE", "FieldVectorIndex", "create_plan", "exists_plan", "vector_rows", "write_plan"]
+__all__ = ["TABLE", "FieldVectorIndex", "create_plan", "delete_plan", "exists_plan", "scan_plan", "vector_rows",
+           "write_plan"]
 
 TABLE = "sutram_memory_field_vectors"
 _WIDEST = 4096  # candidates checked against the filter before asking the database for all matches
@@ -88,6 +89,21 @@ def delete_plan(where_sql: str, params: dict[str, Any]) -> Plan[None]:
     """SQLite (no cascading foreign key): drop the vectors of the memories ``where_sql`` selects."""
     yield Step(text(f"DELETE FROM {TABLE} WHERE memory_pk IN (SELECT pk FROM sutram_memories WHERE {where_sql})"),
                params)
+
+
+def scan_plan(query: np.ndarray, where: Any, depth: int) -> Plan[list[tuple[int, float]]]:
+    """SQLite, "as of" searches (closed records, which the index does not hold): the
+    ``depth`` best ``(pk, best extra vector's similarity)`` pairs, scored from the table."""
+    rows = yield Step(text(
+        f"SELECT v.memory_pk, v.embedding FROM {TABLE} v JOIN sutram_memories m ON m.pk = v.memory_pk "
+        f"WHERE {where.sql()} AND length(v.embedding) = :nbytes"
+    ), {**where.params, "nbytes": int(query.shape[0]) * 4})
+    best: dict[int, float] = {}
+    if rows:
+        scores = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1) @ query
+        for (pk, _), score in zip(rows, scores.tolist(), strict=True):
+            best[int(pk)] = max(best.get(int(pk), -np.inf), float(score))
+    return sorted(best.items(), key=lambda h: (-h[1], h[0]))[:depth]
 
 
 class FieldVectorIndex:
