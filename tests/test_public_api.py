@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,33 @@ def test_saver_is_the_documented_import() -> None:
     from sutram_adapters.langgraph import SutramSaver
 
     assert SutramSaver.__module__ == "sutram_adapters.langgraph.saver"
+
+
+def test_the_wheel_ships_type_information_a_version_and_an_spdx_license(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+    from importlib.metadata import version
+
+    import sutram_core
+
+    assert sutram_core.__version__ == version("sutram")
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    # built from a copy of the tracked files: a stale build/ folder must not slip into the wheel
+    listed = subprocess.run(["git", "ls-files"], cwd=root, check=True, capture_output=True, text=True).stdout
+    src = tmp_path / "src"
+    for name in listed.splitlines():
+        if (root / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path), str(src)], check=True, capture_output=True, timeout=300)
+    wheel = next(tmp_path.glob("sutram-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        assert {"sutram_core/py.typed", "sutram_adapters/py.typed"} <= names
+        metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: Apache-2.0" in metadata
+    assert "langgraph-checkpoint>=4.3.0" in metadata
