@@ -118,10 +118,17 @@ def stem(word: str) -> str:
     return word
 
 
-@functools.lru_cache(maxsize=1 << 12)
 def _stems(text: str) -> frozenset[str]:
-    # cached: the same memories come back as candidates query after query
+    # cached: the same memories come back as candidates query after query; long texts are
+    # not kept (4,096 of them could hold gigabytes)
+    return _stems_cached(text) if len(text) <= 4096 else _stem_all(text)
+
+
+def _stem_all(text: str) -> frozenset[str]:
     return frozenset(stem(w) for w in _WORD_RE.findall(text.lower()))
+
+
+_stems_cached = functools.lru_cache(maxsize=1 << 12)(_stem_all)
 
 
 @dataclass(frozen=True)
