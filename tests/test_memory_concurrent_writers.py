@@ -136,3 +136,49 @@ def test_concurrent_adds_of_one_fact_keep_one_memory(db_url: str) -> None:
         # near-duplicates update the memory already there instead of adding another
         assert sorted(r.text for r in memory.list(("facts",), limit=100)) == [
             "the user drinks green tea", "the user lives in Lisbon"]
+
+
+def _superseder(url: str, process: int, errors: Any) -> None:
+    """One process: THREADS threads each superseding the same current fact at once."""
+    from sutram_core.errors import InvalidMemoryError
+
+    memory = MemoryStore.from_url(url, tenant="acme", embedder=WordHashEmbedder())
+    start = threading.Barrier(THREADS)
+    outcomes: list[str] = []
+
+    def work(thread: int) -> None:
+        start.wait()
+        try:
+            memory.supersede((("race",), "city"), f"the user moved to city {process}-{thread}")
+            outcomes.append("won")
+        except InvalidMemoryError:
+            outcomes.append("lost")  # another writer closed the fact first: nothing to supersede
+        except Exception as exc:
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    memory.close()
+    errors.put(outcomes)
+
+
+def test_racing_supersedes_of_one_fact_leave_one_successor(db_url: str) -> None:
+    with MemoryStore.from_url(db_url, tenant="acme", embedder=WordHashEmbedder()) as memory:
+        old = memory.put(("race",), "city", {"text": "the user lives in Lisbon"})
+    ctx = multiprocessing.get_context("spawn")
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_superseder, args=(db_url, p, errors)) for p in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    outcomes = [o for _ in procs for o in errors.get(timeout=600)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert sorted(set(outcomes)) <= ["lost", "won"], outcomes
+    assert outcomes.count("won") == 1
+    with MemoryStore.from_url(db_url, tenant="acme", embedder=WordHashEmbedder()) as memory:
+        current = memory.list(("race",), limit=100)
+        assert len(current) == 1 and current[0].supersedes == old.id

@@ -34,6 +34,7 @@ from sutram_core.backends.sql.memory_sql import (
     register_pg_vector_dumper,
     where_clause,
 )
+from sutram_core.errors import InvalidMemoryError
 from sutram_core.memory.ranking import fuse, recency_factor
 from sutram_core.memory.records import (
     MemoryKind,
@@ -67,8 +68,6 @@ def _json(value: Any) -> str:
     try:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError as exc:
-        from sutram_core.errors import InvalidMemoryError
-
         raise InvalidMemoryError(f"a memory's value and metadata must be JSON-serializable: {exc}") from exc
 
 
@@ -235,6 +234,11 @@ class SqlMemoryBackend:
                 if w.op == "meta":
                     yield from self._merge_metadata(tenant, ns, w, seq)
                 elif w.op == "close":
+                    if existing is None:
+                        # read under the key's lock: a concurrent supersede closed it first
+                        raise InvalidMemoryError(
+                            f"nothing to supersede: no current memory {w.key!r} in {w.namespace!r} "
+                            "(another writer closed or deleted it); read the current fact and try again")
                     yield Step(text(
                         "UPDATE sutram_memories SET valid_to = :at, seq = :seq WHERE tenant_id = :t "
                         "AND namespace = :ns AND key = :k AND valid_to IS NULL"
