@@ -34,7 +34,7 @@ def lookup_order(order_id: str = "A-1042") -> str:
 
 async def main() -> None:
     instrumentation = instrument(tenant="acme")  # the one call
-    agent = FunctionAgent(tools=[FunctionTool.from_defaults(lookup_order)], llm=llama_index_llm(),
+    agent = FunctionAgent(name="order_desk", tools=[FunctionTool.from_defaults(lookup_order)], llm=llama_index_llm(),
                           system_prompt="You answer questions about orders.")
     with trace_scope(thread_id="cookbook-llamaindex"):
         print(await agent.run("Where is my order A-1042?"))

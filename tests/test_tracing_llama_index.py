@@ -51,7 +51,7 @@ def _model_step() -> tuple[Any, ...]:
                                                (f"{LLM}.astream_chat", "llm", ())))
 
 
-FUNCTION_AGENT_TREE = ("FunctionAgent.run", "agent", (
+FUNCTION_AGENT_TREE = ("Agent", "agent", (  # FunctionAgent's default name
     (f"{STEP}.init_run", "node", ()),
     (f"{STEP}.setup_agent", "node", ()),
     _model_step(),
@@ -87,7 +87,7 @@ async def test_agent_workflow_runs_nest_and_keep_scope(tracer: Tracer, instrumen
     with trace_scope(thread_id="conv-7", tenant="acme"):
         await workflow.run(user_msg="where is my order?")
     root = only_run(tracer, "acme")
-    assert (root.name, root.kind, root.operation, root.thread_id) == ("AgentWorkflow.run", "workflow", "invoke_workflow", "conv-7")
+    assert (root.name, root.kind, root.operation, root.thread_id) == ("AgentWorkflow", "workflow", "invoke_workflow", "conv-7")
     spans = walk(root)
     assert {s.thread_id for s in spans} == {"conv-7"}
     assert sum(s.kind == "llm" for s in spans) == 2 and sum(s.kind == "tool" for s in spans) == 1

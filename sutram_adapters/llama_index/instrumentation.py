@@ -153,7 +153,7 @@ class SutramSpanHandler(BaseSpanHandler[Any]):
             inputs = {k: v for k, v in bound_args.arguments.items() if k != "self"}
         if parent is None:
             thread_id, tenant = _scope.get()
-            span = Span(id_, id_, None, name, kind, tenant or st.tenant or DEFAULT_TENANT,
+            span = Span(id_, id_, None, _run_name(instance, name, kind), kind, tenant or st.tenant or DEFAULT_TENANT,
                         operation=operation or "invoke_workflow", thread_id=thread_id, inputs=inputs)
             if kind in (SpanKind.CHAIN, SpanKind.NODE):
                 span.kind = SpanKind.WORKFLOW
@@ -253,6 +253,16 @@ class SutramEventHandler(BaseEventHandler):
             span.attributes["sutram.embedding.count"] = len(getattr(event, "embeddings", None) or ())
         else:
             span.attributes["gen_ai.tool.name"] = getattr(getattr(event, "tool", None), "name", None)
+
+
+def _run_name(instance: Any, method: str, kind: str) -> str:
+    """A run's name: an agent's own name (``FunctionAgent(name="orders")``), a workflow's
+    class (``AgentWorkflow``, the user's ``Workflow`` subclass), else the method."""
+    if kind == SpanKind.AGENT and isinstance(getattr(instance, "name", None), str) and instance.name:
+        return str(instance.name)
+    if kind == SpanKind.WORKFLOW and instance is not None:
+        return type(instance).__name__
+    return method
 
 
 def _provider(instance: Any) -> str | None:
