@@ -21,6 +21,7 @@ import pytest
 
 from sutram_adapters.console import create_app
 from sutram_adapters.langgraph.durable import durable
+from tests.console_agents import seed_agents
 from tests.console_seed import Seeded, seed
 from tests.durable_graph import build
 
@@ -42,6 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seed
 
     url = f"sqlite:///{tmp_path_factory.mktemp('console') / 'console.db'}"
     data = seed(url)
+    seed_agents(url, tenant="desk")
     app = create_app(url, runner_factory=lambda tenant: durable(build(), url=url, tenant=tenant))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -180,3 +182,48 @@ def test_resuming_a_paused_run_asks_for_confirmation(server: tuple[str, Seeded],
     page.wait_for_url(f"**/runs/{data.paused_run}?tenant=acme")
     assert "completed" in page.locator("#ledger").inner_text()
     page.screenshot(path=str(shots / "resumed.png"), full_page=True)
+
+
+def _open_span(page: Any, kind: str, nth: int = 0, status: str | None = None) -> Any:
+    """Open the panel of the ``nth`` span of ``kind`` from the trace tree with the keyboard
+    (focus its link, press Enter), as a keyboard user would; return the panel."""
+    rows = page.locator(f"#tree tr.span:has(.kind-dot.{kind})" + (f".status-{status}" if status else ""))
+    link = rows.nth(nth).locator("a.span-link")
+    link.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#span-detail")
+    assert page.evaluate("document.activeElement.id") == "span-detail"  # focus moved into the panel
+    return page.locator("#span-detail")
+
+
+def test_a_langgraph_run_s_model_tool_and_error_spans(server: tuple[str, Seeded], page: Any, shots: Path) -> None:
+    base, _ = server
+    page.goto(f"{base}/?tenant=desk")
+    page.get_by_role("link", name="support", exact=True).click()
+    page.wait_for_selector("#tree")
+    llm = _open_span(page, "llm", 1)
+    assert "where are orders A-1042 and B-9?" in llm.locator(".chat.input").inner_text()
+    assert "<script>window.pwned=1</script>" in llm.inner_text()  # a hostile prompt shows as text
+    assert page.evaluate("window.pwned") is None  # and never ran
+    assert "B-9 could not be found" in llm.locator(".chat.output").inner_text()
+    assert "tokens 40 in / 14 out" in llm.inner_text()
+    page.screenshot(path=str(shots / "span-llm.png"), full_page=False)
+    tool = _open_span(page, "tool", 0, "ok")
+    assert "A-1042" in tool.locator("#span-arguments").inner_text()
+    assert "packed, leaves Tuesday" in tool.locator("#span-result").inner_text()
+    page.screenshot(path=str(shots / "span-tool.png"), full_page=False)
+    error = _open_span(page, "tool", 0, "error").locator("#span-error")
+    assert "LookupError" in error.inner_text() and "Traceback (most recent call last)" in error.inner_text()
+    assert "in lookup_order" in error.inner_text()
+    page.screenshot(path=str(shots / "span-error.png"), full_page=False)
+
+
+def test_a_llama_index_run_s_model_span(server: tuple[str, Seeded], page: Any, shots: Path) -> None:
+    base, _ = server
+    page.goto(f"{base}/?tenant=desk")
+    page.get_by_role("link", name="orders", exact=True).click()
+    page.wait_for_selector("#tree")
+    llm = _open_span(page, "llm", 1)
+    assert "where is parcel P-77?" in llm.locator(".chat.input").inner_text()
+    assert "Tool calls complete." in llm.locator(".chat.output").inner_text()
+    page.screenshot(path=str(shots / "span-llama-llm.png"), full_page=False)

@@ -5,7 +5,9 @@ over the same database the apps write to, SQLite or PostgreSQL:
 
 - ``/``: runs (traces) with filters (tenant, status, graph, time range) and totals;
 - ``/runs/{id}``: a run's trace as a tree and as a waterfall, tokens and cost per span,
-  errors, and, for a durable run, its ledger entry and journaled calls;
+  errors, and, for a durable run, its ledger entry and journaled calls; ``?span=ID`` opens
+  a span's detail panel (its chat, tool arguments and result, documents, attributes, error
+  and stack);
 - ``/threads/{id}``: a thread's checkpoints, the state at one, the diff between two, and
   the diff against the thread a fork came from (``/diff``);
 - ``/paused``: paused durable runs with their reason, and a resume action;
@@ -46,6 +48,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from sutram_adapters.console.security import ConsoleGuard, CsrfTokens, allowed_host_names
+from sutram_adapters.console.span_detail import pretty, span_detail
 from sutram_adapters.console.thread_history import thread_history
 from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
 from sutram_core.backends.sql.database import Database, Plan, Step
@@ -183,6 +186,13 @@ def _ms(value: float | None) -> str:
     return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.1f} ms"
 
 
+def _short_id(run_id: str) -> str:
+    """The first characters of a run id that tell runs apart: a LlamaIndex run id
+    (``FunctionAgent.run-<uuid>``) by its uuid, not by its common prefix."""
+    head, dash, tail = run_id.partition("-")
+    return tail[:8] if dash and "." in head else run_id[:8]
+
+
 def _short(value: Any, width: int = 160) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -206,7 +216,8 @@ class Console:
         self._memory: Any = None
         self._lock = threading.Lock()
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
-        self.env.filters.update(when=_ns_to_text, ms=_ms, short=_short, urlpath=_path_part)
+        self.env.filters.update(when=_ns_to_text, ms=_ms, short=_short, urlpath=_path_part, pretty=pretty,
+                                shortid=_short_id)
 
     def close(self) -> None:
         for saver in self._savers.values():
@@ -391,13 +402,20 @@ class _Pages:
         if ledger is not None:
             calls = [(k, e) for k, e in self.c.journal.entries(tenant, ledger.thread_id) if e.run_id == ledger.run_id]
         rows = _tree_rows(spans)
+        selected = request.query_params.get("span")
+        detail = None
+        if selected:
+            chosen = next((s for s in spans if s.span_id == selected), None)
+            if chosen is None:
+                raise ConsoleError(f"run {run_id!r} has no span {selected[:80]!r}: pick one from its trace tree")
+            detail = span_detail(chosen)
         start = min((s.start_ns for s in spans), default=0)
         end = max((s.end_ns or s.start_ns for s in spans), default=start)
         total = {"input": sum(s.input_tokens or 0 for s in spans), "output": sum(s.output_tokens or 0 for s in spans),
                  "cost": sum(s.cost_usd or 0.0 for s in spans), "errors": sum(s.status == "error" for s in spans)}
         return self.c.render("run.html", request, tenant=tenant, tenants=tenants, run_id=run_id, rows=rows,
                              start=start, span=max(end - start, 1), total=total, ledger=ledger, calls=calls,
-                             executions=executions, thread_id=thread)
+                             executions=executions, thread_id=thread, detail=detail)
 
     async def resume(self, request: Request) -> Response:
         form = await request.form()

@@ -33,7 +33,8 @@ from sutram_core.errors import ConfigurationError
 __all__ = ["CONTENT_ATTRIBUTES", "DEFAULT_MAX_CHARS", "Redactor", "content_enabled", "mask_secrets", "to_jsonable"]
 
 # span attributes that carry content (error text): dropped with the content, hooked, masked
-CONTENT_ATTRIBUTES = frozenset({"sutram.retry.last_error", "exception.message", "error.message"})
+CONTENT_ATTRIBUTES = frozenset({"sutram.retry.last_error", "exception.message", "exception.stacktrace",
+                                "error.message"})
 
 DEFAULT_MAX_CHARS = 16_384
 
@@ -142,6 +143,12 @@ def _message(value: Any) -> dict[str, Any] | None:
         field = fields.get(extra)
         if field:
             out[extra] = field
+    if "blocks" in fields and "tool_calls" not in out:
+        # LlamaIndex keeps an assistant's tool calls as blocks, which ``content`` leaves out
+        calls = [{"name": b.tool_name, "args": b.tool_kwargs, "id": b.tool_call_id} for b in fields["blocks"]
+                 if getattr(b, "block_type", None) == "tool_call"]
+        if calls:
+            out["tool_calls"] = calls
     return out
 
 

@@ -12,6 +12,7 @@ exporter and ``sutram trace --json`` use them.
 from __future__ import annotations
 
 import time
+import traceback
 from typing import Any
 from uuid import UUID
 
@@ -92,7 +93,7 @@ class Span:
 
     __slots__ = (
         "attributes", "cache_read_tokens", "checkpoint_ns", "cost_usd", "end_ns",
-        "error_message", "error_type", "input_tokens", "inputs", "kind", "name",
+        "error_message", "error_stack", "error_type", "input_tokens", "inputs", "kind", "name",
         "operation", "output_tokens", "outputs", "parent_id", "provider", "request_model",
         "response_model", "run_id", "span_id", "start_ns", "status", "step", "task_id",
         "tenant_id", "thread_id", "tool_call_id", "tool_name",
@@ -124,6 +125,8 @@ class Span:
         self.status = SpanStatus.RUNNING
         self.error_type: str | None = None
         self.error_message: str | None = None
+        # the error's stack, captured without reading source files (the writer thread formats it)
+        self.error_stack: traceback.TracebackException | None = None
         self.thread_id = thread_id
         self.checkpoint_ns: str | None = None
         self.task_id: str | None = None
@@ -151,6 +154,7 @@ class Span:
             self.status = SpanStatus.ERROR
             self.error_type = type(error).__qualname__
             self.error_message = str(error)
+            self.error_stack = traceback.TracebackException.from_exception(error, lookup_lines=False)
 
     def abandon(self) -> None:
         """End the span as unfinished: its run ended before it reported its own end (an
@@ -158,6 +162,7 @@ class Span:
         self.attributes["sutram.unfinished"] = True
         self.finish(None, RuntimeError("the run ended before this span reported its end"))
         self.error_type = "SpanNotEnded"
+        self.error_stack = None
 
     @property
     def is_root(self) -> bool:

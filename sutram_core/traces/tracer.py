@@ -238,7 +238,11 @@ class Tracer:
                 input_tokens=span.input_tokens, output_tokens=span.output_tokens,
                 cache_read_tokens=span.cache_read_tokens,
             )
-        attrs_text = red.attributes(span.attributes)
+        attributes = span.attributes
+        if span.error_stack is not None and not running:
+            # OTel's name for it; a content attribute (dropped with the content, hooked, masked)
+            attributes = {**attributes, "exception.stacktrace": "".join(span.error_stack.format())}
+        attrs_text = red.attributes(attributes)
         return {
             "tenant_id": span.tenant_id,
             "span_id": ids(span.span_id),

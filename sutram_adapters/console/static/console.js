@@ -1,5 +1,5 @@
-// The console's only script: switch a run between its tree and its timeline, and ask for
-// confirmation before a paused run is resumed. Everything else is plain HTML.
+// The console's only script: switch a run between its tree and its timeline, focus an opened
+// span panel, and ask for confirmation before a paused run is resumed. Everything else is plain HTML.
 document.addEventListener("click", (event) => {
   const toggle = event.target.closest("button.toggle");
   if (!toggle) return;
@@ -13,4 +13,9 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
     box.checked = false;
   }
+});
+// A span's detail panel opened (?span=ID): move the keyboard focus into it.
+document.addEventListener("DOMContentLoaded", () => {
+  const panel = document.getElementById("span-detail");
+  if (panel) panel.focus({ preventScroll: false });
 });
