@@ -61,14 +61,22 @@ def _history(url: str | None, thread_id: str, tenant: str | None) -> int:
 
 def _run_show(args: argparse.Namespace) -> int:
 
+    from sutram_adapters.run_identity import resolve_run
     from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
     from sutram_core.backends.sql.database import Database
     from sutram_core.backends.sql.journal import SqlCallJournal
     from sutram_core.backends.sql.runs import SqlRunLedger
+    from sutram_core.backends.sql.traces import SqlTraceStore
+    from sutram_core.errors import RunNotFoundError
 
     db = Database(args.url)
     try:
-        run = SqlRunLedger(db).get(args.tenant, args.run_id)
+        # the ledger's id or the trace id of any of its executions
+        found = resolve_run(SqlRunLedger(db), SqlTraceStore(db), args.tenant, args.run_id)
+        if found.durable is None:
+            raise RunNotFoundError(f"no durable run {args.run_id!r} in tenant {args.tenant!r} (as a ledger id or "
+                                   "the trace id of one of its executions); traced runs: sutram trace RUN_ID")
+        run = found.durable
         entries = SqlCallJournal(db).entries(args.tenant, run.thread_id)
         stopped = ([] if run.status.value in ("completed", "cancelled")
                    else SqlCheckpointStore(db).stopped_tasks(args.tenant, run.thread_id))
@@ -85,6 +93,7 @@ def _run_show(args: argparse.Namespace) -> int:
         "graph": run.graph_name, "graph_version": run.graph_version, "executor": run.executor_id,
         "attempts": run.attempts, "where": where, "why": why, "budget": run.budget.as_dict(),
         "spend": run.spend.as_dict(), "journaled_calls": len(mine),
+        "traces": [t.run_id for t in found.traces],
         "created_at": run.created_at.isoformat() if run.created_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
     }
@@ -93,7 +102,11 @@ def _run_show(args: argparse.Namespace) -> int:
         return 0
     width = max(len(k) for k in info)
     for key, value in info.items():
-        print(f"{key:<{width}}  {value if value not in (None, {}) else '-'}")
+        if isinstance(value, list):
+            value = ", ".join(value)
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        print(f"{key:<{width}}  {value if value not in (None, '') else '-'}")
     return 0
 
 
@@ -338,7 +351,8 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("run_id", nargs="?", default=None)
     runs.add_argument("--tenant", default=DEFAULT_TENANT)
     runs.add_argument("--thread", default=None)
-    runs.add_argument("--status", default=None, choices=["running", "ok", "error"])
+    runs.add_argument("--status", default=None, choices=["running", "ok", "error", "paused", "failed", "cancelled"],
+                      help="a trace's running/ok/error, or a durable run's paused/failed/cancelled (from the ledger)")
     runs.add_argument("--limit", type=int, default=50)
     runs.add_argument("--json", action="store_true")
     trace = command("trace", "show one run's span tree")

@@ -27,16 +27,19 @@ def _cost(value: float | None) -> str:
 
 
 def render_runs(runs: Sequence[RunSummary], console: Console) -> None:
-    """A table of runs: id, name, thread, tenant, status, start, duration, tokens, cost."""
+    """A table of runs: id (and a durable run's ledger id), name, thread, tenant, status
+    (a durable run's paused, failed or cancelled from the ledger), start, duration, tokens, cost."""
     table = Table(title="runs, newest first")
     table.add_column("run", no_wrap=True)
+    table.add_column("durable run", no_wrap=True)
     for col in ("name", "thread", "tenant", "status", "started (UTC)", "duration", "tokens in/out", "cost"):
         table.add_column(col)
     for r in runs:
         started = datetime.fromtimestamp(r.start_ns / 1e9, timezone.utc).strftime("%m-%d %H:%M:%S")
-        status = Text(r.status, style="red" if r.status == "error" else "green" if r.status == "ok" else "yellow")
-        table.add_row(r.run_id, r.name, r.thread_id or "-", r.tenant_id, status, started, _ms(r.duration_ms),
-                      f"{r.input_tokens}/{r.output_tokens}", _cost(r.cost_usd))
+        state = r.state
+        status = Text(state, style="red" if state in ("error", "failed") else "green" if state == "ok" else "yellow")
+        table.add_row(r.run_id, r.durable_run_id or "-", r.name, r.thread_id or "-", r.tenant_id, status, started,
+                      _ms(r.duration_ms), f"{r.input_tokens}/{r.output_tokens}", _cost(r.cost_usd))
     # full run ids are what ``sutram trace`` takes: never squeeze them into ellipses
     if console.width < 150:
         console = Console(file=console.file, width=150, color_system=console.color_system, soft_wrap=True)
@@ -46,8 +49,8 @@ def render_runs(runs: Sequence[RunSummary], console: Console) -> None:
 def runs_json(runs: Sequence[RunSummary]) -> str:
     """The runs as a JSON list."""
     return json.dumps([{
-        "run_id": r.run_id, "name": r.name, "thread_id": r.thread_id, "tenant_id": r.tenant_id, "status": r.status,
-        "start_ns": r.start_ns, "end_ns": r.end_ns, "duration_ms": r.duration_ms, "spans": r.spans,
+        "run_id": r.run_id, "durable_run_id": r.durable_run_id, "name": r.name, "thread_id": r.thread_id,
+        "tenant_id": r.tenant_id, "status": r.state, "trace_status": r.status, "start_ns": r.start_ns, "end_ns": r.end_ns, "duration_ms": r.duration_ms, "spans": r.spans,
         "input_tokens": r.input_tokens, "output_tokens": r.output_tokens, "cost_usd": r.cost_usd, "errors": r.errors,
     } for r in runs], indent=2)
 

@@ -56,6 +56,8 @@ def test_runs_list_filters_and_totals(client: TestClient) -> None:
     assert page.count('class="run-link"') == 3  # the tea, coffee (paused) and matcha (fork) executions
     assert "secret-globex-topic" not in page
     assert "runs ·" in page and "tokens" in page
+    paused = client.get("/", params={"tenant": "acme", "status": "paused"}).text
+    assert paused.count('class="run-link"') == 1 and 'class="badge paused"' in paused and "run-coffee" in paused
     only_ok = client.get("/", params={"tenant": "acme", "status": "error"}).text
     assert "No runs match." in only_ok
     future = client.get("/", params={"tenant": "acme", "since": "2999-01-01T00:00"}).text
@@ -68,7 +70,11 @@ def test_run_page_shows_tree_waterfall_and_journal(client: TestClient, seeded: t
     page = client.get(first).text
     assert 'id="tree"' in page and 'id="waterfall"' in page and "research" in page and "llm" in page
     ledger_page = client.get("/runs/run-tea", params={"tenant": "acme"}).text
-    assert 'id="journal"' in ledger_page and ledger_page.count("<td>llm</td>") == 3
+    journal = ledger_page.split('id="journal"')[1].split("</table>")[0]
+    assert journal.count("<td>llm</td>") == 3
+    assert 'id="tree"' in ledger_page  # the ledger id opens its execution's trace too
+    trace_id = ledger_page.split('id="trace-id">')[1].split("<")[0]
+    assert client.get(f"/runs/{trace_id}", params={"tenant": "acme"}).text.count('id="durable-id">run-tea<') == 1
     assert "completed" in ledger_page
 
 

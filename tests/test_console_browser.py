@@ -166,9 +166,22 @@ def test_a_page_of_another_origin_cannot_resume_a_paused_run(server: tuple[str, 
     assert "Not allowed" in answer and "not by the console" in answer
 
 
-def test_resuming_a_paused_run_asks_for_confirmation(server: tuple[str, Seeded], page: Any, shots: Path) -> None:
+def test_filter_paused_runs_and_resume_one_after_confirmation(server: tuple[str, Seeded], page: Any,
+                                                              shots: Path) -> None:
     base, data = server
-    page.goto(f"{base}/paused?tenant=acme")
+    page.goto(f"{base}/?tenant=acme")
+    page.select_option("select[name=status]", "paused")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**status=paused*")
+    rows = page.locator("table#runs tbody tr")
+    assert rows.count() == 1 and "paused" in rows.first.locator(".badge").inner_text()
+    assert data.paused_run in rows.first.inner_text()  # the ledger's id beside the trace's
+    page.screenshot(path=str(shots / "runs-paused.png"), full_page=True)
+    rows.first.locator("a.run-link").click()
+    page.wait_for_selector("#ledger")
+    assert page.locator("#durable-id").inner_text() == data.paused_run
+    page.get_by_role("link", name="resume it").click()
+    page.wait_for_url("**/paused?tenant=acme")
     form = page.locator(f"form.resume[data-run='{data.paused_run}']")
     form.locator("input[name=max_tokens]").fill("5000")
     page.once("dialog", lambda dialog: dialog.dismiss())

@@ -50,6 +50,7 @@ from starlette.staticfiles import StaticFiles
 from sutram_adapters.console.security import ConsoleGuard, CsrfTokens, allowed_host_names
 from sutram_adapters.console.span_detail import pretty, span_detail
 from sutram_adapters.console.thread_history import thread_history
+from sutram_adapters.run_identity import traces_of
 from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
 from sutram_core.backends.sql.database import Database, Plan, Step
 from sutram_core.backends.sql.journal import SqlCallJournal
@@ -193,6 +194,11 @@ def _short_id(run_id: str) -> str:
     return tail[:8] if dash and "." in head else run_id[:8]
 
 
+def _limits(values: dict[str, Any]) -> str:
+    """A budget or a spend as words ("max_tokens 5 · max_cost_usd 0.5"), not a Python dict."""
+    return " · ".join(f"{k} {v}" for k, v in values.items()) or "none"
+
+
 def _short(value: Any, width: int = 160) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -217,7 +223,7 @@ class Console:
         self._lock = threading.Lock()
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
         self.env.filters.update(when=_ns_to_text, ms=_ms, short=_short, urlpath=_path_part, pretty=pretty,
-                                shortid=_short_id)
+                                shortid=_short_id, limits=_limits)
 
     def close(self) -> None:
         for saver in self._savers.values():
@@ -381,7 +387,9 @@ class _Pages:
     def _run(self, request: Request) -> Response:
         tenant, tenants = self.c.tenant(request)
         run_id = request.path_params["run_id"]
+        # the id may be a trace's or a durable run's (the ledger's): each names the other
         spans = self.c.traces.run_spans(tenant, run_id)
+        trace_id = run_id
         ledger = None
         if spans:
             root = next((s for s in spans if s.parent_id is None), spans[0])
@@ -393,9 +401,12 @@ class _Pages:
                 ledger = self.c.ledger.get(tenant, str(ledger_id))
             except SutramError:
                 ledger = None
-        # every traced execution on the run's thread (a resumed run has one per attempt)
+        # the traces of the durable run's executions (a resumed run has one per execution)
+        executions = traces_of(self.c.traces, tenant, ledger) if ledger is not None else []
+        if not spans and executions:  # a ledger id: show its newest execution's trace
+            trace_id = executions[-1].run_id
+            spans = self.c.traces.run_spans(tenant, trace_id)
         thread = spans[0].thread_id if spans else ledger.thread_id if ledger else None
-        executions = self.c.traces.runs(tenant, thread_id=thread, limit=100) if thread else []
         if not spans and ledger is None:
             raise ConsoleError(f"no run {run_id!r} in tenant {tenant!r}: pick one from the runs list")
         calls = []
@@ -413,7 +424,7 @@ class _Pages:
         end = max((s.end_ns or s.start_ns for s in spans), default=start)
         total = {"input": sum(s.input_tokens or 0 for s in spans), "output": sum(s.output_tokens or 0 for s in spans),
                  "cost": sum(s.cost_usd or 0.0 for s in spans), "errors": sum(s.status == "error" for s in spans)}
-        return self.c.render("run.html", request, tenant=tenant, tenants=tenants, run_id=run_id, rows=rows,
+        return self.c.render("run.html", request, tenant=tenant, tenants=tenants, run_id=trace_id, rows=rows,
                              start=start, span=max(end - start, 1), total=total, ledger=ledger, calls=calls,
                              executions=executions, thread_id=thread, detail=detail)
 

@@ -225,7 +225,8 @@ class _BudgetGuard:
         from langgraph.types import interrupt
 
         while (reason := self.budget.exceeded(self.spend.plus(self.pending))) is not None:
-            interrupt({"type": BUDGET_INTERRUPT, "reason": reason, "spend": self.spend.plus(self.pending).as_dict(),
+            interrupt({"type": BUDGET_INTERRUPT, "run_id": self.run.run_id, "reason": reason,
+                       "spend": self.spend.plus(self.pending).as_dict(),
                        "budget": self.budget.as_dict()})
             # resumed: this task replays the pause it resumed from; the budget given to the
             # resume decides whether it goes on or pauses again (at the next interrupt index)
@@ -600,6 +601,7 @@ class DurableRunner:
         conf["configurable"] = {**(conf.get("configurable") or {}), "thread_id": run.thread_id,
                                 "sutram_run_id": run.run_id}
         conf["metadata"] = {**(conf.get("metadata") or {}), "thread_id": run.thread_id, "sutram_run_id": run.run_id}
+        conf.setdefault("run_name", self.name)  # the trace is named after the run's graph, as the ledger is
         if self.tracer is not None:
             given = conf.get("callbacks")
             if given is None:

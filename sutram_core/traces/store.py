@@ -105,6 +105,17 @@ class RunSummary:
     output_tokens: int
     cost_usd: float
     errors: int
+    durable_run_id: str | None = None  # the run ledger's id, when this trace executes a durable run
+    durable_status: str | None = None  # that run's status in the ledger (paused, failed, completed, ...)
+
+    @property
+    def state(self) -> str:
+        """What the runs list says of the run: the ledger's paused, failed or cancelled for
+        a durable run in one of those states (its trace may have ended "ok" at a pause), else
+        the trace's status."""
+        if self.durable_status in ("paused", "failed", "cancelled"):
+            return self.durable_status
+        return self.status
 
     @property
     def duration_ms(self) -> float | None:
@@ -139,8 +150,9 @@ class TraceStore(Protocol):
         limit: int = 50, before_ns: int | None = None, name: str | None = None,
         since_ns: int | None = None, until_ns: int | None = None,
     ) -> list[RunSummary]:
-        """Runs of a tenant (or of one thread), newest first, filtered by status, root name
-        and start time."""
+        """Runs of a tenant (or of one thread), newest first, filtered by status (a trace's
+        running/ok/error, or a durable run's paused/failed/cancelled in the ledger), root
+        name and start time."""
 
     def run_summary(
         self, tenant: str, *, thread_id: str | None = None, status: str | None = None, name: str | None = None,

@@ -12,11 +12,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, distinct, func, select, text
+from sqlalchemy import String, and_, bindparam, case, distinct, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
 
 from sutram_core.backends.sql.database import Database, Plan, Step
-from sutram_core.backends.sql.schema import audit_log, checkpoint_writes, checkpoints, spans
+from sutram_core.backends.sql.schema import audit_log, checkpoint_writes, checkpoints, runs, spans
 from sutram_core.errors import ConfigurationError
 from sutram_core.traces.audit import (
     GENESIS,
@@ -35,8 +37,34 @@ __all__ = ["SqlTraceStore"]
 
 _sp = spans.c
 _au = audit_log.c
+_rn = runs.c
 _SPAN_COLS = tuple(_sp[c] for c in SPAN_COLUMNS)
 _GROUPS = ("run", "thread", "tenant", "model")
+
+
+class _DurableRunId(FunctionElement[str]):
+    """A root span's ``sutram.run_id`` attribute: the run ledger's id of the durable run it
+    executes (the attributes are JSON text; each dialect reads a key its own way)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_DurableRunId, "sqlite")
+def _durable_run_id_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    return "json_extract(sutram_spans.attributes, '$.\"sutram.run_id\"')"
+
+
+@compiles(_DurableRunId, "postgresql")
+def _durable_run_id_pg(element: Any, compiler: Any, **kw: Any) -> str:
+    return "(CAST(sutram_spans.attributes AS jsonb) ->> 'sutram.run_id')"
+
+
+# a root joined with the ledger row of the durable run it executes (none for other runs)
+_WITH_LEDGER = spans.outerjoin(runs, and_(_rn.tenant_id == _sp.tenant_id, _rn.thread_id == _sp.thread_id,
+                                          _rn.run_id == _DurableRunId()))
+# ledger states that say more than the trace's own status (a paused run's trace ended "ok")
+_LEDGER_STATES = ("paused", "failed", "cancelled")
 
 
 class SqlTraceStore:
@@ -122,10 +150,14 @@ class SqlTraceStore:
     @staticmethod
     def _roots(tenant: str, thread_id: str | None, status: str | None, name: str | None, since_ns: int | None,
                until_ns: int | None, *columns: Any) -> Any:
-        q = select(*columns).where(_sp.tenant_id == tenant, _sp.parent_id.is_(None))
+        q = select(*columns).select_from(_WITH_LEDGER).where(_sp.tenant_id == tenant, _sp.parent_id.is_(None))
         if thread_id is not None:
             q = q.where(_sp.thread_id == thread_id)
-        if status is not None:
+        if status in _LEDGER_STATES:
+            q = q.where(_rn.status == status)
+        elif status == SpanStatus.OK:  # ended well, and its durable run (if any) is not stuck
+            q = q.where(_sp.status == status, or_(_rn.status.is_(None), _rn.status.notin_(_LEDGER_STATES)))
+        elif status is not None:
             q = q.where(_sp.status == status)
         if name is not None:
             q = q.where(_sp.name == name)
@@ -176,7 +208,8 @@ class SqlTraceStore:
         name: str | None = None, since_ns: int | None = None, until_ns: int | None = None,
     ) -> Plan[list[RunSummary]]:
         q = self._roots(tenant, thread_id, status, name, since_ns, until_ns,
-                        _sp.run_id, _sp.name, _sp.thread_id, _sp.status, _sp.start_ns, _sp.end_ns)
+                        _sp.run_id, _sp.name, _sp.thread_id, _sp.status, _sp.start_ns, _sp.end_ns,
+                        _rn.run_id, _rn.status)
         if before_ns is not None:
             q = q.where(_sp.start_ns < before_ns)
         roots = yield Step(q.order_by(_sp.start_ns.desc()).limit(limit))
@@ -192,10 +225,10 @@ class SqlTraceStore:
         )
         by_run = {r[0]: r for r in sums}
         out = []
-        for run_id, name, thread, st, start, end in roots:
+        for run_id, name, thread, st, start, end, durable_id, durable_status in roots:
             s = by_run.get(run_id, (run_id, 0, 0, 0, 0.0, 0))
             out.append(RunSummary(tenant, run_id, name, thread, st, start, end, int(s[1]), int(s[2]), int(s[3]),
-                                  float(s[4]), int(s[5] or 0)))
+                                  float(s[4]), int(s[5] or 0), durable_id, durable_status))
         return out
 
     def run_spans(self, tenant: str, run_id: str) -> list[StoredSpan]:
