@@ -3,8 +3,8 @@
     sutram demo [--url URL]                       SIGKILL a durable agent mid-node, recover it, budget pause, trace
     sutram history THREAD [--tenant T]            a thread's checkpoints, newest first
     sutram runs [--tenant T] [--thread ID] [--status S] [--limit N] [--json]
-                                                  runs with status, duration, tokens and cost
-    sutram trace RUN_ID [--tenant T] [--json]     a run's span tree (durations, tokens, cost, errors)
+                                                  runs of every tenant (or one) with status, duration, tokens and cost
+    sutram trace RUN_ID [--tenant T] [--json]     a run's span tree (durations, tokens, cost, errors), in whichever tenant
     sutram export --otlp URL [--tenant T] [--run RUN_ID ...] [--header NAME=VALUE ...]
                                                   send stored runs to an OpenTelemetry collector
     sutram audit verify [--tenant T] [--head F]   recompute the audit hash chains; exit 1 on a problem
@@ -169,27 +169,78 @@ def _runs(args: argparse.Namespace) -> int:
         if not args.run_id:
             print("sutram runs show needs a RUN_ID", file=sys.stderr)
             return 2
-        return _run_show(args)
+        return _run_show(args) if _pick_tenant(args) else 2
     from sutram_adapters.trace_view import render_runs, runs_json
     from sutram_core.traces import open_trace_store
 
     with open_trace_store(args.url) as store:
-        runs = store.runs(args.tenant, thread_id=args.thread, status=args.status, limit=args.limit)
+        # every read is scoped to one tenant: all tenants is each one's newest runs, merged
+        tenants = [args.tenant] if args.tenant else store.audit_tenants()
+        runs = sorted((r for t in tenants for r in store.runs(t, thread_id=args.thread, status=args.status,
+                                                               limit=args.limit)),
+                      key=lambda r: -r.start_ns)[: args.limit]
     if args.json:
         print(runs_json(runs))
     elif runs:
         render_runs(runs, Console())
     else:
-        print(f"no runs for tenant {args.tenant!r}")
+        print(f"no runs for tenant {args.tenant!r}" if args.tenant else "no runs")
     return 0
+
+
+def _tenant_of_run(url: str | None, run_id: str) -> str | list[str]:
+    """The tenant holding a trace or durable run ``run_id`` (ids are unique in practice), or
+    the tenants that do when none or several do."""
+    from sutram_core.backends.sql.database import Database
+    from sutram_core.backends.sql.runs import SqlRunLedger
+    from sutram_core.backends.sql.traces import SqlTraceStore
+    from sutram_core.errors import RunNotFoundError
+
+    db = Database(url)
+    try:
+        traces, ledger = SqlTraceStore(db), SqlRunLedger(db)
+        found = []
+        for tenant in sorted(set(traces.audit_tenants()) | {DEFAULT_TENANT}):
+            if traces.run_spans(tenant, run_id):
+                found.append(tenant)
+                continue
+            try:
+                ledger.get(tenant, run_id)
+                found.append(tenant)
+            except RunNotFoundError:
+                pass
+    finally:
+        db.close()
+    return found[0] if len(found) == 1 else found
+
+
+def _pick_tenant(args: argparse.Namespace) -> bool:
+    """Set ``args.tenant`` from the run id when no --tenant was given; False (with a message)
+    when the id is in several tenants."""
+    if args.tenant is not None:
+        return True
+    found = _tenant_of_run(args.url, args.run_id)
+    if isinstance(found, str):
+        args.tenant = found
+        return True
+    if found:
+        print(f"run {args.run_id!r} exists in tenants {', '.join(found)}: name one with --tenant", file=sys.stderr)
+        return False
+    args.tenant = DEFAULT_TENANT  # not found: the command says so for the default tenant
+    return True
 
 
 def _trace(args: argparse.Namespace) -> int:
     from sutram_adapters.trace_view import render_trace, spans_json
     from sutram_core.traces import open_trace_store
 
+    if not _pick_tenant(args):
+        return 2
     with open_trace_store(args.url) as store:
         spans = store.run_spans(args.tenant, args.run_id)
+        if not spans:  # a durable run's ledger id: its newest execution's trace
+            newest = [t for t in store.runs(args.tenant, limit=500) if t.durable_run_id == args.run_id]
+            spans = store.run_spans(args.tenant, newest[0].run_id) if newest else []
     if not spans:
         print(f"no run {args.run_id!r} for tenant {args.tenant!r}; list runs with: sutram runs --tenant {args.tenant}",
               file=sys.stderr)
@@ -349,15 +400,15 @@ def _parser() -> argparse.ArgumentParser:
     runs = command("runs", "list runs with status, duration, tokens and cost; 'show RUN_ID': one durable run")
     runs.add_argument("action", nargs="?", choices=["show"], help="show one run of the run ledger")
     runs.add_argument("run_id", nargs="?", default=None)
-    runs.add_argument("--tenant", default=DEFAULT_TENANT)
+    runs.add_argument("--tenant", default=None, help="one tenant (default: every tenant; for show, the run's)")
     runs.add_argument("--thread", default=None)
     runs.add_argument("--status", default=None, choices=["running", "ok", "error", "paused", "failed", "cancelled"],
                       help="a trace's running/ok/error, or a durable run's paused/failed/cancelled (from the ledger)")
     runs.add_argument("--limit", type=int, default=50)
     runs.add_argument("--json", action="store_true")
     trace = command("trace", "show one run's span tree")
-    trace.add_argument("run_id")
-    trace.add_argument("--tenant", default=DEFAULT_TENANT)
+    trace.add_argument("run_id", help="a trace id, or a durable run's id (its newest execution)")
+    trace.add_argument("--tenant", default=None, help="the run's tenant (default: whichever tenant holds the id)")
     trace.add_argument("--json", action="store_true", help="print the spans as a JSON list")
     export = command("export", "send stored runs to an OpenTelemetry collector over OTLP/HTTP")
     export.add_argument("--otlp", required=True, metavar="URL", help="collector URL, e.g. http://localhost:4318")

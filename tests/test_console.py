@@ -64,6 +64,28 @@ def test_runs_list_filters_and_totals(client: TestClient) -> None:
     assert "No runs match." in future and "0 runs" in future
 
 
+def test_an_unrestricted_console_lists_every_tenant_by_default(client: TestClient) -> None:
+    for params in ({}, {"tenant": "*"}):
+        page = client.get("/", params=params).text
+        assert page.count('class="run-link"') == 4 and "all tenants" in page  # acme's three, globex's one
+        assert 'href="/runs/run-globex' not in page and '?tenant=globex">' in page  # each run links to its tenant
+        assert page.count('<td class="tenant">acme</td>') == 3
+    filtered = client.get("/", params={"tenant": "globex"}).text
+    assert filtered.count('class="run-link"') == 1
+    paused = client.get("/paused").text
+    assert "run-coffee" in paused and "resume?tenant=acme" in paused
+    found = client.get("/runs/run-globex")  # no tenant named: the run's own is found
+    assert found.status_code == 200 and 'id="durable-id">run-globex<' in found.text
+
+
+def test_a_tenant_token_lists_only_its_tenant_by_default(seeded: tuple[str, Seeded]) -> None:
+    url, _ = seeded
+    with local_client(create_app(url, token="admin-secret", tenant_tokens={"acme": "acme-secret"})) as c:
+        page = c.get("/", headers={"Authorization": "Bearer acme-secret"}).text
+        assert page.count('class="run-link"') == 3 and "globex" not in page.split("<main>")[1]
+        assert c.get("/runs/run-globex", headers={"Authorization": "Bearer acme-secret"}).status_code == 400
+
+
 def test_run_page_shows_tree_waterfall_and_journal(client: TestClient, seeded: tuple[str, Seeded]) -> None:
     runs = client.get("/", params={"tenant": "acme"}).text
     first = runs.split('class="run-link" href="')[1].split('"')[0]

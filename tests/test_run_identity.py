@@ -26,6 +26,8 @@ def ledger(db_url: str, calls: Path) -> str:
         runner.invoke(START, thread_id="t-done", run_id="run-done")
         runner.invoke({**START, "topic": "coffee"}, thread_id="t-paused", run_id="run-paused",
                       budget=Budget(max_tokens=5))
+    with durable(build(), url=db_url, tenant="globex", remember_runs=False) as runner:
+        runner.invoke(START, thread_id="t-globex", run_id="run-globex")
     with durable(build_saga(), url=db_url, tenant="acme", remember_runs=False) as runner:
         with pytest.raises(ValueError):
             runner.invoke({**START, "topic": "fail"}, thread_id="t-failed", run_id="run-failed")
@@ -73,3 +75,18 @@ def test_the_budget_interrupt_names_its_run(ledger: str) -> None:
         state = runner.graph.get_state({"configurable": {"thread_id": "t-paused"}})
         (value,) = [i.value for task in state.tasks for i in task.interrupts]
         assert value["type"] == BUDGET_INTERRUPT and value["run_id"] == "run-paused"
+
+
+def test_runs_and_trace_find_every_tenant_by_default(ledger: str, capsys: Any) -> None:
+    capsys.readouterr()
+    assert main(["runs", "--url", ledger, "--json"]) == 0
+    every = json.loads(capsys.readouterr().out)
+    assert sorted(r["tenant_id"] for r in every) == ["acme", "acme", "acme", "globex"]
+    (globex,) = [r for r in every if r["tenant_id"] == "globex"]
+    for run_id in (globex["run_id"], "run-globex"):  # a trace id, a durable run's id
+        assert main(["trace", run_id, "--url", ledger, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["attributes"]["sutram.tenant.id"] == "globex"
+    assert main(["runs", "show", "run-globex", "--url", ledger, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tenant"] == "globex"
+    assert main(["trace", "run-globex", "--url", ledger, "--tenant", "acme"]) == 1  # a tenant named is kept
+    assert "no run 'run-globex' for tenant 'acme'" in capsys.readouterr().err

@@ -26,6 +26,7 @@ session's CSRF token.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import hmac
 import ipaddress
 import json
@@ -59,12 +60,13 @@ from sutram_core.backends.sql.traces import SqlTraceStore
 from sutram_core.errors import ConfigurationError, ConsoleError, SutramError
 from sutram_core.runs import RunStatus
 from sutram_core.tenancy import DEFAULT_TENANT, validate_tenant
-from sutram_core.traces.store import StoredSpan, span_tree
+from sutram_core.traces.store import StoredSpan, Totals, span_tree
 
 __all__ = ["ConsoleAccess", "create_app"]
 
 HERE = Path(__file__).resolve().parent
 PAGE = 50
+ALL_TENANTS = "*"  # ?tenant=* (or no tenant) on the runs and paused pages: every tenant the caller may see
 
 
 @dataclass(frozen=True)
@@ -239,18 +241,42 @@ class Console:
     def allowed(self, request: Request) -> frozenset[str] | None:
         return self.access.tenants_for(presented_token(request))
 
+    def tenants(self, request: Request) -> tuple[str | None, list[str]]:
+        """For the pages that can list every tenant (runs, paused runs): the tenant asked for,
+        or None for all the request may see (no ``tenant``, or ``tenant=*``), and those tenants."""
+        raw = request.query_params.get("tenant")
+        if raw and raw != ALL_TENANTS:
+            return self.tenant(request)
+        allowed = self.allowed(request)
+        return None, self._choices(allowed)
+
+    def _choices(self, allowed: frozenset[str] | None) -> list[str]:
+        known = sorted(set(self.traces.audit_tenants()) | {DEFAULT_TENANT} | set(self._ledger_tenants()))
+        return [t for t in known if allowed is None or t in allowed] or sorted(allowed or [DEFAULT_TENANT])
+
     def tenant(self, request: Request) -> tuple[str, list[str]]:
         """The tenant this request asks for (and may see), and the tenants it may choose."""
         allowed = self.allowed(request)
-        known = sorted(set(self.traces.audit_tenants()) | {DEFAULT_TENANT} | set(self._ledger_tenants()))
-        choices = [t for t in known if allowed is None or t in allowed] or sorted(allowed or [DEFAULT_TENANT])
-        asked = request.query_params.get("tenant") or (choices[0] if allowed is not None else DEFAULT_TENANT)
+        choices = self._choices(allowed)
+        asked = request.query_params.get("tenant")
+        if not asked or asked == ALL_TENANTS:
+            asked = choices[0] if allowed is not None else DEFAULT_TENANT
         asked = validate_tenant(asked)
         if allowed is not None and asked not in allowed:
             raise PermissionError(f"this token does not give access to tenant {asked!r}")
         if asked not in choices:
             choices.append(asked)
         return asked, choices
+
+    def owns_run(self, tenant: str, run_id: str) -> bool:
+        """Whether ``tenant`` has a trace or a durable run with this id."""
+        if self.traces.run_spans(tenant, run_id):
+            return True
+        try:
+            self.ledger.get(tenant, run_id)
+        except SutramError:
+            return False
+        return True
 
     def _ledger_tenants(self) -> list[str]:
         def plan() -> Plan[list[str]]:
@@ -294,6 +320,13 @@ class Console:
         """The error page, for a request refused before any page ran."""
         return self.render("error.html", request, status_code, status=status_code, message=message,
                            tenant=None, tenants=[])
+
+
+def _sum_totals(parts: Sequence[Totals]) -> Totals:
+    """The totals of several tenants as one."""
+    return Totals("*", sum(p.runs for p in parts), sum(p.spans for p in parts), sum(p.llm_calls for p in parts),
+                  sum(p.input_tokens for p in parts), sum(p.output_tokens for p in parts),
+                  sum(p.cost_usd for p in parts), sum(p.errors for p in parts), sum(p.latency_ms for p in parts))
 
 
 def _tree_rows(spans: Sequence[StoredSpan]) -> list[tuple[int, StoredSpan]]:
@@ -369,14 +402,17 @@ class _Pages:
         return await self._guard(request, self._runs)
 
     def _runs(self, request: Request) -> Response:
-        tenant, tenants = self.c.tenant(request)
+        tenant, tenants = self.c.tenants(request)
         q = request.query_params
         filters: dict[str, Any] = {"status": q.get("status") or None, "name": q.get("graph") or None,
                    "since_ns": _parse_time(q.get("since")), "until_ns": _parse_time(q.get("until"))}
         before = _parse_before(q.get("before"))
-        runs = self.c.traces.runs(tenant, limit=PAGE, before_ns=before, **filters)
-        totals = self.c.traces.run_summary(tenant, **filters)
-        names = self.c.traces.run_names(tenant)
+        # every store read is scoped to one tenant: all tenants is one page from each, merged
+        scope = [tenant] if tenant is not None else tenants
+        runs = heapq.nsmallest(PAGE, (r for t in scope for r in self.c.traces.runs(
+            t, limit=PAGE, before_ns=before, **filters)), key=lambda r: -r.start_ns)
+        totals = _sum_totals([self.c.traces.run_summary(t, **filters) for t in scope])
+        names = sorted({n for t in scope for n in self.c.traces.run_names(t)})
         more = runs[-1].start_ns if len(runs) == PAGE else None
         return self.c.render("runs.html", request, tenant=tenant, tenants=tenants, runs=runs, totals=totals,
                              names=names, more=more)
@@ -385,8 +421,13 @@ class _Pages:
         return await self._guard(request, self._run)
 
     def _run(self, request: Request) -> Response:
-        tenant, tenants = self.c.tenant(request)
         run_id = request.path_params["run_id"]
+        if request.query_params.get("tenant", ALL_TENANTS) == ALL_TENANTS:
+            # no tenant named: run ids are unique in practice, so look in each tenant the caller may see
+            _, tenants = self.c.tenants(request)
+            tenant = next((t for t in tenants if self.c.owns_run(t, run_id)), tenants[0])
+        else:
+            tenant, tenants = self.c.tenant(request)
         # the id may be a trace's or a durable run's (the ledger's): each names the other
         spans = self.c.traces.run_spans(tenant, run_id)
         trace_id = run_id
@@ -510,8 +551,9 @@ class _Pages:
         return await self._guard(request, self._paused)
 
     def _paused(self, request: Request) -> Response:
-        tenant, tenants = self.c.tenant(request)
-        runs = self.c.ledger.runs(tenant, status=RunStatus.PAUSED, limit=200)
+        tenant, tenants = self.c.tenants(request)
+        scope = [tenant] if tenant is not None else tenants
+        runs = [r for t in scope for r in self.c.ledger.runs(t, status=RunStatus.PAUSED, limit=200)]
         return self.c.render("paused.html", request, tenant=tenant, tenants=tenants, runs=runs,
                              can_resume=self.c.runner_factory is not None)
 
