@@ -74,3 +74,35 @@ def test_an_unreachable_collector_is_counted_not_raised(db_url: str) -> None:
         tracer.flush()
         assert exporter.failed == 1 and exporter.exported == 0
         assert len(tracer.store.runs("default")) == 1  # the database write is unaffected
+
+
+def _exported_chat(db_url: str) -> dict[str, Any]:
+    """One LLM call with a system and a user message, exported live; its span's attributes."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    with OtlpReceiver() as receiver:
+        with Tracer.from_url(db_url, exporters=[OtlpExporter(receiver.url)]) as tracer:
+            EchoChatModel().invoke([SystemMessage("Be brief."), HumanMessage("where is order A-1042?")],
+                                   {"callbacks": [SutramCallbackHandler(tracer=tracer)]})
+    (span,) = receiver.spans
+    return span["attributes"]  # type: ignore[no-any-return]
+
+
+def test_a_chat_span_carries_its_messages_under_the_genai_names(db_url: str) -> None:
+    import json
+
+    attributes = _exported_chat(db_url)
+    assert json.loads(attributes["gen_ai.input.messages"]) == [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "where is order A-1042?"}]}]
+    assert json.loads(attributes["gen_ai.output.messages"]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "echo: where is order A-1042?"}],
+         "finish_reason": "stop"}]
+
+
+def test_trace_content_off_keeps_the_messages_out_of_the_export(db_url: str, monkeypatch: Any) -> None:
+    monkeypatch.setenv("SUTRAM_TRACE_CONTENT", "false")
+    attributes = _exported_chat(db_url)
+    assert attributes["gen_ai.operation.name"] == "chat" and attributes["gen_ai.usage.input_tokens"] > 0
+    assert not {"gen_ai.input.messages", "gen_ai.output.messages", "sutram.input", "sutram.output"} & set(attributes)
+    assert "A-1042" not in repr(attributes)

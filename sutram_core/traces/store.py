@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sutram_core.traces.audit import AuditReport
+from sutram_core.traces.messages import genai_json, input_messages, output_messages
 from sutram_core.traces.spans import GENAI_COLUMNS
 
 __all__ = ["SPAN_COLUMNS", "RunSummary", "StoredSpan", "Totals", "TraceStore", "span_tree"]
+
+_CHAT_OPERATIONS = frozenset({"chat", "text_completion"})
 
 # the stored columns of a span, in table order
 SPAN_COLUMNS: tuple[str, ...] = (
@@ -70,7 +73,8 @@ class StoredSpan:
         return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e6
 
     def otel_attributes(self) -> dict[str, Any]:
-        """The span's attributes under their OpenTelemetry names (None values left out)."""
+        """The span's attributes under their OpenTelemetry names (None values left out); a
+        model call's messages also as ``gen_ai.input.messages`` / ``gen_ai.output.messages``."""
         out: dict[str, Any] = {}
         for column, name in GENAI_COLUMNS.items():
             value = getattr(self, column)
@@ -80,6 +84,13 @@ class StoredSpan:
             out["sutram.checkpoint.id"] = self.checkpoint_id
         if self.error_message is not None:
             out["error.message"] = self.error_message
+        if self.operation in _CHAT_OPERATIONS:
+            # the GenAI conventions' chat (role + parts), so Phoenix, Langfuse and others render it
+            for name, text, output in (("gen_ai.input.messages", self.inputs, False),
+                                       ("gen_ai.output.messages", self.outputs, True)):
+                messages = genai_json(input_messages(text) if not output else output_messages(text), output=output)
+                if messages is not None:
+                    out[name] = messages
         if self.inputs is not None:
             out["sutram.input"] = self.inputs
         if self.outputs is not None:
