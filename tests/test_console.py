@@ -137,6 +137,31 @@ def test_memory_search_browse_and_provenance(client: TestClient) -> None:
     assert "Lisbon" in browse
 
 
+def test_memory_search_pages_by_twenty_with_scores(client: TestClient, seeded: tuple[str, Seeded]) -> None:
+    import re
+
+    from sutram_core.memory import MemoryStore
+
+    url, _ = seeded
+    with MemoryStore.from_url(url, tenant="pages") as memory:
+        for i in range(45):
+            memory.put(("notes",), f"n{i}", {"text": f"note {i} about the tea order {i}"})
+    seen: list[str] = []
+    link = "/memory?" + "tenant=pages&q=tea+order"
+    pages = 0
+    while link:
+        page = client.get(link.replace("&amp;", "&")).text
+        pages += 1
+        rows = page.split('<tbody>')[1].split('</tbody>')[0]
+        seen += re.findall(r"notes / (n\d+)", rows)
+        scores = [float(x) for x in re.findall(r'class="score"><span title="vector [^"]*">([0-9.]+)<', rows)]
+        assert scores and scores == sorted(scores, reverse=True)  # every hit shows its score, best first
+        found = re.search(r'id="memory-next" href="([^"]+)"', page)
+        link = found.group(1) if found else ""
+    assert pages == 3 and len(seen) == len(set(seen)) == 45  # 20 + 20 + 5, none twice, none lost
+    assert client.get("/memory", params={"tenant": "pages", "page": "0"}).status_code == 400
+
+
 def test_audit_page(client: TestClient) -> None:
     page = client.get("/audit").text
     assert page.count("intact") >= 2 and "broken" not in page

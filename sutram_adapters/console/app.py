@@ -66,6 +66,7 @@ __all__ = ["ConsoleAccess", "create_app"]
 
 HERE = Path(__file__).resolve().parent
 PAGE = 50
+MEMORY_PAGE = 20  # memories per page of the memory search
 ALL_TENANTS = "*"  # ?tenant=* (or no tenant) on the runs and paused pages: every tenant the caller may see
 
 
@@ -140,6 +141,15 @@ def _parse_before(value: str | None) -> int | None:
     if not (value.isascii() and value.isdigit()) or int(value) > _MAX_NS:
         raise ConsoleError(f"before={value[:60]!r} is not a start time in nanoseconds (0 to {_MAX_NS}): "
                            "follow the \"Older runs\" link instead of editing it")
+    return int(value)
+
+
+def _parse_page(value: str | None) -> int:
+    """The memory page's ``page`` (1, 2, ...)."""
+    if not value:
+        return 1
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 10_000:
+        raise ConsoleError(f"page={value[:20]!r} is not a page number (1 to 10000): follow the Next link instead")
     return int(value)
 
 
@@ -566,11 +576,18 @@ class _Pages:
         query = (q.get("q") or "").strip() or None
         kind = q.get("kind") or None
         namespace = tuple(p for p in (q.get("namespace") or "").split("/") if p)
+        page = _parse_page(q.get("page"))
         store = self.c.memory()
-        hits = store.search(query, namespace=namespace, kind=kind, limit=50, tenant=tenant)
+        # one page and one more hit, to know whether a next page exists
+        hits = store.search(query, namespace=namespace, kind=kind, limit=MEMORY_PAGE + 1,
+                            offset=(page - 1) * MEMORY_PAGE, tenant=tenant)
+        more = len(hits) > MEMORY_PAGE
         namespaces = store.list_namespaces(max_depth=2, limit=50, tenant=tenant)
-        return self.c.render("memory.html", request, tenant=tenant, tenants=tenants, hits=hits,
-                             namespaces=["/".join(n) for n in namespaces])
+        links = {n: "/memory?" + urlencode([(k, v) for k, v in q.multi_items() if k != "page"] + [("page", str(n))])
+                 for n in (page - 1, page + 1) if n >= 1}
+        return self.c.render("memory.html", request, tenant=tenant, tenants=tenants, hits=hits[:MEMORY_PAGE],
+                             namespaces=["/".join(n) for n in namespaces], page=page, first=(page - 1) * MEMORY_PAGE,
+                             previous=links.get(page - 1), next=links.get(page + 1) if more else None)
 
     async def audit(self, request: Request) -> Response:
         return await self._guard(request, self._audit)
