@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+import orjson
+
 from sutram_core.errors import InvalidMemoryError
 
 __all__ = [
@@ -242,6 +244,10 @@ def validate_json(doc: Any, where: str) -> None:
             stack.extend((v, f"{path}.{k}") for k, v in item.items())
         elif isinstance(item, (list, tuple)):
             stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+    try:  # what the encoder cannot write at all (an arbitrary object), on every backend alike
+        orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidMemoryError(f"{where} must be JSON-serializable: {exc}") from exc
 
 
 def validate_ttl(ttl_seconds: object, name: str = "ttl_seconds", scale: float = 1.0) -> float | None:

@@ -137,7 +137,23 @@ class WeaviateMemoryBackend:
             self._props.add(name)
 
     def _tenant(self, tenant: str) -> Any:
-        return self.collection.with_tenant(tenant_name(tenant))
+        """The collection as ``tenant`` sees it, the Weaviate tenant created on first use:
+        auto-creation happens on insert only, and a read of a tenant that has written
+        nothing yet failed with "tenant not found" (found against a live server)."""
+        name = tenant_name(tenant)
+        if name not in self._tenants:
+            from weaviate.classes.tenants import Tenant
+
+            with self._lock:
+                if name not in self._tenants:
+                    if self.collection.tenants.get_by_name(name) is None:
+                        try:
+                            self.collection.tenants.create([Tenant(name=name)])
+                        except Exception:  # another process created it first
+                            if self.collection.tenants.get_by_name(name) is None:
+                                raise
+                    self._tenants.add(name)
+        return self.collection.with_tenant(name)
 
     def drop(self) -> None:
         """Delete the whole collection (every tenant's memories)."""
@@ -153,8 +169,9 @@ class WeaviateMemoryBackend:
         props: dict[str, Any] = {
             "tenant_id": tenant, "mid": rec.id, "namespace": encode_namespace(rec.namespace),
             "ns_prefixes": prefixes(rec.namespace), "depth": len(rec.namespace), "key": rec.key,
-            "kind": rec.kind.value, "text": rec.text, "value_json": orjson.dumps(rec.value).decode(),
-            "metadata_json": orjson.dumps(rec.metadata).decode(),
+            "kind": rec.kind.value, "text": rec.text,
+            "value_json": orjson.dumps(rec.value, option=orjson.OPT_NON_STR_KEYS).decode(),
+            "metadata_json": orjson.dumps(rec.metadata, option=orjson.OPT_NON_STR_KEYS).decode(),
             "provenance_json": orjson.dumps(rec.provenance.as_dict()).decode(), "version": rec.version,
             "supersedes": rec.supersedes or "", "created_at": to_micros(rec.created_at or 0),
             "updated_at": to_micros(rec.updated_at or 0), "valid_from": to_micros(rec.valid_from or 0),
@@ -300,9 +317,18 @@ class WeaviateMemoryBackend:
         kept = {ns[:max_depth] if max_depth else ns for ns in found if all(c.matches(ns) for c in conditions)}
         return sorted(kept)[offset: offset + limit]
 
+    def _known(self, name: str) -> bool:
+        """Whether the collection's schema has property ``name`` (asking the server again
+        when this process has not seen it: another process may have added it)."""
+        assert self._props is not None
+        if name not in self._props:
+            with self._lock:
+                self._props |= {p.name for p in self.collection.config.get().properties}
+        return name in self._props
+
     def _filter(self, request: SearchRequest) -> Any:
-        return to_filter(namespace_prefix=request.namespace_prefix, exact_namespace=request.exact_namespace,
-                         exclude_system=request.exclude_system,
+        return to_filter(known=self._known, namespace_prefix=request.namespace_prefix,
+                         exact_namespace=request.exact_namespace, exclude_system=request.exclude_system,
                          conditions=request.conditions, kinds=request.kinds, created_after=request.created_after,
                          created_before=request.created_before, as_of=request.as_of, now=request.now)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import reduce
 from typing import Any
 
@@ -84,7 +84,16 @@ def prefixes(namespace: tuple[str, ...]) -> list[str]:
     return [encode_namespace(namespace[:i]) for i in range(1, len(namespace) + 1)]
 
 
-def _eq(cond: Condition, operand: Any) -> Any:
+def _never() -> Any:
+    """A filter no object passes (a key is never empty)."""
+    from weaviate.classes.query import Filter
+
+    return Filter.by_property("key").equal("")
+
+
+def _eq(cond: Condition, operand: Any, known: Callable[[str], bool]) -> Any:
+    """Equality on the typed property ``operand`` lives in; None when no object has that
+    property (Weaviate refuses a filter on a property its schema does not have)."""
     from weaviate.classes.query import Filter
 
     if isinstance(operand, list):
@@ -94,39 +103,52 @@ def _eq(cond: Condition, operand: Any) -> Any:
             f"the Weaviate memory backend cannot compare a list at {'.'.join(cond.path)!r} (it keeps scalar "
             "fields only); filter on the SQL backends, or on a scalar field")
     if operand is None:
-        return Filter.by_property(property_name(cond.column, cond.path, "z")).equal(True)
-    if isinstance(operand, bool):
-        return Filter.by_property(property_name(cond.column, cond.path, "b")).equal(operand)
-    if isinstance(operand, (int, float)):
-        return Filter.by_property(property_name(cond.column, cond.path, "n")).equal(float(operand))
-    return Filter.by_property(property_name(cond.column, cond.path, "s")).equal(operand)
+        name, operand = property_name(cond.column, cond.path, "z"), True
+    elif isinstance(operand, bool):
+        name = property_name(cond.column, cond.path, "b")
+    elif isinstance(operand, (int, float)):
+        name, operand = property_name(cond.column, cond.path, "n"), float(operand)
+    else:
+        name = property_name(cond.column, cond.path, "s")
+    return Filter.by_property(name).equal(operand) if known(name) else None
 
 
-def condition_filter(cond: Condition) -> Any:
-    """One condition as a Weaviate filter."""
+def condition_filter(cond: Condition, known: Callable[[str], bool] = lambda name: True) -> Any:
+    """One condition as a Weaviate filter: :data:`ALWAYS` when every object passes it,
+    and a filter none passes when it names a property no object has."""
     from weaviate.classes.query import Filter
 
     if cond.op == "$eq":
-        return _eq(cond, cond.operand)
-    if cond.op == "$ne":
-        return ~_eq(cond, cond.operand)
+        found = _eq(cond, cond.operand, known)
+        return _never() if found is None else found
+    if cond.op == "$ne":  # a field an object lacks is not equal to anything
+        found = _eq(cond, cond.operand, known)
+        return ALWAYS if found is None else ~found
     if cond.op == "$in":
-        return reduce(lambda a, b: a | b, [_eq(cond, item) for item in cond.operand])
+        found = [f for f in (_eq(cond, item, known) for item in cond.operand) if f is not None]
+        return reduce(lambda a, b: a | b, found) if found else _never()
     numeric = isinstance(cond.operand, (int, float))
-    prop = Filter.by_property(property_name(cond.column, cond.path, "n" if numeric else "s"))
+    name = property_name(cond.column, cond.path, "n" if numeric else "s")
+    if not known(name):
+        return _never()
+    prop = Filter.by_property(name)
     operand = float(cond.operand) if numeric else cond.operand
     method = {"$gt": prop.greater_than, "$gte": prop.greater_or_equal, "$lt": prop.less_than,
               "$lte": prop.less_or_equal}[cond.op]
     return method(operand)
 
 
+ALWAYS = object()  # a condition every object passes: left out of the filter
+
+
 def to_filter(
     *, namespace_prefix: tuple[str, ...] = (), exact_namespace: bool = False, exclude_system: bool = False,
     conditions: Sequence[Condition] = (),
     kinds: Sequence[str] = (), created_after: int | None = None, created_before: int | None = None,
-    as_of: int | None = None, now: int, key: str | None = None,
+    as_of: int | None = None, now: int, key: str | None = None, known: Callable[[str], bool] = lambda name: True,
 ) -> Any:
-    """The whole WHERE of a memory query as one Weaviate filter."""
+    """The whole WHERE of a memory query as one Weaviate filter; ``known`` says which
+    properties the collection's schema has (a condition on another matches no object)."""
     from weaviate.classes.query import Filter
 
     parts: list[Any] = []
@@ -150,5 +172,5 @@ def to_filter(
         parts.append(Filter.by_property("created_at").greater_or_equal(created_after))
     if created_before is not None:
         parts.append(Filter.by_property("created_at").less_than(created_before))
-    parts.extend(condition_filter(c) for c in conditions)
+    parts.extend(f for f in (condition_filter(c, known) for c in conditions) if f is not ALWAYS)
     return Filter.all_of(parts)
