@@ -31,7 +31,7 @@ def test_demo_recovers_without_repeating_a_call_and_pauses_on_budget(tmp_path: P
     text = " ".join(out.getvalue().split())
     assert "SIGKILL" in text and "answered from the journal" in text and "made again: 0" in text
     resumed = figures["resumed_spans"]
-    assert resumed[0][:2] == ("LangGraph", "workflow")
+    assert resumed[0][:2] == ("order-agent", "workflow")  # the durable run's name, not "LangGraph"
     nodes = [s for s in resumed if s[1] == "node"]
     assert [n for n, _, _ in nodes] == ["brief", "agent", "tools", "agent", "tools", "agent"]
     assert all(linked for _, _, linked in nodes)  # every node links to its checkpoint

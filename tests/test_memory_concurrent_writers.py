@@ -95,20 +95,16 @@ def test_concurrent_writers_of_one_key_serialize_without_errors(db_url: str) -> 
         assert item is not None and item.value["i"] == ROUNDS - 1
 
 
-def _adder(url: str, process: int, errors: Any) -> None:
-    """One process: THREADS threads adding the same fact (and a second one) at once."""
+def _in_threads(url: str, process: int, body: Any, errors: Any) -> None:
+    """One process: ``body(memory, process, thread)`` in THREADS threads started together;
+    what the bodies return is put on ``errors``."""
     memory = MemoryStore.from_url(url, tenant="acme", embedder=WordHashEmbedder())
     start = threading.Barrier(THREADS)
-    failures: list[str] = []
+    reported: list[str] = []
 
     def work(thread: int) -> None:
         start.wait()
-        for i in range(ROUNDS):
-            try:
-                memory.add(("facts",), "the user drinks green tea", value={"by": f"p{process}t{thread}", "i": i})
-                memory.add(("facts",), "the user lives in Lisbon")
-            except Exception as exc:
-                failures.append(f"p{process}t{thread} round {i}: {type(exc).__name__}: {exc}")
+        reported.extend(body(memory, process, thread))
 
     threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
     for t in threads:
@@ -116,67 +112,60 @@ def _adder(url: str, process: int, errors: Any) -> None:
     for t in threads:
         t.join()
     memory.close()
-    errors.put(failures)
+    errors.put(reported)
+
+
+def _race(url: str, body: Any) -> list[str]:
+    """Run ``body`` in THREADS threads of each of PROCESSES processes at once; what they reported."""
+    ctx = multiprocessing.get_context("spawn")
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_in_threads, args=(url, p, body, errors)) for p in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    reported = [r for _ in procs for r in errors.get(timeout=600)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return reported
+
+
+def _add_twice(memory: MemoryStore, process: int, thread: int) -> list[str]:
+    failures = []
+    for i in range(ROUNDS):
+        try:
+            memory.add(("facts",), "the user drinks green tea", value={"by": f"p{process}t{thread}", "i": i})
+            memory.add(("facts",), "the user lives in Lisbon")
+        except Exception as exc:
+            failures.append(f"p{process}t{thread} round {i}: {type(exc).__name__}: {exc}")
+    return failures
 
 
 def test_concurrent_adds_of_one_fact_keep_one_memory(db_url: str) -> None:
     with MemoryStore.from_url(db_url, tenant="acme", embedder=WordHashEmbedder()):
         pass
-    ctx = multiprocessing.get_context("spawn")
-    errors = ctx.Queue()
-    procs = [ctx.Process(target=_adder, args=(db_url, p, errors)) for p in range(PROCESSES)]
-    for p in procs:
-        p.start()
-    failures = [f for _ in procs for f in errors.get(timeout=600)]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    assert failures == []
+    assert _race(db_url, _add_twice) == []
     with MemoryStore.from_url(db_url, tenant="acme", embedder=WordHashEmbedder()) as memory:
         # near-duplicates update the memory already there instead of adding another
         assert sorted(r.text for r in memory.list(("facts",), limit=100)) == [
             "the user drinks green tea", "the user lives in Lisbon"]
 
 
-def _superseder(url: str, process: int, errors: Any) -> None:
-    """One process: THREADS threads each superseding the same current fact at once."""
+def _supersede_city(memory: MemoryStore, process: int, thread: int) -> list[str]:
     from sutram_core.errors import InvalidMemoryError
 
-    memory = MemoryStore.from_url(url, tenant="acme", embedder=WordHashEmbedder())
-    start = threading.Barrier(THREADS)
-    outcomes: list[str] = []
-
-    def work(thread: int) -> None:
-        start.wait()
-        try:
-            memory.supersede((("race",), "city"), f"the user moved to city {process}-{thread}")
-            outcomes.append("won")
-        except InvalidMemoryError:
-            outcomes.append("lost")  # another writer closed the fact first: nothing to supersede
-        except Exception as exc:
-            outcomes.append(f"{type(exc).__name__}: {exc}")
-
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    memory.close()
-    errors.put(outcomes)
+    try:
+        memory.supersede((("race",), "city"), f"the user moved to city {process}-{thread}")
+        return ["won"]
+    except InvalidMemoryError:
+        return ["lost"]  # another writer closed the fact first: nothing to supersede
+    except Exception as exc:
+        return [f"{type(exc).__name__}: {exc}"]
 
 
 def test_racing_supersedes_of_one_fact_leave_one_successor(db_url: str) -> None:
     with MemoryStore.from_url(db_url, tenant="acme", embedder=WordHashEmbedder()) as memory:
         old = memory.put(("race",), "city", {"text": "the user lives in Lisbon"})
-    ctx = multiprocessing.get_context("spawn")
-    errors = ctx.Queue()
-    procs = [ctx.Process(target=_superseder, args=(db_url, p, errors)) for p in range(PROCESSES)]
-    for p in procs:
-        p.start()
-    outcomes = [o for _ in procs for o in errors.get(timeout=600)]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    outcomes = _race(db_url, _supersede_city)
     assert sorted(set(outcomes)) <= ["lost", "won"], outcomes
     assert outcomes.count("won") == 1
     with MemoryStore.from_url(db_url, tenant="acme", embedder=WordHashEmbedder()) as memory:
