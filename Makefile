@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.sutram-installed
+# pytest-xdist workers for `make test` (a file per worker at a time; 0 runs in one process)
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint bench clean browser
 
@@ -31,12 +33,17 @@ browser:
 	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	echo "Debian's chromium could not be installed: the browser tests will skip"
 
+# Weaviate is built once from its Go module into ~/.cache/sutram (integrations/weaviate/
+# testserver.py); without Go the Weaviate tests skip and say why
 test: lint browser
-	@state=$$(mktemp -d); \
-	trap '$(PY) integrations/postgres/testserver.py stop "$$state"' EXIT INT TERM; \
+	@state=$$(mktemp -d); wstate=$$(mktemp -d); \
+	trap '$(PY) integrations/postgres/testserver.py stop "$$state"; $(PY) integrations/weaviate/testserver.py stop "$$wstate"' EXIT INT TERM; \
 	url=$$($(PY) integrations/postgres/testserver.py start "$$state") || exit 1; \
 	echo "PostgreSQL for the tests: $$url"; \
-	SUTRAM_TEST_PG_URL="$$url" $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	wurl=$$($(PY) integrations/weaviate/testserver.py start "$$wstate"); \
+	echo "Weaviate for the tests: $${wurl:-none (its tests skip)}"; \
+	SUTRAM_TEST_PG_URL="$$url" SUTRAM_WEAVIATE_URL="$$wurl" $(PY) -m pytest -p no:cacheprovider \
+		-n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@state=$$(mktemp -d); \

@@ -63,3 +63,16 @@ def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SUTRAM_TEST_KILL_MARKER", str(tmp_path / "no-kill"))
     monkeypatch.setenv("SUTRAM_SPOOL_DIR", str(tmp_path / "spool"))
     return log
+
+
+# `make test` runs two pytest-xdist workers, one test file at a time each (--dist loadfile).
+# The longest files start first, so that neither worker is left alone with one at the end
+# (the kill harness alone takes about four minutes).
+_LONGEST_FIRST = ("test_kill_harness.py", "test_bench_smoke.py", "test_memory_contract.py", "test_demo.py",
+                  "test_cookbook.py", "test_differential.py", "test_llama_index_memory.py",
+                  "test_memory_quality.py", "test_faults.py", "test_multi_worker_recovery.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

@@ -23,8 +23,8 @@ from sutram_core.runs import RunStatus
 from tests import kill_harness
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = 8 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))
-MIN_KILLS = 60 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))  # per backend
+RUNS = 6 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))
+MIN_KILLS = 45 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))  # per backend
 
 
 def _shape(call: str) -> str:

@@ -95,7 +95,7 @@ def start(state: Path) -> str:
         "LOG_LEVEL": "warning",
         "GOMAXPROCS": "2",
     }
-    log = open(state / "server.log", "ab")  # noqa: SIM115 - the server keeps writing to it
+    log = open(state / "server.log", "ab")  # the server keeps writing to it after this returns
     proc = subprocess.Popen([str(exe), "--host", "127.0.0.1", "--port", str(ports["http"]), "--scheme", "http"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     (state / "pid").write_text(str(proc.pid))
