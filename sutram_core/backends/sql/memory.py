@@ -11,6 +11,7 @@ other processes by the tenant's change number.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -521,17 +522,24 @@ class SqlMemoryBackend:
             # the document frequency counted among the rows that pass the filters and capped
             # at _DF_CAP (a term that common weighs nearly nothing). ts_rank has no IDF: a
             # rare name or identifier weighed no more than "user" (MRR 0.21 against 0.49).
+            # Every tsquery is a bound constant, so each count and the match itself use the
+            # GIN index (a tsquery taken from a joined row made PostgreSQL scan every row).
+            params: dict[str, Any] = dict(w.params)
+            names = []
+            for i, term in enumerate(terms):
+                params[f"kt{i}"] = term
+                names.append(f"to_tsquery('english', :kt{i})")
+            counts = yield Step(text("SELECT " + ", ".join(
+                f"(SELECT count(*) FROM (SELECT 1 FROM sutram_memories m WHERE m.tsv @@ {q} AND {w.sql()} "
+                f"LIMIT {_DF_CAP}) c{i})" for i, q in enumerate(names))), params)
+            weights = [math.log(1 + (_DF_CAP - n + 0.5) / (n + 0.5)) for n in counts[0]]
+            score = " + ".join(f"CASE WHEN m.tsv @@ {q} THEN {round(wt, 9)!r} ELSE 0 END"
+                               for q, wt in zip(names, weights, strict=True))
+            # rounded: equal scores stay equal, so that ties go by pk, every time
             rows = yield Step(text(
-                "WITH terms AS (SELECT to_tsquery('english', t) AS q FROM unnest(CAST(:terms AS text[])) AS t), "
-                "df AS (SELECT terms.q, (SELECT count(*) FROM (SELECT 1 FROM sutram_memories m "
-                f"WHERE m.tsv @@ terms.q AND {w.sql()} LIMIT {_DF_CAP}) hits) AS n FROM terms "
-                "WHERE numnode(terms.q) > 0) "
-                # rounded: a float sum depends on the order of its terms, which the plan
-                # chooses; equal scores must stay equal so that ties go by pk, every time
-                f"SELECT m.pk, round(CAST(sum(ln(1 + ({_DF_CAP} - df.n + 0.5) / (df.n + 0.5))) AS numeric), 9) AS s "
-                f"FROM df JOIN sutram_memories m ON m.tsv @@ df.q WHERE {w.sql()} "
-                "GROUP BY m.pk ORDER BY s DESC, m.pk LIMIT :n"
-            ), {**w.params, "terms": terms, "n": depth})
+                f"SELECT m.pk, round(CAST({score} AS numeric), 9) AS s FROM sutram_memories m "
+                f"WHERE m.tsv @@ to_tsquery('english', :kq) AND {w.sql()} ORDER BY s DESC, m.pk LIMIT :n"
+            ), {**params, "kq": " | ".join(terms), "n": depth})
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def _vector_candidates(self, tenant: str, w: Any, request: SearchRequest, depth: int) -> list[tuple[int, float]]:
