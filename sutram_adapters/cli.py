@@ -1,7 +1,10 @@
 """The ``sutram`` command.
 
     sutram demo [--url URL]                       SIGKILL a durable agent mid-node, recover it, budget pause, trace
-    sutram history THREAD [--tenant T]            a thread's checkpoints, newest first
+    sutram --version
+    sutram history THREAD [--tenant T] [--json]   a thread's checkpoints, newest first, full ids
+    sutram fork THREAD [--checkpoint ID] [--new-thread ID] [--json]
+                                                  a new thread from a checkpoint of THREAD
     sutram runs [--tenant T] [--thread ID] [--status S] [--limit N] [--json]
                                                   runs of every tenant (or one) with status, duration, tokens and cost
     sutram trace RUN_ID [--tenant T] [--json]     a run's span tree (durations, tokens, cost, errors), in whichever tenant
@@ -10,6 +13,8 @@
     sutram audit verify [--tenant T] [--head F]   recompute the audit hash chains; exit 1 on a problem
     sutram audit head [--tenant T] [--out F]      the chains' heads (signed with the audit key), to keep elsewhere
     sutram runs show RUN_ID [--tenant T] [--json]  one durable run: status, where and why it stopped, spend
+    sutram runs resume|cancel RUN_ID --graph module:attr [--json]
+                                                  continue a paused run; cancel one (its compensations run)
     sutram recover --graph module:attr [--tenant T] resume the durable runs whose worker died
     sutram serve [--host H] [--port P] [--token T] [--tenant-token TENANT=T] [--allow-host NAME] [--graph module:attr]
                                                   the web console (default http://127.0.0.1:8787/)
@@ -20,9 +25,12 @@
     sutram memory list [--tenant T] [--kind K] [--namespace A/B] [--limit N] [--json]
                                                   a tenant's memories, newest first
 
-Every command takes ``--url`` (default: ``SUTRAM_URL``, else ``./.sutram/sutram.db``). The commands
-that only read (history, runs, trace, memory, audit verify) open a SQLite file that they cannot
-write (the file or its folder: a read-only mount) read-only, as ``?mode=ro`` would.
+Every command takes ``--url`` (default: ``SUTRAM_URL``, else ``./.sutram/sutram.db``). Every
+command but ``demo`` needs the database to exist (a missing SQLite file is an error, never a
+new empty database). The commands that only read (history, runs, trace, memory, audit
+verify) open a SQLite file that they cannot write (the file or its folder: a read-only
+mount) read-only, as ``?mode=ro`` would. ``--graph module:attr`` is imported with the
+current folder on the path.
 """
 
 from __future__ import annotations
@@ -35,27 +43,38 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from sutram_core.errors import SutramError
+from sutram_core.errors import ConfigurationError, SutramError
 from sutram_core.tenancy import DEFAULT_TENANT
 
 __all__ = ["main"]
 
 
-def _history(url: str | None, thread_id: str, tenant: str | None) -> int:
+def _history(args: argparse.Namespace) -> int:
     from sutram_adapters.langgraph import SutramSaver
 
-    console = Console()
-    with SutramSaver.from_url(url, tenant=tenant) as saver:
-        table = Table(title=f"checkpoints of {thread_id}")
-        for col in ("checkpoint id", "ns", "step", "source", "parent", "writes"):
-            table.add_column(col)
-        n = 0
-        for t in saver.list({"configurable": {"thread_id": thread_id}}):
-            n += 1
-            parent = t.parent_config["configurable"]["checkpoint_id"] if t.parent_config else "-"
-            table.add_row(t.config["configurable"]["checkpoint_id"], t.config["configurable"]["checkpoint_ns"] or "(root)",
-                          str(t.metadata.get("step")), str(t.metadata.get("source")), parent, str(len(t.pending_writes or [])))
-        console.print(table if n else f"no checkpoints for thread {thread_id!r}")
+    rows = []
+    with SutramSaver.from_url(args.url, tenant=args.tenant) as saver:
+        for t in saver.list({"configurable": {"thread_id": args.thread_id}}, limit=args.limit):
+            rows.append({"checkpoint_id": t.config["configurable"]["checkpoint_id"],
+                         "checkpoint_ns": t.config["configurable"]["checkpoint_ns"],
+                         "step": t.metadata.get("step"), "source": t.metadata.get("source"),
+                         "parent_id": t.parent_config["configurable"]["checkpoint_id"] if t.parent_config else None,
+                         "pending_writes": len(t.pending_writes or [])})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not rows:
+        print(f"no checkpoints for thread {args.thread_id!r}")
+        return 0
+    # the ids are what fork() and `sutram fork --checkpoint` take: never cut, however narrow the terminal
+    table = Table(title=f"checkpoints of {args.thread_id}, newest first")
+    table.add_column("checkpoint id", no_wrap=True, min_width=len(rows[0]["checkpoint_id"]))
+    for col in ("ns", "step", "source", "writes"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["checkpoint_id"], r["checkpoint_ns"] or "(root)", str(r["step"]), str(r["source"]),
+                      str(r["pending_writes"]))
+    Console().print(table)
     return 0
 
 
@@ -111,14 +130,43 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _import_graph(spec: str) -> object | None:
-    """The object ``module:attribute`` names (None, with a message, for a malformed spec)."""
+    """The compiled graph ``module:attribute`` names, imported with the current folder on
+    the path as ``python -m`` would; None, with a message saying what to fix, otherwise."""
     import importlib
 
     module, _, attr = spec.partition(":")
     if not module or not attr:
         print("--graph takes module:attribute, for example myapp.agent:graph", file=sys.stderr)
         return None
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        found = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        print(f"--graph {spec}: no module named {exc.name!r} (looked in {Path.cwd()} and the installed packages; "
+              "run the command from your app's folder or install it)", file=sys.stderr)
+        return None
+    except Exception as exc:  # the user's module failed while importing
+        print(f"--graph {spec}: importing {module!r} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    graph = getattr(found, attr, None)
+    if graph is None:
+        names = sorted(n for n in vars(found) if not n.startswith("_"))
+        print(f"--graph {spec}: module {module!r} has no {attr!r} (it has: {', '.join(names[:12]) or 'nothing'})",
+              file=sys.stderr)
+        return None
+    from langgraph.graph import StateGraph
+    from langgraph.pregel import Pregel
+
+    if isinstance(graph, StateGraph):
+        print(f"--graph {spec}: {attr!r} is a StateGraph that is not compiled: name the compiled graph "
+              f"(for example {attr}_app = {attr}.compile() in {module})", file=sys.stderr)
+        return None
+    if not isinstance(graph, Pregel):
+        print(f"--graph {spec}: {attr!r} is a {type(graph).__name__}, not a compiled LangGraph graph",
+              file=sys.stderr)
+        return None
+    return graph
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -164,12 +212,59 @@ def _recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_act(args: argparse.Namespace) -> int:
+    """``sutram runs resume|cancel RUN_ID --graph module:attr``."""
+    from sutram_adapters.langgraph.durable import durable
+
+    if not args.graph:
+        print(f"sutram runs {args.action} needs --graph module:attribute: the graph's code runs the rest of the run "
+              "(resume) or its compensations (cancel)", file=sys.stderr)
+        return 2
+    graph = _import_graph(args.graph)
+    if graph is None:
+        return 2
+    from sutram_core.runs import Budget
+
+    limits = {f"max_{k}": getattr(args, f"max_{k}") for k in ("tokens", "cost_usd", "steps", "seconds")}
+    budget = Budget(**limits) if any(v is not None for v in limits.values()) else None
+    with durable(graph, url=args.url, tenant=args.tenant) as runner:
+        if args.action == "resume":
+            runner.resume(args.run_id, budget=budget)
+        else:
+            runner.cancel(args.run_id)
+        run = runner.ledger.get(args.tenant, args.run_id)
+    if args.json:
+        print(json.dumps({"run_id": run.run_id, "tenant": run.tenant_id, "thread_id": run.thread_id,
+                          "status": run.status.value, "why": run.error or run.pause_reason}))
+    else:
+        print(f"{run.run_id}  {run.status.value}  {run.error or run.pause_reason or ''}".rstrip())
+    return 0
+
+
+def _fork(args: argparse.Namespace) -> int:
+    from sutram_adapters.langgraph import SutramSaver
+    from sutram_adapters.langgraph.durable import fork_thread
+
+    with SutramSaver.from_url(args.url, tenant=args.tenant) as saver:
+        new = fork_thread(saver, args.thread_id, args.checkpoint, new_thread_id=args.new_thread)
+        (first,) = saver.list({"configurable": {"thread_id": new}}, limit=1)
+    checkpoint = first.metadata.get("sutram_fork_of", {}).get("checkpoint_id")
+    if args.json:
+        print(json.dumps({"thread_id": new, "forked_from": args.thread_id, "checkpoint_id": checkpoint}))
+    else:
+        print(f"forked {args.thread_id} at checkpoint {checkpoint} into thread {new}; continue it with "
+              f"invoke(None, thread_id={new!r})")
+    return 0
+
+
 def _runs(args: argparse.Namespace) -> int:
-    if args.action == "show":
+    if args.action:
         if not args.run_id:
-            print("sutram runs show needs a RUN_ID", file=sys.stderr)
+            print(f"sutram runs {args.action} needs a RUN_ID (list them with: sutram runs)", file=sys.stderr)
             return 2
-        return _run_show(args) if _pick_tenant(args) else 2
+        if not _pick_tenant(args):
+            return 2
+        return _run_show(args) if args.action == "show" else _run_act(args)
     from sutram_adapters.trace_view import render_runs, runs_json
     from sutram_core.traces import open_trace_store
 
@@ -259,20 +354,36 @@ def _export(args: argparse.Namespace) -> int:
     if len(headers) != len(args.header or []):
         print("--header takes NAME=VALUE, for example Authorization='Basic ...'", file=sys.stderr)
         return 2
-    exporter = OtlpExporter(args.otlp, headers=headers or None)
+    try:
+        exporter = OtlpExporter(args.otlp, headers=headers or None, retry_after=3600.0)
+    except ConfigurationError as exc:
+        print(f"--otlp: {exc}", file=sys.stderr)
+        return 2
+    if not exporter.reachable():
+        print(f"nothing sent: {exporter.last_error} (is the collector running?)", file=sys.stderr)
+        return 1
     runs = spans = 0
+    progress = sys.stderr.isatty()
     try:
         with open_trace_store(args.url) as store:
             run_ids = args.run or [r.run_id for r in store.runs(args.tenant, limit=args.limit)]
             for run_id in run_ids:
                 batch = store.run_spans(args.tenant, run_id)
                 exporter.export(batch)
+                if exporter.failed:
+                    break
                 runs += 1
                 spans += sum(s.status != "running" for s in batch)
+                if progress:
+                    print(f"\rsent {spans} spans of {runs}/{len(run_ids)} runs", end="", file=sys.stderr, flush=True)
     finally:
         exporter.shutdown()
+        if progress:
+            print(file=sys.stderr)
     if exporter.failed:
-        print(f"{exporter.failed} of {spans} spans could not be sent to {exporter.endpoint}", file=sys.stderr)
+        print(f"stopped after {exporter.exported} spans of {runs} runs: {exporter.endpoint} failed "
+              f"({exporter.last_error}); run the command again to send the rest (ids repeat, nothing doubles)",
+              file=sys.stderr)
         return 1
     print(f"exported {spans} span{'s' if spans != 1 else ''} of {runs} run{'s' if runs != 1 else ''} "
           f"to {exporter.endpoint}")
@@ -384,37 +495,59 @@ def _short(value: object, width: int = 200) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+_TENANT_HELP = "the tenant (default: %(default)s)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sutram", description="Sutram: durable, remembering, traceable AI workflows.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from sutram_core import __version__
+
+    parser = argparse.ArgumentParser(prog="sutram", description="Sutram: durable, remembering, traceable AI workflows.",
+                                     epilog="Every command takes --url (default: SUTRAM_URL, else "
+                                            "sqlite:///.sutram/sutram.db). sutram COMMAND --help for more.")
+    parser.add_argument("--version", action="version", version=f"sutram {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help)
-        p.add_argument("--url", default=None, help="database URL (default: SUTRAM_URL or ./.sutram/sutram.db)")
+        p = sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
+        p.add_argument("--url", default=None, help="database URL (default: SUTRAM_URL, else sqlite:///.sutram/sutram.db)")
         return p
 
     command("demo", "SIGKILL a durable agent mid-node and recover it (no call repeated), pause a run on its budget, show the trace")
-    hist = command("history", "list a thread's checkpoints")
+    hist = command("history", "list a thread's checkpoints, newest first, with their full ids (for fork)")
     hist.add_argument("thread_id")
-    hist.add_argument("--tenant", default=None)
-    runs = command("runs", "list runs with status, duration, tokens and cost; 'show RUN_ID': one durable run")
-    runs.add_argument("action", nargs="?", choices=["show"], help="show one run of the run ledger")
+    hist.add_argument("--tenant", default=DEFAULT_TENANT, help=_TENANT_HELP)
+    hist.add_argument("--limit", type=int, default=None, help="at most this many checkpoints (default: all)")
+    hist.add_argument("--json", action="store_true", help="print the checkpoints as a JSON list")
+    runs = command("runs", "list runs with status, duration, tokens and cost; show, resume or cancel one durable run")
+    runs.add_argument("action", nargs="?", choices=["show", "resume", "cancel"],
+                      help="show: one run of the run ledger; resume: continue a paused run; cancel: cancel a run "
+                           "that is not running and undo its completed steps (resume and cancel need --graph)")
     runs.add_argument("run_id", nargs="?", default=None)
-    runs.add_argument("--tenant", default=None, help="one tenant (default: every tenant; for show, the run's)")
-    runs.add_argument("--thread", default=None)
+    runs.add_argument("--tenant", default=None, help="one tenant (default: every tenant; for one run, the run's)")
+    runs.add_argument("--thread", default=None, help="only the runs of this thread")
     runs.add_argument("--status", default=None, choices=["running", "ok", "error", "paused", "failed", "cancelled"],
                       help="a trace's running/ok/error, or a durable run's paused/failed/cancelled (from the ledger)")
-    runs.add_argument("--limit", type=int, default=50)
-    runs.add_argument("--json", action="store_true")
+    runs.add_argument("--limit", type=int, default=50, help="at most this many runs, newest first (default: %(default)s)")
+    runs.add_argument("--graph", default=None, help="resume, cancel: the compiled graph, as module:attribute")
+    for limit, kind in (("tokens", int), ("cost-usd", float), ("steps", int), ("seconds", float)):
+        runs.add_argument(f"--max-{limit}", type=kind, default=None,
+                          help=f"resume: a new budget's max_{limit.replace('-', '_')} (default: the run's budget)")
+    runs.add_argument("--json", action="store_true", help="print JSON")
     trace = command("trace", "show one run's span tree")
     trace.add_argument("run_id", help="a trace id, or a durable run's id (its newest execution)")
     trace.add_argument("--tenant", default=None, help="the run's tenant (default: whichever tenant holds the id)")
     trace.add_argument("--json", action="store_true", help="print the spans as a JSON list")
+    fork = command("fork", "start a new thread from a checkpoint of a thread (its latest by default)")
+    fork.add_argument("thread_id")
+    fork.add_argument("--checkpoint", default=None, metavar="ID", help="the checkpoint (sutram history THREAD)")
+    fork.add_argument("--new-thread", default=None, metavar="ID", help="the new thread's id (default: THREAD-fork-…)")
+    fork.add_argument("--tenant", default=DEFAULT_TENANT, help=_TENANT_HELP)
+    fork.add_argument("--json", action="store_true", help="print JSON")
     export = command("export", "send stored runs to an OpenTelemetry collector over OTLP/HTTP")
     export.add_argument("--otlp", required=True, metavar="URL", help="collector URL, e.g. http://localhost:4318")
-    export.add_argument("--tenant", default=DEFAULT_TENANT)
+    export.add_argument("--tenant", default=DEFAULT_TENANT, help=_TENANT_HELP)
     export.add_argument("--run", action="append", help="a run id (repeatable; default: the newest runs)")
-    export.add_argument("--limit", type=int, default=1000, help="how many of the newest runs (default 1000)")
+    export.add_argument("--limit", type=int, default=1000, help="how many of the newest runs (default: %(default)s)")
     export.add_argument("--header", action="append", metavar="NAME=VALUE",
                         help="an HTTP header for the collector, e.g. Authorization=Basic ... (repeatable)")
     audit = command("audit", "verify the audit hash chains, or print their heads to keep elsewhere")
@@ -424,13 +557,16 @@ def _parser() -> argparse.ArgumentParser:
                        help="verify: also check the chains still reach the heads kept in FILE")
     audit.add_argument("--out", default=None, metavar="FILE", help="head: write the heads to FILE")
     recover = command("recover", "resume the durable runs whose worker died")
-    recover.add_argument("--graph", required=True, help="the compiled graph, as module:attribute")
-    recover.add_argument("--tenant", default=DEFAULT_TENANT)
-    recover.add_argument("--limit", type=int, default=10)
-    recover.add_argument("--lease", type=float, default=30.0, help="lease seconds for the resumed runs")
+    recover.add_argument("--graph", required=True, help="the compiled graph, as module:attribute (from the current "
+                         "folder or an installed package)")
+    recover.add_argument("--tenant", default=DEFAULT_TENANT, help=_TENANT_HELP)
+    recover.add_argument("--limit", type=int, default=10, help="at most this many runs (default: %(default)s)")
+    recover.add_argument("--lease", type=float, default=30.0,
+                         help="lease seconds for the resumed runs (default: %(default)s)")
     serve = command("serve", "the web console: runs, traces, checkpoints, paused runs, memory, audit")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (beyond loopback needs a token)")
-    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: %(default)s; beyond loopback needs a token)")
+    serve.add_argument("--port", type=int, default=8787, help="port (default: %(default)s)")
     serve.add_argument("--token", default=None, help="an access token that sees every tenant")
     serve.add_argument("--tenant-token", action="append", metavar="TENANT=TOKEN",
                        help="an access token that sees one tenant (repeatable)")
@@ -441,23 +577,34 @@ def _parser() -> argparse.ArgumentParser:
     diff = command("diff", "how two threads (a thread and its fork) diverged: state, calls, cost")
     diff.add_argument("thread_a")
     diff.add_argument("thread_b")
-    diff.add_argument("--tenant", default=DEFAULT_TENANT)
-    diff.add_argument("--json", action="store_true")
+    diff.add_argument("--tenant", default=DEFAULT_TENANT, help=_TENANT_HELP)
+    diff.add_argument("--json", action="store_true", help="print JSON")
     memory = command("memory", "search or list a tenant's memories")
     memory.add_argument("action", choices=["search", "list"])
     memory.add_argument("query", nargs="?", default=None, help="what to search for (search only)")
-    memory.add_argument("--tenant", default=DEFAULT_TENANT)
+    memory.add_argument("--tenant", default=DEFAULT_TENANT, help=_TENANT_HELP)
     memory.add_argument("--kind", default=None, choices=["episodic", "semantic", "procedural"])
     memory.add_argument("--namespace", default=None, help="a namespace prefix, labels joined by / (e.g. users/u1)")
-    memory.add_argument("--limit", type=int, default=20)
+    memory.add_argument("--limit", type=int, default=20, help="at most this many memories (default: %(default)s)")
     memory.add_argument("--json", action="store_true", help="print the memories as a JSON list")
-    worker = sub.add_parser("_demo-worker", help=argparse.SUPPRESS)
-    worker.add_argument("url")
-    worker.add_argument("thread_id")
     return parser
 
 
 _READ_ONLY_COMMANDS = ("history", "runs", "trace", "memory", "audit")
+# commands that need a database to be there already (all but demo)
+_EXISTING_DATABASE_COMMANDS = (*_READ_ONLY_COMMANDS, "export", "diff", "serve", "fork", "recover")
+
+
+def _existing_database(url: str | None) -> str | None:
+    """None when the database at ``url`` exists; else what to tell the user (a command that
+    reads must not create an empty database and report that it is empty)."""
+    from sutram_core.config import parse_url
+
+    parsed = parse_url(url)
+    if parsed.backend != "sqlite" or parsed.path is None or parsed.path.is_file():
+        return None
+    return (f"no database at {parsed.path} ({url or 'the default; set --url or SUTRAM_URL'}): "
+            "give the URL your app writes to, e.g. --url sqlite:///app.db")
 
 
 def _readable_url(url: str | None) -> str | None:
@@ -473,8 +620,19 @@ def _readable_url(url: str | None) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``sutram`` command with ``argv`` (default: the process arguments)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_demo-worker"]:  # the demo's own worker process, not a command for people
+        from sutram_adapters.demo.run import worker as run_worker
+
+        run_worker(argv[1], argv[2])
+        return 0
     args = _parser().parse_args(argv)
     try:
+        if args.command in _EXISTING_DATABASE_COMMANDS:
+            missing = _existing_database(args.url)
+            if missing:
+                print(f"sutram {args.command}: {missing}", file=sys.stderr)
+                return 1
         if args.command in _READ_ONLY_COMMANDS:
             args.url = _readable_url(args.url)
         if args.command == "demo":
@@ -482,18 +640,11 @@ def main(argv: list[str] | None = None) -> int:
 
             run_demo(args.url)
             return 0
-        if args.command == "history":
-            return _history(args.url, args.thread_id, args.tenant)
-        if args.command == "_demo-worker":
-            from sutram_adapters.demo.run import worker as run_worker
-
-            run_worker(args.url, args.thread_id)
-            return 0
         if args.command == "memory" and args.action == "search" and not args.query:
             print("sutram memory search needs a QUERY", file=sys.stderr)
             return 2
-        handler = {"runs": _runs, "trace": _trace, "export": _export, "audit": _audit,
-                   "memory": _memory, "recover": _recover, "diff": _diff, "serve": _serve}[args.command]
+        handler = {"runs": _runs, "trace": _trace, "export": _export, "audit": _audit, "history": _history,
+                   "memory": _memory, "recover": _recover, "diff": _diff, "serve": _serve, "fork": _fork}[args.command]
         return handler(args)
     except SutramError as exc:
         print(f"sutram: {exc}", file=sys.stderr)

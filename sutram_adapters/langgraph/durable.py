@@ -79,7 +79,7 @@ from sutram_core.errors import (
 )
 from sutram_core.memory.records import SYSTEM_ROOT
 from sutram_core.runs import Budget, CallScope, RunRecord, Spend
-from sutram_core.tenancy import validate_tenant
+from sutram_core.tenancy import DEFAULT_TENANT, validate_tenant
 from sutram_core.traces.redaction import Redactor
 
 __all__ = ["RECOVERABLE_ERROR_NAMES", "DurableRunner", "durable", "graph_version", "is_recoverable",
@@ -270,6 +270,38 @@ class _Active:
 
 FORK_KEY = "sutram_fork_of"  # in a fork's first checkpoint's metadata: where it came from
 _UNKNOWN: Any = object()  # "no invoke output to read the interrupts from"
+
+
+def fork_origins(saver: SutramSaver, thread_id: str) -> tuple[str, ...]:
+    """The threads a fork descends from, nearest first (empty for a thread that is no fork)."""
+    first = saver._store.first_metadata(saver.tenant or DEFAULT_TENANT, thread_id) or {}
+    origin = first.get(FORK_KEY)
+    return tuple(origin.get("ancestors") or ()) if isinstance(origin, dict) else ()
+
+
+def fork_thread(saver: SutramSaver, thread_id: str, checkpoint_id: str | None = None, *,
+                new_thread_id: str | None = None) -> str:
+    """Copy a checkpoint of ``thread_id`` (its latest if None) into a new thread, as its first
+    checkpoint and without its pending writes (the fork runs the next tasks again; their
+    calls answer from the journal while their inputs are the same); return the new id.
+    What :meth:`DurableRunner.fork` and ``sutram fork`` do; needs no graph."""
+    source: RunnableConfig = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+    if checkpoint_id is not None:
+        source["configurable"]["checkpoint_id"] = checkpoint_id
+    found = saver.get_tuple(source)
+    if found is None:
+        raise InvalidRunError(f"thread {thread_id!r} has no checkpoint {checkpoint_id or '(latest)'} in tenant "
+                              f"{saver.tenant or DEFAULT_TENANT!r}: pick one from the thread's history "
+                              f"(sutram history {thread_id})")
+    new_thread_id = new_thread_id or f"{thread_id}-fork-{uuid.uuid4().hex[:8]}"
+    if saver.get_tuple({"configurable": {"thread_id": new_thread_id, "checkpoint_ns": ""}}) is not None:
+        raise InvalidRunError(f"thread {new_thread_id!r} already exists: fork into a new thread id")
+    origin = {"thread_id": thread_id, "checkpoint_id": found.config["configurable"]["checkpoint_id"],
+              "ancestors": [thread_id, *fork_origins(saver, thread_id)]}
+    metadata = cast(CheckpointMetadata, {**found.metadata, "source": "fork", FORK_KEY: origin})
+    saver.put({"configurable": {"thread_id": new_thread_id, "checkpoint_ns": ""}},
+              found.checkpoint, metadata, dict(found.checkpoint["channel_versions"]))
+    return new_thread_id
 
 
 class DurableRunner:
@@ -567,32 +599,14 @@ class DurableRunner:
         new thread's id. Continue it with ``invoke(None, thread_id=new)``: the calls it
         replays are answered from the journal of the thread it came from (no model cost)
         until a call's inputs differ."""
-        source: RunnableConfig = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-        if checkpoint_id is not None:
-            source["configurable"]["checkpoint_id"] = checkpoint_id
-        found = self.saver.get_tuple(source)
-        if found is None:
-            raise InvalidRunError(f"thread {thread_id!r} has no checkpoint {checkpoint_id or '(latest)'} in tenant "
-                                  f"{self.tenant!r}: pick one from the thread's history (graph.get_state_history)")
-        new_thread_id = new_thread_id or f"{thread_id}-fork-{uuid.uuid4().hex[:8]}"
-        if self.saver.get_tuple({"configurable": {"thread_id": new_thread_id, "checkpoint_ns": ""}}) is not None:
-            raise InvalidRunError(f"thread {new_thread_id!r} already exists: fork into a new thread id")
-        origin = {"thread_id": thread_id, "checkpoint_id": found.config["configurable"]["checkpoint_id"],
-                  "ancestors": [thread_id, *self._origins(thread_id)]}
-        metadata = cast(CheckpointMetadata, {**found.metadata, "source": "fork", FORK_KEY: origin})
-        # the checkpoint without its pending writes: the fork runs the next tasks again (their
-        # calls answer from the journal while their inputs are the same)
-        self.saver.put({"configurable": {"thread_id": new_thread_id, "checkpoint_ns": ""}},
-                       found.checkpoint, metadata, dict(found.checkpoint["channel_versions"]))
+        new_thread_id = fork_thread(self.saver, thread_id, checkpoint_id, new_thread_id=new_thread_id)
         if values is not None:
             self.graph.update_state({"configurable": {"thread_id": new_thread_id}}, values, as_node=as_node)
         return new_thread_id
 
     def _origins(self, thread_id: str) -> tuple[str, ...]:
         """The threads a fork descends from, nearest first (empty for a thread that is no fork)."""
-        first = self.saver._store.first_metadata(self.tenant, thread_id) or {}
-        origin = first.get(FORK_KEY)
-        return tuple(origin.get("ancestors") or ()) if isinstance(origin, dict) else ()
+        return fork_origins(self.saver, thread_id)
 
     # -- one execution of a run --------------------------------------------------------------
 
