@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from sutram_adapters.cli import main
 from sutram_adapters.langchain import SutramCallbackHandler
+from sutram_core.errors import ConfigurationError
 from sutram_core.traces import OtlpExporter, Tracer
 from sutram_core.traces.otlp import span_id_of, trace_id_of
 from tests.fake_models import EchoChatModel
@@ -106,3 +109,36 @@ def test_trace_content_off_keeps_the_messages_out_of_the_export(db_url: str, mon
     assert attributes["gen_ai.operation.name"] == "chat" and attributes["gen_ai.usage.input_tokens"] > 0
     assert not {"gen_ai.input.messages", "gen_ai.output.messages", "sutram.input", "sutram.output"} & set(attributes)
     assert "A-1042" not in repr(attributes)
+
+
+def test_export_to_nothing_listening_fails_fast_with_one_line(db_url: str, capsys: Any) -> None:
+    import time
+
+    with Tracer.from_url(db_url) as tracer:
+        EchoChatModel().invoke("hi", {"callbacks": [SutramCallbackHandler(tracer=tracer)]})
+    started = time.monotonic()
+    assert main(["export", "--otlp", "http://127.0.0.1:9/", "--url", db_url]) == 1
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nothing sent: cannot connect to 127.0.0.1:9")
+
+
+def test_an_endpoint_without_a_scheme_is_refused(db_url: str, capsys: Any) -> None:
+    assert main(["export", "--otlp", "localhost:4318", "--url", db_url]) == 2
+    assert "e.g. http://localhost:4318" in capsys.readouterr().err
+    with pytest.raises(ConfigurationError, match="not an http"):
+        OtlpExporter("ftp://collector:4318")
+
+
+def test_a_collector_that_is_down_is_not_waited_for_on_every_batch(db_url: str) -> None:
+    import time
+
+    exporter = OtlpExporter("http://127.0.0.1:9", retry_after=60)
+    with Tracer.from_url(db_url, exporters=[exporter]) as tracer:
+        started = time.monotonic()
+        for i in range(5):
+            EchoChatModel().invoke(f"hi {i}", {"callbacks": [SutramCallbackHandler(tracer=tracer)]})
+            tracer.flush()
+        assert time.monotonic() - started < 5
+        assert exporter.failed == 5 and exporter.exported == 0
+        assert len(tracer.store.runs("default")) == 5

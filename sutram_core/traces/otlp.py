@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import socket
+import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
-from sutram_core.errors import MissingDependencyError
+from sutram_core.errors import ConfigurationError, MissingDependencyError
 from sutram_core.traces.spans import SpanStatus
 from sutram_core.traces.store import StoredSpan
 
@@ -57,11 +60,17 @@ class OtlpExporter:
 
     ``endpoint`` is the collector's base URL (``http://host:4318``) or its full traces
     URL (``.../v1/traces``). Export failures are logged and counted in ``failed``; they
-    never fail the write of the spans to Sutram's database.
+    never fail the write of the spans to Sutram's database, which keeps every span:
+    ``sutram export --otlp`` sends them again later, and the collector sees the same ids.
+
+    A collector that does not answer is not waited for on every batch: after a failed
+    export, batches are counted as failed without a try for ``retry_after`` seconds, and
+    the next try first checks in a second that something listens on the collector's port
+    (the OTel SDK would otherwise retry a refused connection for ``timeout`` seconds).
     """
 
     def __init__(self, endpoint: str, *, headers: dict[str, str] | None = None, timeout: float = 10.0,
-                 service_name: str = "sutram") -> None:
+                 service_name: str = "sutram", retry_after: float = 5.0) -> None:
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.resources import Resource
@@ -71,7 +80,21 @@ class OtlpExporter:
         url = endpoint.rstrip("/")
         if not url.endswith("/v1/traces"):
             url += "/v1/traces"
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(f"OTLP endpoint {endpoint!r} is not an http(s) URL: give the collector's "
+                                     f"OTLP/HTTP address with its scheme, e.g. http://localhost:4318")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise ConfigurationError(f"OTLP endpoint {endpoint!r} has a bad port: {exc}") from exc
         self.endpoint = url
+        self._address = (parts.hostname, port)
+        self._timeout = timeout
+        self._retry_after = retry_after
+        self._down_until = 0.0
+        self._checked = False  # True once the port answered since the last failure
+        self.last_error: str | None = None
         self._exporter = OTLPSpanExporter(endpoint=url, headers=headers, timeout=timeout)
         self._resource = Resource.create({"service.name": service_name})
         self._scope = InstrumentationScope("sutram", _version())
@@ -85,15 +108,49 @@ class OtlpExporter:
         batch = [self._convert(s) for s in spans if s.status != SpanStatus.RUNNING]
         if not batch:
             return
+        if time.monotonic() < self._down_until or not self._reachable():
+            self.failed += len(batch)
+            return
         try:
             result = self._exporter.export(batch)
+            error = None if result == SpanExportResult.SUCCESS else "the collector refused the batch or timed out"
         except Exception as exc:  # the collector's trouble must not become the app's
-            result = None
-            log.warning("sutram: OTLP export to %s failed: %s", self.endpoint, exc)
-        if result == SpanExportResult.SUCCESS:
+            error = str(exc) or type(exc).__name__
+        if error is None:
+            if self.last_error is not None:
+                log.warning("sutram: OTLP export to %s works again", self.endpoint)
             self.exported += len(batch)
+            self.last_error = None
         else:
             self.failed += len(batch)
+            self._went_down(error)
+
+    def reachable(self) -> bool:
+        """Whether something accepts connections on the collector's port (one try, at most a second)."""
+        try:
+            with socket.create_connection(self._address, timeout=min(self._timeout, 1.0)):
+                return True
+        except OSError as exc:
+            self.last_error = f"cannot connect to {self._address[0]}:{self._address[1]}: {exc.strerror or exc}"
+            return False
+
+    def _reachable(self) -> bool:
+        if self._checked:
+            return True
+        if not self.reachable():
+            self._went_down(self.last_error or "unreachable")
+            return False
+        self._checked = True
+        return True
+
+    def _went_down(self, error: str) -> None:
+        if self._down_until == 0.0 or self.last_error != error:
+            log.warning("sutram: OTLP export to %s failed (%s); the spans stay in Sutram's database "
+                        "(send them later with `sutram export --otlp`); next try in %.0f s",
+                        self.endpoint, error, self._retry_after)
+        self.last_error = error
+        self._checked = False
+        self._down_until = time.monotonic() + self._retry_after
 
     def shutdown(self) -> None:
         """Release the HTTP session."""
