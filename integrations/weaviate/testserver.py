@@ -70,12 +70,17 @@ def _ready(port: int) -> bool:
 
 
 def start(state: Path) -> str:
-    """Start a server with its data in ``state``; return its URL ("" when none can run)."""
+    """Start a server with its data in ``state``; return its URL ("" when none can run).
+
+    A state folder that held a server (see :func:`kill`) is started again on the same
+    ports and data, as a restarted server would be."""
     exe = binary()
     if exe is None:
         return ""
     state.mkdir(parents=True, exist_ok=True)
-    ports = {name: _free_port() for name in ("http", "grpc", "gossip", "data", "raft", "raft_rpc")}
+    known = state / "ports.json"
+    ports: dict[str, int] = (json.loads(known.read_text()) if known.exists()
+                             else {name: _free_port() for name in ("http", "grpc", "gossip", "data", "raft", "raft_rpc")})
     env = {
         **os.environ,
         "PERSISTENCE_DATA_PATH": str(state / "data"),
@@ -99,7 +104,7 @@ def start(state: Path) -> str:
     proc = subprocess.Popen([str(exe), "--host", "127.0.0.1", "--port", str(ports["http"]), "--scheme", "http"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     (state / "pid").write_text(str(proc.pid))
-    (state / "ports.json").write_text(json.dumps(ports))
+    known.write_text(json.dumps(ports))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -113,18 +118,40 @@ def start(state: Path) -> str:
     return ""
 
 
-def stop(state: Path) -> None:
+def kill(state: Path, sig: int = signal.SIGTERM) -> None:
+    """End the server of ``state`` (``sig`` first, SIGKILL after 10 s) and keep its data and
+    ports, so :func:`start` can bring it back as it was."""
     pid_file = state / "pid"
-    if pid_file.exists():
-        pid = int(pid_file.read_text())
-        try:
-            os.killpg(pid, signal.SIGTERM)
-            for _ in range(100):
-                os.killpg(pid, 0)
-                time.sleep(0.1)
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    try:
+        os.killpg(pid, sig)
+        for _ in range(100):
+            _reap(pid)
+            os.killpg(pid, 0)
+            time.sleep(0.1)
+        os.killpg(pid, signal.SIGKILL)
+        for _ in range(50):
+            _reap(pid)
+            os.killpg(pid, 0)
+            time.sleep(0.1)
+    except ProcessLookupError:
+        pass
+    pid_file.unlink()
+
+
+def _reap(pid: int) -> None:
+    # a server started by this process stays a zombie (still signalable) until waited for
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def stop(state: Path) -> None:
+    """End the server of ``state`` and delete its data."""
+    kill(state)
     shutil.rmtree(state, ignore_errors=True)
 
 
