@@ -33,25 +33,28 @@ browser:
 	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	echo "Debian's chromium could not be installed: the browser tests will skip"
 
-# Weaviate is built once from its Go module into ~/.cache/sutram (integrations/weaviate/
-# testserver.py); without Go the Weaviate tests skip and say why
+# Weaviate and Jaeger are built once from their Go modules into ~/.cache/sutram
+# (integrations/goserver.py); without Go their tests skip and say why
 test: lint browser
-	@state=$$(mktemp -d); wstate=$$(mktemp -d); \
-	trap '$(PY) integrations/postgres/testserver.py stop "$$state"; $(PY) integrations/weaviate/testserver.py stop "$$wstate"' EXIT INT TERM; \
+	@state=$$(mktemp -d); wstate=$$(mktemp -d); jstate=$$(mktemp -d); \
+	trap '$(PY) integrations/postgres/testserver.py stop "$$state"; $(PY) integrations/weaviate/testserver.py stop "$$wstate"; $(PY) integrations/jaeger/testserver.py stop "$$jstate"' EXIT INT TERM; \
 	url=$$($(PY) integrations/postgres/testserver.py start "$$state") || exit 1; \
 	echo "PostgreSQL for the tests: $$url"; \
 	wurl=$$($(PY) integrations/weaviate/testserver.py start "$$wstate"); \
 	echo "Weaviate for the tests: $${wurl:-none (its tests skip)}"; \
-	SUTRAM_TEST_PG_URL="$$url" SUTRAM_WEAVIATE_URL="$$wurl" $(PY) -m pytest -p no:cacheprovider \
+	jurl=$$($(PY) integrations/jaeger/testserver.py start "$$jstate"); \
+	echo "Jaeger for the tests: $${jurl:-none (its tests skip)}"; \
+	SUTRAM_TEST_PG_URL="$$url" SUTRAM_WEAVIATE_URL="$$wurl" SUTRAM_JAEGER="$$jurl" $(PY) -m pytest -p no:cacheprovider \
 		-n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	@state=$$(mktemp -d); \
-	trap '$(PY) integrations/postgres/testserver.py stop "$$state"' EXIT INT TERM; \
+	@state=$$(mktemp -d); wstate=$$(mktemp -d); \
+	trap '$(PY) integrations/postgres/testserver.py stop "$$state"; $(PY) integrations/weaviate/testserver.py stop "$$wstate"' EXIT INT TERM; \
 	url=$$($(PY) integrations/postgres/testserver.py start "$$state") || exit 1; \
 	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/checkpointer.py $(BENCH_ARGS); \
 	$(PY) bench/tracing.py $(BENCH_ARGS); \
-	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/memory.py; \
+	wurl=$$($(PY) integrations/weaviate/testserver.py start "$$wstate"); \
+	SUTRAM_BENCH_PG_URL="$$url" SUTRAM_BENCH_WEAVIATE_URL="$$wurl" $(PY) bench/memory.py; \
 	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/durable.py; \
 	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/console.py
 

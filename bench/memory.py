@@ -2,7 +2,8 @@
 same process, same data, same queries. Prints each figure and the ratio.
 
     python bench/memory.py                    # 100,000 memories; PostgreSQL too when
-                                              # SUTRAM_BENCH_PG_URL is set (make bench)
+                                              # SUTRAM_BENCH_PG_URL is set, Weaviate when
+                                              # SUTRAM_BENCH_WEAVIATE_URL is (make bench)
     python bench/memory.py --n 20000          # smaller
     python bench/memory.py --smoke            # tiny: checks that the benchmark runs
     python bench/memory.py --quality-only     # only the MRR table of the labelled sets
@@ -136,6 +137,18 @@ def rss_mib() -> float:
 # -- Sutram -------------------------------------------------------------------------------------
 
 
+def scratch_weaviate(url: str) -> str:
+    """``url`` with a collection of its own (dropped by :func:`bench_sutram` afterwards)."""
+    return f"{url}{'&' if '?' in url else '?'}collection=SutramBench{os.urandom(4).hex()}"
+
+
+def close_store(store: MemoryStore) -> None:
+    drop = getattr(store.backend, "drop", None)  # a Weaviate scratch collection
+    if drop is not None:
+        drop()
+    store.close()
+
+
 def bench_sutram(url: str, data: Dataset, queries: int, label: str) -> dict[str, Any]:
     store = MemoryStore.from_url(url, tenant="bench", embedder=data.embed, dedupe_threshold=None)
     n = len(data.texts)
@@ -173,7 +186,7 @@ def bench_sutram(url: str, data: Dataset, queries: int, label: str) -> dict[str,
         out[f"filtered_{mode}_p50_ms"], out[f"filtered_{mode}_p95_ms"] = pct(lat, 50), pct(lat, 95)
     out["recall_at_10"], out["filtered_recall_at_10"] = recall(data, queries, lambda qi, f: [
         int(h.record.key[1:]) for h in store.search(data.query_texts[qi], mode="vector", limit=10, filter=f)])
-    store.close()
+    close_store(store)
     indexed = f" (all in the vector index: {out['indexed_per_s']:,.0f}/s)" if "indexed_per_s" in out else ""
     print(f"  {label}: ingest {ingest:,.0f}/s{indexed}; first query {first:.0f} ms; "
           + "; ".join(f"{m} p50 {out[m + '_p50_ms']:.1f} ms" for m in ("vector", "keyword", "hybrid"))
@@ -254,7 +267,7 @@ def bench_postgres_store(url: str, data: Dataset, queries: int) -> dict[str, Any
 # -- retrieval quality on the labelled sets --------------------------------------------------------
 
 
-def quality(sets: Sequence[str], pg: str | None) -> dict[str, Any]:
+def quality(sets: Sequence[str], pg: str | None, wv: str | None = None) -> dict[str, Any]:
     """MRR@10 on each labelled set (tests/data): Sutram's vector, keyword and default search
     on SQLite (and PostgreSQL), and LangGraph's InMemoryStore (and PostgresStore) with the
     same embedder (the offline MiniLM), which search by vector only."""
@@ -288,13 +301,16 @@ def quality(sets: Sequence[str], pg: str | None) -> dict[str, Any]:
             if pg:
                 url, schema = fresh_schema(pg)
                 targets.append(("postgres", url, schema))
+            if wv:
+                targets.append(("weaviate", scratch_weaviate(wv), None))
             for label, url, schema in targets:
+                store = MemoryStore.from_url(url, tenant="quality", embedder=embedder)
                 try:
-                    with MemoryStore.from_url(url, tenant="quality", embedder=embedder) as store:
-                        fill(store, data)
-                        for mode in ("vector", "keyword", "hybrid"):
-                            row[f"{label}_{mode}"] = mrr(store_search(store, mode), data["questions"])
+                    fill(store, data)
+                    for mode in ("vector", "keyword", "hybrid"):
+                        row[f"{label}_{mode}"] = mrr(store_search(store, mode), data["questions"])
                 finally:
+                    close_store(store)
                     if schema and pg:
                         drop_schema(pg, schema)
         index = {"dims": embedder.dims or len(embedder.embed_query("probe")), "embed": embeddings, "fields": ["text"]}
@@ -313,7 +329,8 @@ def quality(sets: Sequence[str], pg: str | None) -> dict[str, Any]:
         out[name] = row
     print("\nRetrieval quality, MRR@10 (default = Sutram's hybrid search; LangGraph's stores search by vector)")
     cols = [c for c in ("sqlite_vector", "sqlite_keyword", "sqlite_hybrid", "postgres_vector", "postgres_keyword",
-                        "postgres_hybrid", "in_memory_store", "postgres_store") if c in next(iter(out.values()))]
+                        "postgres_hybrid", "weaviate_vector", "weaviate_keyword", "weaviate_hybrid",
+                        "in_memory_store", "postgres_store") if c in next(iter(out.values()))]
     print("  " + "set".ljust(14) + "".join(c.replace("_hybrid", "_default").rjust(18) for c in cols))
     for name, row in out.items():
         print("  " + name.ljust(14) + "".join(f"{row[c]:18.3f}" for c in cols))
@@ -341,8 +358,9 @@ def main() -> int:
     from tests.memory_eval import SET_NAMES
 
     pg = os.environ.get("SUTRAM_BENCH_PG_URL")
+    wv = os.environ.get("SUTRAM_BENCH_WEAVIATE_URL")
     if args.quality_only:
-        quality(SET_NAMES, pg)
+        quality(SET_NAMES, pg, wv)
         return 0
     if args.smoke:
         args.n, args.queries, args.peer_queries = 3000, 10, 3
@@ -369,6 +387,10 @@ def main() -> int:
             drop_schema(pg, schema)
     else:
         print("  SUTRAM_BENCH_PG_URL is not set: PostgreSQL figures skipped (make bench sets it)")
+    if wv:
+        results["sutram_weaviate"] = bench_sutram(scratch_weaviate(wv), data, args.queries, "Sutram on Weaviate")
+    else:
+        print("  SUTRAM_BENCH_WEAVIATE_URL is not set: Weaviate figures skipped (make bench sets it)")
 
     s, m = results["sutram_sqlite"], results["in_memory_store"]
     print("\nSutram on SQLite vs InMemoryStore")
@@ -389,7 +411,17 @@ def main() -> int:
               f"(targets <= 5 ms, >= 0.95); filtered p50 {sp['filtered_vector_p50_ms']:.1f} ms vector, "
               f"{sp['filtered_hybrid_p50_ms']:.1f} ms hybrid (target <= 20); ingest {sp['ingest_per_s']:,.0f}/s "
               f"(target >= 2,000), of which into the HNSW index {sp['indexed_per_s']:,.0f}/s")
-    results["quality"] = quality(SET_NAMES[1:2] if args.smoke else SET_NAMES, pg)
+    if "sutram_weaviate" in results:
+        w = results["sutram_weaviate"]
+        print("\nSutram on Weaviate" + (" vs Sutram on PostgreSQL (pgvector)" if "sutram_postgres" in results else ""))
+        other = results.get("sutram_postgres", results["sutram_sqlite"])
+        for name, key, lower in (("ingest (records/s)", "ingest_per_s", False),
+                                 ("vector query p50 (ms)", "vector_p50_ms", True),
+                                 ("hybrid query p50 (ms)", "hybrid_p50_ms", True),
+                                 ("filtered hybrid p50 (ms)", "filtered_hybrid_p50_ms", True)):
+            print(ratio_line(name, w[key], other[key], lower_is_better=lower))
+        print(ratio_line("recall@10", w["recall_at_10"], other["recall_at_10"], lower_is_better=False, digits=3))
+    results["quality"] = quality(SET_NAMES[1:2] if args.smoke else SET_NAMES, pg, wv)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))
     return 0

@@ -124,6 +124,8 @@ def test_export_to_nothing_listening_fails_fast_with_one_line(db_url: str, capsy
 
 
 def test_an_endpoint_without_a_scheme_is_refused(db_url: str, capsys: Any) -> None:
+    with Tracer.from_url(db_url) as tracer:
+        EchoChatModel().invoke("hi", {"callbacks": [SutramCallbackHandler(tracer=tracer)]})
     assert main(["export", "--otlp", "localhost:4318", "--url", db_url]) == 2
     assert "e.g. http://localhost:4318" in capsys.readouterr().err
     with pytest.raises(ConfigurationError, match="not an http"):

@@ -146,7 +146,7 @@ class OtlpExporter:
     def _went_down(self, error: str) -> None:
         if self._down_until == 0.0 or self.last_error != error:
             log.warning("sutram: OTLP export to %s failed (%s); the spans stay in Sutram's database "
-                        "(send them later with `sutram export --otlp`); next try in %.0f s",
+                        "(send them later with `sutram export --otlp`); next try in %g s",
                         self.endpoint, error, self._retry_after)
         self.last_error = error
         self._checked = False
