@@ -118,3 +118,17 @@ def read_only_if_unwritable(url: str | None = None) -> str | None:
         return url
     raw = url or default_url()
     return raw + ("&" if "?" in raw else "?") + "mode=ro"
+
+
+def url_of_conn_string(conn_string: str) -> str:
+    """A Sutram URL for what LangGraph's ``from_conn_string`` takes: a URL as it is, a
+    bare path as a SQLite file (``"app.db"`` -> ``sqlite:///app.db``)."""
+    if "://" in conn_string:
+        return conn_string
+    if conn_string.strip() in ("", ":memory:"):
+        raise ConfigurationError(
+            "Sutram needs a SQLite file (several connections share it): give a path such as 'app.db', "
+            "or a URL such as sqlite:///app.db or postgresql://..."
+        )
+    path = Path(conn_string)
+    return f"sqlite:///{path}" if not path.is_absolute() else f"sqlite:////{str(path).lstrip('/')}"

@@ -81,3 +81,31 @@ def test_the_wheel_ships_type_information_a_version_and_an_spdx_license(tmp_path
         metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: Apache-2.0" in metadata
     assert "langgraph-checkpoint>=4.3.0" in metadata
+
+
+def test_from_conn_string_takes_a_path_or_a_url_as_langgraphs_savers_do(tmp_path: Path) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from sutram_adapters.langchain import SutramCallbackHandler
+    from sutram_adapters.langgraph import SutramSaver, SutramStore
+    from sutram_core.errors import ConfigurationError
+    from tests.fake_models import EchoChatModel
+
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    for conn in (str(tmp_path / "a.db"), f"sqlite:///{tmp_path / 'b.db'}"):
+        with SutramSaver.from_conn_string(conn) as saver:
+            saver.put(config, empty_checkpoint(), {}, {})  # type: ignore[arg-type]
+            assert saver.get_tuple(config) is not None  # type: ignore[arg-type]
+        with SutramStore.from_conn_string(conn) as store:
+            store.put(("n",), "k", {"v": 1})
+            assert store.get(("n",), "k").value == {"v": 1}  # type: ignore[union-attr]
+    assert (tmp_path / "a.db").exists() and (tmp_path / "b.db").exists()
+    with pytest.raises(ConfigurationError, match="SQLite file"):
+        SutramSaver.from_conn_string(":memory:")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    with SutramCallbackHandler(url, content=True) as handler:
+        EchoChatModel().invoke("hi", {"callbacks": [handler]})
+    from sutram_core.traces import Tracer
+
+    with Tracer.from_url(url) as tracer:  # written on leaving the with block
+        assert len(tracer.store.runs("default")) == 1

@@ -154,6 +154,13 @@ class SutramCallbackHandler(BaseCallbackHandler):
         else:
             self.tracer.flush()
 
+    def __enter__(self) -> SutramCallbackHandler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """``with SutramCallbackHandler() as handler:``: every span written on leaving."""
+        self.close()
+
     @property
     def open_spans(self) -> int:
         """Spans started and not yet ended (0 between invocations)."""

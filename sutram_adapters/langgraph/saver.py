@@ -50,6 +50,7 @@ from sutram_core.checkpoints.records import (
     StoredCheckpoint,
     WriteRecord,
 )
+from sutram_core.config import url_of_conn_string
 from sutram_core.errors import CheckpointDecodeError, ConfigurationError, InvalidCheckpointError
 from sutram_core.tenancy import resolve_tenant, validate_tenant
 
@@ -185,6 +186,12 @@ class SutramSaver(BaseCheckpointSaver[str]):
     def from_url(cls, url: str | None = None, *, tenant: str | None = None, **kwargs: Any) -> SutramSaver:
         """A saver for ``url``, usable as ``with`` or ``async with`` context manager."""
         return cls(url, tenant=tenant, **kwargs)
+
+    @classmethod
+    def from_conn_string(cls, conn_string: str, *, tenant: str | None = None, **kwargs: Any) -> SutramSaver:
+        """LangGraph's name for :meth:`from_url`: ``with SutramSaver.from_conn_string("app.db") as saver``.
+        ``conn_string`` is a Sutram URL or, as for ``SqliteSaver``, a SQLite file's path."""
+        return cls(url_of_conn_string(conn_string), tenant=tenant, **kwargs)
 
     def for_tenant(self, tenant: str) -> SutramSaver:
         """A saver bound to ``tenant`` sharing this one's database and serializer."""

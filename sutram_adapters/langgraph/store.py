@@ -47,6 +47,7 @@ from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
 from sutram_adapters.langchain.handler import SutramCallbackHandler
 from sutram_adapters.langgraph._awaitable import Done, Stopped, SweeperThread
+from sutram_core.config import url_of_conn_string
 from sutram_core.errors import ConfigurationError
 from sutram_core.memory import (
     MemoryKind,
@@ -257,6 +258,13 @@ class SutramStore(BaseStore):
                  index: IndexConfig | Literal[False] | None = None, ttl: TTLConfig | None = None) -> SutramStore:
         """A store for ``url``, usable as ``with`` or ``async with`` context manager."""
         return cls(url, tenant=tenant, index=index, ttl=ttl)
+
+    @classmethod
+    def from_conn_string(cls, conn_string: str, *, tenant: str | None = None,
+                         index: IndexConfig | Literal[False] | None = None, ttl: TTLConfig | None = None) -> SutramStore:
+        """LangGraph's name for :meth:`from_url`: ``with SutramStore.from_conn_string("app.db") as store``.
+        ``conn_string`` is a Sutram URL or, as for ``SqliteStore``, a SQLite file's path."""
+        return cls(url_of_conn_string(conn_string), tenant=tenant, index=index, ttl=ttl)
 
     def for_tenant(self, tenant: str) -> SutramStore:
         """A store bound to ``tenant`` that shares this one's database and embedder."""
