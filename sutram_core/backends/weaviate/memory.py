@@ -5,7 +5,9 @@ the same fusion as the SQL backends (:func:`sutram_core.memory.ranking.fuse`), s
 ranks alike on every backend. Filters come from
 :mod:`.translate`. Weaviate has no transactions: a batch of writes is applied in order,
 and object ids are deterministic (tenant, namespace, key, version), so a batch that
-failed half-way is completed, never duplicated, by running it again.
+failed half-way is completed, never duplicated, by running it again. A server that is
+down or restarting is waited for briefly, then reported as
+:class:`~sutram_core.errors.DatabaseUnavailableError` (:mod:`.outage`).
 
 >>> backend = WeaviateMemoryBackend.from_url("http://localhost:8080")   # doctest: +SKIP
 >>> store = MemoryStore(backend, tenant="acme")                         # doctest: +SKIP
@@ -21,6 +23,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from sutram_core.backends.weaviate.outage import (
+    CHANNEL_OPTIONS,
+    classify,
+    fail_fast,
+    guarded,
+    wait_until_reachable,
+)
 from sutram_core.backends.weaviate.translate import (
     OPEN,
     flat_properties,
@@ -29,7 +38,12 @@ from sutram_core.backends.weaviate.translate import (
     tenant_name,
     to_filter,
 )
-from sutram_core.errors import ConfigurationError, MissingDependencyError, StorageError
+from sutram_core.errors import (
+    ConfigurationError,
+    InvalidMemoryError,
+    MissingDependencyError,
+    StorageError,
+)
 from sutram_core.memory.ranking import fuse, recency_factor
 from sutram_core.memory.records import (
     MemoryKind,
@@ -54,6 +68,9 @@ _BASE_PROPS: dict[str, str] = {
 }
 _RETURN = [p for p in _BASE_PROPS if p != "ns_prefixes"]
 _CANDIDATES = 40  # per candidate list, at least (as the SQL backend)
+# Weaviate answers no query past offset + limit = QUERY_MAXIMUM_RESULTS (10,000 unless the
+# server sets it otherwise); found when a chat store listed a session with limit=10**9
+MAX_RESULTS = int(os.environ.get("SUTRAM_WEAVIATE_MAX_RESULTS", "10000"))
 
 
 def _weaviate() -> Any:
@@ -67,9 +84,11 @@ def _weaviate() -> Any:
 class WeaviateMemoryBackend:
     """Memories in a Weaviate collection (see the module docstring)."""
 
-    def __init__(self, client: Any, *, collection: str = "SutramMemory", owns_client: bool = True) -> None:
+    def __init__(self, client: Any, *, collection: str = "SutramMemory", owns_client: bool = True,
+                 where: str = "the configured URL") -> None:
         self.client = client
         self.name = collection
+        self.where = where  # how errors name the server
         self._owns_client = owns_client
         self._lock = threading.Lock()
         self._props: set[str] | None = None
@@ -79,7 +98,8 @@ class WeaviateMemoryBackend:
     @classmethod
     def from_url(cls, url: str, *, collection: str = "SutramMemory") -> WeaviateMemoryBackend:
         """Connect to ``http(s)://host:port`` (gRPC port from ``?grpc_port=``, default 50051;
-        an API key from ``SUTRAM_WEAVIATE_API_KEY``)."""
+        the collection from ``?collection=``, default ``collection``; an API key from
+        ``SUTRAM_WEAVIATE_API_KEY``)."""
         weaviate = _weaviate()
         parts = urlsplit(url.replace("weaviate://", "http://", 1))
         if not parts.hostname:
@@ -87,19 +107,39 @@ class WeaviateMemoryBackend:
         query = dict(parse_qsl(parts.query))
         secure = parts.scheme == "https"
         key = os.environ.get("SUTRAM_WEAVIATE_API_KEY")
+        where = f"{parts.scheme}://{parts.hostname}:{parts.port or (443 if secure else 8080)}"
+        init = weaviate.classes.init
         try:
             client = weaviate.connect_to_custom(
                 http_host=parts.hostname, http_port=parts.port or (443 if secure else 8080), http_secure=secure,
                 grpc_host=query.get("grpc_host", parts.hostname), grpc_port=int(query.get("grpc_port", 50051)),
-                grpc_secure=secure, auth_credentials=weaviate.classes.init.Auth.api_key(key) if key else None,
+                grpc_secure=secure, auth_credentials=init.Auth.api_key(key) if key else None,
+                additional_config=init.AdditionalConfig(grpc_config=init.GrpcConfig(channel_options=CHANNEL_OPTIONS)),
             )
         except Exception as exc:  # the client raises several unrelated classes
-            raise StorageError(f"cannot connect to Weaviate at {url}: {exc}") from exc
-        return cls(client, collection=collection)
+            kind = classify(exc)
+            raise kind(f"cannot connect to Weaviate at {where}: {str(exc).splitlines()[0][:300]}. Start the server "
+                       "or check the URL (http://host:port?grpc_port=N) and try again") from exc
+        fail_fast(client, where)
+        try:
+            return cls(client, collection=query.get("collection", collection), where=where)
+        except BaseException:
+            client.close()
+            raise
 
     # -- schema ---------------------------------------------------------------------------
 
     def _ensure_collection(self) -> None:
+        wait_until_reachable(self.client, self.where)
+        try:
+            self._create_collection()
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise classify(exc)(f"Weaviate at {self.where} failed while setting up collection {self.name}: "
+                                f"{str(exc).splitlines()[0][:300]}") from exc
+
+    def _create_collection(self) -> None:
         from weaviate.classes.config import Configure, DataType, Property, Tokenization
 
         types = {"text": DataType.TEXT, "text[]": DataType.TEXT_ARRAY, "int": DataType.INT,
@@ -155,6 +195,7 @@ class WeaviateMemoryBackend:
                     self._tenants.add(name)
         return self.collection.with_tenant(name)
 
+    @guarded
     def drop(self) -> None:
         """Delete the whole collection (every tenant's memories)."""
         self.client.collections.delete(self.name)
@@ -204,6 +245,7 @@ class WeaviateMemoryBackend:
 
     # -- writes ---------------------------------------------------------------------------
 
+    @guarded
     def apply(self, tenant: str, writes: Sequence[Write]) -> list[MemoryRecord | None]:
         import uuid
 
@@ -261,6 +303,7 @@ class WeaviateMemoryBackend:
             out.append(rec)
         return out
 
+    @guarded
     def refresh_ttl(self, tenant: str, ids: Sequence[str], now: int) -> None:
         from weaviate.classes.query import Filter
 
@@ -272,6 +315,7 @@ class WeaviateMemoryBackend:
             if ttl:
                 col.data.update(uuid=obj.uuid, properties={"expires_at": now + int(ttl * 1e6)})
 
+    @guarded
     def sweep(self, now: int) -> int:
         from weaviate.classes.query import Filter
 
@@ -284,6 +328,7 @@ class WeaviateMemoryBackend:
 
     # -- reads ----------------------------------------------------------------------------
 
+    @guarded
     def get(self, tenant: str, refs: Sequence[tuple[tuple[str, ...], str]], as_of: int | None,
             now: int) -> list[MemoryRecord | None]:
         col = self._tenant(tenant)
@@ -294,6 +339,7 @@ class WeaviateMemoryBackend:
             out.append(self._record(tenant, objs[0].properties) if objs else None)
         return out
 
+    @guarded
     def history(self, tenant: str, namespace: tuple[str, ...], key: str) -> list[MemoryRecord]:
         from weaviate.classes.query import Filter
 
@@ -303,9 +349,11 @@ class WeaviateMemoryBackend:
         objs = col.query.fetch_objects(filters=f, limit=10_000, return_properties=_RETURN).objects
         return sorted((self._record(tenant, o.properties) for o in objs), key=lambda r: r.version)
 
+    @guarded
     def tenants(self) -> list[str]:
         return sorted(self.collection.tenants.get())
 
+    @guarded
     def list_namespaces(self, tenant: str, conditions: Sequence[NamespaceMatch], max_depth: int | None,
                         limit: int, offset: int, now: int) -> list[tuple[str, ...]]:
         col = self._tenant(tenant)
@@ -332,10 +380,28 @@ class WeaviateMemoryBackend:
                          conditions=request.conditions, kinds=request.kinds, created_after=request.created_after,
                          created_before=request.created_before, as_of=request.as_of, now=request.now)
 
+    @guarded
     def count(self, tenant: str, request: SearchRequest) -> int:
         result = self._tenant(tenant).aggregate.over_all(filters=self._filter(request), total_count=True)
         return int(result.total_count or 0)
 
+    @staticmethod
+    def _listing_limit(col: Any, f: Any, request: SearchRequest) -> int:
+        """The limit of a listing that Weaviate can answer: ``request.limit``, or, past
+        :data:`MAX_RESULTS`, what is left of the matches (one count); a listing that needs
+        matches beyond it is refused rather than cut short."""
+        if request.offset + request.limit <= MAX_RESULTS:
+            return request.limit
+        total = int(col.aggregate.over_all(filters=f, total_count=True).total_count or 0)
+        end = min(request.offset + request.limit, total)
+        if end > MAX_RESULTS:
+            raise InvalidMemoryError(
+                f"Weaviate lists at most the first {MAX_RESULTS:,} matches of a query (its QUERY_MAXIMUM_RESULTS), "
+                f"and {total:,} match this one: narrow it with a namespace, filter or time range, or raise "
+                "QUERY_MAXIMUM_RESULTS on the server and SUTRAM_WEAVIATE_MAX_RESULTS here")
+        return end - request.offset
+
+    @guarded
     def search(self, tenant: str, request: SearchRequest) -> list[SearchHit]:
         from weaviate.classes.query import MetadataQuery
 
@@ -347,12 +413,17 @@ class WeaviateMemoryBackend:
 
             sort = (Sort.by_property("namespace").by_property("key") if request.order == "key"
                     else Sort.by_property("updated_at", ascending=False))
-            result = col.query.fetch_objects(sort=sort, filters=f, limit=request.limit, offset=request.offset,
+            limit = self._listing_limit(col, f, request)
+            if limit <= 0:
+                return []
+            result = col.query.fetch_objects(sort=sort, filters=f, limit=limit, offset=request.offset,
                                              return_properties=_RETURN)
             return [SearchHit(self._record(tenant, obj.properties)) for obj in result.objects]
         # the two candidate lists, scored by the same fusion as the SQL backends
         need = request.offset + request.limit
-        depth = need if request.mode == "vector" else max(_CANDIDATES, 2 * need)
+        if request.offset >= MAX_RESULTS:
+            return []  # nothing ranks that deep in Weaviate
+        depth = min(need if request.mode == "vector" else max(_CANDIDATES, 2 * need), MAX_RESULTS)
         props: dict[str, dict[str, Any]] = {}
         vector_hits: list[tuple[str, float]] = []
         keyword_hits: list[tuple[str, float]] = []
