@@ -291,3 +291,30 @@ async def test_hundreds_of_tool_calls_or_a_huge_result_stay_bounded(db_url: str)
     assert len(call_text) < 9 * 400 and call_text.endswith("and 292 more tool calls")
     assert result_text.startswith("tool refund returned: [[[") and len(result_text) <= 400
     assert len((await chat.get_messages("s-big"))[0].additional_kwargs["tool_calls"]) == 300
+
+
+@pytest.mark.parametrize("passed", ["list", "manager"])
+def test_a_durable_run_keeps_one_sutram_handler_whatever_the_caller_passes(db_url: str, passed: str) -> None:
+    from langchain_core.callbacks import CallbackManager
+
+    from sutram_adapters.langchain import SutramCallbackHandler
+    from sutram_core.traces import open_trace_store
+
+    def spans_of(thread: str, callbacks: Any) -> list[Any]:
+        with SutramStore.from_url(db_url, tenant="acme", index=INDEX) as store:  # type: ignore[arg-type]
+            with durable(_graph_with_store(store, _remember_and_recall), url=db_url, tenant="acme",
+                         embedder=WordHashEmbedder()) as runner:
+                runner.invoke({"topic": "tea"}, thread_id=thread, config={"callbacks": callbacks})
+        with open_trace_store(db_url) as traces:
+            (run,) = traces.runs("acme", thread_id=thread)
+            return traces.run_spans("acme", run.run_id)
+
+    alone = spans_of("t-alone", None)
+    mine = SutramCallbackHandler(url=db_url, tenant="acme")
+    callbacks = [mine] if passed == "list" else CallbackManager(handlers=[mine], inheritable_handlers=[mine])
+    both = spans_of("t-both", callbacks)
+    assert sorted((s.kind, s.name) for s in both) == sorted((s.kind, s.name) for s in alone)
+    assert sum(s.kind == "memory" for s in both) == 2
+    mine.flush()
+    with open_trace_store(db_url) as traces:
+        assert len(traces.runs("acme", thread_id="t-both")) == 1  # no second trace from the caller's handler

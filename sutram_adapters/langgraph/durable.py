@@ -617,13 +617,21 @@ class DurableRunner:
         conf["metadata"] = {**(conf.get("metadata") or {}), "thread_id": run.thread_id, "sutram_run_id": run.run_id}
         conf.setdefault("run_name", self.name)  # the trace is named after the run's graph, as the ledger is
         if self.tracer is not None:
+            # one Sutram handler per run, whatever the caller passes (a handler kept from
+            # before the app moved to durable() would record every span twice): the
+            # runner's, whose trace is linked to the run ledger
             given = conf.get("callbacks")
             if given is None:
                 conf["callbacks"] = [self.tracer]
             elif isinstance(given, list):
-                conf["callbacks"] = [*given, self.tracer]
+                conf["callbacks"] = [*(h for h in given if not isinstance(h, SutramCallbackHandler)), self.tracer]
             else:
+                given = given.copy()
+                for handler in [*given.handlers, *given.inheritable_handlers]:
+                    if isinstance(handler, SutramCallbackHandler):
+                        given.remove_handler(handler)
                 given.add_handler(self.tracer, inherit=True)
+                conf["callbacks"] = given
         self._active[run.run_id] = _Active(_BudgetGuard(self, run), self._origins(run.thread_id))
         return conf
 
