@@ -19,7 +19,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-demo: $(STAMP)
+# the demo needs the memory extra (its runs are remembered), not the test tools
+DEMO_STAMP := $(VENV)/.sutram-demo-installed
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -f $(STAMP) || $(PY) -m pip install -q -e ".[memory]"
+	@touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(VENV)/bin/sutram demo
 
 lint: $(STAMP)

@@ -170,9 +170,11 @@ def _import_graph(spec: str) -> object | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from sutram_adapters.console.app import ConsoleAccess, check_bind, create_app
+    from sutram_adapters.console.app import (  # first: names a missing extra
+        ConsoleAccess,
+        check_bind,
+        create_app,
+    )
 
     tenant_tokens = dict(item.split("=", 1) for item in args.tenant_token or [] if "=" in item)
     if len(tenant_tokens) != len(args.tenant_token or []):
@@ -193,6 +195,8 @@ def _serve(args: argparse.Namespace) -> int:
                      host=args.host, allow_hosts=args.allow_host)
     print(f"Sutram console on http://{args.host}:{args.port}/ (database {args.url or 'from SUTRAM_URL or default'}; "
           f"answers Host {', '.join(sorted(app.state.allowed_hosts))})")
+    import uvicorn  # after the console: its import names a missing extra
+
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -53,34 +53,90 @@ def test_saver_is_the_documented_import() -> None:
     assert SutramSaver.__module__ == "sutram_adapters.langgraph.saver"
 
 
-def test_the_wheel_ships_type_information_a_version_and_an_spdx_license(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built from a copy of the tracked files (a stale build/ folder must not slip in)."""
+    import shutil
     import subprocess
     import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path_factory.mktemp("wheel")
+    listed = subprocess.run(["git", "ls-files"], cwd=root, check=True, capture_output=True, text=True).stdout
+    src = out / "src"
+    for name in listed.splitlines():
+        if (root / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(out), str(src)], check=True, capture_output=True, timeout=300)
+    return next(out.glob("sutram-*.whl"))
+
+
+def test_the_wheel_ships_type_information_a_version_and_an_spdx_license(wheel: Path) -> None:
     import zipfile
     from importlib.metadata import version
 
     import sutram_core
 
     assert sutram_core.__version__ == version("sutram")
-    import shutil
-
-    root = Path(__file__).resolve().parents[1]
-    # built from a copy of the tracked files: a stale build/ folder must not slip into the wheel
-    listed = subprocess.run(["git", "ls-files"], cwd=root, check=True, capture_output=True, text=True).stdout
-    src = tmp_path / "src"
-    for name in listed.splitlines():
-        if (root / name).is_file():
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / name, src / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp_path), str(src)], check=True, capture_output=True, timeout=300)
-    wheel = next(tmp_path.glob("sutram-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         assert {"sutram_core/py.typed", "sutram_adapters/py.typed"} <= names
         metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: Apache-2.0" in metadata
     assert "langgraph-checkpoint>=4.3.0" in metadata
+
+
+def _readme_block(heading: str) -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index(heading):]
+    return section[section.index("```python") + len("```python"):].split("```", 1)[0]
+
+
+def test_a_plain_install_runs_the_quick_start_and_names_each_missing_extra(wheel: Path, tmp_path: Path) -> None:
+    """pip install sutram (no extras) into a new virtualenv: the README's quick start runs,
+    durable() and tracing work, and the memory, console and LlamaIndex parts each say which
+    extra to install. Prints the install's size beside the one it replaced."""
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py, sutram = str(venv / "bin" / "python"), str(venv / "bin" / "sutram")
+    subprocess.run([py, "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True, timeout=600)
+    installed = subprocess.run([py, "-m", "pip", "list", "--format=freeze"], check=True, capture_output=True,
+                               text=True).stdout.lower()
+    for heavy in ("numpy", "onnxruntime", "tokenizers", "starlette", "uvicorn", "jinja2", "huggingface"):
+        assert heavy not in installed, f"{heavy} is in a plain install"
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    size = sum(f.stat().st_size for f in site.rglob("*") if f.is_file()) / 2**20
+    print(f"plain install: {len(installed.splitlines())} packages, {size:.0f} MiB of site-packages")
+
+    def run(*argv: str, code: str | None = None) -> subprocess.CompletedProcess[str]:
+        cmd = [py, "-c", code] if code is not None else list(argv)
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    quick = run(code=_readme_block("## Quick start (LangGraph)"))
+    assert quick.returncode == 0, quick.stderr
+    durable_run = run(code=_readme_block("## Quick start (LangGraph)") + (
+        "\nfrom sutram_adapters.langgraph import durable\n"
+        "from sutram_adapters.langchain import SutramCallbackHandler\n"
+        "with durable(builder.compile(), url='sqlite:///app.db') as runner:\n"
+        "    print(runner.invoke({'messages': [('user', 'hi')]}, thread_id='t2')['messages'][-1].content)\n"))
+    assert durable_run.returncode == 0 and durable_run.stdout.strip() == "you said: hi", durable_run.stderr
+    listed = run(sutram, "runs", "--url", "sqlite:///app.db", "--json")
+    assert listed.returncode == 0 and '"thread_id": "t2"' in listed.stdout, listed.stderr
+    assert run(sutram, "--version").stdout.startswith("sutram ")
+    for code, extra in (("from sutram_adapters.langgraph import SutramStore", "memory"),
+                        ("from sutram_core.memory import MemoryStore", "memory"),
+                        ("import sutram_adapters.llama_index", "llama-index"),
+                        ("from sutram_adapters.langgraph import durable; durable(None, remember_runs=True)", "memory")):
+        failed = run(code=code)
+        assert failed.returncode != 0 and f'pip install "sutram[{extra}]"' in failed.stderr, (code, failed.stderr)
+    served = run(sutram, "serve", "--url", "sqlite:///app.db")
+    assert served.returncode == 2 and 'pip install "sutram[console]"' in served.stderr
+    assert "Traceback" not in served.stderr
 
 
 def test_from_conn_string_takes_a_path_or_a_url_as_langgraphs_savers_do(tmp_path: Path) -> None:

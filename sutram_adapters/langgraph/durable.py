@@ -75,6 +75,7 @@ from sutram_core.errors import (
     DatabaseUnavailableError,
     InvalidRunError,
     LeaseLostError,
+    MissingDependencyError,
     RunPausedError,
 )
 from sutram_core.memory.records import SYSTEM_ROOT
@@ -310,7 +311,7 @@ class DurableRunner:
     def __init__(self, graph: Any, *, url: str | None = None, tenant: str = "default", lease_seconds: float = 30.0,
                  executor_id: str | None = None, name: str | None = None,
                  recoverable: tuple[type[BaseException], ...] = (), retries: int = 3,
-                 backoff_seconds: float = 1.0, remember_runs: bool = True, embedder: Any = None,
+                 backoff_seconds: float = 1.0, remember_runs: bool | None = None, embedder: Any = None,
                  trace: bool = True, outage_seconds: float = 60.0, content: bool | None = None,
                  redact: Callable[[Any], Any] | None = None) -> None:
         self.tenant = validate_tenant(tenant)
@@ -320,8 +321,16 @@ class DurableRunner:
         self.retries = int(retries)
         self.backoff_seconds = float(backoff_seconds)
         # every run end is written as an episodic memory, in Sutram's own namespace
-        # ("sutram", "runs", graph name), which users' searches without a namespace leave out
-        self.remember_runs = remember_runs
+        # ("sutram", "runs", graph name), which users' searches without a namespace leave out;
+        # by default when the memory extra is installed (True without it: MissingDependencyError)
+        if remember_runs is None or remember_runs:
+            try:
+                import sutram_core.memory.store  # noqa: F401
+            except MissingDependencyError:
+                if remember_runs:
+                    raise
+                remember_runs = False
+        self.remember_runs = bool(remember_runs)
         self._embedder = embedder
         self._memory: Any = None
         self._url = url

@@ -1,6 +1,13 @@
 """LlamaIndex integration: instrumentation span/event handlers, a legacy callback handler,
 memory (chat store, memory blocks, ``SutramMemory``) and journaled LLMs (``journaled``)."""
 
+from sutram_core.errors import MissingDependencyError
+
+try:  # the llama-index extra
+    import llama_index.core  # noqa: F401
+except ImportError as exc:
+    raise MissingDependencyError("llama-index-core", "llama-index") from exc
+
 from sutram_adapters.llama_index.callbacks import SutramLlamaCallbackHandler
 from sutram_adapters.llama_index.instrumentation import (
     SutramEventHandler,

@@ -27,7 +27,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError as exc:  # the memory extra
+    from sutram_core.errors import MissingDependencyError
+
+    raise MissingDependencyError("numpy", "memory") from exc
 
 from sutram_core.errors import ConfigurationError, EmbeddingError, MissingDependencyError
 

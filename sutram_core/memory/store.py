@@ -21,7 +21,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError as exc:  # the memory extra
+    from sutram_core.errors import MissingDependencyError
+
+    raise MissingDependencyError("numpy", "memory") from exc
 
 from sutram_core.errors import InvalidMemoryError
 from sutram_core.memory.embedders import Embedder, as_embedder, default_embedder
