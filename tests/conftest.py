@@ -17,6 +17,11 @@ import pytest
 
 PG_URL = os.environ.get("SUTRAM_TEST_PG_URL")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+WEAVIATE_URL = os.environ.get("SUTRAM_WEAVIATE_URL")
+NO_WEAVIATE = ("SUTRAM_WEAVIATE_URL is not set: `make test` starts a Weaviate built from its Go module (Go is "
+               "needed); see integrations/weaviate/README.md to run these tests against one")
+# memory lives in SQL or in Weaviate: the memory tests run on all three
+MEMORY_BACKENDS = [*BACKENDS, pytest.param("weaviate", marks=pytest.mark.skipif(not WEAVIATE_URL, reason=NO_WEAVIATE))]
 
 
 def _pg_schema_url(base: str, schema: str) -> str:
@@ -52,6 +57,28 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
     yield from make_url(backend, tmp_path)
+
+
+@pytest.fixture(params=MEMORY_BACKENDS)
+def mem_backend(request: pytest.FixtureRequest) -> str:
+    """A memory backend: sqlite, postgres and weaviate (``tests.memory_support``)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def mem_url(mem_backend: str, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty memory database of ``mem_backend`` (a Weaviate collection of its own)."""
+    from tests.memory_support import memory_url
+
+    yield from memory_url(mem_backend, tmp_path)
+
+
+@pytest.fixture
+def sql_url(mem_backend: str, mem_url: str, tmp_path: Path) -> str:
+    """The SQL database checkpoints and traces go to beside ``mem_url``'s memory: the same
+    one for SQLite and PostgreSQL, a SQLite file beside Weaviate (memory in Weaviate, the
+    rest in SQL, as deployed)."""
+    return f"sqlite:///{tmp_path / 'beside-weaviate.db'}" if mem_backend == "weaviate" else mem_url
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""Shared pieces of the memory tests: a fast deterministic embedder and store fixtures.
+"""Shared pieces of the memory tests: a fast deterministic embedder, a fresh memory database
+per backend (:func:`memory_url`, behind the ``mem_backend``/``mem_url`` fixtures of
+``conftest.py``) and a store on it (:func:`open_memory`).
 
 ``WordHashEmbedder`` maps each word to a bucket (a stable hash) and normalizes the
 counts: texts that share words are close, which is all the contract suite needs. The
@@ -12,20 +14,15 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import pytest
 
 from sutram_core.memory import MemoryStore
+from tests.conftest import MEMORY_BACKENDS, NO_WEAVIATE, WEAVIATE_URL, make_url
 
-WEAVIATE_URL = os.environ.get("SUTRAM_WEAVIATE_URL")
-MEMORY_BACKENDS = [
-    "sqlite",
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("weaviate", marks=pytest.mark.skipif(
-        not WEAVIATE_URL, reason="SUTRAM_WEAVIATE_URL is not set: no Weaviate server can be installed from the "
-        "package registries here; see integrations/weaviate/README.md to run this suite against one")),
-]
+__all__ = ["MEMORY_BACKENDS", "WordHashEmbedder", "drop_collection", "memory_url", "open_memory"]
 
 
 class WordHashEmbedder:
@@ -44,20 +41,8 @@ class WordHashEmbedder:
 
 @contextmanager
 def open_memory(backend: str, url: str, **kwargs: object) -> Iterator[MemoryStore]:
-    """A MemoryStore on ``backend`` (a fresh collection per test for Weaviate)."""
+    """A MemoryStore on the database at ``url`` (from :func:`memory_url`; ``backend`` names it)."""
     kwargs.setdefault("embedder", WordHashEmbedder())
-    if backend == "weaviate":
-        assert WEAVIATE_URL
-        from sutram_core.backends.weaviate.memory import WeaviateMemoryBackend
-
-        wv = WeaviateMemoryBackend.from_url(WEAVIATE_URL, collection=f"SutramTest{os.urandom(4).hex()}")
-        store = MemoryStore(wv, **kwargs)  # type: ignore[arg-type]
-        try:
-            yield store
-        finally:
-            wv.drop()
-            store.close()
-        return
     store = MemoryStore.from_url(url, **kwargs)  # type: ignore[arg-type]
     try:
         yield store
@@ -66,9 +51,27 @@ def open_memory(backend: str, url: str, **kwargs: object) -> Iterator[MemoryStor
 
 
 def memory_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    from tests.conftest import make_url
-
-    if backend == "weaviate":
-        yield WEAVIATE_URL or ""
+    """Yield a URL to an empty memory database of ``backend``; clean it up afterwards. For
+    Weaviate: the server's URL naming a collection of the test's own (``?collection=``),
+    dropped afterwards, so every store a test opens on the URL sees the same memories."""
+    if backend != "weaviate":
+        yield from make_url(backend, tmp_path)
         return
-    yield from make_url(backend, tmp_path)
+    if not WEAVIATE_URL:
+        pytest.skip(NO_WEAVIATE)
+    url = f"{WEAVIATE_URL}{'&' if '?' in WEAVIATE_URL else '?'}collection=SutramTest{os.urandom(4).hex()}"
+    try:
+        yield url
+    finally:
+        drop_collection(url)
+
+
+def drop_collection(url: str) -> None:
+    """Delete the Weaviate collection a test URL names (every tenant's memories in it)."""
+    import weaviate
+
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    with weaviate.connect_to_local(host=parts.hostname or "127.0.0.1", port=parts.port or 8080,
+                                   grpc_port=int(query.get("grpc_port", 50051))) as client:
+        client.collections.delete(query["collection"])

@@ -21,8 +21,8 @@ INDEX = {"dims": 64, "embed": WordHashEmbedder(), "fields": ["text"]}
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[SutramStore]:
-    with SutramStore.from_url(db_url, tenant="acme", index=INDEX) as s:  # type: ignore[arg-type]
+def store(mem_url: str) -> Iterator[SutramStore]:
+    with SutramStore.from_url(mem_url, tenant="acme", index=INDEX) as s:  # type: ignore[arg-type]
         yield s
 
 
@@ -60,10 +60,10 @@ def _items(items: list[Any]) -> set[tuple[Any, ...]]:
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(_op, min_size=1, max_size=25))
-def test_random_operations_match_langgraphs_in_memory_store(db_url: str, ops: list[tuple[Any, ...]]) -> None:
+def test_random_operations_match_langgraphs_in_memory_store(mem_url: str, ops: list[tuple[Any, ...]]) -> None:
     tenant = f"d{abs(hash(repr(ops))) % 10**9}"
     peer = InMemoryStore(index=INDEX)  # type: ignore[arg-type]
-    with SutramStore.from_url(db_url, tenant=tenant, index=INDEX) as ours:  # type: ignore[arg-type]
+    with SutramStore.from_url(mem_url, tenant=tenant, index=INDEX) as ours:  # type: ignore[arg-type]
         for op in ops:
             stores: list[BaseStore] = [ours, peer]
             if op[0] == "put":
@@ -104,8 +104,8 @@ def test_semantic_search_works_out_of_the_box_with_the_default_embedder(tmp_path
         assert hits[0].key == "drink" and hits[0].score is not None
 
 
-def test_index_false_keeps_keyword_search(db_url: str) -> None:
-    with SutramStore.from_url(db_url, index=False) as s:
+def test_index_false_keeps_keyword_search(mem_url: str) -> None:
+    with SutramStore.from_url(mem_url, index=False) as s:
         s.put(("docs",), "a", {"text": "quarterly invoice summary"})
         s.put(("docs",), "b", {"text": "holiday photos"})
         assert [h.key for h in s.search(("docs",), query="invoice")][:1] == ["a"]
@@ -130,8 +130,8 @@ def test_put_get_update_keeps_created_at(store: SutramStore) -> None:
     assert second.updated_at > first.updated_at
 
 
-def test_ttl_expires_refreshes_on_read_and_sweeps(db_url: str) -> None:
-    with SutramStore.from_url(db_url, index=INDEX, ttl={"default_ttl": 1 / 60}) as s:  # type: ignore[arg-type]
+def test_ttl_expires_refreshes_on_read_and_sweeps(mem_url: str) -> None:
+    with SutramStore.from_url(mem_url, index=INDEX, ttl={"default_ttl": 1 / 60}) as s:  # type: ignore[arg-type]
         assert s.supports_ttl
         s.put(("warm",), "up", {"text": "first write creates the vector column"}, ttl=10)
         s.put(("t",), "a", {"text": "a"})
@@ -147,7 +147,7 @@ def test_ttl_expires_refreshes_on_read_and_sweeps(db_url: str) -> None:
         assert thread.is_alive() and s.stop_ttl_sweeper(timeout=5)
 
 
-def test_the_store_reaches_graph_nodes_and_survives_a_new_process_object(db_url: str) -> None:
+def test_the_store_reaches_graph_nodes_and_survives_a_new_process_object(mem_url: str, sql_url: str) -> None:
     class State(TypedDict):
         user: str
         answer: str
@@ -166,16 +166,16 @@ def test_the_store_reaches_graph_nodes_and_survives_a_new_process_object(db_url:
     builder.add_edge(START, "remember")
     builder.add_edge("remember", "recall")
     builder.add_edge("recall", END)
-    with SutramSaver.from_url(db_url) as saver, SutramStore.from_url(db_url, index=INDEX) as s:  # type: ignore[arg-type]
+    with SutramSaver.from_url(sql_url) as saver, SutramStore.from_url(mem_url, index=INDEX) as s:  # type: ignore[arg-type]
         out = builder.compile(checkpointer=saver, store=s).invoke(
             {"user": "u7", "answer": ""}, {"configurable": {"thread_id": "t"}})
         assert out["answer"] == "likes green tea"
-    with SutramStore.from_url(db_url, index=INDEX) as again:  # type: ignore[arg-type]
+    with SutramStore.from_url(mem_url, index=INDEX) as again:  # type: ignore[arg-type]
         assert again.get(("users", "u7"), "pref") is not None
 
 
-async def test_async_batch_matches_sync(db_url: str) -> None:
-    async with SutramStore.from_url(db_url, index=INDEX) as s:  # type: ignore[arg-type]
+async def test_async_batch_matches_sync(mem_url: str) -> None:
+    async with SutramStore.from_url(mem_url, index=INDEX) as s:  # type: ignore[arg-type]
         await s.aput(("a", "b"), "k", {"text": "async green tea"})
         await s.aput(("a", "c"), "k", {"text": "coffee"})
         got = await s.aget(("a", "b"), "k")
@@ -186,8 +186,8 @@ async def test_async_batch_matches_sync(db_url: str) -> None:
         assert await s.aget(("a", "b"), "k") is None
 
 
-def test_tenants_do_not_see_each_other(db_url: str) -> None:
-    with SutramStore.from_url(db_url, tenant="acme", index=INDEX) as acme:  # type: ignore[arg-type]
+def test_tenants_do_not_see_each_other(mem_url: str) -> None:
+    with SutramStore.from_url(mem_url, tenant="acme", index=INDEX) as acme:  # type: ignore[arg-type]
         globex = acme.for_tenant("globex")
         acme.put(("users",), "k", {"text": "acme secret"})
         assert globex.get(("users",), "k") is None
@@ -203,7 +203,7 @@ def test_invalid_namespaces_are_refused_before_any_write(store: SutramStore) -> 
     assert store.list_namespaces() == []
 
 
-def test_memory_reads_and_writes_appear_in_the_trace_under_their_node(db_url: str) -> None:
+def test_memory_reads_and_writes_appear_in_the_trace_under_their_node(mem_url: str, sql_url: str) -> None:
     from langchain_core.messages import HumanMessage
 
     from sutram_adapters.langchain import SutramCallbackHandler
@@ -227,12 +227,12 @@ def test_memory_reads_and_writes_appear_in_the_trace_under_their_node(db_url: st
     builder.add_edge(START, "remember")
     builder.add_edge("remember", "recall")
     builder.add_edge("recall", END)
-    handler = SutramCallbackHandler(url=db_url, tenant="acme")
-    with SutramStore.from_url(db_url, tenant="acme", index=INDEX) as s:  # type: ignore[arg-type]
+    handler = SutramCallbackHandler(url=sql_url, tenant="acme")
+    with SutramStore.from_url(mem_url, tenant="acme", index=INDEX) as s:  # type: ignore[arg-type]
         builder.compile(store=s).invoke({"messages": [HumanMessage("hi")]}, {"callbacks": [handler]})
         s.put(("users", "u1"), "untraced", {"text": "outside any run"})  # no span, no error
     handler.flush()
-    with open_trace_store(db_url) as traces:
+    with open_trace_store(sql_url) as traces:
         (run,) = traces.runs("acme")
         spans = traces.run_spans("acme", run.run_id)
     by_id = {sp.span_id: sp for sp in spans}

@@ -109,14 +109,14 @@ def test_legacy_chat_store_interface(db_url: str) -> None:
     assert legacy.get_messages("k") == []
 
 
-async def test_memory_blocks_facts_persist_and_procedures_version(db_url: str) -> None:
-    facts = SutramFactBlock(url=db_url, tenant="acme", namespace=["facts", "alice"])
+async def test_memory_blocks_facts_persist_and_procedures_version(mem_url: str) -> None:
+    facts = SutramFactBlock(url=mem_url, tenant="acme", namespace=["facts", "alice"])
     facts.remember("Alice prefers green tea over coffee")
     facts.remember("Alice lives in Lisbon")
     facts.remember("alice prefers green tea over coffee!")  # a near-duplicate: merged
-    again = SutramFactBlock(url=db_url, tenant="acme", namespace=["facts", "alice"], top_k=1)
+    again = SutramFactBlock(url=mem_url, tenant="acme", namespace=["facts", "alice"], top_k=1)
     assert await again.aget(input="what does Alice like to drink?") == "- alice prefers green tea over coffee!"
-    procedures = SutramProceduralBlock(url=db_url, tenant="acme", namespace=["procedures", "support"])
+    procedures = SutramProceduralBlock(url=mem_url, tenant="acme", namespace=["procedures", "support"])
     procedures.set_instruction("refunds", "Ask for the order number.")
     procedures.set_instruction("refunds", "Ask for the order number, then check the date.")
     assert await procedures.aget() == "- Ask for the order number, then check the date."
@@ -146,18 +146,18 @@ def agent_session_in_new_process(url: str, session: str, tenant: str, text: str)
     return out.stdout.strip().splitlines()[-1]
 
 
-def test_a_function_agent_recalls_a_fact_stored_by_an_earlier_process(db_url: str) -> None:
-    first = agent_session_in_new_process(db_url, "monday", "acme", "I prefer green tea, never coffee.")
+def test_a_function_agent_recalls_a_fact_stored_by_an_earlier_process(mem_url: str) -> None:
+    first = agent_session_in_new_process(mem_url, "monday", "acme", "I prefer green tea, never coffee.")
     assert "green tea" in first  # the fact block keeps a fact the moment it is said
-    second = agent_session_in_new_process(db_url, "friday", "acme", "What should I drink?")
+    second = agent_session_in_new_process(mem_url, "friday", "acme", "What should I drink?")
     assert "green tea" in second
-    stranger = agent_session_in_new_process(db_url, "friday", "globex", "What should I drink?")
+    stranger = agent_session_in_new_process(mem_url, "friday", "globex", "What should I drink?")
     assert stranger == "I don't know yet."  # same user id, other tenant: nothing leaks
 
 
-async def test_a_context_round_trip_keeps_the_memory(db_url: str) -> None:
+async def test_a_context_round_trip_keeps_the_memory(mem_url: str) -> None:
     agent = FunctionAgent(tools=[], llm=RecallLLM())
-    memory = SutramMemory.from_defaults(session_id="s-ctx", user_id="bob", tenant="acme", url=db_url)
+    memory = SutramMemory.from_defaults(session_id="s-ctx", user_id="bob", tenant="acme", url=mem_url)
     ctx = Context(agent)
     await agent.run("I am vegetarian.", memory=memory, ctx=ctx)
     payload = json.dumps(ctx.to_dict(serializer=JsonSerializer()))
@@ -166,7 +166,7 @@ async def test_a_context_round_trip_keeps_the_memory(db_url: str) -> None:
     restored = Context.from_dict(agent, json.loads(payload), serializer=JsonSerializer())
     revived = await restored.store.get("memory")
     assert isinstance(revived, SutramMemory)
-    assert (revived.session_id, revived.tenant, revived.url) == ("s-ctx", "acme", db_url)
+    assert (revived.session_id, revived.tenant, revived.url) == ("s-ctx", "acme", mem_url)
     assert [b.name for b in revived.memory_blocks] == ["facts", "episodes"]
     history = await revived.aget_all()
     assert [m.content for m in history][:2] == ["I am vegetarian.", "From memory: I am vegetarian."]

@@ -18,21 +18,9 @@ from hypothesis import strategies as st
 
 from sutram_core.errors import EmbeddingError, InvalidMemoryError, TenantError
 from sutram_core.memory import MemoryKind, MemoryStore, matches, parse_filter
-from tests.memory_support import MEMORY_BACKENDS, open_memory
+from tests.memory_support import open_memory
 
 SLOW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-@pytest.fixture(params=MEMORY_BACKENDS)
-def mem_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def mem_url(mem_backend: str, tmp_path: Path) -> Iterator[str]:
-    from tests.memory_support import memory_url
-
-    yield from memory_url(mem_backend, tmp_path)
 
 
 @pytest.fixture
@@ -117,8 +105,6 @@ def test_add_updates_a_near_duplicate_instead_of_adding(store: MemoryStore) -> N
 
 
 def test_keyword_search_works_without_vectors(mem_backend: str, mem_url: str) -> None:
-    if mem_backend == "weaviate":
-        pytest.skip("a Weaviate collection always has a vectorizer or vectors")
     with open_memory(mem_backend, mem_url, tenant="acme", embedder=False) as s:
         s.put(("d",), "a", {"text": "The invoice was paid in March"})
         s.put(("d",), "b", {"text": "The dog chased a ball"})

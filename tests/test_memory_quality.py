@@ -117,12 +117,11 @@ def _mrr_with(cands: list[dict[str, Any]], weights: FusionWeights) -> float:
     return total / len(cands)
 
 
+# the fusion is one function of the candidates on every backend, and the default search
+# scores the same on each (the test above); cross-validating it again on the others would
+# repeat the same arithmetic for a minute of the suite's time
+@pytest.mark.parametrize("filled", ["sqlite"], indirect=True)
 def test_fusion_weights_chosen_without_a_set_hold_on_it(filled: dict[str, Any]) -> None:
-    if filled["backend"] != "sqlite":
-        # the fusion is one function of the candidates on every backend, and the default
-        # search scores the same on each (the test above); cross-validating it again there
-        # would repeat the same arithmetic for a minute of the suite's time
-        pytest.skip("cross-validated on SQLite; the other backends' default figures are checked above")
     cands = {name: _candidates(filled, name) for name in SET_NAMES}
     halves = {name: max(_scores(filled, name)[m] for m in ("vector", "keyword")) for name in SET_NAMES}
     table = {(w, name): _mrr_with(c, w) for w in GRID for name, c in cands.items()}

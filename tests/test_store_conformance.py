@@ -1,5 +1,5 @@
 """LangGraph's documented ``BaseStore`` behaviour, checked on every store: LangGraph's own
-``InMemoryStore`` (the reference) and ``SutramStore`` on SQLite and PostgreSQL.
+``InMemoryStore`` (the reference) and ``SutramStore`` on SQLite, PostgreSQL and Weaviate.
 
 Each test states one behaviour from LangGraph's ``BaseStore`` documentation and runs it on
 each store, sync and async. Where Sutram deliberately differs (README, "SutramStore and
@@ -30,8 +30,7 @@ from langgraph.store.base import (
 from langgraph.store.memory import InMemoryStore
 
 from sutram_adapters.langgraph import SutramStore
-from tests.conftest import make_url
-from tests.memory_support import WordHashEmbedder
+from tests.memory_support import MEMORY_BACKENDS, WordHashEmbedder, memory_url
 
 DIMS = WordHashEmbedder.dims
 
@@ -44,7 +43,7 @@ def index(fields: list[str] | None = None) -> dict[str, Any]:
     return {"dims": DIMS, "embed": _embed, **({"fields": fields} if fields else {})}
 
 
-STORES = ["reference", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+STORES = ["reference", *MEMORY_BACKENDS]
 
 
 @pytest.fixture(params=STORES)
@@ -56,7 +55,7 @@ def kind(request: pytest.FixtureRequest) -> str:
 def open_store(kind: str, tmp_path: Path) -> Iterator[Any]:
     """A factory: ``open_store(index=...)`` gives a fresh store of this kind."""
     opened: list[Any] = []
-    urls = make_url(kind, tmp_path) if kind != "reference" else None
+    urls = memory_url(kind, tmp_path) if kind != "reference" else None
     url = next(urls) if urls is not None else None
 
     def factory(**kwargs: Any) -> BaseStore:
@@ -203,7 +202,10 @@ FILTERS = [
 
 
 @pytest.mark.parametrize(("spec", "expected"), FILTERS, ids=[repr(f[0]) for f in FILTERS])
-def test_filters_select_by_value(store: BaseStore, spec: dict[str, Any], expected: list[str]) -> None:
+def test_filters_select_by_value(store: BaseStore, kind: str, spec: dict[str, Any], expected: list[str]) -> None:
+    if kind == "weaviate" and any(isinstance(v, list) for v in spec.values()):
+        pytest.skip("Weaviate keeps scalar fields filterable, not lists: a list filter there is an InvalidMemoryError "
+                    "(integrations/weaviate/README.md, Differences)")
     for key, value in FILTER_DOCS.items():
         store.put(("f",), key, value)
     assert sorted(_keys(store.search(("f",), filter=spec))) == expected

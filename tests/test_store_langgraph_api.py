@@ -22,8 +22,8 @@ def _index(**extra: Any) -> Any:
     return {"dims": WordHashEmbedder.dims, "embed": _embed, **extra}
 
 
-def test_setup_is_idempotent_and_awaitable(db_url: str) -> None:
-    with SutramStore.from_url(db_url, index=False) as store:
+def test_setup_is_idempotent_and_awaitable(mem_url: str) -> None:
+    with SutramStore.from_url(mem_url, index=False) as store:
         store.setup()
         store.setup()
 
@@ -45,16 +45,16 @@ def test_embeddings_attribute_embeds_like_the_store(db_url: str) -> None:
         assert default.embeddings is not None and len(default.embeddings.embed_documents(["tea"])[0]) == 384
 
 
-def test_ttl_sweeper_starts_and_stops_as_written_for_the_async_stores(db_url: str) -> None:
+def test_ttl_sweeper_starts_and_stops_as_written_for_the_async_stores(mem_url: str) -> None:
     async def main() -> None:
-        async with SutramStore.from_url(db_url, index=False, ttl={"default_ttl": 1}) as store:
+        async with SutramStore.from_url(mem_url, index=False, ttl={"default_ttl": 1}) as store:
             sweeper = await store.start_ttl_sweeper(sweep_interval_minutes=60)
             assert sweeper.is_alive()
             assert await store.stop_ttl_sweeper(timeout=5) is True
             assert not sweeper.is_alive()
 
     asyncio.run(main())
-    with SutramStore.from_url(db_url, index=False) as store:  # and as written for the sync stores
+    with SutramStore.from_url(mem_url, index=False) as store:  # and as written for the sync stores
         thread = store.start_ttl_sweeper(sweep_interval_minutes=60)
         assert thread.is_alive() and store.stop_ttl_sweeper(timeout=5) == True  # noqa: E712
         assert not thread.is_alive()
