@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sutram_core.traces import RunSummary, StoredSpan, span_tree
+from sutram_core.traces.store import total_cost
 
 __all__ = ["render_runs", "render_trace", "runs_json", "spans_json"]
 
@@ -23,7 +24,9 @@ def _ms(value: float | None) -> str:
 
 
 def _cost(value: float | None) -> str:
-    return "-" if not value else f"${value:.6f}"
+    """A cost as shown everywhere: dollars, or "unknown" for a model call without a price
+    (the JSON says null; never a guessed 0)."""
+    return "unknown" if value is None else f"${value:.6f}"
 
 
 def render_runs(runs: Sequence[RunSummary], console: Console) -> None:
@@ -64,7 +67,7 @@ def _label(span: StoredSpan) -> list[tuple[str, str]]:
              (f"  {_ms(span.duration_ms)}", "dim")]
     if span.input_tokens is not None or span.output_tokens is not None:
         parts.append((f"  tokens {span.input_tokens or 0}/{span.output_tokens or 0}", "magenta"))
-    if span.cost_usd:
+    if span.cost_usd or (span.kind == "llm" and span.cost_usd is None):
         parts.append((f"  {_cost(span.cost_usd)}", "magenta"))
     if span.attributes.get("sutram.replayed"):
         parts.append((f"  from the journal ({span.attributes.get('sutram.replayed_tokens', 0)} tokens, not paid again)",
@@ -108,7 +111,7 @@ def render_trace(spans: Sequence[StoredSpan], console: Console) -> None:
             stack.extend((span.children[i], child_prefix, i == n - 1) for i in range(n - 1, -1, -1))
     tokens_in = sum(s.input_tokens or 0 for s in spans)
     tokens_out = sum(s.output_tokens or 0 for s in spans)
-    cost = sum(s.cost_usd or 0 for s in spans)
+    cost = total_cost([s.cost_usd for s in spans if s.kind == "llm" or s.cost_usd is not None])
     errors = sum(s.status == "error" for s in spans)
     out.append(f"{len(spans)} spans, tokens {tokens_in}/{tokens_out}, cost {_cost(cost)}, errors {errors}")
     console.file.write("\n".join(out) + "\n")

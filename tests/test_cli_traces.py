@@ -80,3 +80,38 @@ def test_audit_verify_passes_then_names_the_edited_row(traced: str, capsys: Any)
     assert main(["audit", "verify", "--url", traced, "--tenant", "acme"]) == 1
     out = capsys.readouterr().out
     assert f"span {victim} was edited" in out
+
+
+def test_an_unpriced_model_is_unknown_cost_everywhere_never_zero(db_url: str, capsys: Any) -> None:
+    import json as _json
+
+    from starlette.testclient import TestClient
+
+    from sutram_adapters.console import create_app
+    from sutram_adapters.langchain import SutramCallbackHandler
+    from sutram_core.traces import Tracer
+    from tests.fake_models import EchoChatModel
+
+    with Tracer.from_url(db_url) as tracer:
+        handler = SutramCallbackHandler(tracer=tracer)
+        EchoChatModel(model_name="in-house-llm").invoke("hi", {"callbacks": [handler], "run_name": "unpriced"})
+        EchoChatModel().invoke("hi", {"callbacks": [handler], "run_name": "priced"})
+        tracer.flush()
+        runs = {r.name: r for r in tracer.store.runs("default")}
+        (totals,) = tracer.store.totals("default", "tenant")
+        models = {t.key: t.cost_usd for t in tracer.store.totals("default", "model")}
+    assert runs["unpriced"].cost_usd is None and runs["priced"].cost_usd and runs["priced"].cost_usd > 0
+    assert totals.cost_usd is None and models["in-house-llm-2024-07-18"] is None
+    assert main(["runs", "--url", db_url, "--json"]) == 0
+    listed = {r["name"]: r for r in _json.loads(capsys.readouterr().out)}
+    assert listed["unpriced"]["cost_usd"] is None and listed["priced"]["cost_usd"] > 0
+    assert main(["runs", "--url", db_url]) == 0
+    assert "unknown" in capsys.readouterr().out
+    assert main(["trace", runs["unpriced"].run_id, "--url", db_url]) == 0
+    out = capsys.readouterr().out
+    assert "unknown" in out and "$0.000000" not in out
+    client = TestClient(create_app(db_url), base_url="http://127.0.0.1:8787")
+    page = client.get("/?tenant=default").text
+    assert "unknown" in page and "$0.000000" not in page
+    run_page = client.get(f"/runs/{runs['unpriced'].run_id}?tenant=default").text
+    assert "unknown" in run_page and "$0.000000" not in run_page

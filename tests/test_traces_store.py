@@ -84,12 +84,15 @@ def test_totals_per_run_thread_tenant_and_model(tracer: Tracer) -> None:
     by_model = {t.key: t for t in store.totals("acme", "model")}
     assert by_model["gpt-4o"].cost_usd == pytest.approx(350 / 1e6)
     assert by_model["gpt-4o-mini"].cost_usd == pytest.approx((1000 * 0.15 + 100 * 0.6) / 1e6)
-    assert by_model["mystery-model"].cost_usd == 0  # unknown models get no guessed price
+    assert by_model["mystery-model"].cost_usd is None  # unknown models get no guessed price, and no $0
+    assert by_model["mystery-model"].key == [t.key for t in store.totals("acme", "model")][0]  # unknown first
     by_thread = {t.key: t for t in store.totals("acme", "thread")}
     assert (by_thread["a"].runs, by_thread["a"].input_tokens, by_thread["b"].errors) == (2, 1100, 1)
     (tenant,) = store.totals("acme", "tenant")
     assert (tenant.runs, tenant.spans, tenant.llm_calls, tenant.input_tokens) == (3, 9, 3, 1200)
-    assert tenant.latency_ms > 0
+    assert tenant.latency_ms > 0 and tenant.cost_usd is None  # one of its calls has no known price
+    assert {t.key: t.cost_usd for t in store.totals("acme", "thread")}["a"] == pytest.approx(
+        (350 + 1000 * 0.15 + 100 * 0.6) / 1e6)
     assert [t.key for t in store.totals("acme", "run", thread_id="b")] == ["r3"]
     with pytest.raises(ConfigurationError, match="use one of"):
         store.totals("acme", "planet")

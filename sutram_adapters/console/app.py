@@ -60,7 +60,7 @@ from sutram_core.backends.sql.traces import SqlTraceStore
 from sutram_core.errors import ConfigurationError, ConsoleError, SutramError
 from sutram_core.runs import RunStatus
 from sutram_core.tenancy import DEFAULT_TENANT, validate_tenant
-from sutram_core.traces.store import StoredSpan, Totals, span_tree
+from sutram_core.traces.store import StoredSpan, Totals, span_tree, total_cost
 
 __all__ = ["ConsoleAccess", "create_app"]
 
@@ -235,7 +235,7 @@ class Console:
         self._lock = threading.Lock()
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
         self.env.filters.update(when=_ns_to_text, ms=_ms, short=_short, urlpath=_path_part, pretty=pretty,
-                                shortid=_short_id, limits=_limits)
+                                shortid=_short_id, limits=_limits, usd=_cost)
 
     def close(self) -> None:
         for saver in self._savers.values():
@@ -332,11 +332,17 @@ class Console:
                            tenant=None, tenants=[])
 
 
+def _cost(value: float | None) -> str:
+    """Dollars, or "unknown" for a model call without a price (never a guessed $0)."""
+    return "unknown" if value is None else f"${value:.6f}"
+
+
 def _sum_totals(parts: Sequence[Totals]) -> Totals:
     """The totals of several tenants as one."""
     return Totals("*", sum(p.runs for p in parts), sum(p.spans for p in parts), sum(p.llm_calls for p in parts),
                   sum(p.input_tokens for p in parts), sum(p.output_tokens for p in parts),
-                  sum(p.cost_usd for p in parts), sum(p.errors for p in parts), sum(p.latency_ms for p in parts))
+                  total_cost([p.cost_usd for p in parts]), sum(p.errors for p in parts),
+                  sum(p.latency_ms for p in parts))
 
 
 def _tree_rows(spans: Sequence[StoredSpan]) -> list[tuple[int, StoredSpan]]:
@@ -474,7 +480,7 @@ class _Pages:
         start = min((s.start_ns for s in spans), default=0)
         end = max((s.end_ns or s.start_ns for s in spans), default=start)
         total = {"input": sum(s.input_tokens or 0 for s in spans), "output": sum(s.output_tokens or 0 for s in spans),
-                 "cost": sum(s.cost_usd or 0.0 for s in spans), "errors": sum(s.status == "error" for s in spans)}
+                 "cost": total_cost([s.cost_usd for s in spans if s.kind == "llm" or s.cost_usd is not None]), "errors": sum(s.status == "error" for s in spans)}
         return self.c.render("run.html", request, tenant=tenant, tenants=tenants, run_id=trace_id, rows=rows,
                              start=start, span=max(end - start, 1), total=total, ledger=ledger, calls=calls,
                              executions=executions, thread_id=thread, detail=detail)

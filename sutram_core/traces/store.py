@@ -114,7 +114,7 @@ class RunSummary:
     spans: int
     input_tokens: int
     output_tokens: int
-    cost_usd: float
+    cost_usd: float | None  # None: a model call of the run has no known price (never a guess)
     errors: int
     durable_run_id: str | None = None  # the run ledger's id, when this trace executes a durable run
     durable_status: str | None = None  # that run's status in the ledger (paused, failed, completed, ...)
@@ -144,7 +144,7 @@ class Totals:
     llm_calls: int
     input_tokens: int
     output_tokens: int
-    cost_usd: float
+    cost_usd: float | None  # None: a model call in the group has no known price (never a guess)
     errors: int
     latency_ms: float  # summed wall time of the runs (for ``model``: of the model calls)
 
@@ -201,3 +201,8 @@ def span_tree(spans: Sequence[StoredSpan]) -> list[StoredSpan]:
         parent = by_id.get(s.parent_id) if s.parent_id else None
         (parent.children if parent is not None else roots).append(s)
     return roots
+
+
+def total_cost(costs: Sequence[float | None]) -> float | None:
+    """The sum of ``costs``; None (unknown) when one of them is."""
+    return None if any(c is None for c in costs) else float(sum(c for c in costs if c is not None))

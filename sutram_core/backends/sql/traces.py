@@ -36,6 +36,10 @@ from sutram_core.traces.store import SPAN_COLUMNS, RunSummary, StoredSpan, Total
 __all__ = ["SqlTraceStore"]
 
 _sp = spans.c
+# a group's cost: the sum of its spans' costs, or NULL (unknown) when a model call in it
+# has no known price; never a sum that silently counts an unpriced call as free
+_KNOWN_COST = case((func.sum(case((and_(_sp.kind == SpanKind.LLM, _sp.cost_usd.is_(None)), 1), else_=0)) > 0,
+                    None), else_=func.coalesce(func.sum(_sp.cost_usd), 0.0))
 _au = audit_log.c
 _rn = runs.c
 _SPAN_COLS = tuple(_sp[c] for c in SPAN_COLUMNS)
@@ -179,7 +183,7 @@ class SqlTraceStore:
                     func.count(distinct(_sp.run_id)), func.count(),
                     func.sum(case((_sp.kind == SpanKind.LLM, 1), else_=0)),
                     func.coalesce(func.sum(_sp.input_tokens), 0), func.coalesce(func.sum(_sp.output_tokens), 0),
-                    func.coalesce(func.sum(_sp.cost_usd), 0.0),
+                    _KNOWN_COST,
                     func.sum(case((and_(_sp.status == SpanStatus.ERROR, _sp.parent_id.is_(None)), 1), else_=0)),
                     func.coalesce(func.sum(case((_sp.parent_id.is_(None), _sp.end_ns - _sp.start_ns), else_=0)), 0),
                 ).where(*(
@@ -190,7 +194,8 @@ class SqlTraceStore:
             )
             n, count, llm, inp, out, cost, errors, wall = rows[0]
             return Totals(tenant, int(n or 0), int(count or 0), int(llm or 0), int(inp or 0), int(out or 0),
-                          float(cost or 0.0), int(errors or 0), float(wall or 0) / 1e6)
+                          None if cost is None and llm else float(cost or 0.0), int(errors or 0),
+                          float(wall or 0) / 1e6)
 
         return self.db.run(plan(), write=False)
 
@@ -219,7 +224,7 @@ class SqlTraceStore:
         sums = yield Step(
             select(
                 _sp.run_id, func.count(), func.coalesce(func.sum(_sp.input_tokens), 0),
-                func.coalesce(func.sum(_sp.output_tokens), 0), func.coalesce(func.sum(_sp.cost_usd), 0.0),
+                func.coalesce(func.sum(_sp.output_tokens), 0), _KNOWN_COST,
                 func.sum(case((_sp.status == SpanStatus.ERROR, 1), else_=0)),
             ).where(_sp.tenant_id == tenant, _sp.run_id.in_(ids)).group_by(_sp.run_id)
         )
@@ -228,7 +233,7 @@ class SqlTraceStore:
         for run_id, name, thread, st, start, end, durable_id, durable_status in roots:
             s = by_run.get(run_id, (run_id, 0, 0, 0, 0.0, 0))
             out.append(RunSummary(tenant, run_id, name, thread, st, start, end, int(s[1]), int(s[2]), int(s[3]),
-                                  float(s[4]), int(s[5] or 0), durable_id, durable_status))
+                                  None if s[4] is None else float(s[4]), int(s[5] or 0), durable_id, durable_status))
         return out
 
     def run_spans(self, tenant: str, run_id: str) -> list[StoredSpan]:
@@ -264,7 +269,7 @@ class SqlTraceStore:
         q = select(
             key, func.count(distinct(_sp.run_id)), func.count(), func.sum(case((is_llm, 1), else_=0)),
             func.coalesce(func.sum(_sp.input_tokens), 0), func.coalesce(func.sum(_sp.output_tokens), 0),
-            func.coalesce(func.sum(_sp.cost_usd), 0.0), func.sum(case((_sp.status == SpanStatus.ERROR, 1), else_=0)),
+            _KNOWN_COST, func.sum(case((_sp.status == SpanStatus.ERROR, 1), else_=0)),
             latency,
         ).where(_sp.tenant_id == tenant)
         if by == "model":
@@ -274,9 +279,9 @@ class SqlTraceStore:
         if run_id is not None:
             q = q.where(_sp.run_id == run_id)
         rows = yield Step(q.group_by(key))
-        out = [Totals(str(r[0]), int(r[1]), int(r[2]), int(r[3] or 0), int(r[4]), int(r[5]), float(r[6]),
-                      int(r[7] or 0), float(r[8] or 0) / 1e6) for r in rows]
-        return sorted(out, key=lambda t: (-t.cost_usd, t.key))
+        out = [Totals(str(r[0]), int(r[1]), int(r[2]), int(r[3] or 0), int(r[4]), int(r[5]),
+                      None if r[6] is None else float(r[6]), int(r[7] or 0), float(r[8] or 0) / 1e6) for r in rows]
+        return sorted(out, key=lambda t: (t.cost_usd is not None, -(t.cost_usd or 0.0), t.key))
 
     # -- audit -----------------------------------------------------------------------
 
