@@ -203,9 +203,6 @@ FILTERS = [
 
 @pytest.mark.parametrize(("spec", "expected"), FILTERS, ids=[repr(f[0]) for f in FILTERS])
 def test_filters_select_by_value(store: BaseStore, kind: str, spec: dict[str, Any], expected: list[str]) -> None:
-    if kind == "weaviate" and any(isinstance(v, list) for v in spec.values()):
-        pytest.skip("Weaviate keeps scalar fields filterable, not lists: a list filter there is an InvalidMemoryError "
-                    "(integrations/weaviate/README.md, Differences)")
     for key, value in FILTER_DOCS.items():
         store.put(("f",), key, value)
     assert sorted(_keys(store.search(("f",), filter=spec))) == expected

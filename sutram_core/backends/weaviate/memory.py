@@ -169,10 +169,11 @@ class WeaviateMemoryBackend:
         missing = [name for name in props if name not in self._props]
         for name in missing:
             kind = name.rsplit("_", 1)[1]
-            data_type = {"s": DataType.TEXT, "n": DataType.NUMBER, "b": DataType.BOOL, "z": DataType.BOOL}[kind]
+            data_type = {"s": DataType.TEXT, "j": DataType.TEXT, "n": DataType.NUMBER, "b": DataType.BOOL,
+                         "z": DataType.BOOL}[kind]
             self.collection.config.add_property(Property(
                 name=name, data_type=data_type, index_searchable=False,
-                tokenization=Tokenization.FIELD if kind == "s" else None, skip_vectorization=True,
+                tokenization=Tokenization.FIELD if kind in ("s", "j") else None, skip_vectorization=True,
             ))
             self._props.add(name)
 

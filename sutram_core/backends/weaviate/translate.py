@@ -49,7 +49,8 @@ def _escape(part: str) -> str:
 
 
 def property_name(column: str, path: Sequence[str], kind: str) -> str:
-    """The flat property holding a field: ``column`` "value" or "metadata", ``kind`` s/n/b/z."""
+    """The flat property holding a field: ``column`` "value" or "metadata", ``kind`` s/n/b/z,
+    or j for a list (its canonical JSON, compared whole, as a list filter compares on SQL)."""
     return f"{column[0]}_{'__'.join(_escape(p) for p in path)}_{kind}"
 
 
@@ -59,7 +60,7 @@ def _leaves(doc: Mapping[str, Any], path: tuple[str, ...] = ()) -> Iterator[tupl
             continue
         if isinstance(val, Mapping):
             yield from _leaves(val, (*path, name))
-        elif val is None or isinstance(val, (str, int, float, bool)):
+        elif val is None or isinstance(val, (str, int, float, bool, list)):
             yield (*path, name), val
 
 
@@ -74,9 +75,18 @@ def flat_properties(value: Mapping[str, Any], metadata: Mapping[str, Any]) -> di
                 out[property_name(column, path, "b")] = val
             elif isinstance(val, (int, float)):
                 out[property_name(column, path, "n")] = float(val)
+            elif isinstance(val, list):
+                out[property_name(column, path, "j")] = list_key(val)
             else:
                 out[property_name(column, path, "s")] = val
     return out
+
+
+def list_key(items: list[Any]) -> str:
+    """A list as the text its equality is decided on (JSON, object keys sorted)."""
+    import orjson
+
+    return orjson.dumps(items, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def prefixes(namespace: tuple[str, ...]) -> list[str]:
@@ -97,12 +107,8 @@ def _eq(cond: Condition, operand: Any, known: Callable[[str], bool]) -> Any:
     from weaviate.classes.query import Filter
 
     if isinstance(operand, list):
-        from sutram_core.errors import InvalidMemoryError
-
-        raise InvalidMemoryError(
-            f"the Weaviate memory backend cannot compare a list at {'.'.join(cond.path)!r} (it keeps scalar "
-            "fields only); filter on the SQL backends, or on a scalar field")
-    if operand is None:
+        name, operand = property_name(cond.column, cond.path, "j"), list_key(operand)
+    elif operand is None:
         name, operand = property_name(cond.column, cond.path, "z"), True
     elif isinstance(operand, bool):
         name = property_name(cond.column, cond.path, "b")
