@@ -104,21 +104,24 @@ def launch(name: str, argv: Sequence[str], state: Path, ready_url: str, *, env: 
     return False
 
 
-def halt(state: Path, grace: float = 10.0) -> None:
-    """Stop the server running from ``state`` (SIGTERM, then SIGKILL after ``grace`` seconds);
-    keep its files."""
+def halt(state: Path, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    """End the server running from ``state`` (``sig``, then SIGKILL after ``grace`` seconds)
+    and keep its files, so that it can be started again on the same data and ports."""
     pid_file = state / "pid"
     if not pid_file.exists():
         return
     pid = int(pid_file.read_text())
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, sig)
         for _ in range(int(grace * 10)):
             _reap(pid)
             os.killpg(pid, 0)
             time.sleep(0.1)
         os.killpg(pid, signal.SIGKILL)
-        _reap(pid)
+        for _ in range(50):
+            _reap(pid)
+            os.killpg(pid, 0)
+            time.sleep(0.1)
     except ProcessLookupError:
         pass
     pid_file.unlink(missing_ok=True)

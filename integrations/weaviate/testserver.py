@@ -5,9 +5,9 @@ the URL it prints as ``SUTRAM_WEAVIATE_URL`` (nothing printed: the Weaviate test
 say why), runs the tests, and always runs ``... stop STATE_DIR``.
 
 Weaviate is a Go program published as a Go module; no package registry here ships its
-binary. The first run builds ``cmd/weaviate-server`` at the pinned :data:`VERSION` with
-``go install`` into ``$SUTRAM_CACHE`` (default ``~/.cache/sutram``), outside the repo;
-later runs reuse that binary. The server listens on 127.0.0.1 only, on free ports
+binary. The first run builds ``cmd/weaviate-server`` at the pinned :data:`VERSION`
+(:func:`integrations.goserver.build`) into ``$SUTRAM_CACHE`` (default ``~/.cache/sutram``),
+outside the repo; later runs reuse that binary. The server listens on 127.0.0.1 only, on free ports
 (HTTP, gRPC, and the cluster and Raft ports a single node still opens), with anonymous
 access, no vectorizer module (Sutram sends its own vectors) and its data in the state
 folder.
@@ -16,57 +16,20 @@ folder.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import goserver
+
 VERSION = "v1.38.0"
-MODULE = "github.com/weaviate/weaviate/cmd/weaviate-server"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SUTRAM_CACHE") or Path.home() / ".cache" / "sutram") / f"weaviate-{VERSION}"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+MODULE = "github.com/weaviate/weaviate"
 
 
 def binary() -> Path | None:
     """The server binary, built on first use; None (with the reason on stderr) when it cannot be."""
-    target = cache_dir() / "weaviate-server"
-    if target.exists():
-        return target
-    go = shutil.which("go")
-    if go is None:
-        print(f"weaviate: no Go toolchain to build {MODULE}@{VERSION}: the Weaviate tests skip", file=sys.stderr)
-        return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    print(f"weaviate: building {MODULE}@{VERSION} into {target.parent} (once; several minutes)", file=sys.stderr)
-    env = {**os.environ, "GOBIN": str(target.parent), "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0"}
-    done = subprocess.run([go, "install", f"{MODULE}@{VERSION}"], env=env, capture_output=True, text=True)
-    if done.returncode != 0 or not target.exists():
-        print(f"weaviate: the build failed, the Weaviate tests skip:\n{done.stderr[-2000:]}", file=sys.stderr)
-        return None
-    print(f"weaviate: built in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return target
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/.well-known/ready", timeout=1) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
+    return goserver.build("weaviate", MODULE, VERSION, "cmd/weaviate-server")
 
 
 def start(state: Path) -> str:
@@ -80,9 +43,9 @@ def start(state: Path) -> str:
     state.mkdir(parents=True, exist_ok=True)
     known = state / "ports.json"
     ports: dict[str, int] = (json.loads(known.read_text()) if known.exists()
-                             else {name: _free_port() for name in ("http", "grpc", "gossip", "data", "raft", "raft_rpc")})
+                             else {name: goserver.free_port() for name in ("http", "grpc", "gossip", "data", "raft", "raft_rpc")})
+    known.write_text(json.dumps(ports))
     env = {
-        **os.environ,
         "PERSISTENCE_DATA_PATH": str(state / "data"),
         "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true",
         "DEFAULT_VECTORIZER_MODULE": "none",
@@ -100,59 +63,21 @@ def start(state: Path) -> str:
         "LOG_LEVEL": "warning",
         "GOMAXPROCS": "2",
     }
-    log = open(state / "server.log", "ab")  # the server keeps writing to it after this returns
-    proc = subprocess.Popen([str(exe), "--host", "127.0.0.1", "--port", str(ports["http"]), "--scheme", "http"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    (state / "pid").write_text(str(proc.pid))
-    known.write_text(json.dumps(ports))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            print(f"weaviate: the server exited ({proc.returncode}); see {state / 'server.log'}", file=sys.stderr)
-            return ""
-        if _ready(ports["http"]):
-            return f"http://127.0.0.1:{ports['http']}?grpc_port={ports['grpc']}"
-        time.sleep(0.3)
-    print("weaviate: the server did not answer within 120 s", file=sys.stderr)
-    stop(state)
-    return ""
+    argv = [str(exe), "--host", "127.0.0.1", "--port", str(ports["http"]), "--scheme", "http"]
+    if not goserver.launch("weaviate", argv, state, f"http://127.0.0.1:{ports['http']}/v1/.well-known/ready", env=env):
+        return ""
+    return f"http://127.0.0.1:{ports['http']}?grpc_port={ports['grpc']}"
 
 
 def kill(state: Path, sig: int = signal.SIGTERM) -> None:
     """End the server of ``state`` (``sig`` first, SIGKILL after 10 s) and keep its data and
     ports, so :func:`start` can bring it back as it was."""
-    pid_file = state / "pid"
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text())
-    try:
-        os.killpg(pid, sig)
-        for _ in range(100):
-            _reap(pid)
-            os.killpg(pid, 0)
-            time.sleep(0.1)
-        os.killpg(pid, signal.SIGKILL)
-        for _ in range(50):
-            _reap(pid)
-            os.killpg(pid, 0)
-            time.sleep(0.1)
-    except ProcessLookupError:
-        pass
-    pid_file.unlink()
-
-
-def _reap(pid: int) -> None:
-    # a server started by this process stays a zombie (still signalable) until waited for
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    goserver.halt(state, sig=sig)
 
 
 def stop(state: Path) -> None:
     """End the server of ``state`` and delete its data."""
-    kill(state)
-    shutil.rmtree(state, ignore_errors=True)
+    goserver.stop(state)
 
 
 if __name__ == "__main__":
