@@ -184,10 +184,18 @@ async def test_export_afterwards_twice_and_after_a_live_export_creates_no_duplic
 
 
 def _testserver() -> Any:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integrations" / "jaeger"))
-    import testserver  # type: ignore[import-not-found]
+    """integrations/jaeger/testserver.py, under a name of its own (PostgreSQL's and Weaviate's
+    test servers are modules named testserver too)."""
+    import importlib.util
 
-    return testserver
+    name = "jaeger_testserver"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).resolve().parent.parent / "integrations" / "jaeger" / "testserver.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 @pytest.fixture

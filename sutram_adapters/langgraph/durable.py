@@ -330,6 +330,8 @@ class DurableRunner:
                 if remember_runs:
                     raise
                 remember_runs = False
+            else:
+                remember_runs = True
         self.remember_runs = bool(remember_runs)
         self._embedder = embedder
         self._memory: Any = None
