@@ -123,35 +123,38 @@ async def test_memory_blocks_facts_persist_and_procedures_version(mem_url: str) 
     assert len(procedures.memory.history(("procedures", "support"), "refunds")) == 2
 
 
-_AGENT_SESSION = """
+_AGENT_SESSIONS = """
 import asyncio, sys
 from llama_index.core.agent.workflow import FunctionAgent
 from sutram_adapters.llama_index import SutramMemory
 from tests.fake_llama import RecallLLM
 
 async def main():
-    url, session, tenant, text = sys.argv[1:5]
-    memory = SutramMemory.from_defaults(session_id=session, user_id="alice", tenant=tenant, url=url)
-    print(await FunctionAgent(tools=[], llm=RecallLLM()).run(text, memory=memory))
+    url, turns = sys.argv[1], sys.argv[2:]
+    for session, tenant, text in zip(turns[::3], turns[1::3], turns[2::3]):
+        memory = SutramMemory.from_defaults(session_id=session, user_id="alice", tenant=tenant, url=url)
+        print(str(await FunctionAgent(tools=[], llm=RecallLLM()).run(text, memory=memory)).replace(chr(10), " "))
 
 asyncio.run(main())
 """
 
 
-def agent_session_in_new_process(url: str, session: str, tenant: str, text: str) -> str:
-    """Run one agent turn with SutramMemory in a fresh Python process; return its answer."""
-    out = subprocess.run([sys.executable, "-c", _AGENT_SESSION, url, session, tenant, text], cwd=ROOT,
+def agent_sessions_in_new_process(url: str, *turns: tuple[str, str, str]) -> list[str]:
+    """Run agent turns (session, tenant, text) with SutramMemory in one fresh Python process;
+    return their answers."""
+    argv = [part for turn in turns for part in turn]
+    out = subprocess.run([sys.executable, "-c", _AGENT_SESSIONS, url, *argv], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    return out.stdout.strip().splitlines()[-1]
+    return out.stdout.strip().splitlines()[-len(turns):]
 
 
 def test_a_function_agent_recalls_a_fact_stored_by_an_earlier_process(mem_url: str) -> None:
-    first = agent_session_in_new_process(mem_url, "monday", "acme", "I prefer green tea, never coffee.")
+    (first,) = agent_sessions_in_new_process(mem_url, ("monday", "acme", "I prefer green tea, never coffee."))
     assert "green tea" in first  # the fact block keeps a fact the moment it is said
-    second = agent_session_in_new_process(mem_url, "friday", "acme", "What should I drink?")
+    second, stranger = agent_sessions_in_new_process(mem_url, ("friday", "acme", "What should I drink?"),
+                                                     ("friday", "globex", "What should I drink?"))
     assert "green tea" in second
-    stranger = agent_session_in_new_process(mem_url, "friday", "globex", "What should I drink?")
     assert stranger == "I don't know yet."  # same user id, other tenant: nothing leaks
 
 
