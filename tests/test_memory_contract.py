@@ -56,6 +56,24 @@ def test_put_on_an_existing_key_replaces_it_and_keeps_its_creation_time(store: M
     assert len(store.history(("n",), "k")) == 1
 
 
+def test_put_many_of_new_keys_then_again_with_old_ones_keeps_one_current_record_each(store: MemoryStore) -> None:
+    # the bulk load path (Weaviate: one batch for keys with no record yet) and the per-write one
+    def records(keys: range, word: str) -> list[Any]:
+        return [store.make_record(("bulk", f"g{i % 3}"), f"k{i}", {"text": f"{word} {i}", "i": i}, None, "semantic",
+                                  None, None, None, None) for i in keys]
+
+    first = store.put_many(records(range(250), "first"))
+    assert len(first) == 250 and len({r.id for r in first}) == 250
+    again = store.put_many(records(range(240, 260), "again"))  # 10 known keys, 10 new ones
+    for i in (0, 120, 249):
+        got = store.get(("bulk", f"g{i % 3}"), f"k{i}")
+        assert got is not None and got.value == {"text": f"{'again' if i >= 240 else 'first'} {i}", "i": i}
+    known = store.get(("bulk", "g0"), "k240")
+    assert known is not None and known.id == first[240].id == again[0].id  # replaced in place, same record
+    assert store.count(("bulk",)) == 260 and len(store.history(("bulk", "g0"), "k240")) == 1
+    assert [h.record.key for h in store.search(filter={"i": 255}, namespace=("bulk",))] == ["k255"]
+
+
 def test_procedural_memory_keeps_every_version(store: MemoryStore) -> None:
     for n in range(3):
         store.put(("agent", "procedures"), "refund", {"text": f"step list v{n + 1}"}, kind="procedural")

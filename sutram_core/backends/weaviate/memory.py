@@ -251,6 +251,9 @@ class WeaviateMemoryBackend:
         import uuid
 
         col = self._tenant(tenant)
+        bulk = self._put_new_in_bulk(tenant, col, writes)
+        if bulk is not None:
+            return bulk
         out: list[MemoryRecord | None] = []
         for w in writes:
             current = self._current(tenant, w.namespace, w.key, w.at)
@@ -302,6 +305,52 @@ class WeaviateMemoryBackend:
             else:
                 col.data.insert(properties=props, uuid=target, vector=vector)
             out.append(rec)
+        return out
+
+    def _put_new_in_bulk(self, tenant: str, col: Any, writes: Sequence[Write]) -> list[MemoryRecord | None] | None:
+        """Puts of keys that have no current record yet (a bulk load), in a few round trips:
+        one query per 100 keys for their current records, one gRPC batch for the objects.
+        None, having written nothing, when that is not what ``writes`` are: another op, a
+        key twice, or a key that has a current record (each write then goes on its own, as
+        :meth:`apply` does): 2 round trips a record made a 100,000-memory load take 18 min."""
+        import uuid
+
+        from weaviate.classes.data import DataObject
+        from weaviate.classes.query import Filter
+
+        if len(writes) < 2 or any(w.op != "put" or w.record is None for w in writes):
+            return None
+        if len({(w.namespace, w.key) for w in writes}) != len(writes):
+            return None
+        for at in range(0, len(writes), 100):
+            keys = sorted({w.key for w in writes[at: at + 100]})
+            found = col.query.fetch_objects(
+                filters=to_filter(now=0) & Filter.by_property("key").contains_any(keys), limit=1,
+                return_properties=["namespace", "key"])
+            if found.objects:  # some key has a record: let each write find its own
+                return None
+        objects = []
+        out: list[MemoryRecord | None] = []
+        for w in writes:
+            rec = w.record
+            assert rec is not None
+            rec.tenant_id = tenant
+            rec.updated_at = rec.created_at = from_micros(w.at)
+            rec.expires_at = from_micros(w.at + int(rec.ttl_seconds * 1e6)) if rec.ttl_seconds else None
+            rec.id = rec.id or uuid.uuid4().hex
+            rec.valid_from = rec.valid_from or rec.created_at
+            props = self._properties(tenant, rec)
+            self._ensure_props(props)
+            vector = [float(x) for x in rec.embedding] if rec.embedding is not None else None
+            objects.append(DataObject(properties=props, uuid=object_uuid(tenant, w.namespace, w.key, rec.version),
+                                      vector=vector))
+            out.append(rec)
+        result = col.data.insert_many(objects)
+        if result.errors:
+            first = next(iter(result.errors.values()))
+            raise StorageError(f"Weaviate at {self.where} refused {len(result.errors)} of {len(objects)} memories "
+                               f"({getattr(first, 'message', first)}); the rest were written: write the batch "
+                               "again (ids are deterministic, nothing doubles)")
         return out
 
     @guarded
