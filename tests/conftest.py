@@ -92,11 +92,12 @@ def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
-# `make test` runs two pytest-xdist workers, one test file at a time each (--dist loadfile).
-# The longest files start first, so that neither worker is left alone with one at the end
+# `make test` runs three pytest-xdist workers, one test file at a time each (--dist loadfile).
+# The longest files start first, so that no worker is left alone with one at the end
 # (the kill harness alone takes about four minutes).
-_LONGEST_FIRST = ("test_kill_harness.py", "test_bench_smoke.py", "test_memory_contract.py", "test_demo.py",
-                  "test_cookbook.py", "test_differential.py", "test_llama_index_memory.py",
+_LONGEST_FIRST = ("test_kill_harness.py", "test_public_api.py", "test_bench_smoke.py", "test_llama_index_memory.py",
+                  "test_weaviate_server.py", "test_memory_contract.py", "test_demo.py",
+                  "test_cookbook.py", "test_differential.py",
                   "test_memory_quality.py", "test_faults.py", "test_multi_worker_recovery.py")
 
 
