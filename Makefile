@@ -6,9 +6,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.sutram-installed
-# pytest-xdist workers for `make test` (a file per worker at a time; 0 runs in one process):
-# three on two cores, since many tests wait on servers and subprocesses (12:05 against 13:00)
-TEST_WORKERS ?= 3
+# pytest-xdist workers for `make test` (a file per worker at a time; 0 runs in one process)
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint bench clean browser
 

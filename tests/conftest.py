@@ -92,7 +92,7 @@ def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
-# `make test` runs three pytest-xdist workers, one test file at a time each (--dist loadfile).
+# `make test` runs two pytest-xdist workers, one test file at a time each (--dist loadfile).
 # The longest files start first, so that no worker is left alone with one at the end
 # (the kill harness alone takes about four minutes).
 _LONGEST_FIRST = ("test_kill_harness.py", "test_public_api.py", "test_bench_smoke.py", "test_llama_index_memory.py",

@@ -441,6 +441,17 @@ class DurableRunner:
         kept = self.ledger.input(self.tenant, run.run_id)
         return None if kept is None else self.saver._decoder.loads(*kept)
 
+    def _retry_input(self, run: RunRecord, input: Any) -> Any:
+        """What a retry after a recoverable error starts from: the latest checkpoint (None),
+        unless the thread has none because the failed attempt wrote none (the database went
+        away before the first step was saved): then the input again, since LangGraph
+        refuses to start a thread from nothing (EmptyInputError, seen when PostgreSQL
+        restarted in the first half second of a run)."""
+        if input is None:
+            return None
+        found = self.saver.get_tuple({"configurable": {"thread_id": run.thread_id, "checkpoint_ns": ""}})
+        return input if found is None else None
+
     def invoke(self, input: Any, *, thread_id: str, budget: Budget | None = None, run_id: str | None = None,
                config: RunnableConfig | None = None) -> Any:
         """Run the graph on ``thread_id`` as a new recorded run; return its output."""
@@ -741,7 +752,7 @@ class DurableRunner:
                     # durability="sync": a step's checkpoint is on disk before the next step runs;
                     # with LangGraph's default ("async") a kill mid-node can lose the checkpoint
                     # the node started from, and with it the task id its journal is keyed by
-                    for last in attempt_with(input if attempt == 0 else None, conf):
+                    for last in attempt_with(input if attempt == 0 else self._retry_input(run, input), conf):
                         yield last
                     break
                 except GeneratorExit:
@@ -762,7 +773,7 @@ class DurableRunner:
             attempt = 0
             while True:
                 try:
-                    given = input if attempt == 0 else None
+                    given = input if attempt == 0 else await asyncio.to_thread(self._retry_input, run, input)
                     if stream_options is None:
                         output = await self.graph.ainvoke(given, conf, durability="sync")
                         yield output
