@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -139,3 +139,15 @@ def stop(state: Path, grace: float = 10.0) -> None:
     """Stop the server running from ``state`` and remove its files."""
     halt(state, grace)
     shutil.rmtree(state, ignore_errors=True)
+
+
+def main(binary: Callable[[], Path | None], start: Callable[[Path], str], stop: Callable[[Path], None]) -> None:
+    """The command line of a server's ``testserver.py``: ``start|stop|build STATE_DIR``."""
+    if len(sys.argv) != 3 or sys.argv[1] not in ("start", "stop", "build"):
+        sys.exit("usage: testserver.py start|stop|build STATE_DIR")
+    if sys.argv[1] == "build":
+        sys.exit(0 if binary() else 1)
+    if sys.argv[1] == "start":
+        print(start(Path(sys.argv[2]).resolve()))
+    else:
+        stop(Path(sys.argv[2]).resolve())

@@ -89,14 +89,11 @@ def start(state: Path) -> str:
     return f"http://127.0.0.1:{ports['otlp_http']} http://127.0.0.1:{ports['query']}"
 
 
+def stop(state: Path) -> None:
+    """Stop the server of ``state`` and delete its files. In-memory storage: nothing to flush
+    (and once its query API has answered, Jaeger takes over 10 s to stop on SIGTERM)."""
+    goserver.stop(state, grace=0.5)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("start", "stop", "build"):
-        sys.exit("usage: testserver.py start|stop|build STATE_DIR")
-    if sys.argv[1] == "build":
-        sys.exit(0 if binary() else 1)
-    if sys.argv[1] == "start":
-        print(start(Path(sys.argv[2]).resolve()))
-    else:
-        # in-memory storage: nothing to flush (and once its query API has answered, Jaeger
-        # takes over 10 s to stop on SIGTERM)
-        goserver.stop(Path(sys.argv[2]).resolve(), grace=0.5)
+    goserver.main(binary, start, stop)

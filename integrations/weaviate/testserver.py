@@ -81,11 +81,4 @@ def stop(state: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("start", "stop", "build"):
-        sys.exit("usage: testserver.py start|stop|build STATE_DIR")
-    if sys.argv[1] == "build":
-        sys.exit(0 if binary() else 1)
-    if sys.argv[1] == "start":
-        print(start(Path(sys.argv[2]).resolve()))
-    else:
-        stop(Path(sys.argv[2]).resolve())
+    goserver.main(binary, start, stop)
