@@ -19,14 +19,16 @@ import contextvars
 import functools
 import hashlib
 import inspect
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
 import orjson
 
-from sutram_core.errors import InvalidRunError
+from sutram_core.errors import DatabaseUnavailableError, InvalidRunError
 
 __all__ = [
     "CallJournal",
@@ -177,8 +179,13 @@ class CallScope:
 
     def record(self, key: JournalKey, entry: JournalEntry) -> JournalEntry:
         """Record a call just made (a model call's tokens and cost go to the runner's spend);
-        return the entry kept (another worker's, if it recorded this very call first)."""
-        kept = self.journal.put(key, entry)
+        return the entry kept (another worker's, if it recorded this very call first).
+
+        The call is paid for by now and its result exists only in this process: if the
+        database is away, keep trying for ``SUTRAM_JOURNAL_HOLD_SECONDS`` (60 by default)
+        rather than drop it, which would have the retried task make the call again. A put
+        is first-wins, so one whose commit was cut off and then repeated is harmless."""
+        kept = _put_holding_on(self.journal, key, entry)
         self.recorded += 1
         if entry.kind == "llm" and self.after_call is not None:
             self.after_call(entry.tokens, entry.cost_usd)
@@ -192,6 +199,18 @@ class CallScope:
         if self._token is not None:
             _SCOPE.reset(self._token)
             self._token = None
+
+
+def _put_holding_on(journal: CallJournal, key: JournalKey, entry: JournalEntry) -> JournalEntry:
+    """``journal.put``, retried while the database stays unavailable, for up to the hold time."""
+    deadline = time.monotonic() + float(os.environ.get("SUTRAM_JOURNAL_HOLD_SECONDS", "60"))
+    while True:
+        try:
+            return journal.put(key, entry)
+        except DatabaseUnavailableError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
 
 
 _SCOPE: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar("sutram_call_scope", default=None)
