@@ -111,6 +111,25 @@ def test_a_checkpoint_diff_and_a_fork_diff(server: tuple[str, Seeded], page: Any
     page.screenshot(path=str(shots / "fork-diff.png"), full_page=True)
 
 
+def test_a_thread_s_conversation_and_two_checkpoints_compared_message_by_message(
+        server: tuple[str, Seeded], page: Any, shots: Path) -> None:
+    base, _ = server
+    page.goto(f"{base}/threads/support-thread?tenant=desk")
+    turn = page.locator("#conversation li.turn")
+    assert turn.count() == 1 and turn.locator(".message").count() == 5  # question, tool calls, answers, reply
+    assert "lookup_order" in turn.inner_text()
+    page.screenshot(path=str(shots / "thread-conversation.png"), full_page=False)
+    page.locator("#compare-button").click()  # a: the checkpoint before the last, b: the last
+    diff = page.locator("#checkpoint-diff")
+    diff.wait_for()
+    added = diff.locator(".message.msg-added")
+    assert added.count() == 1 and diff.locator(".message.msg-removed, .message.msg-changed").count() == 0
+    assert "B-9 could not be found" in added.inner_text() and "assistant" in added.inner_text().lower()
+    assert "1 added" in diff.locator("tr.channel-changed th").inner_text()
+    assert diff.locator("li.unchanged").count() == 1  # the four earlier messages fold into one row
+    page.screenshot(path=str(shots / "checkpoint-diff-messages.png"), full_page=True)
+
+
 def test_a_memory_search(server: tuple[str, Seeded], page: Any, shots: Path) -> None:
     base, _ = server
     page.goto(f"{base}/memory?tenant=acme")

@@ -160,3 +160,27 @@ def test_the_stack_is_content_and_goes_with_it(tmp_path: Path) -> None:
             (span,) = store.run_spans("default", run.run_id)
         assert span.error_type == "ConnectionError"
         assert ("exception.stacktrace" in span.attributes) is content
+
+
+def test_a_thread_s_conversation_shows_each_turn_with_the_messages_it_added(db_url: str) -> None:
+    from langchain_core.messages import HumanMessage
+    from starlette.testclient import TestClient
+
+    from sutram_adapters.console import create_app
+    from sutram_adapters.langgraph.durable import durable
+    from tests.console_agents import build_support
+
+    with durable(build_support(), url=db_url, tenant="desk", remember_runs=False) as runner:
+        runner.invoke({"messages": [HumanMessage("where is A-1042?")]}, thread_id="chat", run_id="turn-1")
+        runner.invoke({"messages": [HumanMessage("and <b>B-9</b>?")]}, thread_id="chat", run_id="turn-2")
+    with TestClient(create_app(db_url), base_url="http://127.0.0.1") as client:
+        page = client.get("/threads/chat?tenant=desk")
+    assert page.status_code == 200, page.text
+    section = page.text.split('id="conversation"')[1].split("</section>")[0]
+    turns = section.split('<li class="turn">')[1:]
+    assert len(turns) == 2  # one per run, oldest first, each linked to its trace
+    roles = [[t.count(f'class="message role-{r}"') for r in ("user", "assistant", "tool")] for t in turns]
+    assert roles == [[1, 2, 2], [1, 1, 0]]  # the second answer needs no new tool call
+    assert all("/runs/" in t for t in turns)
+    assert "where is A-1042?" in turns[0] and "where is A-1042?" not in turns[1]
+    assert "and &lt;b&gt;B-9&lt;/b&gt;?" in turns[1]  # escaped

@@ -50,7 +50,7 @@ from starlette.staticfiles import StaticFiles
 
 from sutram_adapters.console.security import ConsoleGuard, CsrfTokens, allowed_host_names
 from sutram_adapters.console.span_detail import pretty, span_detail
-from sutram_adapters.console.thread_history import thread_history
+from sutram_adapters.console.thread_history import conversation, thread_history
 from sutram_adapters.run_identity import traces_of
 from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
 from sutram_core.backends.sql.database import Database, Plan, Step
@@ -67,6 +67,7 @@ __all__ = ["ConsoleAccess", "create_app"]
 HERE = Path(__file__).resolve().parent
 PAGE = 50
 MEMORY_PAGE = 20  # memories per page of the memory search
+CONVERSATION_TURNS = 50  # the newest runs of a thread its conversation view shows
 ALL_TENANTS = "*"  # ?tenant=* (or no tenant) on the runs and paused pages: every tenant the caller may see
 
 
@@ -518,6 +519,7 @@ class _Pages:
     def _thread(self, request: Request) -> Response:
         from sutram_adapters.langgraph.diff import plain
         from sutram_adapters.langgraph.durable import FORK_KEY
+        from sutram_adapters.langgraph.state_diff import diff_states
 
         tenant, tenants = self.c.tenant(request)
         thread_id = request.path_params["thread_id"]
@@ -544,22 +546,28 @@ class _Pages:
         changes = None
         if q.get("a") in ids and q.get("b") in ids:
             va, vb = values(q["a"]), values(q["b"])
-            changes = [(k, va.get(k), vb.get(k)) for k in sorted(set(va) | set(vb)) if va.get(k) != vb.get(k)]
+            changes = diff_states(va, vb)
         origin = next((h.metadata.get(FORK_KEY) for h in history if isinstance(h.metadata.get(FORK_KEY), dict)), None)
         runs = self.c.ledger.runs(tenant, thread_id=thread_id, limit=50)
+        turns = conversation(self.c.traces.runs(tenant, thread_id=thread_id, limit=CONVERSATION_TURNS), history,
+                             values)
         return self.c.render("thread.html", request, tenant=tenant, tenants=tenants, thread_id=thread_id,
-                             history=history, at=at, state=state, changes=changes, origin=origin, runs=runs)
+                             history=history, at=at, state=state, changes=changes, origin=origin, runs=runs,
+                             turns=turns)
 
     async def diff(self, request: Request) -> Response:
         return await self._guard(request, self._diff)
 
     def _diff(self, request: Request) -> Response:
         from sutram_adapters.langgraph.diff import diff_threads
+        from sutram_adapters.langgraph.state_diff import diff_states
 
         tenant, tenants = self.c.tenant(request)
         a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
         found = diff_threads(self.c.url, tenant, a, b)
-        return self.c.render("diff.html", request, tenant=tenant, tenants=tenants, diff=found)
+        changes = diff_states({k: v[0] for k, v in found.state.items() if v[0] is not None},
+                              {k: v[1] for k, v in found.state.items() if v[1] is not None})
+        return self.c.render("diff.html", request, tenant=tenant, tenants=tenants, diff=found, changes=changes)
 
     # -- paused runs, memory, audit ----------------------------------------------------
 

@@ -19,14 +19,18 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
 
+from sutram_core.traces.messages import ChatMessage, as_messages
+from sutram_core.traces.store import RunSummary
+
 from sutram_core.backends.sql.database import Database, Plan, Step
 from sutram_core.backends.sql.schema import checkpoints
 
-__all__ = ["CheckpointSummary", "thread_history", "written_ns"]
+__all__ = ["CheckpointSummary", "Turn", "conversation", "thread_history", "written_ns"]
 
 _UUID_EPOCH = 0x01B21DD213814000  # 100 ns intervals from 1582-10-15 to 1970-01-01
 
@@ -71,3 +75,36 @@ def thread_history(db: Database, tenant: str, thread_id: str, limit: int = 500) 
         return [CheckpointSummary(str(r[0]), r[1], dict(json.loads(r[2]))) for r in rows]
 
     return db.run(plan(), write=False)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One run of a thread and the messages it added to the conversation."""
+
+    run: RunSummary
+    messages: list[ChatMessage]
+
+
+def conversation(runs: Sequence[RunSummary], history: Sequence[CheckpointSummary],
+                 values: Callable[[str], dict[str, Any]]) -> list[Turn] | None:
+    """A thread's conversation turn by turn: for each traced run (oldest first), the messages
+    its last checkpoint holds beyond the previous run's. One checkpoint is decoded per run,
+    none per step. None when the thread keeps no list of messages (a channel named
+    ``messages``, else the first channel holding one)."""
+    turns: list[Turn] = []
+    seen = 0
+    for run in sorted(runs, key=lambda r: r.start_ns):
+        end = run.end_ns if run.end_ns is not None else None
+        last = next((h for h in history if (h.written_ns or 0) >= run.start_ns
+                     and (end is None or (h.written_ns or 0) <= end)), None)  # newest first
+        if last is None:
+            continue
+        state = values(last.checkpoint_id)
+        channel = "messages" if as_messages(state.get("messages")) is not None else next(
+            (k for k, v in state.items() if as_messages(v) is not None), None)
+        if channel is None:
+            continue
+        messages = as_messages(state[channel]) or []
+        turns.append(Turn(run, messages[seen:] if len(messages) >= seen else messages))
+        seen = len(messages)
+    return turns or None

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ChatMessage", "MessagePart", "genai_json", "input_messages", "output_messages"]
+__all__ = ["ChatMessage", "MessagePart", "as_messages", "genai_json", "input_messages", "output_messages"]
 
 # LangChain message types and LlamaIndex roles -> the GenAI conventions' roles
 _ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant", "AIMessageChunk": "assistant",
@@ -116,6 +116,14 @@ def _messages(values: Any) -> list[ChatMessage] | None:
         return None
     out = [_message(v) for v in values]
     return None if any(m is None for m in out) else [m for m in out if m is not None]
+
+
+def as_messages(values: Any) -> list[ChatMessage] | None:
+    """A decoded list of messages (a graph's ``messages`` channel as JSON values) read as
+    chat messages; None unless every item is one."""
+    if not isinstance(values, list) or not values or not all(isinstance(v, dict) for v in values):
+        return None  # plain strings in a state are values, not prompts
+    return _messages(values)
 
 
 def input_messages(text: str | None) -> list[ChatMessage] | None:
