@@ -12,6 +12,9 @@ Starlette's test client (the HTTP layer without a socket), the median of 5 reque
                                all RUNS runs
   filtered    GET /?status=error&graph=...   the same with filters
   run page    GET /runs/BIG    the tree and the timeline of all BIG spans
+  search      GET /?q=P-50000?  runs whose input, output or error holds the text (one of RUNS),
+                               and a text none holds
+  model       GET /?model=...  runs that called a model (every one does)
 
 Targets: each under 1 s.
 """
@@ -62,7 +65,9 @@ def fill(url: str, runs: int, big: int) -> str:
         status = "error" if i % 50 == 0 else "ok"
         batch += [
             _span(run, run, None, f"graph-{i % 7}", "workflow", start, start + 900_000_000, status=status,
-                  thread_id=f"t{i % 1000}"),
+                  thread_id=f"t{i % 1000}",
+                  inputs=f'{{"messages": [{{"type": "human", "content": "Where is parcel P-{i}? It was due on day {i % 30}."}}]}}',
+                  outputs=f'{{"messages": [{{"type": "ai", "content": "Parcel P-{i} is out for delivery."}}]}}'),
             _span(run, f"{run}n", run, "agent", "node", start + 1_000, start + 800_000_000, step=1),
             _span(run, f"{run}m", f"{run}n", "ChatOpenAI", "llm", start + 2_000, start + 700_000_000,
                   input_tokens=120, output_tokens=40, cost_usd=0.00004, response_model="gpt-4o-mini"),
@@ -115,7 +120,12 @@ def measure(url: str, runs: int, big: int) -> dict[str, Any]:
             "runs_list_s": timed(client, f"/?tenant={TENANT}"),
             "runs_filtered_s": timed(client, f"/?tenant={TENANT}&status=error&graph=graph-3"),
             "run_page_s": timed(client, f"/runs/{big_id}?tenant={TENANT}"),
+            # a word of one run's input (scans every root), and the model filter
+            "runs_search_s": timed(client, f"/?tenant={TENANT}&q=P-{runs // 2}%3F"),
+            "runs_search_miss_s": timed(client, f"/?tenant={TENANT}&q=no-such-parcel"),
+            "runs_model_s": timed(client, f"/?tenant={TENANT}&model=gpt-4o-mini"),
         }
+        assert client.get(f"/?tenant={TENANT}&q=P-{runs // 2}%3F").text.count('class="run-link"') == 1
         page = client.get(f"/runs/{big_id}?tenant={TENANT}").text
         out["run_page_rows"] = page.count('class="span ')
         out["run_page_kib"] = len(page.encode()) / 1024
@@ -148,7 +158,10 @@ def main() -> None:
             print(f"\n== {name}: {runs:,} runs (3 spans each) + one run of {big:,} spans; filled in {got['fill_s']:.1f} s")
             for label, key in (("runs list, newest 50 + totals over all", "runs_list_s"),
                                ("runs list, status + graph filter", "runs_filtered_s"),
-                               (f"run page, {big:,} spans (tree + timeline)", "run_page_s")):
+                               (f"run page, {big:,} spans (tree + timeline)", "run_page_s"),
+                               ("runs search, a word of one run's input", "runs_search_s"),
+                               ("runs search, a text no run holds", "runs_search_miss_s"),
+                               ("runs list, model filter", "runs_model_s")):
                 verdict = "met" if got[key] < 1 else "MISSED"
                 print(f"{label:48} {got[key] * 1e3:9.1f} ms   (target < 1 s: {verdict})")
             print(f"{'run page size':48} {got['run_page_kib']:9.0f} KiB, {got['run_page_rows']} rows")

@@ -5,7 +5,7 @@
     sutram history THREAD [--tenant T] [--json]   a thread's checkpoints, newest first, full ids
     sutram fork THREAD [--checkpoint ID] [--new-thread ID] [--json]
                                                   a new thread from a checkpoint of THREAD
-    sutram runs [--tenant T] [--thread ID] [--status S] [--limit N] [--json]
+    sutram runs [--tenant T] [--thread ID] [--status S] [--search TEXT] [--model M] [--limit N] [--json]
                                                   runs of every tenant (or one) with status, duration, tokens and cost
     sutram trace RUN_ID [--tenant T] [--json]     a run's span tree (durations, tokens, cost, errors), in whichever tenant
     sutram export --otlp URL [--tenant T] [--run RUN_ID ...] [--header NAME=VALUE ...]
@@ -276,7 +276,8 @@ def _runs(args: argparse.Namespace) -> int:
         # every read is scoped to one tenant: all tenants is each one's newest runs, merged
         tenants = [args.tenant] if args.tenant else store.audit_tenants()
         runs = sorted((r for t in tenants for r in store.runs(t, thread_id=args.thread, status=args.status,
-                                                               limit=args.limit)),
+                                                               limit=args.limit, text=args.search,
+                                                               model=args.model)),
                       key=lambda r: -r.start_ns)[: args.limit]
     if args.json:
         print(runs_json(runs))
@@ -531,6 +532,9 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--thread", default=None, help="only the runs of this thread")
     runs.add_argument("--status", default=None, choices=["running", "ok", "error", "paused", "failed", "cancelled"],
                       help="a trace's running/ok/error, or a durable run's paused/failed/cancelled (from the ledger)")
+    runs.add_argument("--search", default=None, metavar="TEXT",
+                      help="only runs whose input, output or error contains TEXT (any case)")
+    runs.add_argument("--model", default=None, help="only runs that called this model")
     runs.add_argument("--limit", type=int, default=50, help="at most this many runs, newest first (default: %(default)s)")
     runs.add_argument("--graph", default=None, help="resume, cancel: the compiled graph, as module:attribute")
     for limit, kind in (("tokens", int), ("cost-usd", float), ("steps", int), ("seconds", float)):

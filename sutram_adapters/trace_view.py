@@ -55,6 +55,7 @@ def runs_json(runs: Sequence[RunSummary]) -> str:
         "run_id": r.run_id, "durable_run_id": r.durable_run_id, "name": r.name, "thread_id": r.thread_id,
         "tenant_id": r.tenant_id, "status": r.state, "trace_status": r.status, "start_ns": r.start_ns, "end_ns": r.end_ns, "duration_ms": r.duration_ms, "spans": r.spans,
         "input_tokens": r.input_tokens, "output_tokens": r.output_tokens, "cost_usd": r.cost_usd, "errors": r.errors,
+        "input_preview": r.input_preview, "output_preview": r.output_preview,
     } for r in runs], indent=2)
 
 

@@ -41,6 +41,22 @@ def test_runs_json_lists_runs_with_totals(traced: str, capsys: Any) -> None:
     assert len(json.loads(capsys.readouterr().out)) == 1
 
 
+def test_runs_search_and_model_filters(traced: str, capsys: Any) -> None:
+    assert main(["runs", "--url", traced, "--tenant", "acme", "--search", "HI", "--json"]) == 0
+    (found,) = json.loads(capsys.readouterr().out)
+    assert found["name"] == "EchoChatModel" and found["input_preview"] == "hi"
+    assert main(["runs", "--url", traced, "--search", "no such words", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    from sutram_core.traces import open_trace_store
+
+    with open_trace_store(traced) as store:
+        (model,) = store.run_models("acme")
+    assert main(["runs", "--url", traced, "--tenant", "acme", "--model", model, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2  # both runs called it
+    assert main(["runs", "--url", traced, "--tenant", "acme", "--model", "nobody's-model", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
 def test_runs_table_and_trace_tree_render(traced: str, capsys: Any) -> None:
     assert main(["runs", "--url", traced, "--tenant", "acme"]) == 0
     assert "LangGraph" in capsys.readouterr().out

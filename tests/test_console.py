@@ -5,6 +5,7 @@ allowlist); bad input gets a 4xx with its reason."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import tracemalloc
 from collections.abc import Iterator
@@ -62,6 +63,22 @@ def test_runs_list_filters_and_totals(client: TestClient) -> None:
     assert "No runs match." in only_ok
     future = client.get("/", params={"tenant": "acme", "since": "2999-01-01T00:00"}).text
     assert "No runs match." in future and "0 runs" in future
+
+
+def test_runs_search_by_a_word_from_an_input_and_filter_by_model(client: TestClient) -> None:
+    for word in ("coffee", "COFFEE", "cOfF"):  # any case, any part of a word
+        page = client.get("/", params={"tenant": "acme", "q": word}).text
+        assert page.count('class="run-link"') == 1 and "run-coffee" in page and "1 runs" in page
+        assert 'class="preview-in" title="input">→ coffee' in page  # the input's gist, not its JSON
+    for literal in ("%", "_", "co%ee", "\\"):  # wildcards are searched for as themselves
+        assert "No runs match." in client.get("/", params={"tenant": "acme", "q": literal}).text
+    everything = client.get("/", params={"tenant": "acme"}).text
+    models = re.findall(r'<option value="([^"]+)" >', everything.split('name="model"')[1].split("</select>")[0])
+    assert models, "the seeded runs made model calls"
+    with_model = client.get("/", params={"tenant": "acme", "model": models[0]}).text
+    assert with_model.count('class="run-link"') >= 1
+    assert "No runs match." in client.get("/", params={"tenant": "acme", "model": "no-such-model"}).text
+    assert "secret-globex-topic" not in client.get("/", params={"tenant": "acme", "q": "secret"}).text
 
 
 def test_an_unrestricted_console_lists_every_tenant_by_default(client: TestClient) -> None:

@@ -84,6 +84,13 @@ def test_from_the_runs_list_into_a_run_and_its_timeline(server: tuple[str, Seede
     assert page.locator("table#runs a.run-link").count() == 3
     assert "secret-globex-topic" not in page.content()
     page.screenshot(path=str(shots / "runs.png"), full_page=True)
+    page.locator("#run-search").fill("Coffee")  # a word from one run's input
+    page.locator("#run-search").press("Enter")
+    page.wait_for_url("**q=Coffee**")
+    assert page.locator("table#runs a.run-link").count() == 1
+    assert page.locator("table#runs .preview-in").inner_text() == "→ coffee"
+    page.screenshot(path=str(shots / "runs-search.png"), full_page=False)
+    page.goto(f"{base}/?tenant=acme")
     page.locator("table#runs a.run-link").first.click()
     page.wait_for_selector("#tree")
     assert page.locator("#tree tr.span").count() >= 6  # workflow, nodes, model calls

@@ -422,7 +422,8 @@ class _Pages:
         tenant, tenants = self.c.tenants(request)
         q = request.query_params
         filters: dict[str, Any] = {"status": q.get("status") or None, "name": q.get("graph") or None,
-                   "since_ns": _parse_time(q.get("since")), "until_ns": _parse_time(q.get("until"))}
+                   "since_ns": _parse_time(q.get("since")), "until_ns": _parse_time(q.get("until")),
+                   "text": (q.get("q") or "").strip()[:200] or None, "model": q.get("model") or None}
         before = _parse_before(q.get("before"))
         # every store read is scoped to one tenant: all tenants is one page from each, merged
         scope = [tenant] if tenant is not None else tenants
@@ -430,9 +431,10 @@ class _Pages:
             t, limit=PAGE, before_ns=before, **filters)), key=lambda r: -r.start_ns)
         totals = _sum_totals([self.c.traces.run_summary(t, **filters) for t in scope])
         names = sorted({n for t in scope for n in self.c.traces.run_names(t)})
+        models = sorted({m for t in scope for m in self.c.traces.run_models(t)})
         more = runs[-1].start_ns if len(runs) == PAGE else None
         return self.c.render("runs.html", request, tenant=tenant, tenants=tenants, runs=runs, totals=totals,
-                             names=names, more=more)
+                             names=names, models=models, more=more)
 
     async def run(self, request: Request) -> Response:
         return await self._guard(request, self._run)

@@ -11,7 +11,7 @@ from sutram_core.traces.audit import AuditReport
 from sutram_core.traces.messages import genai_json, input_messages, output_messages
 from sutram_core.traces.spans import GENAI_COLUMNS
 
-__all__ = ["SPAN_COLUMNS", "RunSummary", "StoredSpan", "Totals", "TraceStore", "span_tree"]
+__all__ = ["SPAN_COLUMNS", "RunSummary", "StoredSpan", "Totals", "TraceStore", "one_line", "preview", "span_tree"]
 
 _CHAT_OPERATIONS = frozenset({"chat", "text_completion"})
 
@@ -23,6 +23,53 @@ SPAN_COLUMNS: tuple[str, ...] = (
     "output_tokens", "cache_read_tokens", "cost_usd", "tool_name", "tool_call_id",
     "inputs", "outputs", "attributes",
 )
+
+
+_GIST_KEYS = ("messages", "input", "query", "question", "output", "answer", "response", "content", "text", "message")
+
+
+def _leaf_text(value: Any, last: bool) -> str | None:
+    """The text a person would call a value's gist: a chat's last message, a well-known key
+    (input, query, answer...), else the first string found depth first (the last one, for
+    an output: a graph's final state keeps its result in its later channels)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in _GIST_KEYS:
+            if key in value:
+                found = _leaf_text(value[key], last)
+                if found:
+                    return found
+        values: list[Any] = list(value.values())
+    elif isinstance(value, list):
+        if value and all(isinstance(v, dict) and "content" in v for v in value):
+            return _leaf_text(value[-1]["content"], last)  # a conversation: what was said last
+        values = value
+    else:
+        return None
+    for v in reversed(values) if last else values:
+        found = _leaf_text(v, last)
+        if found:
+            return found
+    return None
+
+
+def preview(stored: str | None, *, output: bool = False, width: int = 140) -> str | None:
+    """One line of text for a run's stored input or ``output`` (JSON, possibly cut short):
+    ``{"messages": [..., {"content": "where is A-1042?"}]}`` -> ``where is A-1042?``."""
+    if not stored:
+        return None
+    try:
+        text = _leaf_text(json.loads(stored), output) or stored
+    except ValueError:  # cut by the query or the tracer: show it as it is
+        text = stored
+    return one_line(text, width)
+
+
+def one_line(text: str, width: int = 140) -> str:
+    """``text`` on one line (whitespace runs as one space), cut to ``width`` with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 @dataclass
@@ -118,6 +165,8 @@ class RunSummary:
     errors: int
     durable_run_id: str | None = None  # the run ledger's id, when this trace executes a durable run
     durable_status: str | None = None  # that run's status in the ledger (paused, failed, completed, ...)
+    input_preview: str | None = None  # the start of the run's input, as one line of text
+    output_preview: str | None = None  # the start of its output (or its error)
 
     @property
     def state(self) -> str:
@@ -159,21 +208,25 @@ class TraceStore(Protocol):
     def runs(
         self, tenant: str, *, thread_id: str | None = None, status: str | None = None,
         limit: int = 50, before_ns: int | None = None, name: str | None = None,
-        since_ns: int | None = None, until_ns: int | None = None,
+        since_ns: int | None = None, until_ns: int | None = None, text: str | None = None,
+        model: str | None = None,
     ) -> list[RunSummary]:
         """Runs of a tenant (or of one thread), newest first, filtered by status (a trace's
         running/ok/error, or a durable run's paused/failed/cancelled in the ledger), root
-        name and start time."""
+        name, start time, a text in the input, output or error, and a model used."""
 
     def run_summary(
         self, tenant: str, *, thread_id: str | None = None, status: str | None = None, name: str | None = None,
-        since_ns: int | None = None, until_ns: int | None = None,
+        since_ns: int | None = None, until_ns: int | None = None, text: str | None = None, model: str | None = None,
     ) -> Totals:
         """Totals over every run the filters select (``runs``: how many; ``latency_ms``: their
         summed wall time)."""
 
     def run_names(self, tenant: str, limit: int = 200) -> list[str]:
         """The distinct names of a tenant's runs."""
+
+    def run_models(self, tenant: str, limit: int = 200) -> list[str]:
+        """The distinct models a tenant's model calls used."""
 
     def run_spans(self, tenant: str, run_id: str) -> list[StoredSpan]:
         """Every span of a run, in start order, each with the checkpoint it produced."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import String, and_, bindparam, case, distinct, func, or_, select, text
@@ -31,7 +32,7 @@ from sutram_core.traces.audit import (
     verify_chain,
 )
 from sutram_core.traces.spans import SpanKind, SpanStatus
-from sutram_core.traces.store import SPAN_COLUMNS, RunSummary, StoredSpan, Totals
+from sutram_core.traces.store import SPAN_COLUMNS, RunSummary, StoredSpan, Totals, one_line, preview
 
 __all__ = ["SqlTraceStore"]
 
@@ -44,6 +45,24 @@ _au = audit_log.c
 _rn = runs.c
 _SPAN_COLS = tuple(_sp[c] for c in SPAN_COLUMNS)
 _GROUPS = ("run", "thread", "tenant", "model")
+_PREVIEW = 400  # characters of a root's input and output read for the runs list's preview
+
+
+@dataclass(frozen=True)
+class _RunFilter:
+    """Which runs a query selects (every field None: all of the tenant's)."""
+
+    thread_id: str | None = None
+    status: str | None = None
+    name: str | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+    text: str | None = None
+    model: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(v is None or v == "" for v in self.__dict__.values())
 
 
 class _DurableRunId(FunctionElement[str]):
@@ -144,16 +163,20 @@ class SqlTraceStore:
     def runs(
         self, tenant: str, *, thread_id: str | None = None, status: str | None = None,
         limit: int = 50, before_ns: int | None = None, name: str | None = None,
-        since_ns: int | None = None, until_ns: int | None = None,
+        since_ns: int | None = None, until_ns: int | None = None, text: str | None = None,
+        model: str | None = None,
     ) -> list[RunSummary]:
         """Runs of a tenant (or of one thread), newest first, with their totals; ``name``
-        (the root's name: the graph or chain), ``since_ns``/``until_ns`` (start time) filter."""
-        return self.db.run(self._runs_plan(tenant, thread_id, status, limit, before_ns, name, since_ns, until_ns),
-                           write=False)
+        (the root's name: the graph or chain), ``since_ns``/``until_ns`` (start time),
+        ``text`` (in the run's input, output or error, any case) and ``model`` (a model
+        call of the run used it) filter."""
+        where = _RunFilter(thread_id, status, name, since_ns, until_ns, text, model)
+        return self.db.run(self._runs_plan(tenant, where, limit, before_ns), write=False)
 
     @staticmethod
-    def _roots(tenant: str, thread_id: str | None, status: str | None, name: str | None, since_ns: int | None,
-               until_ns: int | None, *columns: Any) -> Any:
+    def _roots(tenant: str, where: _RunFilter, *columns: Any) -> Any:
+        thread_id, status, name, since_ns, until_ns = (where.thread_id, where.status, where.name, where.since_ns,
+                                                       where.until_ns)
         q = select(*columns).select_from(_WITH_LEDGER).where(_sp.tenant_id == tenant, _sp.parent_id.is_(None))
         if thread_id is not None:
             q = q.where(_sp.thread_id == thread_id)
@@ -169,15 +192,25 @@ class SqlTraceStore:
             q = q.where(_sp.start_ns >= since_ns)
         if until_ns is not None:
             q = q.where(_sp.start_ns < until_ns)
+        if where.text:
+            pattern = "%" + where.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            q = q.where(or_(*(col.ilike(pattern, escape="\\") for col in (_sp.inputs, _sp.outputs, _sp.error_message))))
+        if where.model:
+            used = spans.alias("used")
+            q = q.where(select(used.c.span_id).where(
+                used.c.tenant_id == _sp.tenant_id, used.c.run_id == _sp.run_id, used.c.kind == SpanKind.LLM,
+                func.coalesce(used.c.response_model, used.c.request_model) == where.model).exists())
         return q
 
     def run_summary(
         self, tenant: str, *, thread_id: str | None = None, status: str | None = None, name: str | None = None,
-        since_ns: int | None = None, until_ns: int | None = None,
+        since_ns: int | None = None, until_ns: int | None = None, text: str | None = None, model: str | None = None,
     ) -> Totals:
         """Totals over every run the filters select (not only one page of them)."""
+        where = _RunFilter(thread_id, status, name, since_ns, until_ns, text, model)
+
         def plan() -> Plan[Totals]:
-            roots = self._roots(tenant, thread_id, status, name, since_ns, until_ns, _sp.run_id)
+            roots = self._roots(tenant, where, _sp.run_id)
             rows = yield Step(
                 select(
                     func.count(distinct(_sp.run_id)), func.count(),
@@ -187,7 +220,7 @@ class SqlTraceStore:
                     func.sum(case((and_(_sp.status == SpanStatus.ERROR, _sp.parent_id.is_(None)), 1), else_=0)),
                     func.coalesce(func.sum(case((_sp.parent_id.is_(None), _sp.end_ns - _sp.start_ns), else_=0)), 0),
                 ).where(*(
-                    (_sp.tenant_id == tenant,) if (thread_id, status, name, since_ns, until_ns) == (None,) * 5
+                    (_sp.tenant_id == tenant,) if where.empty
                     # unfiltered: every span of the tenant, no run list to match against
                     else (_sp.tenant_id == tenant, _sp.run_id.in_(roots.scalar_subquery()))
                 ))
@@ -208,13 +241,22 @@ class SqlTraceStore:
 
         return self.db.run(plan(), write=False)
 
-    def _runs_plan(
-        self, tenant: str, thread_id: str | None, status: str | None, limit: int, before_ns: int | None,
-        name: str | None = None, since_ns: int | None = None, until_ns: int | None = None,
-    ) -> Plan[list[RunSummary]]:
-        q = self._roots(tenant, thread_id, status, name, since_ns, until_ns,
+    def run_models(self, tenant: str, limit: int = 200) -> list[str]:
+        """The distinct models a tenant's model calls used, for a filter."""
+        def plan() -> Plan[list[str]]:
+            model = func.coalesce(_sp.response_model, _sp.request_model)
+            rows = yield Step(select(model).distinct().where(_sp.tenant_id == tenant, _sp.kind == SpanKind.LLM,
+                                                             model.is_not(None)).order_by(model).limit(limit))
+            return [str(r[0]) for r in rows]
+
+        return self.db.run(plan(), write=False)
+
+    def _runs_plan(self, tenant: str, where: _RunFilter, limit: int, before_ns: int | None,
+                   ) -> Plan[list[RunSummary]]:
+        q = self._roots(tenant, where,
                         _sp.run_id, _sp.name, _sp.thread_id, _sp.status, _sp.start_ns, _sp.end_ns,
-                        _rn.run_id, _rn.status)
+                        _rn.run_id, _rn.status, func.substr(_sp.inputs, 1, _PREVIEW),
+                        func.substr(_sp.outputs, 1, _PREVIEW), _sp.error_message)
         if before_ns is not None:
             q = q.where(_sp.start_ns < before_ns)
         roots = yield Step(q.order_by(_sp.start_ns.desc()).limit(limit))
@@ -230,10 +272,11 @@ class SqlTraceStore:
         )
         by_run = {r[0]: r for r in sums}
         out = []
-        for run_id, name, thread, st, start, end, durable_id, durable_status in roots:
+        for run_id, name, thread, st, start, end, durable_id, durable_status, inp, outp, error in roots:
             s = by_run.get(run_id, (run_id, 0, 0, 0, 0.0, 0))
             out.append(RunSummary(tenant, run_id, name, thread, st, start, end, int(s[1]), int(s[2]), int(s[3]),
-                                  None if s[4] is None else float(s[4]), int(s[5] or 0), durable_id, durable_status))
+                                  None if s[4] is None else float(s[4]), int(s[5] or 0), durable_id, durable_status,
+                                  input_preview=preview(inp), output_preview=one_line(error) if error else preview(outp, output=True)))
         return out
 
     def run_spans(self, tenant: str, run_id: str) -> list[StoredSpan]:
