@@ -15,6 +15,7 @@ Starlette's test client (the HTTP layer without a socket), the median of 5 reque
   search      GET /?q=P-50000?  runs whose input, output or error holds the text (one of RUNS),
                                and a text none holds
   model       GET /?model=...  runs that called a model (every one does)
+  stats       GET /stats?last=7d  the charts and tables over every run (percentiles exact)
 
 Targets: each under 1 s.
 """
@@ -124,6 +125,7 @@ def measure(url: str, runs: int, big: int) -> dict[str, Any]:
             "runs_search_s": timed(client, f"/?tenant={TENANT}&q=P-{runs // 2}%3F"),
             "runs_search_miss_s": timed(client, f"/?tenant={TENANT}&q=no-such-parcel"),
             "runs_model_s": timed(client, f"/?tenant={TENANT}&model=gpt-4o-mini"),
+            "stats_s": timed(client, f"/stats?tenant={TENANT}&last=7d"),  # charts over every run
         }
         assert client.get(f"/?tenant={TENANT}&q=P-{runs // 2}%3F").text.count('class="run-link"') == 1
         page = client.get(f"/runs/{big_id}?tenant={TENANT}").text
@@ -161,7 +163,8 @@ def main() -> None:
                                (f"run page, {big:,} spans (tree + timeline)", "run_page_s"),
                                ("runs search, a word of one run's input", "runs_search_s"),
                                ("runs search, a text no run holds", "runs_search_miss_s"),
-                               ("runs list, model filter", "runs_model_s")):
+                               ("runs list, model filter", "runs_model_s"),
+                               ("stats page, 7 days (every run)", "stats_s")):
                 verdict = "met" if got[key] < 1 else "MISSED"
                 print(f"{label:48} {got[key] * 1e3:9.1f} ms   (target < 1 s: {verdict})")
             print(f"{'run page size':48} {got['run_page_kib']:9.0f} KiB, {got['run_page_rows']} rows")

@@ -7,6 +7,8 @@
                                                   a new thread from a checkpoint of THREAD
     sutram runs [--tenant T] [--thread ID] [--status S] [--search TEXT] [--model M] [--limit N] [--json]
                                                   runs of every tenant (or one) with status, duration, tokens and cost
+    sutram stats [--tenant T] [--last 24h] [--buckets N] [--json]
+                                                  tokens, cost, latency p50/p95, error rate: over time, by model, by graph
     sutram trace RUN_ID [--tenant T] [--json]     a run's span tree (durations, tokens, cost, errors), in whichever tenant
     sutram export --otlp URL [--tenant T] [--run RUN_ID ...] [--header NAME=VALUE ...]
                                                   send stored runs to an OpenTelemetry collector
@@ -352,6 +354,27 @@ def _trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stats(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from sutram_adapters.trace_view import render_stats
+    from sutram_core.traces import open_trace_store
+    from sutram_core.traces.stats import parse_span
+
+    until = time.time_ns()
+    since = until - parse_span(args.last)
+    with open_trace_store(args.url) as store:
+        tenants = [args.tenant] if args.tenant else store.audit_tenants()
+        found = [store.stats(t, since, until, buckets=args.buckets) for t in tenants]
+    if args.json:
+        print(json.dumps([s.as_dict() for s in found], indent=2))
+    else:
+        for s in found:
+            render_stats(s, Console())
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from sutram_core.traces import OtlpExporter, open_trace_store
 
@@ -541,6 +564,11 @@ def _parser() -> argparse.ArgumentParser:
         runs.add_argument(f"--max-{limit}", type=kind, default=None,
                           help=f"resume: a new budget's max_{limit.replace('-', '_')} (default: the run's budget)")
     runs.add_argument("--json", action="store_true", help="print JSON")
+    stats = command("stats", "tokens, cost, latency (p50/p95) and error rate over time, by model and by graph")
+    stats.add_argument("--tenant", default=None, help="one tenant (default: each tenant in turn)")
+    stats.add_argument("--last", default="24h", help="the window, ending now: 90m, 24h, 7d... (default: %(default)s)")
+    stats.add_argument("--buckets", type=int, default=24, help="time slices of the window (default: %(default)s)")
+    stats.add_argument("--json", action="store_true", help="print JSON")
     trace = command("trace", "show one run's span tree")
     trace.add_argument("run_id", help="a trace id, or a durable run's id (its newest execution)")
     trace.add_argument("--tenant", default=None, help="the run's tenant (default: whichever tenant holds the id)")
@@ -598,7 +626,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_READ_ONLY_COMMANDS = ("history", "runs", "trace", "memory", "audit")
+_READ_ONLY_COMMANDS = ("history", "runs", "trace", "memory", "audit", "stats")
 # commands that need a database to be there already (all but demo)
 _EXISTING_DATABASE_COMMANDS = (*_READ_ONLY_COMMANDS, "export", "diff", "serve", "fork", "recover")
 
@@ -652,7 +680,8 @@ def main(argv: list[str] | None = None) -> int:
             print("sutram memory search needs a QUERY", file=sys.stderr)
             return 2
         handler = {"runs": _runs, "trace": _trace, "export": _export, "audit": _audit, "history": _history,
-                   "memory": _memory, "recover": _recover, "diff": _diff, "serve": _serve, "fork": _fork}[args.command]
+                   "memory": _memory, "recover": _recover, "diff": _diff, "serve": _serve, "fork": _fork,
+                   "stats": _stats}[args.command]
         return handler(args)
     except SutramError as exc:
         print(f"sutram: {exc}", file=sys.stderr)

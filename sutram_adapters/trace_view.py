@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sutram_core.traces import RunSummary, StoredSpan, span_tree
+from sutram_core.traces.stats import Stats
 from sutram_core.traces.store import total_cost
 
 __all__ = ["render_runs", "render_trace", "runs_json", "spans_json"]
@@ -47,6 +48,31 @@ def render_runs(runs: Sequence[RunSummary], console: Console) -> None:
     if console.width < 150:
         console = Console(file=console.file, width=150, color_system=console.color_system, soft_wrap=True)
     console.print(table)
+
+
+def render_stats(stats: Stats, console: Console) -> None:
+    """A tenant's window as two tables: by graph (runs) and by model (calls), with a total."""
+    def ms(v: float | None) -> str:
+        return "-" if v is None else _ms(v)
+
+    since = datetime.fromtimestamp(stats.since_ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    until = datetime.fromtimestamp(stats.until_ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    t = stats.total
+    console.print(f"[bold]{stats.tenant}[/bold]  {since} to {until} UTC: {t.count} runs, {t.errors} failed "
+                  f"({t.error_rate:.1%}), tokens {t.input_tokens}/{t.output_tokens}, {_cost(t.cost_usd)}, "
+                  f"p50 {ms(t.p50_ms)}, p95 {ms(t.p95_ms)}")
+    if console.width < 120:  # model names and costs unabridged
+        console = Console(file=console.file, width=120, color_system=console.color_system, soft_wrap=True)
+    for title, groups, what in (("by graph", stats.graphs, "runs"), ("by model", stats.models, "calls")):
+        if not groups:
+            continue
+        table = Table(title=title)
+        for col in ("name", what, "errors", "error rate", "tokens in/out", "cost", "p50", "p95"):
+            table.add_column(col, justify="left" if col == "name" else "right")
+        for g in groups:
+            table.add_row(g.key, str(g.count), str(g.errors), f"{g.error_rate:.1%}",
+                          f"{g.input_tokens}/{g.output_tokens}", _cost(g.cost_usd), ms(g.p50_ms), ms(g.p95_ms))
+        console.print(table)
 
 
 def runs_json(runs: Sequence[RunSummary]) -> str:

@@ -266,3 +266,23 @@ def test_a_llama_index_run_s_model_span(server: tuple[str, Seeded], page: Any, s
     assert "where is parcel P-77?" in llm.locator(".chat.input").inner_text()
     assert "Tool calls complete." in llm.locator(".chat.output").inner_text()
     page.screenshot(path=str(shots / "span-llama-llm.png"), full_page=False)
+
+
+def test_the_stats_charts_render_the_database_totals(server: tuple[str, Seeded], page: Any, shots: Path) -> None:
+    base, _ = server
+    page.goto(f"{base}/?tenant=desk")
+    page.locator("#nav-stats").click()
+    page.wait_for_selector("#chart-runs svg")
+    runs = page.locator("table#by-graph tbody tr")
+    assert runs.count() == 2  # support and orders
+    total = page.locator("#stats-total").inner_text()
+    assert total.startswith("2 runs · 0 failed")
+    # each chart sums to the total: bars drawn for the runs' bucket, and their titles carry the figures
+    for chart in ("chart-runs", "chart-tokens", "chart-cost", "chart-latency"):
+        assert page.locator(f"#{chart} svg rect").count() >= 1
+    in_out = total.split("tokens ")[1].split(" out")[0]  # "94 in / 30"
+    tokens_in, tokens_out = (int(x) for x in in_out.replace(" in", "").split(" / "))
+    bars = page.eval_on_selector_all("#chart-tokens svg g.bar-group > title", "els => els.map(e => e.textContent)")
+    summed = sum(int(t.split(" in ")[1].split(",")[0]) + int(t.split(" out ")[1]) for t in bars)
+    assert summed == tokens_in + tokens_out > 0
+    page.screenshot(path=str(shots / "stats.png"), full_page=True)

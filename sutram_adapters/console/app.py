@@ -67,6 +67,8 @@ __all__ = ["ConsoleAccess", "create_app"]
 HERE = Path(__file__).resolve().parent
 PAGE = 50
 MEMORY_PAGE = 20  # memories per page of the memory search
+# the stats page's windows: how many bars each has, and what one bar is
+STATS_WINDOWS = {"1h": (60, "minute"), "24h": (24, "hour"), "7d": (28, "6 hours"), "30d": (30, "day")}
 CONVERSATION_TURNS = 50  # the newest runs of a thread its conversation view shows
 ALL_TENANTS = "*"  # ?tenant=* (or no tenant) on the runs and paused pages: every tenant the caller may see
 
@@ -377,6 +379,7 @@ def create_app(url: str | None = None, *, token: str | None = None,
         Route("/runs/{run_id:path}", pages.run),
         Route("/threads/{thread_id:path}", pages.thread),
         Route("/diff", pages.diff),
+        Route("/stats", pages.stats),
         Route("/paused", pages.paused),
         Route("/memory", pages.memory),
         Route("/audit", pages.audit),
@@ -570,6 +573,27 @@ class _Pages:
         changes = diff_states({k: v[0] for k, v in found.state.items() if v[0] is not None},
                               {k: v[1] for k, v in found.state.items() if v[1] is not None})
         return self.c.render("diff.html", request, tenant=tenant, tenants=tenants, diff=found, changes=changes)
+
+    # -- stats ---------------------------------------------------------------------------
+
+    async def stats(self, request: Request) -> Response:
+        return await self._guard(request, self._stats)
+
+    def _stats(self, request: Request) -> Response:
+        import time
+
+        from sutram_adapters.console.charts import HEIGHT, WIDTH, charts
+        from sutram_core.traces.stats import parse_span
+
+        tenant, tenants = self.c.tenant(request)
+        last = request.query_params.get("last") or "24h"
+        if last not in STATS_WINDOWS:
+            raise ConsoleError(f"window {last!r}: pick one of {', '.join(STATS_WINDOWS)}")
+        until = time.time_ns()
+        found = self.c.traces.stats(tenant, until - parse_span(last), until, buckets=STATS_WINDOWS[last][0])
+        return self.c.render("stats.html", request, tenant=tenant, tenants=tenants, stats=found, charts=charts(found),
+                             last=last, windows=list(STATS_WINDOWS), bucket=STATS_WINDOWS[last][1], width=WIDTH,
+                             height=HEIGHT)
 
     # -- paused runs, memory, audit ----------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from sutram_core.traces.audit import AuditReport
 from sutram_core.traces.messages import genai_json, input_messages, output_messages
 from sutram_core.traces.spans import GENAI_COLUMNS
+from sutram_core.traces.stats import Stats
 
 __all__ = ["SPAN_COLUMNS", "RunSummary", "StoredSpan", "Totals", "TraceStore", "one_line", "preview", "span_tree"]
 
@@ -227,6 +228,10 @@ class TraceStore(Protocol):
 
     def run_models(self, tenant: str, limit: int = 200) -> list[str]:
         """The distinct models a tenant's model calls used."""
+
+    def stats(self, tenant: str, since_ns: int, until_ns: int, buckets: int = 24) -> Stats:
+        """Runs, errors, tokens, cost and latency of the runs started in the window, per time
+        bucket, model and graph (see ``sutram_core.traces.stats``)."""
 
     def run_spans(self, tenant: str, run_id: str) -> list[StoredSpan]:
         """Every span of a run, in start order, each with the checkpoint it produced."""

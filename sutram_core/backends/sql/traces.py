@@ -32,6 +32,7 @@ from sutram_core.traces.audit import (
     verify_chain,
 )
 from sutram_core.traces.spans import SpanKind, SpanStatus
+from sutram_core.traces.stats import Stats, build_stats
 from sutram_core.traces.store import SPAN_COLUMNS, RunSummary, StoredSpan, Totals, one_line, preview
 
 __all__ = ["SqlTraceStore"]
@@ -248,6 +249,31 @@ class SqlTraceStore:
             rows = yield Step(select(model).distinct().where(_sp.tenant_id == tenant, _sp.kind == SpanKind.LLM,
                                                              model.is_not(None)).order_by(model).limit(limit))
             return [str(r[0]) for r in rows]
+
+        return self.db.run(plan(), write=False)
+
+    def stats(self, tenant: str, since_ns: int, until_ns: int, buckets: int = 24) -> Stats:
+        """Runs, errors, tokens, cost and latency (p50/p95) of the runs started between
+        ``since_ns`` and ``until_ns``: per time bucket, per model and per graph."""
+        if until_ns <= since_ns or not 1 <= buckets <= 500:
+            raise ConfigurationError("stats: the window must end after it starts, in 1 to 500 buckets")
+
+        def plan() -> Plan[Stats]:
+            in_window = (_sp.tenant_id == tenant, _sp.parent_id.is_(None), _sp.start_ns >= since_ns,
+                         _sp.start_ns < until_ns)
+            roots = yield Step(select(_sp.name, _sp.start_ns, _sp.end_ns, _sp.status).where(*in_window))
+            root = spans.alias("root")
+            call = spans.c
+            calls = yield Step(
+                select(func.coalesce(call.response_model, call.request_model, "unknown"), call.start_ns, call.end_ns,
+                       call.status, func.coalesce(call.input_tokens, 0), func.coalesce(call.output_tokens, 0),
+                       call.cost_usd, root.c.name)
+                .select_from(spans.join(root, and_(root.c.tenant_id == call.tenant_id, root.c.run_id == call.run_id,
+                                                   root.c.parent_id.is_(None))))
+                .where(call.tenant_id == tenant, call.kind == SpanKind.LLM, root.c.start_ns >= since_ns,
+                       root.c.start_ns < until_ns)
+            )
+            return build_stats(tenant, since_ns, until_ns, buckets, roots, calls)
 
         return self.db.run(plan(), write=False)
 
