@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
-from sutram_core.traces.messages import ChatMessage, as_messages
-from sutram_core.traces.store import RunSummary
-
 from sutram_core.backends.sql.database import Database, Plan, Step
 from sutram_core.backends.sql.schema import checkpoints
+from sutram_core.traces.messages import ChatMessage, as_messages
+from sutram_core.traces.store import RunSummary
 
 __all__ = ["CheckpointSummary", "Turn", "conversation", "thread_history", "written_ns"]
 
