@@ -19,7 +19,7 @@ from sutram_core.backends.sql.database import Database
 from sutram_core.backends.sql.schema import spans
 from sutram_core.errors import ConfigurationError
 from sutram_core.traces import open_trace_store
-from sutram_core.traces.stats import build_stats, parse_span, percentile
+from sutram_core.traces.stats import bucket_width, build_stats, parse_span, percentile
 from tests.console_agents import seed_agents
 from tests.console_seed import seed
 
@@ -101,10 +101,12 @@ _run = st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 999), st.integers(0
 
 @given(st.lists(_run, max_size=40), st.integers(1, 9))
 def test_buckets_groups_and_total_agree(runs: list[tuple[str, int, int, str]], buckets: int) -> None:
-    roots = [(name, start, start + dur, status) for name, start, dur, status in runs]
-    calls = [("m1" if i % 2 else "m2", start, start + 1, "ok", 3, 2, None if i == 5 else 0.5, name)
-             for i, (name, start, _, _) in enumerate(runs)]
+    width = bucket_width(0, 1000, buckets)
+    roots = [(f"r{i}", name, start // width, dur, status == "error") for i, (name, start, dur, status) in enumerate(runs)]
+    calls = [(f"r{i}", "m1" if i % 2 else "m2", start // width, 1, False, 3, 2, None if i == 5 else 0.5)
+             for i, (_, start, _, _) in enumerate(runs)]
     got = build_stats("t", 0, 1000, buckets, roots, calls)
+    assert sum(g.input_tokens for g in got.graphs) == 3 * len(runs)  # every call's run started in the window
     assert len(got.buckets) == buckets
     assert sum(b.runs for b in got.buckets) == got.total.count == len(runs) == sum(g.count for g in got.graphs)
     assert sum(b.errors for b in got.buckets) == got.total.errors == sum(s == "error" for *_, s in runs)

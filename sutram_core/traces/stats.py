@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Bucket", "Group", "Stats", "build_stats", "parse_span", "percentile"]
+__all__ = ["Bucket", "Group", "Stats", "bucket_width", "build_stats", "parse_span", "percentile"]
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
 
@@ -101,52 +101,70 @@ def _add_cost(total: float | None, cost: float | None) -> float | None:
 
 def build_stats(
     tenant: str, since_ns: int, until_ns: int, buckets: int,
-    roots: Iterable[tuple[str, int, int | None, str]],
-    calls: Iterable[tuple[str, int, int | None, str, int, int, float | None, str]],
+    roots: Iterable[tuple[str, str, int, int | None, bool]],
+    calls: Iterable[tuple[str, str, int, int | None, bool, int, int, float | None]],
 ) -> Stats:
-    """Fold ``roots`` (graph name, start, end, status) and model ``calls`` (model, start,
-    end, status, input tokens, output tokens, cost, the run's graph name) of the runs
-    started in the window."""
-    width = max(1, -(-(until_ns - since_ns) // max(1, buckets)))
-    stats = Stats(tenant, since_ns, until_ns, width, [Bucket(since_ns + i * width) for i in range(buckets)])
+    """Fold ``roots`` (run id, graph name, bucket, duration in ns or None, failed) of the
+    runs started in the window and model ``calls`` (run id, model, bucket, duration,
+    failed, input tokens, output tokens, cost) made in it. A call counts toward its run's
+    graph when the run started in the window. Buckets are ``(start - since) // width``,
+    computed by the query (see :func:`bucket_width`)."""
+    stats = Stats(tenant, since_ns, until_ns, bucket_width(since_ns, until_ns, buckets),
+                  [Bucket(since_ns + i * bucket_width(since_ns, until_ns, buckets)) for i in range(buckets)])
+    last = buckets - 1
     graph_of: dict[str, Group] = {}
+    graph_by_run: dict[str, Group] = {}
     bucket_latency: list[list[float]] = [[] for _ in range(buckets)]
     graph_latency: dict[str, list[float]] = {}
-    all_latency: list[float] = []
-    for name, start, end, status in roots:
-        b = min(buckets - 1, (start - since_ns) // width)
-        g = graph_of.setdefault(name, Group(name))
-        for target in (stats.buckets[b], g, stats.total):
-            if isinstance(target, Bucket):
-                target.runs += 1
-            else:
-                target.count += 1
-            target.errors += status == "error"
-        if end is not None:
-            ms = (end - start) / 1e6
-            bucket_latency[b].append(ms)
-            graph_latency.setdefault(name, []).append(ms)
-            all_latency.append(ms)
+    total = stats.total
+    for run_id, name, b, dur, failed in roots:
+        bucket = stats.buckets[b if 0 <= b <= last else (0 if b < 0 else last)]
+        g = graph_of.get(name)
+        if g is None:
+            g = graph_of[name] = Group(name)
+            graph_latency[name] = []
+        graph_by_run[run_id] = g
+        bucket.runs += 1
+        g.count += 1
+        if failed:
+            bucket.errors += 1
+            g.errors += 1
+        if dur is not None:
+            ms = dur / 1e6
+            bucket_latency[b if 0 <= b <= last else (0 if b < 0 else last)].append(ms)
+            graph_latency[name].append(ms)
+    total.count = sum(g.count for g in graph_of.values())
+    total.errors = sum(g.errors for g in graph_of.values())
     model_of: dict[str, Group] = {}
     model_latency: dict[str, list[float]] = {}
-    for model, start, end, status, tokens_in, tokens_out, cost, graph in calls:
-        b = min(buckets - 1, max(0, (start - since_ns) // width))
-        m = model_of.setdefault(model, Group(model))
+    for run_id, model, b, dur, failed, tokens_in, tokens_out, cost in calls:
+        m = model_of.get(model)
+        if m is None:
+            m = model_of[model] = Group(model)
+            model_latency[model] = []
         m.count += 1
-        m.errors += status == "error"
-        for target in (stats.buckets[b], m, graph_of.setdefault(graph, Group(graph)), stats.total):
+        m.errors += failed
+        bucket = stats.buckets[b if 0 <= b <= last else (0 if b < 0 else last)]
+        g = graph_by_run.get(run_id)
+        for target in (bucket, m, total) if g is None else (bucket, m, g, total):
             target.input_tokens += tokens_in
             target.output_tokens += tokens_out
             target.cost_usd = _add_cost(target.cost_usd, cost)
-        if end is not None:
-            model_latency.setdefault(model, []).append((end - start) / 1e6)
+        if dur is not None:
+            model_latency[model].append(dur / 1e6)
     for i, lat in enumerate(bucket_latency):
         stats.buckets[i].p50_ms, stats.buckets[i].p95_ms = percentile(lat, .5), percentile(lat, .95)
     for key, g in graph_of.items():
-        g.p50_ms, g.p95_ms = percentile(graph_latency.get(key, []), .5), percentile(graph_latency.get(key, []), .95)
+        g.p50_ms, g.p95_ms = percentile(graph_latency[key], .5), percentile(graph_latency[key], .95)
     for key, m in model_of.items():
-        m.p50_ms, m.p95_ms = percentile(model_latency.get(key, []), .5), percentile(model_latency.get(key, []), .95)
-    stats.total.p50_ms, stats.total.p95_ms = percentile(all_latency, .5), percentile(all_latency, .95)
+        m.p50_ms, m.p95_ms = percentile(model_latency[key], .5), percentile(model_latency[key], .95)
+    every = [ms for lat in graph_latency.values() for ms in lat]
+    total.p50_ms, total.p95_ms = percentile(every, .5), percentile(every, .95)
     stats.models = sorted(model_of.values(), key=lambda g: (-g.count, g.key))
     stats.graphs = sorted(graph_of.values(), key=lambda g: (-g.count, g.key))
     return stats
+
+
+def bucket_width(since_ns: int, until_ns: int, buckets: int) -> int:
+    """The nanoseconds one of ``buckets`` covers (the last may end past ``until_ns``)."""
+    return max(1, -(-(until_ns - since_ns) // max(1, buckets)))

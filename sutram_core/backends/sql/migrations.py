@@ -128,6 +128,10 @@ def _v8_split_tokens(conn: Connection) -> None:
                           "WITH (fastupdate = off)"))
 
 
+def _v9_model_call_index(conn: Connection) -> None:
+    schema.span_model_call_index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("checkpoints, channel blobs and pending writes", _v1_checkpoints),
     Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
@@ -137,6 +141,7 @@ MIGRATIONS: list[Migration] = [
     Migration("the inputs runs were started with", _v6_run_inputs),
     Migration("audit hashes wide enough for keyed (HMAC) entries", _v7_keyed_audit_hashes),
     Migration("keyword index splits dotted and dashed tokens on PostgreSQL", _v8_split_tokens),
+    Migration("an index of each tenant's model calls by time (stats, model filter)", _v9_model_call_index),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations

@@ -178,6 +178,13 @@ span_thread_index = Index(
     "ix_sutram_spans_thread_roots", spans.c.tenant_id, spans.c.thread_id, spans.c.start_ns,
     sqlite_where=_ROOTS, postgresql_where=_ROOTS,
 )
+# Added in schema version 9: a tenant's model calls by time, for the stats page, the
+# model filter and the list of models (only model-call rows pay for it on write)
+_MODEL_CALLS = spans.c.kind == "llm"
+span_model_call_index = Index(
+    "ix_sutram_spans_model_calls", spans.c.tenant_id, spans.c.start_ns,
+    sqlite_where=_MODEL_CALLS, postgresql_where=_MODEL_CALLS,
+)
 
 # Added in schema version 3: the audit log, an append-only hash chain per tenant. Each
 # entry covers one written batch: ``records`` is the JSON list of [span id, row digest]

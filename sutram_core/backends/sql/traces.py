@@ -13,7 +13,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, case, distinct, func, or_, select, text
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    distinct,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
@@ -32,7 +45,7 @@ from sutram_core.traces.audit import (
     verify_chain,
 )
 from sutram_core.traces.spans import SpanKind, SpanStatus
-from sutram_core.traces.stats import Stats, build_stats
+from sutram_core.traces.stats import Stats, bucket_width, build_stats
 from sutram_core.traces.store import SPAN_COLUMNS, RunSummary, StoredSpan, Totals, one_line, preview
 
 __all__ = ["SqlTraceStore"]
@@ -46,6 +59,7 @@ _au = audit_log.c
 _rn = runs.c
 _SPAN_COLS = tuple(_sp[c] for c in SPAN_COLUMNS)
 _GROUPS = ("run", "thread", "tenant", "model")
+_MODEL_CALL = _sp.kind == literal_column("'llm'")  # matches ix_sutram_spans_model_calls' predicate
 _PREVIEW = 400  # characters of a root's input and output read for the runs list's preview
 
 
@@ -117,6 +131,20 @@ class SqlTraceStore:
             select(*_SPAN_COLS).where(_sp.tenant_id == _bind("tenant"), _sp.run_id == _bind("run_id"))
             .order_by(_sp.start_ns, _sp.span_id)
         )
+        # the stats page's two reads, raw tuples off the cursor (100,000 rows each at 100,000
+        # runs: SQLAlchemy's Row objects cost as much as the query)
+        since, until = bindparam("since", type_=BigInteger), bindparam("until", type_=BigInteger)
+        bucket = cast((_sp.start_ns - since) / bindparam("width", type_=BigInteger), BigInteger)
+        self._stats_roots = db.prepare(
+            select(_sp.run_id, _sp.name, bucket, _sp.end_ns - _sp.start_ns, _sp.status == "error")
+            .where(_sp.tenant_id == _bind("tenant"), _sp.parent_id.is_(None), _sp.start_ns >= since,
+                   _sp.start_ns < until))
+        self._stats_calls = db.prepare(
+            select(_sp.run_id, func.coalesce(_sp.response_model, _sp.request_model, "unknown"), bucket,
+                   _sp.end_ns - _sp.start_ns, _sp.status == "error", func.coalesce(_sp.input_tokens, 0),
+                   func.coalesce(_sp.output_tokens, 0), _sp.cost_usd)
+            # the literal lets SQLite use the partial index of model calls
+            .where(_sp.tenant_id == _bind("tenant"), _MODEL_CALL, _sp.start_ns >= since, _sp.start_ns < until))
         w, c = checkpoint_writes.c, checkpoints.c
         self._links = db.prepare(
             select(_sp.span_id, c.checkpoint_id).distinct()
@@ -197,7 +225,7 @@ class SqlTraceStore:
             q = q.where(or_(*(col.ilike(pattern, escape="\\") for col in (_sp.inputs, _sp.outputs, _sp.error_message))))
         if where.model:
             used = spans.alias("used")
-            model_used = and_(used.c.tenant_id == tenant, used.c.kind == SpanKind.LLM,
+            model_used = and_(used.c.tenant_id == tenant, used.c.kind == literal_column("'llm'"),
                               func.coalesce(used.c.response_model, used.c.request_model) == where.model)
             # measured at 100,000 runs (bench/console.py): PostgreSQL hashes the IN (0.9 s, against
             # 2.1 s for a correlated EXISTS); SQLite's EXISTS probes the key (0.9 s, against 1.5 s)
@@ -248,7 +276,7 @@ class SqlTraceStore:
         """The distinct models a tenant's model calls used, for a filter."""
         def plan() -> Plan[list[str]]:
             model = func.coalesce(_sp.response_model, _sp.request_model)
-            rows = yield Step(select(model).distinct().where(_sp.tenant_id == tenant, _sp.kind == SpanKind.LLM,
+            rows = yield Step(select(model).distinct().where(_sp.tenant_id == tenant, _MODEL_CALL,
                                                              model.is_not(None)).order_by(model).limit(limit))
             return [str(r[0]) for r in rows]
 
@@ -261,20 +289,10 @@ class SqlTraceStore:
             raise ConfigurationError("stats: the window must end after it starts, in 1 to 500 buckets")
 
         def plan() -> Plan[Stats]:
-            in_window = (_sp.tenant_id == tenant, _sp.parent_id.is_(None), _sp.start_ns >= since_ns,
-                         _sp.start_ns < until_ns)
-            roots = yield Step(select(_sp.name, _sp.start_ns, _sp.end_ns, _sp.status).where(*in_window))
-            root = spans.alias("root")
-            call = spans.c
-            calls = yield Step(
-                select(func.coalesce(call.response_model, call.request_model, "unknown"), call.start_ns, call.end_ns,
-                       call.status, func.coalesce(call.input_tokens, 0), func.coalesce(call.output_tokens, 0),
-                       call.cost_usd, root.c.name)
-                .select_from(spans.join(root, and_(root.c.tenant_id == call.tenant_id, root.c.run_id == call.run_id,
-                                                   root.c.parent_id.is_(None))))
-                .where(call.tenant_id == tenant, call.kind == SpanKind.LLM, root.c.start_ns >= since_ns,
-                       root.c.start_ns < until_ns)
-            )
+            params = {"tenant": tenant, "since": since_ns, "until": until_ns,
+                      "width": bucket_width(since_ns, until_ns, buckets)}
+            roots = yield Step(self._stats_roots, params)
+            calls = yield Step(self._stats_calls, params)
             return build_stats(tenant, since_ns, until_ns, buckets, roots, calls)
 
         return self.db.run(plan(), write=False)
