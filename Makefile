@@ -34,11 +34,17 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy --strict sutram_core
 
 # the console's browser tests drive Debian's Chromium (Playwright's own browser download
-# cannot work here); where it cannot be installed they skip and say why
+# cannot work here) and check every page with axe-core from the npm registry, installed once
+# into ~/.cache/sutram; where either cannot be installed those tests skip and say why
+AXE_VERSION := 4.14.1
+AXE_DIR := $(HOME)/.cache/sutram/axe-core-$(AXE_VERSION)
 browser:
 	@command -v chromium >/dev/null 2>&1 || [ ! -w /var/lib/dpkg ] || \
 	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	echo "Debian's chromium could not be installed: the browser tests will skip"
+	@test -f $(AXE_DIR)/node_modules/axe-core/axe.min.js || \
+	{ mkdir -p $(AXE_DIR) && cd $(AXE_DIR) && npm install --no-audit --no-fund --silent axe-core@$(AXE_VERSION); } || \
+	echo "axe-core could not be installed from npm: the accessibility test will skip"
 
 # Weaviate and Jaeger are built once from their Go modules into ~/.cache/sutram
 # (integrations/goserver.py); without Go their tests skip and say why
@@ -51,7 +57,8 @@ test: lint browser
 	echo "Weaviate for the tests: $${wurl:-none (its tests skip)}"; \
 	jurl=$$($(PY) integrations/jaeger/testserver.py start "$$jstate"); \
 	echo "Jaeger for the tests: $${jurl:-none (its tests skip)}"; \
-	SUTRAM_TEST_PG_URL="$$url" SUTRAM_WEAVIATE_URL="$$wurl" SUTRAM_JAEGER="$$jurl" $(PY) -m pytest -p no:cacheprovider \
+	SUTRAM_TEST_PG_URL="$$url" SUTRAM_WEAVIATE_URL="$$wurl" SUTRAM_JAEGER="$$jurl" \
+	SUTRAM_AXE_JS="$(AXE_DIR)/node_modules/axe-core/axe.min.js" $(PY) -m pytest -p no:cacheprovider \
 		-n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)

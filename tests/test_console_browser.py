@@ -37,6 +37,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+SERVED: dict[str, str] = {}  # the database URL the module's console serves
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded]]:
     import uvicorn
@@ -54,6 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seed
     deadline = time.monotonic() + 30
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
+    SERVED["url"] = url
     yield f"http://127.0.0.1:{port}", data
     srv.should_exit = True
     thread.join(10)
@@ -286,3 +290,63 @@ def test_the_stats_charts_render_the_database_totals(server: tuple[str, Seeded],
     summed = sum(int(t.split(" in ")[1].split(",")[0]) + int(t.split(" out ")[1]) for t in bars)
     assert summed == tokens_in + tokens_out > 0
     page.screenshot(path=str(shots / "stats.png"), full_page=True)
+
+
+AXE_JS = os.environ.get("SUTRAM_AXE_JS", "")
+
+
+@pytest.mark.skipif(not Path(AXE_JS).is_file(), reason="axe-core is not installed: make test installs it from npm "
+                    "(SUTRAM_AXE_JS names its axe.min.js)")
+def test_every_page_has_no_serious_or_critical_accessibility_violation(
+        server: tuple[str, Seeded], page: Any) -> None:
+    base, data = server
+    page.goto(f"{base}/runs/run-support?tenant=desk")
+    page.locator("#tree a.span-link").last.click()  # a page with a span's detail panel open
+    page.wait_for_selector("#span-detail")
+    with_panel = page.url.removeprefix(base)
+    pages = ["/?tenant=*", "/?tenant=acme&q=coffee", f"/runs/{data.completed_run}?tenant=acme", with_panel,
+             "/threads/support-thread?tenant=desk", f"/threads/{data.thread}?tenant=acme&a={data.first_checkpoint}",
+             f"/diff?tenant=acme&a={data.thread}&b={data.fork}", "/stats?tenant=desk", "/paused",
+             "/memory?tenant=acme&q=tea", "/audit"]
+    found: dict[str, list[str]] = {}
+    for path in pages:
+        page.goto(base + path)
+        page.add_script_tag(path=AXE_JS)
+        result = page.evaluate("async () => (await axe.run(document)).violations.map("
+                               "v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))")
+        bad = [f"{v['id']} ({v['impact']}): {v['nodes'][:3]}" for v in result if v["impact"] in ("serious", "critical")]
+        if bad:
+            found[path] = bad
+    assert not found, "\n".join(f"{p}: {v}" for p, v in found.items())
+
+
+def test_a_running_run_updates_live_until_it_ends(server: tuple[str, Seeded], page: Any, shots: Path) -> None:
+    from sutram_core.backends.sql.database import Database
+    from sutram_core.backends.sql.traces import SqlTraceStore
+    from sutram_core.traces.store import SPAN_COLUMNS
+
+    base, _ = server
+    db = Database(SERVED["url"])
+    store = SqlTraceStore(db)
+    start = time.time_ns()
+
+    def span(span_id: str, parent: str | None, name: str, kind: str, end: int | None, status: str) -> dict[str, Any]:
+        row: dict[str, Any] = dict.fromkeys(SPAN_COLUMNS)
+        row.update(tenant_id="live", span_id=span_id, run_id="run-live", parent_id=parent, name=name, kind=kind,
+                   status=status, start_ns=start, end_ns=end, attributes="{}")
+        return row
+
+    try:
+        store.write_spans([span("run-live", None, "watched", "workflow", None, "running"),
+                           span("live-1", "run-live", "first-step", "node", start + 10**6, "ok")])
+        page.goto(f"{base}/runs/run-live?tenant=live")
+        assert page.locator("#live-region[data-live-every]").count() == 1
+        assert page.locator("#tree tr.span").count() == 2
+        page.screenshot(path=str(shots / "run-live.png"), full_page=False)
+        store.write_spans([span("live-2", "run-live", "second-step", "node", start + 2 * 10**6, "ok")])
+        page.wait_for_selector("text=second-step", timeout=8000)  # no reload: the page fetched it
+        store.write_spans([span("run-live", None, "watched", "workflow", start + 3 * 10**6, "ok")])
+        page.wait_for_selector("#live-region:not([data-live-every])", timeout=8000)  # ended: polling stops
+        assert page.locator("#tree tr.span").count() == 3 and page.locator(".live").count() == 0
+    finally:
+        db.close()

@@ -437,7 +437,7 @@ class _Pages:
         models = sorted({m for t in scope for m in self.c.traces.run_models(t)})
         more = runs[-1].start_ns if len(runs) == PAGE else None
         return self.c.render("runs.html", request, tenant=tenant, tenants=tenants, runs=runs, totals=totals,
-                             names=names, models=models, more=more)
+                             names=names, models=models, more=more, live=any(r.state == "running" for r in runs))
 
     async def run(self, request: Request) -> Response:
         return await self._guard(request, self._run)
@@ -489,7 +489,9 @@ class _Pages:
                  "cost": total_cost([s.cost_usd for s in spans if s.kind == "llm" or s.cost_usd is not None]), "errors": sum(s.status == "error" for s in spans)}
         return self.c.render("run.html", request, tenant=tenant, tenants=tenants, run_id=trace_id, rows=rows,
                              start=start, span=max(end - start, 1), total=total, ledger=ledger, calls=calls,
-                             executions=executions, thread_id=thread, detail=detail)
+                             executions=executions, thread_id=thread, detail=detail,
+                             live=any(s.status == "running" for _, s in rows[:1])
+                             or (ledger is not None and ledger.status == RunStatus.RUNNING))
 
     async def resume(self, request: Request) -> Response:
         form = await request.form()
