@@ -5,7 +5,7 @@
     sutram history THREAD [--tenant T] [--json]   a thread's checkpoints, newest first, full ids
     sutram fork THREAD [--checkpoint ID] [--new-thread ID] [--json]
                                                   a new thread from a checkpoint of THREAD
-    sutram runs [--tenant T] [--thread ID] [--status S] [--search TEXT] [--model M] [--limit N] [--json]
+    sutram runs [--tenant T] [--thread ID] [--status S] [--search TEXT] [--model M] [--sort S] [--limit N] [--json]
                                                   runs of every tenant (or one) with status, duration, tokens and cost
     sutram stats [--tenant T] [--last 24h] [--buckets N] [--json]
                                                   tokens, cost, latency p50/p95, error rate: over time, by model, by graph
@@ -47,6 +47,7 @@ from rich.table import Table
 
 from sutram_core.errors import ConfigurationError, SutramError
 from sutram_core.tenancy import DEFAULT_TENANT
+from sutram_core.traces.store import RUN_ORDER, RUN_SORTS
 
 __all__ = ["main"]
 
@@ -279,8 +280,8 @@ def _runs(args: argparse.Namespace) -> int:
         tenants = [args.tenant] if args.tenant else store.audit_tenants()
         runs = sorted((r for t in tenants for r in store.runs(t, thread_id=args.thread, status=args.status,
                                                                limit=args.limit, text=args.search,
-                                                               model=args.model)),
-                      key=lambda r: -r.start_ns)[: args.limit]
+                                                               model=args.model, sort=args.sort)),
+                      key=RUN_ORDER[args.sort])[: args.limit]
     if args.json:
         print(runs_json(runs))
     elif runs:
@@ -558,6 +559,8 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--search", default=None, metavar="TEXT",
                       help="only runs whose input, output or error contains TEXT (any case)")
     runs.add_argument("--model", default=None, help="only runs that called this model")
+    runs.add_argument("--sort", default="newest", choices=list(RUN_SORTS),
+                      help="newest, oldest, slowest, fastest, tokens or cost first (default: %(default)s)")
     runs.add_argument("--limit", type=int, default=50, help="at most this many runs, newest first (default: %(default)s)")
     runs.add_argument("--graph", default=None, help="resume, cancel: the compiled graph, as module:attribute")
     for limit, kind in (("tokens", int), ("cost-usd", float), ("steps", int), ("seconds", float)):

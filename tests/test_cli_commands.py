@@ -39,7 +39,7 @@ def test_help_and_version_show_only_commands_for_people(capsys: Any) -> None:
     out = capsys.readouterr().out
     assert "_demo-worker" not in out and "SUPPRESS" not in out
     assert set(COMMANDS) == {"demo", "history", "runs", "trace", "fork", "export", "audit", "recover", "serve", "diff",
-                             "memory"}
+                             "memory", "stats"}
     assert _run(["nope"]) == 2
     assert "_demo-worker" not in capsys.readouterr().err
     for name in COMMANDS:
@@ -57,7 +57,7 @@ def test_a_command_on_a_missing_database_says_so_and_creates_nothing(command: st
     argv = {"history": ["history", "t1"], "runs": ["runs"], "trace": ["trace", "r1"], "fork": ["fork", "t1"],
             "export": ["export", "--otlp", "http://127.0.0.1:9"], "audit": ["audit", "verify"],
             "recover": ["recover", "--graph", "tests.durable_graph:GRAPH"], "serve": ["serve"],
-            "diff": ["diff", "a", "b"], "memory": ["memory", "list"]}[command]
+            "diff": ["diff", "a", "b"], "memory": ["memory", "list"], "stats": ["stats"]}[command]
     for url in (f"sqlite:///{tmp_path / 'missing.db'}", f"sqlite:///{tmp_path / 'no' / 'dir' / 'x.db'}"):
         assert _run([*argv, "--url", url]) == 1
         err = capsys.readouterr().err

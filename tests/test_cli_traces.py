@@ -55,6 +55,9 @@ def test_runs_search_and_model_filters(traced: str, capsys: Any) -> None:
     assert len(json.loads(capsys.readouterr().out)) == 2  # both runs called it
     assert main(["runs", "--url", traced, "--tenant", "acme", "--model", "nobody's-model", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+    for sort, first in (("tokens", "LangGraph"), ("oldest", "LangGraph"), ("newest", "EchoChatModel")):
+        assert main(["runs", "--url", traced, "--sort", sort, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["name"] == first, sort
 
 
 def test_runs_table_and_trace_tree_render(traced: str, capsys: Any) -> None:

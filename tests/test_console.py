@@ -81,6 +81,35 @@ def test_runs_search_by_a_word_from_an_input_and_filter_by_model(client: TestCli
     assert "secret-globex-topic" not in client.get("/", params={"tenant": "acme", "q": "secret"}).text
 
 
+def _run_ids(page: str) -> list[str]:
+    return re.findall(r'class="run-link" href="/runs/([^"?]+)', page)
+
+
+def test_the_runs_list_sorts_by_each_sortable_column_on_every_tenant(seeded: tuple[str, Seeded],
+                                                                     client: TestClient) -> None:
+    from sutram_core.traces import open_trace_store
+
+    url, _ = seeded
+    with open_trace_store(url) as store:
+        every = [r for t in ("acme", "globex") for r in store.runs(t)]
+    expected = {
+        "newest": sorted(every, key=lambda r: -r.start_ns),
+        "oldest": sorted(every, key=lambda r: r.start_ns),
+        "slowest": sorted(every, key=lambda r: -(r.duration_ms or 0)),
+        "fastest": sorted(every, key=lambda r: r.duration_ms or 0),
+        "tokens": sorted(every, key=lambda r: (-(r.input_tokens + r.output_tokens), -r.start_ns)),
+        "cost": sorted(every, key=lambda r: (-(r.cost_usd or 0), -r.start_ns)),
+    }
+    for sort, runs in expected.items():
+        page = client.get("/", params={"tenant": "*", "sort": sort}).text
+        assert _run_ids(page) == [r.run_id for r in runs], sort
+        with open_trace_store(url) as store:  # the store alone, one tenant, in the same order
+            assert [r.run_id for r in store.runs("acme", sort=sort)] == [r.run_id for r in runs
+                                                                          if r.tenant_id == "acme"], sort
+    assert 'aria-sort="descending"' in client.get("/", params={"sort": "slowest"}).text
+    assert client.get("/", params={"sort": "random()"}).status_code == 400
+
+
 def test_an_unrestricted_console_lists_every_tenant_by_default(client: TestClient) -> None:
     for params in ({}, {"tenant": "*"}):
         page = client.get("/", params=params).text

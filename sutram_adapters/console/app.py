@@ -60,7 +60,7 @@ from sutram_core.backends.sql.traces import SqlTraceStore
 from sutram_core.errors import ConfigurationError, ConsoleError, SutramError
 from sutram_core.runs import RunStatus
 from sutram_core.tenancy import DEFAULT_TENANT, validate_tenant
-from sutram_core.traces.store import StoredSpan, Totals, span_tree, total_cost
+from sutram_core.traces.store import RUN_ORDER, StoredSpan, Totals, span_tree, total_cost
 
 __all__ = ["ConsoleAccess", "create_app"]
 
@@ -427,17 +427,27 @@ class _Pages:
         filters: dict[str, Any] = {"status": q.get("status") or None, "name": q.get("graph") or None,
                    "since_ns": _parse_time(q.get("since")), "until_ns": _parse_time(q.get("until")),
                    "text": (q.get("q") or "").strip()[:200] or None, "model": q.get("model") or None}
-        before = _parse_before(q.get("before"))
-        # every store read is scoped to one tenant: all tenants is one page from each, merged
+        sort = q.get("sort") or "newest"
+        if sort not in RUN_ORDER:
+            raise ConsoleError(f"sort {sort!r}: use one of {', '.join(RUN_ORDER)}")
+        before = _parse_before(q.get("before")) if sort == "newest" else None
+        offset = _parse_page(q.get("page")) * PAGE - PAGE if sort != "newest" else 0
+        # every store read is scoped to one tenant: all tenants is a page from each, merged
         scope = [tenant] if tenant is not None else tenants
-        runs = heapq.nsmallest(PAGE, (r for t in scope for r in self.c.traces.runs(
-            t, limit=PAGE, before_ns=before, **filters)), key=lambda r: -r.start_ns)
+        ranked = heapq.nsmallest(offset + PAGE, (r for t in scope for r in self.c.traces.runs(
+            t, limit=offset + PAGE, before_ns=before, sort=sort, **filters)), key=RUN_ORDER[sort])
+        runs = ranked[offset:]
         totals = _sum_totals([self.c.traces.run_summary(t, **filters) for t in scope])
         names = sorted({n for t in scope for n in self.c.traces.run_names(t)})
         models = sorted({m for t in scope for m in self.c.traces.run_models(t)})
-        more = runs[-1].start_ns if len(runs) == PAGE else None
+        full = len(runs) == PAGE
+        kept = [(k, v) for k, v in q.multi_items() if k not in ("before", "page")]
+        more = None if not full else "/?" + urlencode(
+            kept + ([("before", str(runs[-1].start_ns))] if sort == "newest" else [("page", str(offset // PAGE + 2))]))
+        by = {key: "/?" + urlencode([(k, v) for k, v in kept if k != "sort"] + [("sort", key)]) for key in RUN_ORDER}
         return self.c.render("runs.html", request, tenant=tenant, tenants=tenants, runs=runs, totals=totals,
-                             names=names, models=models, more=more, live=any(r.state == "running" for r in runs))
+                             names=names, models=models, more=more, sort=sort, by=by,
+                             live=any(r.state == "running" for r in runs))
 
     async def run(self, request: Request) -> Response:
         return await self._guard(request, self._run)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -12,7 +12,7 @@ from sutram_core.traces.messages import genai_json, input_messages, output_messa
 from sutram_core.traces.spans import GENAI_COLUMNS
 from sutram_core.traces.stats import Stats
 
-__all__ = ["SPAN_COLUMNS", "RunSummary", "StoredSpan", "Totals", "TraceStore", "one_line", "preview", "span_tree"]
+__all__ = ["RUN_ORDER", "RUN_SORTS", "SPAN_COLUMNS", "RunSummary", "StoredSpan", "Totals", "TraceStore", "one_line", "preview", "span_tree"]
 
 _CHAT_OPERATIONS = frozenset({"chat", "text_completion"})
 
@@ -184,6 +184,19 @@ class RunSummary:
         return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e6
 
 
+# the orders a runs list can take (newest first by default), as a key over RunSummary that
+# merges several tenants' lists the way each store orders one
+RUN_ORDER: dict[str, Callable[[RunSummary], Any]] = {
+    "newest": lambda r: -r.start_ns,
+    "oldest": lambda r: r.start_ns,
+    "slowest": lambda r: (r.duration_ms is None, -(r.duration_ms or 0.0), -r.start_ns),
+    "fastest": lambda r: (r.duration_ms is None, r.duration_ms or 0.0, -r.start_ns),
+    "tokens": lambda r: (-(r.input_tokens + r.output_tokens), -r.start_ns),
+    "cost": lambda r: (-(r.cost_usd or 0.0), -r.start_ns),
+}
+RUN_SORTS = tuple(RUN_ORDER)
+
+
 @dataclass(frozen=True)
 class Totals:
     """Sums over a group of spans: a run, thread, tenant or model."""
@@ -210,11 +223,12 @@ class TraceStore(Protocol):
         self, tenant: str, *, thread_id: str | None = None, status: str | None = None,
         limit: int = 50, before_ns: int | None = None, name: str | None = None,
         since_ns: int | None = None, until_ns: int | None = None, text: str | None = None,
-        model: str | None = None,
+        model: str | None = None, sort: str = "newest", offset: int = 0,
     ) -> list[RunSummary]:
         """Runs of a tenant (or of one thread), newest first, filtered by status (a trace's
         running/ok/error, or a durable run's paused/failed/cancelled in the ledger), root
-        name, start time, a text in the input, output or error, and a model used."""
+        name, start time, a text in the input, output or error, and a model used; in
+        ``sort`` order (newest, oldest, slowest, fastest, tokens, cost)."""
 
     def run_summary(
         self, tenant: str, *, thread_id: str | None = None, status: str | None = None, name: str | None = None,

@@ -46,7 +46,15 @@ from sutram_core.traces.audit import (
 )
 from sutram_core.traces.spans import SpanKind, SpanStatus
 from sutram_core.traces.stats import Stats, bucket_width, build_stats
-from sutram_core.traces.store import SPAN_COLUMNS, RunSummary, StoredSpan, Totals, one_line, preview
+from sutram_core.traces.store import (
+    RUN_SORTS,
+    SPAN_COLUMNS,
+    RunSummary,
+    StoredSpan,
+    Totals,
+    one_line,
+    preview,
+)
 
 __all__ = ["SqlTraceStore"]
 
@@ -193,14 +201,17 @@ class SqlTraceStore:
         self, tenant: str, *, thread_id: str | None = None, status: str | None = None,
         limit: int = 50, before_ns: int | None = None, name: str | None = None,
         since_ns: int | None = None, until_ns: int | None = None, text: str | None = None,
-        model: str | None = None,
+        model: str | None = None, sort: str = "newest", offset: int = 0,
     ) -> list[RunSummary]:
-        """Runs of a tenant (or of one thread), newest first, with their totals; ``name``
-        (the root's name: the graph or chain), ``since_ns``/``until_ns`` (start time),
-        ``text`` (in the run's input, output or error, any case) and ``model`` (a model
-        call of the run used it) filter."""
+        """Runs of a tenant (or of one thread) with their totals, in ``sort`` order
+        (:data:`RUN_SORTS`; ``before_ns`` pages the newest-first list, ``offset`` the
+        others); ``name`` (the root's name: the graph or chain), ``since_ns``/``until_ns``
+        (start time), ``text`` (in the run's input, output or error, any case) and
+        ``model`` (a model call of the run used it) filter."""
+        if sort not in RUN_SORTS:
+            raise ConfigurationError(f"sort runs by {sort!r}: use one of {', '.join(RUN_SORTS)}")
         where = _RunFilter(thread_id, status, name, since_ns, until_ns, text, model)
-        return self.db.run(self._runs_plan(tenant, where, limit, before_ns), write=False)
+        return self.db.run(self._runs_plan(tenant, where, limit, before_ns, sort, max(0, offset)), write=False)
 
     def _roots(self, tenant: str, where: _RunFilter, *columns: Any) -> Any:
         thread_id, status, name, since_ns, until_ns = (where.thread_id, where.status, where.name, where.since_ns,
@@ -298,14 +309,27 @@ class SqlTraceStore:
         return self.db.run(plan(), write=False)
 
     def _runs_plan(self, tenant: str, where: _RunFilter, limit: int, before_ns: int | None,
-                   ) -> Plan[list[RunSummary]]:
+                   sort: str = "newest", offset: int = 0) -> Plan[list[RunSummary]]:
         q = self._roots(tenant, where,
                         _sp.run_id, _sp.name, _sp.thread_id, _sp.status, _sp.start_ns, _sp.end_ns,
                         _rn.run_id, _rn.status, func.substr(_sp.inputs, 1, _PREVIEW),
                         func.substr(_sp.outputs, 1, _PREVIEW), _sp.error_message)
         if before_ns is not None:
             q = q.where(_sp.start_ns < before_ns)
-        roots = yield Step(q.order_by(_sp.start_ns.desc()).limit(limit))
+        if sort in ("tokens", "cost"):  # totals over each run's spans, then the largest first
+            per_run = spans.alias("per_run")
+            sums = (select(per_run.c.run_id, func.sum(func.coalesce(per_run.c.input_tokens, 0)
+                                                      + func.coalesce(per_run.c.output_tokens, 0)).label("tokens"),
+                           func.coalesce(func.sum(per_run.c.cost_usd), 0.0).label("cost"))
+                    .where(per_run.c.tenant_id == tenant).group_by(per_run.c.run_id).subquery())
+            q = q.join(sums, sums.c.run_id == _sp.run_id)
+            order: tuple[Any, ...] = (sums.c[sort].desc(), _sp.start_ns.desc())
+        else:
+            duration = _sp.end_ns - _sp.start_ns
+            order = {"newest": (_sp.start_ns.desc(),), "oldest": (_sp.start_ns.asc(),),
+                     "slowest": (duration.is_(None), duration.desc(), _sp.start_ns.desc()),
+                     "fastest": (duration.is_(None), duration.asc(), _sp.start_ns.desc())}[sort]
+        roots = yield Step(q.order_by(*order).limit(limit).offset(offset))
         if not roots:
             return []
         ids = [r[0] for r in roots]
