@@ -32,6 +32,7 @@ import ipaddress
 import json
 import math
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -69,6 +70,7 @@ PAGE = 50
 MEMORY_PAGE = 20  # memories per page of the memory search
 # the stats page's windows: how many bars each has, and what one bar is
 STATS_WINDOWS = {"1h": (60, "minute"), "24h": (24, "hour"), "7d": (28, "6 hours"), "30d": (30, "day")}
+CHOICES_SECONDS = 30.0  # how long the runs list's graph and model choices are reused
 CONVERSATION_TURNS = 50  # the newest runs of a thread its conversation view shows
 ALL_TENANTS = "*"  # ?tenant=* (or no tenant) on the runs and paused pages: every tenant the caller may see
 
@@ -236,9 +238,20 @@ class Console:
         self._savers: dict[str, Any] = {}
         self._memory: Any = None
         self._lock = threading.Lock()
+        self._filter_choices: dict[str, tuple[float, list[str], list[str]]] = {}
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
         self.env.filters.update(when=_ns_to_text, ms=_ms, short=_short, urlpath=_path_part, pretty=pretty,
                                 shortid=_short_id, limits=_limits, usd=_cost)
+
+    def choices(self, tenant: str) -> tuple[list[str], list[str]]:
+        """A tenant's graph names and models, for the runs list's filters: read at most every
+        CHOICES_SECONDS (each is a scan of the tenant's runs; a new name shows up that late)."""
+        now = time.monotonic()
+        cached = self._filter_choices.get(tenant)
+        if cached is None or now - cached[0] > CHOICES_SECONDS:
+            cached = (now, self.traces.run_names(tenant), self.traces.run_models(tenant))
+            self._filter_choices[tenant] = cached
+        return cached[1], cached[2]
 
     def close(self) -> None:
         for saver in self._savers.values():
@@ -438,8 +451,8 @@ class _Pages:
             t, limit=offset + PAGE, before_ns=before, sort=sort, **filters)), key=RUN_ORDER[sort])
         runs = ranked[offset:]
         totals = _sum_totals([self.c.traces.run_summary(t, **filters) for t in scope])
-        names = sorted({n for t in scope for n in self.c.traces.run_names(t)})
-        models = sorted({m for t in scope for m in self.c.traces.run_models(t)})
+        names = sorted({n for t in scope for n in self.c.choices(t)[0]})
+        models = sorted({m for t in scope for m in self.c.choices(t)[1]})
         full = len(runs) == PAGE
         kept = [(k, v) for k, v in q.multi_items() if k not in ("before", "page")]
         more = None if not full else "/?" + urlencode(
