@@ -114,3 +114,27 @@ def test_buckets_groups_and_total_agree(runs: list[tuple[str, int, int, str]], b
     assert (got.total.cost_usd is None) == (len(runs) > 5)  # one unpriced call makes the sum unknown
     for b in got.buckets:
         assert (b.p50_ms is None) == (b.runs == 0) and (b.p50_ms or 0) <= (b.p95_ms or 0)
+
+
+def test_ranking_by_tokens_or_cost_lists_the_runs_that_called_a_model(db_url: str) -> None:
+    from sutram_core.traces.store import SPAN_COLUMNS
+
+    def row(run: str, span: str, parent: str | None, kind: str, start: int, **extra: Any) -> dict[str, Any]:
+        r: dict[str, Any] = dict.fromkeys(SPAN_COLUMNS)
+        r.update(tenant_id="t", span_id=span, run_id=run, parent_id=parent, name=run, kind=kind, status="ok",
+                 start_ns=start, end_ns=start + 10, attributes="{}", **extra)
+        return r
+
+    with open_trace_store(db_url) as store:
+        store.write_spans([
+            row("cheap", "cheap", None, "chain", 1), row("cheap", "c1", "cheap", "llm", 2, input_tokens=5,
+                                                         output_tokens=1, cost_usd=0.01),
+            row("dear", "dear", None, "chain", 3), row("dear", "d1", "dear", "llm", 4, input_tokens=50,
+                                                       output_tokens=9, cost_usd=0.2),
+            row("no-model", "no-model", None, "chain", 5), row("no-model", "n1", "no-model", "tool", 6),
+        ])
+        assert [r.run_id for r in store.runs("t", sort="tokens")] == ["dear", "cheap"]
+        assert [r.run_id for r in store.runs("t", sort="cost")] == ["dear", "cheap"]
+        assert [r.run_id for r in store.runs("t", sort="tokens", name="cheap")] == ["cheap"]
+        assert [r.run_id for r in store.runs("t")] == ["no-model", "dear", "cheap"]
+        assert [r.run_id for r in store.runs("t", model="gpt-x")] == []
