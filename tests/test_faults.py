@@ -206,10 +206,13 @@ def test_postgres_restart_mid_run_completes_every_call_once_every_span_once(
     nodes = 12
     with durable(_graph(nodes), url=url, backoff_seconds=0.5, lease_seconds=30) as runner:
         emitted = _watch_spans(runner)
+        runner.ledger.db.setup()  # the schema first: the outage is meant to fall mid-run
         outage = threading.Timer(0.6, _restart, (state, down_seconds))
         outage.start()
-        _finish(runner, "r-restart")
-        outage.join()
+        try:
+            _finish(runner, "r-restart")
+        finally:
+            outage.join()  # the server is back before the next test, whatever happened here
         run = runner.ledger.get("default", "r-restart")
         assert run.status == RunStatus.COMPLETED
         assert runner.graph.get_state({"configurable": {"thread_id": "t-r-restart"}}).values["n"] == nodes
@@ -234,11 +237,14 @@ class _ModelThenOutage(LoggedModel):
 
             state = _OUTAGE.pop()  # once
             testserver.halt(state)
-            threading.Timer(7.0, testserver.start, (state,)).start()
+            restart = threading.Timer(7.0, testserver.start, (state,))
+            _RESTARTS.append(restart)
+            restart.start()
         return result
 
 
 _OUTAGE: list[Path] = []
+_RESTARTS: list[threading.Timer] = []
 
 
 @pytest.mark.postgres
@@ -256,10 +262,16 @@ def test_a_paid_call_whose_journal_write_meets_an_outage_is_not_made_again(
     builder.add_edge(START, "ask")
     builder.add_edge("ask", END)
     started = time.monotonic()
-    with durable(builder.compile(), url=base, backoff_seconds=0.5, lease_seconds=30) as runner:
-        run_id = f"r-hold-{uuid.uuid4().hex[:6]}"
-        _finish(runner, run_id)
-        assert runner.ledger.get("default", run_id).status == RunStatus.COMPLETED
+    try:
+        with durable(builder.compile(), url=base, backoff_seconds=0.5, lease_seconds=30) as runner:
+            runner.ledger.db.setup()
+            run_id = f"r-hold-{uuid.uuid4().hex[:6]}"
+            _finish(runner, run_id)
+            assert runner.ledger.get("default", run_id).status == RunStatus.COMPLETED
+    finally:
+        for restart in _RESTARTS:  # the server is back before the next test, whatever happened here
+            restart.join()
+        _RESTARTS.clear()
     assert time.monotonic() - started >= 7.0  # the outage did fall on the journal write
     assert calls.read_text().splitlines() == ["step 0"]
 
@@ -370,3 +382,21 @@ def test_the_spool_keeps_order_survives_its_writer_and_is_private(tmp_path: Path
     assert second.pending_bytes > 0
     second.replay(flaky)
     assert [w for w in written if w != "fail"] == ["a", "b", "c"] and second.pending_bytes == 0
+
+
+@pytest.mark.postgres
+def test_a_server_still_starting_when_the_app_starts_is_waited_for(own_pg: tuple[str, Path]) -> None:
+    import testserver
+
+    base, state = own_pg
+    testserver.halt(state)
+    back = threading.Timer(2.0, testserver.start, (state,))
+    back.start()
+    started = time.monotonic()
+    try:
+        db = Database(base)
+        assert db.setup() > 0  # the schema is there once the server is: no error to the app
+        assert time.monotonic() - started >= 1.5
+        db.close()
+    finally:
+        back.join()

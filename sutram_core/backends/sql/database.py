@@ -334,17 +334,25 @@ class Database:
         if self._ready:
             return len(migrations.MIGRATIONS)
         with self._setup_lock:
-            if not self._ready:
+            deadline: float | None = None
+            delay = 0.05
+            while not self._ready:
                 try:
                     with self.engine.connect() as conn:
                         if self.url.read_only:
                             sqlite_readonly.check_schema(conn, self.url)
                         else:
-                            migrations.upgrade(conn)
+                            migrations.upgrade(conn)  # each step in its own transaction: safe to redo
+                    self._ready = True
                 except SQLAlchemyError as exc:
-                    kind = DatabaseUnavailableError if is_transient(exc) else StorageError
-                    raise kind(f"{self.backend} database error during setup: {exc}") from exc
-                self._ready = True
+                    # a server restarting as the app starts is waited for, as any transaction is
+                    now = time.monotonic()
+                    deadline = now + self.retry_seconds if deadline is None else deadline
+                    if not is_transient(exc) or now + delay > deadline:
+                        kind = DatabaseUnavailableError if is_transient(exc) else StorageError
+                        raise kind(f"{self.backend} database error during setup: {exc}") from exc
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
         return len(migrations.MIGRATIONS)
 
     async def asetup(self) -> int:

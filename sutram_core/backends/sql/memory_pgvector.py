@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sutram_core.backends.sql import memory_field_vectors as field_vectors
 from sutram_core.backends.sql.database import Database, Plan, Step
 from sutram_core.backends.sql.memory_sql import PgVector
-from sutram_core.errors import ConfigurationError, StorageError
+from sutram_core.errors import ConfigurationError, DatabaseUnavailableError, StorageError
 
 __all__ = ["PgVectorIndex"]
 
@@ -211,9 +211,12 @@ class PgVectorIndex:
                 while not self._stop.is_set() and (n := self.index_batch()) > 0:
                     drained += n
                 self._after_drain(drained)
-            except Exception as exc:  # keep the thread alive; the next wake retries
+            except DatabaseUnavailableError as exc:  # the server is away: keep trying
                 log.warning("sutram: vector indexing failed, will retry: %s", exc)
                 self._stop.wait(1.0)
+            except Exception as exc:  # the table is gone or refuses the write: stop until the next write
+                log.warning("sutram: vector indexing stopped until the next write: %s", exc)
+                return
 
     def index_batch(self, size: int = _BATCH) -> int:
         """Index up to ``size`` pending rows (any tenant) in one transaction; return how many."""
