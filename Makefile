@@ -7,9 +7,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.sutram-installed
 # pytest-xdist workers for `make test` (a file per worker at a time; 0 runs in one process)
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
-.PHONY: setup demo test lint bench clean browser
+.PHONY: setup demo test test-lowest lint bench clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,24 @@ test: lint browser
 	SUTRAM_AXE_JS="$(AXE_DIR)/node_modules/axe-core/axe.min.js" $(PY) -m pytest -p no:cacheprovider \
 		-n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
+# the declared dependency floors, proved: Sutram with each dependency (and the postgres
+# extra's) at its lowest allowed version, in a fresh virtualenv, runs the LangGraph
+# conformance suite and the adapter tests on SQLite and on a throwaway PostgreSQL
+# (integrations/lowest/constraints.py; .ci/run runs it after make test)
+LOWEST_VENV ?= .venv-lowest
+LOWEST_TESTS := tests/test_conformance.py tests/test_langgraph_graphs.py tests/test_durable_runner.py \
+	tests/test_tracing_langchain.py tests/test_call_journal.py tests/test_llm_journal.py
+test-lowest: $(STAMP)
+	rm -rf $(LOWEST_VENV) && $(PYTHON) -m venv $(LOWEST_VENV)
+	$(PYTHON) integrations/lowest/constraints.py postgres > $(LOWEST_VENV)/floors.txt
+	$(LOWEST_VENV)/bin/python -m pip install -q -c $(LOWEST_VENV)/floors.txt -e ".[postgres]" \
+		pytest pytest-asyncio hypothesis "langgraph-checkpoint-conformance==0.0.2"
+	$(LOWEST_VENV)/bin/python -m pip check
+	@$(LOWEST_VENV)/bin/python -m pip freeze | grep -iE "^(sqlalchemy|langgraph|langgraph-checkpoint|langchain-core|ormsgpack|orjson|xxhash|rich|psycopg)=="
+	@state=$$(mktemp -d); trap '$(PY) integrations/postgres/testserver.py stop "$$state"' EXIT INT TERM; \
+	url=$$($(PY) integrations/postgres/testserver.py start "$$state") || exit 1; \
+	SUTRAM_TEST_PG_URL="$$url" $(LOWEST_VENV)/bin/python -m pytest -p no:cacheprovider -q $(LOWEST_TESTS)
+
 bench: $(STAMP)
 	@state=$$(mktemp -d); wstate=$$(mktemp -d); \
 	trap '$(PY) integrations/postgres/testserver.py stop "$$state"; $(PY) integrations/weaviate/testserver.py stop "$$wstate"' EXIT INT TERM; \
@@ -73,4 +91,4 @@ bench: $(STAMP)
 	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/console.py
 
 clean:
-	rm -rf $(VENV) .sutram .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LOWEST_VENV) .sutram .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -198,6 +198,7 @@ def test_runs_show_says_where_and_why_and_recover_runs_from_the_command_line(
 
 
 def test_every_run_end_is_remembered_as_an_episode(db_url: str, logs: tuple[Path, Path]) -> None:
+    pytest.importorskip("numpy", reason="the memory extra is not installed (make test-lowest installs the base only)")
     from sutram_core.memory import MemoryStore
     from tests.memory_support import WordHashEmbedder
 
