@@ -41,6 +41,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -210,12 +211,15 @@ def _recover(args: argparse.Namespace) -> int:
     graph = _import_graph(args.graph)
     if graph is None:
         return 2
+    done: list[str] = []
+
+    def ended(run: Any) -> None:  # one line per run as it ends: progress over many runs
+        done.append(run.run_id)
+        print(f"{run.run_id}  {run.status.value}  {run.error or run.pause_reason or ''}".rstrip(), flush=True)
+
     with durable(graph, url=args.url, tenant=args.tenant, lease_seconds=args.lease) as runner:
-        runs = runner.recover(limit=args.limit)
-    for run in runs:
-        print(f"{run.run_id}  {run.status.value}  {run.error or run.pause_reason or ''}".rstrip())
-    if not runs:
-        print("no run to recover")
+        runner.recover(limit=args.limit, on_run=ended)
+    print(f"recovered {len(done)} run(s)" if done else "no run to recover")
     return 0
 
 

@@ -45,8 +45,10 @@ def test_a_killed_run_is_recovered_and_repeats_no_model_call(db_url: str, logs: 
     time.sleep(1.2)  # the dead worker's lease expires
     with durable(build(), url=db_url, tenant="acme", lease_seconds=1) as runner:
         assert runner.ledger.get("acme", "run-1").status is RunStatus.RUNNING
-        (recovered,) = runner.recover()
+        seen: list[str] = []
+        (recovered,) = runner.recover(on_run=lambda run: seen.append(f"{run.run_id} {run.status.value}"))
         assert recovered.status is RunStatus.COMPLETED and recovered.attempts == 2
+        assert seen == ["run-1 completed"]  # told as it ended
         assert runner.recover() == []  # nothing left to recover
         state = runner.graph.get_state({"configurable": {"thread_id": "t1"}}).values
     assert state["done"] and state["answers"] == [f"echo: tea question {i}" for i in range(3)]
@@ -194,7 +196,8 @@ def test_runs_show_says_where_and_why_and_recover_runs_from_the_command_line(
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
     time.sleep(1.2)
     assert main(["recover", "--graph", "tests.durable_graph:GRAPH", "--tenant", "acme", "--url", db_url]) == 0
-    assert "run-1  completed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "run-1  completed" in out and "recovered 1 run(s)" in out
 
 
 def test_every_run_end_is_remembered_as_an_episode(db_url: str, logs: tuple[Path, Path]) -> None:

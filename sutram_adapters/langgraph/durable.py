@@ -561,12 +561,14 @@ class DurableRunner:
             )
         return run
 
-    def recover(self, *, limit: int = 10, allow_version_change: bool = False) -> list[RunRecord]:
+    def recover(self, *, limit: int = 10, allow_version_change: bool = False,
+                on_run: Callable[[RunRecord], None] | None = None) -> list[RunRecord]:
         """Resume up to ``limit`` runs whose worker died (lease expired), each from its latest
-        checkpoint; return the runs as they ended. A run recorded by a different version of
-        the graph is refused unless ``allow_version_change``. A graph with async nodes is
-        run through the async API (in an event loop of its own; from async code, await
-        :meth:`arecover` instead)."""
+        checkpoint; return the runs as they ended, each also handed to ``on_run`` as it
+        ends (progress over many runs). A run recorded by a different version of the graph
+        is refused unless ``allow_version_change``. A graph with async nodes is run through
+        the async API (in an event loop of its own; from async code, await :meth:`arecover`
+        instead)."""
         resumed: list[RunRecord] = []
         while len(resumed) < limit and (run := self._claim_expired(allow_version_change)) is not None:
             try:
@@ -574,9 +576,12 @@ class DurableRunner:
             except Exception:  # the ledger has the failure; keep recovering the others
                 pass
             resumed.append(self.ledger.get(self.tenant, run.run_id))
+            if on_run is not None:
+                on_run(resumed[-1])
         return resumed
 
-    async def arecover(self, *, limit: int = 10, allow_version_change: bool = False) -> list[RunRecord]:
+    async def arecover(self, *, limit: int = 10, allow_version_change: bool = False,
+                       on_run: Callable[[RunRecord], None] | None = None) -> list[RunRecord]:
         """Async :meth:`recover`: each run is resumed through the async API (async nodes,
         async model clients), in this event loop."""
         resumed: list[RunRecord] = []
@@ -587,6 +592,8 @@ class DurableRunner:
             except Exception:  # the ledger has the failure; keep recovering the others
                 pass
             resumed.append(await asyncio.to_thread(self.ledger.get, self.tenant, run.run_id))
+            if on_run is not None:
+                on_run(resumed[-1])
         return resumed
 
     async def poll(self, *, interval: float = 5.0, limit: int = 10) -> None:
