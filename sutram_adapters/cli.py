@@ -115,7 +115,7 @@ def _run_show(args: argparse.Namespace) -> int:
         "run_id": run.run_id, "tenant": run.tenant_id, "thread_id": run.thread_id, "status": run.status.value,
         "graph": run.graph_name, "graph_version": run.graph_version, "executor": run.executor_id,
         "attempts": run.attempts, "where": where, "why": why, "budget": run.budget.as_dict(),
-        "spend": run.spend.as_dict(), "journaled_calls": len(mine),
+        "spend": run.spend.as_dict(), "overshoot": run.overshoot, "journaled_calls": len(mine),
         "traces": [t.run_id for t in found.traces],
         "created_at": run.created_at.isoformat() if run.created_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,

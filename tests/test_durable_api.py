@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,22 @@ def test_a_task_paused_twice_by_its_budget_pauses_again_after_the_first_resume(d
         out = runner.resume("rb2", budget=Budget(max_tokens=1_000))
         assert out["done"] and runner.ledger.get("acme", "rb2").status is RunStatus.COMPLETED
     assert _made(calls) == [f"tea question {i}" for i in range(3)]
+
+
+def test_a_call_that_crosses_the_budget_is_reported_as_an_overshoot(
+        db_url: str, calls: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="sutram.runs")
+    with durable(build(), url=db_url, tenant="acme") as runner:  # each call costs 10 tokens
+        runner.invoke(START_STATE, thread_id="b3", run_id="rb3", budget=Budget(max_tokens=5))
+        run = runner.ledger.get("acme", "rb3")
+    assert run.status is RunStatus.PAUSED and _made(calls) == ["tea question 0"]  # no second call
+    assert run.overshoot == "over max_tokens by 5 (10 of 5 tokens)"
+    assert any("rb3 went past its budget" in r.getMessage() and "by 5" in r.getMessage() for r in caplog.records)
+    assert Budget(max_tokens=10).overshoot(run.spend) is None  # reaching a limit is not going past it
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["runs", "show", "rb3", "--tenant", "acme", "--json", "--url", db_url]) == 0
+    assert json.loads(out.getvalue())["overshoot"] == run.overshoot
 
 
 # -- fork and diff ---------------------------------------------------------------------------

@@ -236,8 +236,14 @@ class _BudgetGuard:
             self.budget, self.spend = current.budget, current.spend
 
     def spent(self, tokens: int, cost: float) -> None:
-        """Settle a model call's tokens and cost (with the steps counted since the last)."""
+        """Settle a model call's tokens and cost (with the steps counted since the last); a
+        call that took the run past its budget is reported (the run pauses before the next)."""
+        before = self.budget.overshoot(self.spend)
         self._write(Spend(tokens=tokens, cost_usd=cost))
+        over = self.budget.overshoot(self.spend)
+        if over is not None and over != before:
+            _log.warning("sutram: run %s went past its budget on a model call: %s (it pauses before the next call)",
+                        self.run.run_id, over)
 
     def step(self, seconds: float) -> None:
         """Count one node execution."""

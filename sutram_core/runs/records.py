@@ -74,6 +74,18 @@ class Budget:
         """The inverse of :meth:`as_dict`."""
         return cls(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
 
+    def overshoot(self, spend: Spend) -> str | None:
+        """Which limit ``spend`` went past, and by how much, as a sentence, or None.
+
+        A budget is checked before each model call and node, against what was spent so far:
+        the call that crosses a limit still completes (its usage is known only once it
+        answers), so a run can end past its budget by at most that one call's usage. This
+        says by how much, so it is never silent."""
+        checks = (("max_tokens", spend.tokens, "tokens"), ("max_cost_usd", spend.cost_usd, "USD"))
+        over = [f"{name} by {used - limit:g} ({used:g} of {limit:g} {unit})"
+                for name, used, unit in checks if (limit := getattr(self, name)) is not None and used > limit]
+        return "over " + ", ".join(over) if over else None
+
     def exceeded(self, spend: Spend) -> str | None:
         """Which limit ``spend`` has reached, as a sentence, or None."""
         checks = (("max_tokens", spend.tokens, "tokens"), ("max_cost_usd", spend.cost_usd, "USD"),
@@ -128,3 +140,8 @@ class RunRecord:
     updated_at: datetime | None = None
     finished_at: datetime | None = None
     attempts: int = 0
+
+    @property
+    def overshoot(self) -> str | None:
+        """How far the run's spend went past its budget (see :meth:`Budget.overshoot`)."""
+        return self.budget.overshoot(self.spend)
