@@ -250,3 +250,4 @@ def test_async_delta_channel_history_matches(db_url: str) -> None:
             assert (await graph.aget_state(cfg)).values["log"][-1] == "entry 9"
 
     asyncio.run(scenario())
+

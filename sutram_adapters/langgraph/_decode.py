@@ -77,6 +77,10 @@ class DecodeFailure(Exception):
         super().__init__(f"{type_name}: {reason}")
 
 
+class _NotInModule(DecodeFailure):
+    """The module imports but has no such class (defined inside a function, or renamed)."""
+
+
 class StrictDecoder:
     """Decode ``(type, bytes)`` pairs, raising :class:`DecodeFailure` on anything lossy."""
 
@@ -123,9 +127,13 @@ class StrictDecoder:
                     "allowed_msgpack_modules",
                 )
             try:
-                cls = getattr(importlib.import_module(module), name)
+                found = importlib.import_module(module)
             except Exception as exc:
                 raise DecodeFailure(f"{module}.{name}", f"cannot import it ({type(exc).__name__}: {exc})") from exc
+            if not hasattr(found, name):
+                raise _NotInModule(f"{module}.{name}", f"module {module!r} has no {name!r} (a class defined inside "
+                                   "a function cannot be imported: define it at module level)")
+            cls = getattr(found, name)
             if not isinstance(cls, type) and key not in SAFE_MSGPACK_TYPES:  # re.compile is
                 # a stored row must never name a function to call (os.system, eval, ...)
                 raise DecodeFailure(f"{module}.{name}", "it is not a class; only classes are rebuilt")
@@ -153,7 +161,16 @@ class StrictDecoder:
         type_name = f"{module}.{name}"
         if code == _METHOD and (module, name, tup[3]) not in SAFE_MSGPACK_METHODS:
             raise DecodeFailure(f"{type_name}.{tup[3]}", "the method call is not allowed")
-        cls = self._class(module, name)
+        try:
+            cls = self._class(module, name)
+        except _NotInModule:
+            if code in (_PYDANTIC_V1, _PYDANTIC_V2) and isinstance(tup[2], dict):
+                # an allowed pydantic model whose class no process can import (defined inside
+                # a function): its fields, as LangGraph gives them, which the graph's state
+                # schema validates back into the model; nothing is imported or called
+                return tup[2]
+            raise
+
         try:
             if code == _CTOR_SINGLE:
                 return cls(tup[2])
