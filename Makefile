@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.sutram-installed
 # pytest-xdist workers for `make test` (a file per worker at a time; 0 runs in one process)
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test test-lowest lint bench clean browser
 
