@@ -284,11 +284,23 @@ def test_the_stats_charts_render_the_database_totals(server: tuple[str, Seeded],
     # each chart sums to the total: bars drawn for the runs' bucket, and their titles carry the figures
     for chart in ("chart-runs", "chart-tokens", "chart-cost", "chart-latency"):
         assert page.locator(f"#{chart} svg rect").count() >= 1
-    in_out = total.split("tokens ")[1].split(" out")[0]  # "94 in / 30"
-    tokens_in, tokens_out = (int(x) for x in in_out.replace(" in", "").split(" / "))
+    import sqlalchemy as sa
+
+    from sutram_core.backends.sql.database import Database
+    from sutram_core.backends.sql.schema import spans
+
+    db = Database(SERVED["url"])
+    try:
+        with db.engine.connect() as conn:  # what the database holds for the tenant's model calls
+            tokens_in, tokens_out = conn.execute(sa.select(sa.func.sum(spans.c.input_tokens),
+                                                           sa.func.sum(spans.c.output_tokens))
+                                                 .where(spans.c.tenant_id == "desk", spans.c.kind == "llm")).one()
+    finally:
+        db.close()
+    assert f"tokens {tokens_in} in / {tokens_out} out" in total
     bars = page.eval_on_selector_all("#chart-tokens svg g.bar-group > title", "els => els.map(e => e.textContent)")
     summed = sum(int(t.split(" in ")[1].split(",")[0]) + int(t.split(" out ")[1]) for t in bars)
-    assert summed == tokens_in + tokens_out > 0
+    assert summed == tokens_in + tokens_out > 0  # the bars drawn add up to the database's figure
     page.screenshot(path=str(shots / "stats.png"), full_page=True)
 
 
