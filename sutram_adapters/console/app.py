@@ -605,8 +605,6 @@ class _Pages:
         return await self._guard(request, self._stats)
 
     def _stats(self, request: Request) -> Response:
-        import time
-
         from sutram_adapters.console.charts import HEIGHT, WIDTH, charts
         from sutram_core.traces.stats import parse_span
 

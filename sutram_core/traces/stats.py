@@ -35,10 +35,17 @@ def parse_span(text: str) -> int:
 
 def percentile(values: list[float], q: float) -> float | None:
     """The ``q`` quantile (0..1) of ``values`` by the nearest-rank method; None if empty."""
-    if not values:
-        return None
+    return _ranked(sorted(values), q)
+
+
+def _ranked(ordered: list[float], q: float) -> float | None:
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else None
+
+
+def _p50_p95(values: list[float]) -> tuple[float | None, float | None]:
+    """The median and the 95th percentile, sorting ``values`` once."""
     ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+    return _ranked(ordered, .5), _ranked(ordered, .95)
 
 
 @dataclass
@@ -109,8 +116,8 @@ def build_stats(
     failed, input tokens, output tokens, cost) made in it. A call counts toward its run's
     graph when the run started in the window. Buckets are ``(start - since) // width``,
     computed by the query (see :func:`bucket_width`)."""
-    stats = Stats(tenant, since_ns, until_ns, bucket_width(since_ns, until_ns, buckets),
-                  [Bucket(since_ns + i * bucket_width(since_ns, until_ns, buckets)) for i in range(buckets)])
+    width = bucket_width(since_ns, until_ns, buckets)
+    stats = Stats(tenant, since_ns, until_ns, width, [Bucket(since_ns + i * width) for i in range(buckets)])
     last = buckets - 1
     graph_of: dict[str, Group] = {}
     graph_by_run: dict[str, Group] = {}
@@ -118,7 +125,8 @@ def build_stats(
     graph_latency: dict[str, list[float]] = {}
     total = stats.total
     for run_id, name, b, dur, failed in roots:
-        bucket = stats.buckets[b if 0 <= b <= last else (0 if b < 0 else last)]
+        b = min(max(b, 0), last)
+        bucket = stats.buckets[b]
         g = graph_of.get(name)
         if g is None:
             g = graph_of[name] = Group(name)
@@ -131,7 +139,7 @@ def build_stats(
             g.errors += 1
         if dur is not None:
             ms = dur / 1e6
-            bucket_latency[b if 0 <= b <= last else (0 if b < 0 else last)].append(ms)
+            bucket_latency[b].append(ms)
             graph_latency[name].append(ms)
     total.count = sum(g.count for g in graph_of.values())
     total.errors = sum(g.errors for g in graph_of.values())
@@ -144,7 +152,7 @@ def build_stats(
             model_latency[model] = []
         m.count += 1
         m.errors += failed
-        bucket = stats.buckets[b if 0 <= b <= last else (0 if b < 0 else last)]
+        bucket = stats.buckets[min(max(b, 0), last)]
         g = graph_by_run.get(run_id)
         for target in (bucket, m, total) if g is None else (bucket, m, g, total):
             target.input_tokens += tokens_in
@@ -153,13 +161,12 @@ def build_stats(
         if dur is not None:
             model_latency[model].append(dur / 1e6)
     for i, lat in enumerate(bucket_latency):
-        stats.buckets[i].p50_ms, stats.buckets[i].p95_ms = percentile(lat, .5), percentile(lat, .95)
+        stats.buckets[i].p50_ms, stats.buckets[i].p95_ms = _p50_p95(lat)
     for key, g in graph_of.items():
-        g.p50_ms, g.p95_ms = percentile(graph_latency[key], .5), percentile(graph_latency[key], .95)
+        g.p50_ms, g.p95_ms = _p50_p95(graph_latency[key])
     for key, m in model_of.items():
-        m.p50_ms, m.p95_ms = percentile(model_latency[key], .5), percentile(model_latency[key], .95)
-    every = [ms for lat in graph_latency.values() for ms in lat]
-    total.p50_ms, total.p95_ms = percentile(every, .5), percentile(every, .95)
+        m.p50_ms, m.p95_ms = _p50_p95(model_latency[key])
+    total.p50_ms, total.p95_ms = _p50_p95([ms for lat in graph_latency.values() for ms in lat])
     stats.models = sorted(model_of.values(), key=lambda g: (-g.count, g.key))
     stats.graphs = sorted(graph_of.values(), key=lambda g: (-g.count, g.key))
     return stats
