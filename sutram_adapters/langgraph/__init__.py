@@ -8,12 +8,12 @@ extra) are imported when first named.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
 
 from sutram_adapters.langgraph.saver import SutramSaver
+from sutram_core._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from sutram_adapters.langgraph.durable import DurableRunner, durable, run_memory_namespace
@@ -25,13 +25,7 @@ _LAZY = {"SutramStore": "store", "DurableRunner": "durable", "durable": "durable
          "run_memory_namespace": "durable"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 class _Package(types.ModuleType):

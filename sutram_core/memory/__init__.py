@@ -8,9 +8,9 @@ without it, and a missing extra is named when the store is.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sutram_core._lazy import lazy_attributes
 from sutram_core.memory.filters import Condition, matches, parse_filter
 from sutram_core.memory.ranking import FusionWeights, fuse, recency_factor
 from sutram_core.memory.records import (
@@ -29,13 +29,7 @@ _LAZY = {name: "embedders" for name in ("Embedder", "MiniLMEmbedder", "as_embedd
     name: "store" for name in ("MemoryBackend", "MemoryStore", "SearchRequest", "Write")}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 __all__ = [
     "Condition",
