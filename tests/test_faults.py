@@ -319,16 +319,17 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def _fill(disk: Path) -> Path:
-    ballast = disk / "ballast"
-    with open(ballast, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
-    return ballast
+def _fill(ballast: Path) -> None:
+    """Write zeros to ``ballast`` until the disk is full. Unbuffered: a buffered file would
+    raise ENOSPC again from its close, flushing the part of the last block that did not fit."""
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def test_a_full_disk_for_two_seconds_delays_the_run_but_never_fails_it(small_disk: Path, calls: Path) -> None:
@@ -336,20 +337,24 @@ def test_a_full_disk_for_two_seconds_delays_the_run_but_never_fails_it(small_dis
     nodes = 6
     with durable(_graph(nodes), url=url, backoff_seconds=0.5) as runner:
         runner.invoke({"n": 0, "answers": []}, thread_id="warm", run_id="warm")
-        full: list[Path] = []
+        ballast = small_disk / "ballast"
+        full: list[bool] = []
 
         def outage() -> None:  # the disk fills mid-run and is freed 2 s later
             time.sleep(0.4)
-            full.append(_fill(small_disk))
-            time.sleep(2.0)
-            full[0].unlink()
+            try:
+                _fill(ballast)
+                full.append(os.statvfs(small_disk).f_bavail == 0)
+                time.sleep(2.0)
+            finally:
+                ballast.unlink(missing_ok=True)
 
         freed = threading.Thread(target=outage)
         freed.start()
         started = time.monotonic()
         _finish(runner, "r-full")
         freed.join()
-        assert full and time.monotonic() - started >= 2.0  # it did meet the full disk
+        assert full == [True] and time.monotonic() - started >= 2.0  # it did meet the full disk
         run = runner.ledger.get("default", "r-full")
         assert run.status == RunStatus.COMPLETED and run.error is None
         assert runner.graph.get_state({"configurable": {"thread_id": "t-r-full"}}).values["n"] == nodes
