@@ -47,6 +47,25 @@ def test_core_imports_no_framework() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_importing_the_checkpointer_defers_sqlalchemy_to_the_first_saver(tmp_path: Path) -> None:
+    """What keeps ``import sutram_adapters.langgraph`` within LangGraph's own saver import
+    (bench/imports.py times it): no SQLAlchemy, storage, tracing or ledger module until a saver
+    is made, and a saver made then works."""
+    import subprocess
+    import sys
+
+    code = ("import sys, sutram_adapters.langgraph as lg; "
+            "early = sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy' or m.startswith("
+            "('sutram_core.backends', 'sutram_core.traces', 'sutram_core.runs', 'sutram_adapters.langgraph.durable'))); "
+            "print(early); "
+            f"saver = lg.SutramSaver({f'sqlite:///{tmp_path}/s.db'!r}); saver.setup(); "
+            "print(saver.get_tuple({'configurable': {'thread_id': 't'}})); "
+            "print('sqlalchemy' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:3] == ["[]", "None", "True"], proc.stdout
+
+
 def test_saver_is_the_documented_import() -> None:
     from sutram_adapters.langgraph import SutramSaver
 

@@ -20,7 +20,7 @@ import random
 import zlib
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -39,8 +39,6 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from sutram_adapters.langgraph._decode import DecodeFailure, StrictDecoder, default_serde
 from sutram_adapters.langgraph._list_items import ListItemSerializer
-from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
-from sutram_core.backends.sql.database import Database
 from sutram_core.checkpoints.records import (
     EMPTY,
     ChannelValue,
@@ -53,6 +51,10 @@ from sutram_core.checkpoints.records import (
 from sutram_core.config import url_of_conn_string
 from sutram_core.errors import CheckpointDecodeError, ConfigurationError, InvalidCheckpointError
 from sutram_core.tenancy import resolve_tenant, validate_tenant
+
+if TYPE_CHECKING:  # SQLAlchemy is imported when the first saver is made, not with the class
+    from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
+    from sutram_core.backends.sql.database import Database
 
 __all__ = ["SutramSaver"]
 
@@ -172,6 +174,9 @@ class SutramSaver(BaseCheckpointSaver[str]):
             self._store = _store
             self._owns_db = False
         else:
+            from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
+            from sutram_core.backends.sql.database import Database
+
             db = database if database is not None else Database(url)
             self._store = SqlCheckpointStore(db)
             self._owns_db = database is None
