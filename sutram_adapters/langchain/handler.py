@@ -166,6 +166,17 @@ class SutramCallbackHandler(BaseCallbackHandler):
         """Spans started and not yet ended (0 between invocations)."""
         return len(self._open) + len(self._hidden)
 
+    def mark_run(self, sutram_run_id: str, attributes: dict[str, Any]) -> int:
+        """Set ``attributes`` on the open trace root of the durable run ``sutram_run_id``
+        (what the durable runner learns mid-run, e.g. that a model call went past the run's
+        budget); returns how many roots were marked."""
+        marked = 0
+        for span in list(self._open.values()):
+            if span.parent_id is None and span.attributes.get("sutram.run_id") == sutram_run_id:
+                span.attributes.update(attributes)
+                marked += 1
+        return marked
+
     # -- span bookkeeping ------------------------------------------------------------
 
     def _start(

@@ -19,7 +19,11 @@ places every chat-model call passes, once per process, and only acts inside an o
 Each call takes its task's next journal position (the same key and input hash as the cache
 hook used, so journals written before stay valid), the runner's budget check runs before a
 call that is really made and its usage (streamed usage included, which often arrives only
-in the last chunk) is settled after. Text-completion ``LLM``s keep the cache hook.
+in the last chunk) is settled after. In a run with a token budget, a model that takes an
+output limit (a ``max_tokens`` or ``max_completion_tokens`` field: OpenAI, Anthropic,
+Mistral, Groq and most others) is asked for no more than the tokens the budget has left; the
+limit is not part of the call's journal key, so a replay still finds it. Text-completion
+``LLM``s keep the cache hook.
 """
 
 from __future__ import annotations
@@ -67,6 +71,33 @@ def _digest(model: BaseChatModel, messages: Sequence[BaseMessage], stop: list[st
     return input_hash(dumps(normalized), model._get_llm_string(stop=stop, **kwargs))
 
 
+# the output-limit fields of LangChain's chat-model integrations that a call's kwargs override
+OUTPUT_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens")
+# a model with no limit of its own is given one only this low: every current chat model
+# accepts 4,096 output tokens, while a larger number may exceed what the model allows (the
+# provider would refuse the call)
+UNSET_LIMIT_CAP = 4096
+
+
+def _capped(model: BaseChatModel, scope: CallScope, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` for a call that is really made: with the model's output limit lowered to
+    the tokens the run's budget has left, where there is a token budget and the model takes
+    a limit. A limit already as low is kept; a model with none gets one when the budget has
+    at most :data:`UNSET_LIMIT_CAP` tokens left."""
+    left = scope.tokens_left() if scope.tokens_left is not None else None
+    if left is None:
+        return kwargs
+    field = next((f for f in OUTPUT_LIMIT_FIELDS if f in type(model).model_fields), None)
+    if field is None:
+        return kwargs
+    current = kwargs.get(field, getattr(model, field, None))
+    if not isinstance(current, int) or isinstance(current, bool) or current <= 0:
+        current = None
+    if (left >= current) if current is not None else (left > UNSET_LIMIT_CAP):
+        return kwargs
+    return {**kwargs, field: max(1, left)}
+
+
 def _record(scope: CallScope, key: JournalKey, digest: str, output: str, generations: Sequence[Any]) -> None:
     tokens, model, cost = _usage(generations)
     scope.record(key, JournalEntry("llm", model or "llm", digest, output, run_id=scope.run_id,
@@ -85,7 +116,8 @@ def _generate(self: BaseChatModel, messages: list[BaseMessage], stop: list[str] 
     if found is not None:
         return ChatResult(generations=_decode(found.output))  # type: ignore[arg-type]
     with journaled_call():  # the cache hook inside must not journal this call again
-        result: ChatResult = _ORIGINAL["_generate_with_cache"](self, messages, stop, run_manager, **kwargs)
+        result: ChatResult = _ORIGINAL["_generate_with_cache"](self, messages, stop, run_manager,
+                                                               **_capped(self, scope, kwargs))
     _record(scope, key, digest, _encode(result.generations), result.generations)
     return result
 
@@ -100,7 +132,8 @@ async def _agenerate(self: BaseChatModel, messages: list[BaseMessage], stop: lis
     if found is not None:
         return ChatResult(generations=_decode(found.output))  # type: ignore[arg-type]
     with journaled_call():
-        result: ChatResult = await _ORIGINAL["_agenerate_with_cache"](self, messages, stop, run_manager, **kwargs)
+        result: ChatResult = await _ORIGINAL["_agenerate_with_cache"](self, messages, stop, run_manager,
+                                                                      **_capped(self, scope, kwargs))
     _record(scope, key, digest, _encode(result.generations), result.generations)
     return result
 
@@ -144,7 +177,7 @@ def _stream(self: BaseChatModel, input: Any, config: Any = None, *, stop: list[s
         yield from _chunks(found.output)
         return
     chunks: list[AIMessageChunk] = []
-    for chunk in _ORIGINAL["stream"](self, input, config, stop=stop, **kwargs):
+    for chunk in _ORIGINAL["stream"](self, input, config, stop=stop, **_capped(self, scope, kwargs)):
         chunks.append(chunk)
         yield chunk
     _settle(scope, key, digest, chunks)
@@ -163,7 +196,7 @@ async def _astream(self: BaseChatModel, input: Any, config: Any = None, *, stop:
             yield chunk
         return
     chunks: list[AIMessageChunk] = []
-    async for chunk in _ORIGINAL["astream"](self, input, config, stop=stop, **kwargs):
+    async for chunk in _ORIGINAL["astream"](self, input, config, stop=stop, **_capped(self, scope, kwargs)):
         chunks.append(chunk)
         yield chunk
     _settle(scope, key, digest, chunks)

@@ -166,7 +166,8 @@ class _ScopedNode(Runnable[Any, Any]):
         with CallScope(self.runner.journal, tenant=self.runner.tenant, thread_id=str(thread_id), task_id=task_id,
                        checkpoint_ns=ns, run_id=run_id, origins=active.origins if active else (),
                        before_call=guard.check if guard else None,
-                       after_call=guard.spent if guard else None):
+                       after_call=guard.spent if guard else None,
+                       tokens_left=guard.tokens_left if guard else None):
             if guard is None:
                 yield
                 return
@@ -235,15 +236,25 @@ class _BudgetGuard:
             current = self.runner.ledger.get(self.runner.tenant, self.run.run_id)
             self.budget, self.spend = current.budget, current.spend
 
+    def tokens_left(self) -> int | None:
+        """The tokens the budget has left (None without a token limit): the output limit a
+        model call is given, where the model takes one."""
+        if self.budget.max_tokens is None:
+            return None
+        return max(0, self.budget.max_tokens - self.spend.tokens)
+
     def spent(self, tokens: int, cost: float) -> None:
         """Settle a model call's tokens and cost (with the steps counted since the last); a
-        call that took the run past its budget is reported (the run pauses before the next)."""
+        call that took the run past its budget is reported in the log and on the run's trace
+        (the run pauses before the next call)."""
         before = self.budget.overshoot(self.spend)
         self._write(Spend(tokens=tokens, cost_usd=cost))
         over = self.budget.overshoot(self.spend)
         if over is not None and over != before:
             _log.warning("sutram: run %s went past its budget on a model call: %s (it pauses before the next call)",
                         self.run.run_id, over)
+            if self.runner.tracer is not None:
+                self.runner.tracer.mark_run(self.run.run_id, {"sutram.budget.overshoot": over})
 
     def step(self, seconds: float) -> None:
         """Count one node execution."""

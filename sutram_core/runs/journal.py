@@ -114,12 +114,15 @@ class CallScope:
     def __init__(self, journal: CallJournal, *, tenant: str, thread_id: str, task_id: str,
                  checkpoint_ns: str = "", run_id: str | None = None, origins: tuple[str, ...] = (),
                  before_call: Callable[[], None] | None = None,
-                 after_call: Callable[[int, float], None] | None = None) -> None:
+                 after_call: Callable[[int, float], None] | None = None,
+                 tokens_left: Callable[[], int | None] | None = None) -> None:
         self.journal = journal
         # a runner's hooks around calls that are really made (not replayed): the budget check
-        # before, the spend (tokens, USD) after
+        # before, the spend (tokens, USD) after, and the tokens the run's budget has left
+        # (a model that takes an output limit is given no more)
         self.before_call = before_call
         self.after_call = after_call
+        self.tokens_left = tokens_left
         self.tenant, self.thread_id, self.task_id = tenant, thread_id, task_id
         self.checkpoint_ns, self.run_id = checkpoint_ns, run_id
         # a fork's ancestor threads, nearest first: their calls answer the fork's until a
