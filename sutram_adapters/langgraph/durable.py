@@ -121,7 +121,7 @@ def _node_code(bound: Any) -> str:
     if func is not None:
         try:
             return inspect.getsource(func)
-        except (OSError, TypeError):
+        except Exception:  # no file (a REPL, exec'd code), or one that no longer parses as it did
             return str(getattr(func, "__qualname__", type(func).__qualname__))
     if hasattr(bound, "get_graph") and hasattr(bound, "nodes") and hasattr(bound, "channels"):
         return f"subgraph {graph_version(bound)}"
