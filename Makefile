@@ -74,7 +74,7 @@ test-lowest: $(STAMP)
 	$(LOWEST_VENV)/bin/python -m pip install -q -c $(LOWEST_VENV)/floors.txt -e ".[postgres]" \
 		pytest pytest-asyncio hypothesis "langgraph-checkpoint-conformance==0.0.2"
 	$(LOWEST_VENV)/bin/python -m pip check
-	@$(LOWEST_VENV)/bin/python -m pip freeze | grep -iE "^(sqlalchemy|langgraph|langgraph-checkpoint|langchain-core|ormsgpack|orjson|xxhash|rich|psycopg)=="
+	@$(LOWEST_VENV)/bin/python -m pip freeze | grep -iE "^(sqlalchemy|langgraph|langgraph-checkpoint|langchain-core|ormsgpack|orjson|xxhash|psycopg)=="
 	@state=$$(mktemp -d); trap '$(PY) integrations/postgres/testserver.py stop "$$state"' EXIT INT TERM; \
 	url=$$($(PY) integrations/postgres/testserver.py start "$$state") || exit 1; \
 	SUTRAM_TEST_PG_URL="$$url" $(LOWEST_VENV)/bin/python -m pytest -p no:cacheprovider -q $(LOWEST_TESTS)

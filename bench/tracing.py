@@ -295,8 +295,7 @@ def big_run(db: Path, size: int) -> str:
 
 
 def time_trace_command(db: Path, run: str) -> tuple[float, float]:
-    from rich.console import Console
-
+    from sutram_adapters._term import Terminal
     from sutram_adapters.trace_view import render_trace
     from sutram_core.traces import open_trace_store
 
@@ -306,7 +305,7 @@ def time_trace_command(db: Path, run: str) -> tuple[float, float]:
         t0 = time.perf_counter()
         with open_trace_store(url) as store:
             spans = store.run_spans("bench", run)
-            render_trace(spans, Console(file=io.StringIO(), width=140))
+            render_trace(spans, Terminal(file=io.StringIO(), width=140))
         times.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "sutram_adapters.cli", "trace", run, "--tenant", "bench", "--url", url],

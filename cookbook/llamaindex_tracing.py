@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _models import llama_index_llm
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.tools import FunctionTool
-from rich.console import Console
 
+from sutram_adapters._term import Terminal
 from sutram_adapters.llama_index import instrument, trace_scope
 from sutram_adapters.trace_view import render_trace
 from sutram_core.traces import open_trace_store
@@ -40,7 +40,7 @@ async def main() -> None:
         print(await agent.run("Where is my order A-1042?"))
     instrumentation.flush()
 
-    console = Console()
+    console = Terminal()
     with open_trace_store() as store:
         run = store.runs("acme", thread_id="cookbook-llamaindex", limit=1)[0]
         render_trace(store.run_spans("acme", run.run_id), console)

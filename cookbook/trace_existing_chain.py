@@ -20,8 +20,8 @@ from _models import chat_model
 from langchain_core.messages import HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from rich.console import Console
 
+from sutram_adapters._term import Terminal
 from sutram_adapters.demo.agent import build_agent
 from sutram_adapters.langchain import SutramCallbackHandler
 from sutram_adapters.trace_view import render_trace
@@ -29,7 +29,7 @@ from sutram_core.traces import open_trace_store
 
 
 def main() -> None:
-    console = Console()
+    console = Terminal()
     handler = SutramCallbackHandler()  # the one line: SUTRAM_URL, or ./.sutram/sutram.db
 
     # 1. an LCEL chain, unchanged

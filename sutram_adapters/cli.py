@@ -43,9 +43,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
+from sutram_adapters._term import Styled, Table, Terminal
 from sutram_core.errors import ConfigurationError, SutramError
 from sutram_core.tenancy import DEFAULT_TENANT
 from sutram_core.traces.store import RUN_ORDER, RUN_SORTS
@@ -72,13 +70,13 @@ def _history(args: argparse.Namespace) -> int:
         return 0
     # the ids are what fork() and `sutram fork --checkpoint` take: never cut, however narrow the terminal
     table = Table(title=f"checkpoints of {args.thread_id}, newest first")
-    table.add_column("checkpoint id", no_wrap=True, min_width=len(rows[0]["checkpoint_id"]))
+    table.add_column("checkpoint id", no_wrap=True)
     for col in ("ns", "step", "source", "writes"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["checkpoint_id"], r["checkpoint_ns"] or "(root)", str(r["step"]), str(r["source"]),
                       str(r["pending_writes"]))
-    Console().print(table)
+    Terminal().print(table)
     return 0
 
 
@@ -289,7 +287,7 @@ def _runs(args: argparse.Namespace) -> int:
     if args.json:
         print(runs_json(runs))
     elif runs:
-        render_runs(runs, Console())
+        render_runs(runs, Terminal())
     else:
         print(f"no runs for tenant {args.tenant!r}" if args.tenant else "no runs")
     return 0
@@ -355,7 +353,7 @@ def _trace(args: argparse.Namespace) -> int:
     if args.json:
         print(spans_json(spans))
     else:
-        render_trace(spans, Console())
+        render_trace(spans, Terminal())
     return 0
 
 
@@ -376,7 +374,7 @@ def _stats(args: argparse.Namespace) -> int:
         print(json.dumps([s.as_dict() for s in found], indent=2))
     else:
         for s in found:
-            render_stats(s, Console())
+            render_stats(s, Terminal())
     return 0
 
 
@@ -482,7 +480,7 @@ def _memory(args: argparse.Namespace) -> int:
         print(memories_json(hits))
     else:
         title = f"memories of tenant {args.tenant}" + (f" matching {args.query!r}" if args.action == "search" else "")
-        render_memories(hits, Console(width=max(Console().width, 150)), title)
+        render_memories(hits, Terminal().wider(150), title)
     return 0
 
 
@@ -493,7 +491,7 @@ def _diff(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(found.as_dict(), indent=1, default=str))
         return 0
-    console = Console(width=max(Console().width, 150))
+    console = Terminal().wider(150)
     origin = found.forked_from
     console.print(f"[bold]{found.thread_b}[/] against [bold]{found.thread_a}[/]"
                   + (f": forked from {origin['thread_id']} at checkpoint {origin['checkpoint_id']}" if origin else ""))
@@ -503,18 +501,21 @@ def _diff(args: argparse.Namespace) -> int:
         console.print(f"State first differs at step {found.first_divergent_step}.")
         table = Table(title="channels whose latest values differ")
         for col in ("channel", found.thread_a, found.thread_b):
-            table.add_column(col, overflow="fold")
+            table.add_column(col)
         for channel, (a, b) in found.state.items():
             table.add_row(channel, _short(a), _short(b))
         console.print(table)
+    if not found.calls:
+        console.print("No journaled calls in either thread.")
     calls = Table(title="journaled calls")
     for col in ("node", "#", "kind", "name", "in B", "tokens", "USD"):
         calls.add_column(col)
     colour = {"replayed": "green", "new": "yellow", "only in A": "red"}
     for row in found.calls:
         calls.add_row(row.node, str(row.index), row.kind, row.name,
-                      f"[{colour.get(row.status, 'white')}]{row.status}[/]", str(row.tokens), f"{row.cost_usd:.6f}")
-    console.print(calls)
+                      Styled(row.status, colour.get(row.status, "")), str(row.tokens), f"{row.cost_usd:.6f}")
+    if found.calls:
+        console.print(calls)
     a, new, replayed = found.cost["a"], found.cost["b_new"], found.cost["b_replayed"]
     console.print(f"{found.thread_a} paid for {a['calls']:.0f} call(s), {a['tokens']:.0f} tokens, "
                   f"${a['cost_usd']:.6f}. {found.thread_b} paid for {new['calls']:.0f} new call(s), "

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from rich.console import Console
-from rich.table import Table
-
+from sutram_adapters._term import Table, Terminal
 from sutram_core.memory import SearchHit
 
 __all__ = ["memories_json", "render_memories"]
@@ -31,11 +29,11 @@ def memories_json(hits: Sequence[SearchHit]) -> str:
     return json.dumps([_row(h) for h in hits], indent=1, default=str)
 
 
-def render_memories(hits: Sequence[SearchHit], console: Console, title: str) -> None:
+def render_memories(hits: Sequence[SearchHit], console: Terminal, title: str) -> None:
     """A table: score, kind, namespace/key, text, updated, provenance."""
-    table = Table(title=title, expand=False)
+    table = Table(title=title)
     for col in ("score", "kind", "namespace / key", "text", "updated", "from"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col)
     for h in hits:
         r = h.record
         prov = ", ".join(f"{k}={v}" for k, v in r.provenance.as_dict().items())

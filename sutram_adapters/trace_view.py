@@ -7,10 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
+from sutram_adapters._term import Styled, Table, Terminal
 from sutram_core.traces import RunSummary, StoredSpan, span_tree
 from sutram_core.traces.stats import Stats
 from sutram_core.traces.store import total_cost
@@ -30,7 +27,7 @@ def _cost(value: float | None) -> str:
     return "unknown" if value is None else f"${value:.6f}"
 
 
-def render_runs(runs: Sequence[RunSummary], console: Console) -> None:
+def render_runs(runs: Sequence[RunSummary], console: Terminal) -> None:
     """A table of runs: id (and a durable run's ledger id), name, thread, tenant, status
     (a durable run's paused, failed or cancelled from the ledger), start, duration, tokens, cost."""
     table = Table(title="runs, newest first")
@@ -41,16 +38,14 @@ def render_runs(runs: Sequence[RunSummary], console: Console) -> None:
     for r in runs:
         started = datetime.fromtimestamp(r.start_ns / 1e9, timezone.utc).strftime("%m-%d %H:%M:%S")
         state = r.state
-        status = Text(state, style="red" if state in ("error", "failed") else "green" if state == "ok" else "yellow")
+        status = Styled(state, "red" if state in ("error", "failed") else "green" if state == "ok" else "yellow")
         table.add_row(r.run_id, r.durable_run_id or "-", r.name, r.thread_id or "-", r.tenant_id, status, started,
                       _ms(r.duration_ms), f"{r.input_tokens}/{r.output_tokens}", _cost(r.cost_usd))
     # full run ids are what ``sutram trace`` takes: never squeeze them into ellipses
-    if console.width < 150:
-        console = Console(file=console.file, width=150, color_system=console.color_system, soft_wrap=True)
-    console.print(table)
+    console.wider(150).print(table)
 
 
-def render_stats(stats: Stats, console: Console) -> None:
+def render_stats(stats: Stats, console: Terminal) -> None:
     """A tenant's window as two tables: by graph (runs) and by model (calls), with a total."""
     def ms(v: float | None) -> str:
         return "-" if v is None else _ms(v)
@@ -61,8 +56,7 @@ def render_stats(stats: Stats, console: Console) -> None:
     console.print(f"[bold]{stats.tenant}[/bold]  {since} to {until} UTC: {t.count} runs, {t.errors} failed "
                   f"({t.error_rate:.1%}), tokens {t.input_tokens}/{t.output_tokens}, {_cost(t.cost_usd)}, "
                   f"p50 {ms(t.p50_ms)}, p95 {ms(t.p95_ms)}")
-    if console.width < 120:  # model names and costs unabridged
-        console = Console(file=console.file, width=120, color_system=console.color_system, soft_wrap=True)
+    console = console.wider(120)  # model names and costs unabridged
     for title, groups, what in (("by graph", stats.graphs, "runs"), ("by model", stats.models, "calls")):
         if not groups:
             continue
@@ -85,18 +79,16 @@ def runs_json(runs: Sequence[RunSummary]) -> str:
     } for r in runs], indent=2)
 
 
-_ANSI = {"bold": "1", "bold red": "1;31", "red": "31", "cyan": "36", "dim": "2", "magenta": "35", "green": "32"}
-
-
 def _label(span: StoredSpan) -> list[tuple[str, str]]:
     """One span's line as (text, style) pieces."""
     parts = [(span.name, "bold red" if span.status == "error" else "bold"), (f"  {span.kind}", "cyan"),
              (f"  {_ms(span.duration_ms)}", "dim")]
     if span.input_tokens is not None or span.output_tokens is not None:
         parts.append((f"  tokens {span.input_tokens or 0}/{span.output_tokens or 0}", "magenta"))
-    if span.cost_usd or (span.kind == "llm" and span.cost_usd is None):
+    replayed = bool(span.attributes.get("sutram.replayed"))
+    if span.cost_usd or (span.kind == "llm" and span.cost_usd is None and not replayed):
         parts.append((f"  {_cost(span.cost_usd)}", "magenta"))
-    if span.attributes.get("sutram.replayed"):
+    if replayed:
         parts.append((f"  from the journal ({span.attributes.get('sutram.replayed_tokens', 0)} tokens, not paid again)",
                       "green"))
     if span.tool_call_id:
@@ -110,19 +102,19 @@ def _label(span: StoredSpan) -> list[tuple[str, str]]:
     return parts
 
 
-def render_trace(spans: Sequence[StoredSpan], console: Console) -> None:
+def render_trace(spans: Sequence[StoredSpan], console: Terminal) -> None:
     """The run as a tree, with durations, tokens, cost, errors and checkpoint links.
 
     Drawn as plain lines (with ANSI colours on a colour terminal) and written at once:
-    laying out 5,000 spans as rich renderables takes over a second.
+    a tree of 5,000 spans is one write.
     """
-    colour = console.is_terminal and console.color_system is not None and not console.no_color
+    colour = console.colour
 
     def line(prefix: str, parts: list[tuple[str, str]]) -> str:
         if not colour:
             return prefix + "".join(text for text, _ in parts)
-        body = "".join(f"\x1b[{_ANSI[style]}m{text}\x1b[0m" for text, style in parts)
-        return (f"\x1b[2m{prefix}\x1b[0m" if prefix else "") + body
+        body = "".join(console.paint(text, style) for text, style in parts)
+        return console.paint(prefix, "dim") + body
 
     out: list[str] = []
     for root in span_tree(spans):
@@ -138,7 +130,9 @@ def render_trace(spans: Sequence[StoredSpan], console: Console) -> None:
             stack.extend((span.children[i], child_prefix, i == n - 1) for i in range(n - 1, -1, -1))
     tokens_in = sum(s.input_tokens or 0 for s in spans)
     tokens_out = sum(s.output_tokens or 0 for s in spans)
-    cost = total_cost([s.cost_usd for s in spans if s.kind == "llm" or s.cost_usd is not None])
+    # a call answered from the journal cost nothing this time (it carries no price: not unknown)
+    cost = total_cost([s.cost_usd for s in spans if (s.kind == "llm" and not s.attributes.get("sutram.replayed"))
+                       or s.cost_usd is not None])
     errors = sum(s.status == "error" for s in spans)
     out.append(f"{len(spans)} spans, tokens {tokens_in}/{tokens_out}, cost {_cost(cost)}, errors {errors}")
     console.file.write("\n".join(out) + "\n")

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
+from sutram_adapters._term import Terminal
 from sutram_adapters.demo import run_demo
 from sutram_adapters.demo.run import LEASE_SECONDS
 
@@ -20,7 +20,7 @@ def test_demo_recovers_without_repeating_a_call_and_pauses_on_budget(tmp_path: P
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUTRAM_DEMO_STEP_SECONDS", "0.25")
     out = io.StringIO()
-    figures = run_demo(f"sqlite:///{tmp_path / 'demo.db'}", Console(file=out, width=120))
+    figures = run_demo(f"sqlite:///{tmp_path / 'demo.db'}", Terminal(file=out, width=120))
     # killed during the third model call of the brief node: two had completed, none is repeated
     assert (figures["completed_before"], figures["in_flight"], figures["repeated"]) == (2, 1, 0)
     assert figures["status"] == "completed" and figures["attempts"] == 2

@@ -223,6 +223,11 @@ def test_a_run_whose_worker_died_before_its_first_checkpoint_starts_again_from_i
     assert recovered.status is RunStatus.COMPLETED and state["answers"][0] == "echo: soup question 0"
 
 
+def store_spans(url: str, run_id: str) -> list[Any]:
+    with open_trace_store(url) as store:
+        return store.run_spans("acme", run_id)
+
+
 def test_replayed_calls_are_traced_as_replays_that_cost_nothing(db_url: str, calls: Path) -> None:
     with durable(build(), url=db_url, tenant="acme") as runner:
         runner.invoke(START_STATE, thread_id="tr2", run_id="rt2", budget=Budget(max_tokens=5))  # pauses after call 0
@@ -237,7 +242,11 @@ def test_replayed_calls_are_traced_as_replays_that_cost_nothing(db_url: str, cal
     # the resume: call 0 replayed, calls 1 and 2 made
     assert len(executions) == 2 and len(models) == 5 and len(replayed) == 1
     assert sum(s.attributes.get("sutram.interrupted") == "GraphInterrupt" for s in models) == 1
-    assert replayed[0].cost_usd is None and replayed[0].input_tokens is None
+    assert replayed[0].cost_usd == 0.0 and replayed[0].input_tokens is None
+    # a replay costs nothing, which is known: the resumed execution's cost is not unknown
+    resumed = next(e for e in executions if any(s.attributes.get("sutram.replayed")
+                                                for s in store_spans(db_url, e.run_id)))
+    assert resumed.cost_usd is not None and resumed.cost_usd > 0
     assert replayed[0].attributes["sutram.replayed_tokens"] == 10
     # what the traces say was paid is what the ledger charged the run
     assert sum(s.cost_usd or 0 for s in models) == pytest.approx(spend.cost_usd)

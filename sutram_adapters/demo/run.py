@@ -27,10 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import HumanMessage
-from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
 
+from sutram_adapters._term import Panel, Styled, Table, Terminal
 from sutram_adapters.demo.agent import BRIEF_TOPICS, build_agent
 from sutram_adapters.langgraph.durable import DurableRunner, durable
 from sutram_adapters.trace_view import render_trace
@@ -62,9 +60,9 @@ def _events(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_demo(url: str | None = None, console: Console | None = None) -> dict[str, Any]:
+def run_demo(url: str | None = None, console: Terminal | None = None) -> dict[str, Any]:
     """Run the whole demo and print it; return the figures it shows (for tests)."""
-    console = console or Console()
+    console = console or Terminal()
     url = url or default_url()
     run_id = f"demo-{uuid.uuid4().hex[:8]}"
     events_file = Path(tempfile.mkdtemp(prefix="sutram-demo-")) / "events.jsonl"
@@ -78,7 +76,7 @@ def run_demo(url: str | None = None, console: Console | None = None) -> dict[str
     return {**crash, **budget, "resumed_spans": [(s.name, s.kind, s.checkpoint_id is not None) for s in spans]}
 
 
-def _crash_and_recover(url: str, run_id: str, events_file: Path, console: Console) -> dict[str, Any]:
+def _crash_and_recover(url: str, run_id: str, events_file: Path, console: Terminal) -> dict[str, Any]:
     console.print(Panel.fit(
         f"[bold]Sutram demo[/] on [cyan]{url}[/]: a LangGraph agent (a scripted chat model priced as gpt-4o-mini, "
         f"2 tools) run by [bold]durable(graph)[/].\nA child process runs it; we SIGKILL it in the middle of the "
@@ -116,14 +114,15 @@ def _crash_and_recover(url: str, run_id: str, events_file: Path, console: Consol
     in_flight = [e["prompt"] for e in before if e["event"] == "llm_call" and e["prompt"] not in completed]
     table = Table(title="Model calls of the run")
     for col in ("prompt", "worker (killed)", "recovery"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col)
     prompts = list(dict.fromkeys(e["prompt"] for e in events if e["event"] == "llm_call"))
     for prompt in prompts:
         killed = calls_by[(prompt, True)]
         again = calls_by[(prompt, False)]
-        first = ("[green]made[/]" if prompt in completed else "[red]in flight, lost[/]") if killed else "-"
-        then = ("[red]made again[/]" if prompt in completed else "made") if again else (
-            "[green]answered from the journal[/]" if killed else "-")
+        first = (Styled("made", "green") if prompt in completed else Styled("in flight, lost", "red")) \
+            if killed else "-"
+        then = (Styled("made again", "red") if prompt in completed else "made") if again else (
+            Styled("answered from the journal", "green") if killed else "-")
         table.add_row(prompt, first, then)
     console.print(table)
     with open_trace_store(url) as store:
@@ -141,7 +140,7 @@ def _crash_and_recover(url: str, run_id: str, events_file: Path, console: Consol
             "status": run.status.value, "attempts": run.attempts, "killed_pid": killed_pid}
 
 
-def _budget(url: str, events_file: Path, console: Console) -> dict[str, Any]:
+def _budget(url: str, events_file: Path, console: Terminal) -> dict[str, Any]:
     thread = f"demo-budget-{uuid.uuid4().hex[:8]}"
     limit = 120
     console.print(Panel.fit(f"A new run with [bold]Budget(max_tokens={limit})[/]: it pauses before the model call "
@@ -164,7 +163,7 @@ def _budget(url: str, events_file: Path, console: Console) -> dict[str, Any]:
             "budget_final": done.status.value, "budget_paid_twice": twice}
 
 
-def _trace(url: str, run_id: str, console: Console) -> list[Any]:
+def _trace(url: str, run_id: str, console: Terminal) -> list[Any]:
     with open_trace_store(url) as store:
         traced = store.runs(DEFAULT_TENANT, thread_id=run_id)
         finished = [r for r in traced if r.status == "ok"]

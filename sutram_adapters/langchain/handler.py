@@ -344,6 +344,7 @@ class SutramCallbackHandler(BaseCallbackHandler):
                 span.attributes["sutram.replayed"] = True
                 span.attributes["sutram.replayed_tokens"] = (usage.get("input_tokens") or 0) + (
                     usage.get("output_tokens") or 0)
+                span.cost_usd = 0.0  # known: nothing (not unknown, which would make the run's cost unknown)
             elif usage:
                 span.input_tokens = usage.get("input_tokens")
                 span.output_tokens = usage.get("output_tokens")
