@@ -59,7 +59,7 @@ test: lint browser
 	echo "Jaeger for the tests: $${jurl:-none (its tests skip)}"; \
 	SUTRAM_TEST_PG_URL="$$url" SUTRAM_WEAVIATE_URL="$$wurl" SUTRAM_JAEGER="$$jurl" \
 	SUTRAM_AXE_JS="$(AXE_DIR)/node_modules/axe-core/axe.min.js" $(PY) -m pytest -p no:cacheprovider \
-		-n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+		-n $(TEST_WORKERS) --dist loadfile --durations=30 $(PYTEST_ARGS)
 
 # the declared dependency floors, proved: Sutram with each dependency (and the postgres
 # extra's) at its lowest allowed version, in a fresh virtualenv, runs the LangGraph
