@@ -13,6 +13,8 @@ Workloads (identical inputs for both savers):
   raw     put + put_writes of checkpoints whose messages list grows by one per checkpoint
   read    get_tuple (latest) latency and a full list() on one thread of 1,000 checkpoints
   bytes   storage after graph + read workloads; memory: tracemalloc peak of list() and a graph run
+  open    a saver ready on a new database (its schema made: a new SQLite file, a new
+          PostgreSQL schema) and on one that has it, each timed until setup() returns
 
 SQLite runs with WAL and synchronous=NORMAL for both savers (changeable with
 --synchronous); PostgreSQL with the server defaults (synchronous_commit=on) for both.
@@ -96,6 +98,7 @@ class Backend:
     def asutram(self) -> AbstractAsyncContextManager[Any]: ...
     def apeer(self) -> AbstractAsyncContextManager[Any]: ...
     def bytes(self, which: str) -> int: ...
+    def open_saver(self, who: str, name: str) -> float: ...
 
 
 class SqliteBackend(Backend):
@@ -139,6 +142,24 @@ class SqliteBackend(Backend):
             await conn.execute(f"PRAGMA synchronous={self.sync}")
             yield saver
 
+    def open_saver(self, who: str, name: str) -> float:
+        """Seconds until a saver on the file ``name`` is set up (the file new or not)."""
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        path = self.root / f"open-{who}-{name}.db"
+        t0 = time.perf_counter()
+        if who == "sutram":
+            saver = SutramSaver(f"sqlite:///{path}?synchronous={self.sync}")
+            saver.setup()
+            elapsed = time.perf_counter() - t0
+            saver.close()
+        else:
+            conn = sqlite3.connect(path, check_same_thread=False)
+            SqliteSaver(conn).setup()
+            elapsed = time.perf_counter() - t0
+            conn.close()
+        return elapsed
+
     def bytes(self, which: str) -> int:
         path = self.files[which]
         conn = sqlite3.connect(path)
@@ -160,6 +181,7 @@ class PostgresBackend(Backend):
         sep = "&" if "?" in url else "?"
         self.url = f"{url}{sep}options={quote(f'-csearch_path={self.schema}')}"
         self.base = url
+        self.opened: set[str] = set()
 
     @contextmanager
     def sutram(self) -> Iterator[Any]:
@@ -187,6 +209,30 @@ class PostgresBackend(Backend):
             await saver.setup()
             yield saver
 
+    def open_saver(self, who: str, name: str) -> float:
+        """Seconds until a saver on the PostgreSQL schema ``name`` is set up (its connection
+        opened; the schema new or not)."""
+        import psycopg
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        schema = f"{self.schema}_{who}_{name}"[:63]
+        with psycopg.connect(self.base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        sep = "&" if "?" in self.base else "?"
+        url = f"{self.base}{sep}options={quote(f'-csearch_path={schema}')}"
+        t0 = time.perf_counter()
+        if who == "sutram":
+            saver = SutramSaver(url)
+            saver.setup()
+            elapsed = time.perf_counter() - t0
+            saver.close()
+        else:
+            with PostgresSaver.from_conn_string(url) as peer:
+                peer.setup()
+                elapsed = time.perf_counter() - t0
+        self.opened.add(schema)
+        return elapsed
+
     def bytes(self, which: str) -> int:
         import psycopg
 
@@ -203,7 +249,8 @@ class PostgresBackend(Backend):
         import psycopg
 
         with psycopg.connect(self.base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {self.schema} CASCADE")
+            for schema in (self.schema, *self.opened):
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 # -- workloads -------------------------------------------------------------------------
@@ -366,6 +413,14 @@ def run(backend: Backend, threads: int, steps: int, long_thread: int, raw_n: int
                 res[who]["aget_tuple_ms"] = statistics.median(samples[who]) * 1e3
 
     asyncio.run(async_reads())
+    opened: dict[str, dict[str, list[float]]] = {w: {"new": [], "existing": []} for w in ("peer", "sutram")}
+    for i in range(12):  # alternated, as everything else
+        for who in ("peer", "sutram") if i % 2 else ("sutram", "peer"):
+            opened[who]["new"].append(backend.open_saver(who, f"r{i}"))
+            opened[who]["existing"].append(backend.open_saver(who, f"r{i}"))
+    for who in res:
+        for kind in ("new", "existing"):
+            res[who][f"open_{kind}_ms"] = statistics.median(opened[who][kind]) * 1e3
     for who in res:
         res[who]["bytes_mib"] = backend.bytes(who) / 2**20
     s, p = res["sutram"], res["peer"]
@@ -378,6 +433,8 @@ def run(backend: Backend, threads: int, steps: int, long_thread: int, raw_n: int
         ("  the same, Sutram read by a fresh saver (ms)", s["get_tuple_cold_ms"], p["get_tuple_cold_ms"], "lower"),
         (f"aget_tuple latest, {long_thread}-checkpoint thread (ms)", s["aget_tuple_ms"], p["aget_tuple_ms"], "lower"),
         (f"list() of the {long_thread}-checkpoint thread (s)", s["list_s"], p["list_s"], "lower"),
+        ("a saver on a new database, schema made (ms)", s["open_new_ms"], p["open_new_ms"], "lower"),
+        ("a saver on a database that has the schema (ms)", s["open_existing_ms"], p["open_existing_ms"], "lower"),
         ("bytes on disk after all workloads (MiB)", s["bytes_mib"], p["bytes_mib"], "lower"),
         ("peak memory, list() of the long thread (MiB)", s["list_peak_mib"], p["list_peak_mib"], "lower"),
         ("peak memory, 50-step graph run (MiB)", s["graph_peak_mib"], p["graph_peak_mib"], "lower"),

@@ -9,7 +9,10 @@ Figures:
   step      per-step time of a 10-node graph run to completion on a new thread:
             durable(graph).invoke (checkpoints, ledger, journal scopes, lease; with and
             without its tracing), and the plain graph with SutramSaver, against
-            graph.compile(checkpointer=peer).invoke, all with durability="sync"
+            graph.compile(checkpointer=peer).invoke, all with durability="sync"; and, when
+            dbos is installed (make bench installs 3.4.0), a DBOS workflow of 10 steps on
+            the same engine (SQLite: its own file, WAL and synchronous=NORMAL as Sutram's;
+            PostgreSQL: a schema of its own on the same server), interleaved with the others
   journal   what journaling adds to one call: a fake chat model (no I/O), invoked and streamed,
             and a tool called with a tool-call id, inside a journal scope against the same
             calls outside one; and what answering a call from the journal costs (a replay)
@@ -179,9 +182,63 @@ class Db:
 # -- figures ---------------------------------------------------------------------------------
 
 
+@contextmanager
+def dbos_workflow(db: Db) -> Iterator[Any]:
+    """A launched DBOS running a 10-step workflow on ``db``'s engine, or None without dbos."""
+    try:
+        from dbos import DBOS, DBOSConfig
+    except ImportError:
+        yield None
+        return
+    import logging
+
+    import sqlalchemy as sa
+
+    config: DBOSConfig = {"name": f"sutram-bench-{db.name}", "log_level": "WARNING", "console_log_level": "WARNING",
+                          "application_version": "bench"}
+    if db.name == "sqlite":
+        path = db.path.with_suffix(".dbos.db")
+        engine = sa.create_engine(f"sqlite:///{path}")
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi: Any, _record: Any) -> None:  # the durability Sutram's SQLite runs with
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "foreign_keys=ON"):
+                dbapi.execute(f"PRAGMA {pragma}")
+
+        config.update(system_database_url=f"sqlite:///{path}", system_database_engine=engine)
+    else:
+        assert db.base
+        config.update(system_database_url=db.base, dbos_system_schema=f"dbos_{db.schema}")
+    DBOS(config=config)
+
+    @DBOS.step(name=f"bench_step_{db.name}")
+    def add_one(n: int) -> int:
+        return n + 1
+
+    @DBOS.workflow(name=f"bench_workflow_{db.name}")
+    def workflow(n: int) -> int:
+        for _ in range(NODES):
+            n = add_one(n)
+        return n
+
+    DBOS.launch()
+    logging.getLogger("dbos").setLevel(logging.WARNING)
+    try:
+        yield workflow
+    finally:
+        DBOS.destroy(destroy_registry=True)
+        if db.name == "postgresql":
+            drop_schema(db.base, f"dbos_{db.schema}")
+
+
 def per_step(db: Db, runs: int) -> dict[str, float]:
-    """ms per graph step: peer, Sutram with tracing, Sutram without (halves in the order
-    peer, Sutram, Sutram, peer so drift favours neither)."""
+    """ms per graph step: peer, Sutram with tracing, Sutram without, and DBOS when installed
+    (halves in the order peer, Sutram, Sutram, peer so drift favours neither)."""
+    with dbos_workflow(db) as workflow:
+        return _per_step(db, runs, workflow)
+
+
+def _per_step(db: Db, runs: int, workflow: Any) -> dict[str, float]:
     graph = step_graph()
 
     def peer_run(tag: str) -> float:
@@ -209,9 +266,19 @@ def per_step(db: Db, runs: int) -> dict[str, float]:
                 compiled.invoke({"n": 0}, {"configurable": {"thread_id": f"v{tag}{i}"}}, durability="sync")
             return time.perf_counter() - start
 
+    def dbos_run() -> float:
+        start = time.perf_counter()
+        for _ in range(runs // 2):
+            assert workflow(0) == NODES
+        return time.perf_counter() - start
+
     sutram_run("warm", True)
     peer_run("warm")
     saver_run("warm")
+    dbos_t = 0.0
+    if workflow is not None:
+        dbos_run()
+        dbos_t += dbos_run()
     peer_t = peer_run("a")
     saver_t = saver_run("a")
     traced = sutram_run("a", True)
@@ -220,9 +287,14 @@ def per_step(db: Db, runs: int) -> dict[str, float]:
     traced += sutram_run("b", True)
     saver_t += saver_run("b")
     peer_t += peer_run("b")
+    if workflow is not None:
+        dbos_t += dbos_run()
     steps = (runs // 2) * 2 * NODES
-    return {"peer_ms": peer_t / steps * 1e3, "sutram_traced_ms": traced / steps * 1e3,
-            "sutram_untraced_ms": plain / steps * 1e3, "sutram_saver_ms": saver_t / steps * 1e3}
+    out = {"peer_ms": peer_t / steps * 1e3, "sutram_traced_ms": traced / steps * 1e3,
+           "sutram_untraced_ms": plain / steps * 1e3, "sutram_saver_ms": saver_t / steps * 1e3}
+    if workflow is not None:
+        out["dbos_ms"] = dbos_t / steps * 1e3
+    return out
 
 
 def journal_cost(db: Db, calls: int) -> dict[str, float]:
@@ -443,6 +515,11 @@ def main() -> None:
         _row(f"per step, {NODES}-node graph, {runs} runs (ms)", step["sutram_traced_ms"], step["peer_ms"])
         _row("per step, runner without tracing (ms)", step["sutram_untraced_ms"], step["peer_ms"])
         _row("per step, plain graph with SutramSaver (ms)", step["sutram_saver_ms"], step["peer_ms"])
+        if "dbos_ms" in step:
+            _row("per step, runner without tracing vs DBOS 3.4 (ms)", step["sutram_untraced_ms"], step["dbos_ms"])
+            _row("per step, runner with tracing vs DBOS 3.4 (ms)", step["sutram_traced_ms"], step["dbos_ms"])
+        else:
+            print("DBOS skipped: pip install dbos==3.4.0 (make bench does)")
         print(f"{'added per step, traced / untraced (ms)':58} {step['sutram_traced_ms'] - step['peer_ms']:11.3f} "
               f"{step['sutram_untraced_ms'] - step['peer_ms']:11.3f}")
         _row("LLM call, journaled vs no cache (ms)", cost["journaled_ms"], cost["bare_ms"])

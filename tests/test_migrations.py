@@ -73,3 +73,60 @@ def test_database_from_a_newer_sutram_is_refused(db_url: str) -> None:
     db.close()
     with pytest.raises(SchemaVersionError, match="upgrade the sutram package"):
         SutramSaver(db_url).setup()
+
+
+def _schema_of(url: str) -> dict[str, object]:
+    """Every table's columns, indexes and the database's own DDL text, comparable across databases."""
+    db = Database(url)
+    with db.engine.connect() as conn:
+        ins = sa.inspect(conn)
+        tables = sorted(t for t in ins.get_table_names() if t.startswith("sutram_"))
+        out: dict[str, object] = {t: ([(c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                                       for c in ins.get_columns(t)],
+                                      sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                                             for i in ins.get_indexes(t)))
+                                  for t in tables}
+        if conn.dialect.name == "sqlite":
+            out["ddl"] = sorted(r[0] for r in conn.execute(sa.text(
+                "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master WHERE name LIKE 'sutram%' "
+                "OR name LIKE 'ix_%'")))
+        else:
+            out["ddl"] = sorted(r[0].replace(conn.execute(sa.text("SELECT current_schema()")).scalar_one() + ".", "")
+                                for r in conn.execute(sa.text(
+                                    "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()")))
+        versions = [r[0] for r in conn.execute(sa.select(schema_version.c.version).order_by(schema_version.c.version))]
+    db.close()
+    out["versions"] = versions
+    return out
+
+
+def test_a_new_database_built_at_once_equals_one_upgraded_step_by_step(backend: str, tmp_path: Path) -> None:
+    """A new database gets every migration in one transaction without asking what exists:
+    the result is the schema an old database reaches one step at a time; an up-to-date one
+    is then opened with one read and no lock."""
+    from sqlalchemy import event
+
+    from tests.conftest import make_url
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    at_once, stepwise = make_url(backend, tmp_path / "a"), make_url(backend, tmp_path / "b")
+    a_url, b_url = next(at_once), next(stepwise)
+    try:
+        Database(a_url).setup()
+        db = Database(b_url)
+        with db.engine.connect() as conn:
+            migrations.upgrade(conn, target=1)
+            for step in range(2, len(migrations.MIGRATIONS) + 1):
+                assert migrations.upgrade(conn, target=step) == step
+        db.close()
+        assert _schema_of(a_url) == _schema_of(b_url)
+        reopened = Database(a_url)
+        statements: list[str] = []
+        event.listen(reopened.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        assert reopened.setup() == len(migrations.MIGRATIONS)
+        assert len(statements) == 1 and "max(" in statements[0].lower(), statements
+        reopened.close()
+    finally:
+        for gen in (at_once, stepwise):
+            next(gen, None)

@@ -106,6 +106,10 @@ def _matches(metadata_json: str, wanted: dict[str, Any] | None) -> bool:
     return all(md.get(k) == v for k, v in wanted.items())
 
 
+# the statements SqlCheckpointStore compiles, per (dialect, driver, paramstyle)
+_BUILT: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+
 class SqlCheckpointStore:
     """Checkpoints, channel values and pending writes in a SQL database.
 
@@ -120,7 +124,17 @@ class SqlCheckpointStore:
         self._insert = postgresql.insert if db.backend == "postgresql" else sqlite.insert
         self._deltas = ListDeltaEncoder()
         self._recent = ValueCache()
-        self._build_statements()
+        # compiled once per dialect and process: a second saver on a database costs no
+        # compiling (it was most of what opening one cost)
+        dialect = db.engine.dialect
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        built = _BUILT.get(key)
+        if built is None:
+            before = set(vars(self))
+            self._build_statements()
+            built = _BUILT.setdefault(key, {k: v for k, v in vars(self).items() if k not in before})
+        else:
+            vars(self).update(built)
 
     def _build_statements(self) -> None:
         # The hot-path statements are built once and compiled once for the dialect

@@ -4,6 +4,10 @@
 transaction, under a lock (PostgreSQL advisory lock; SQLite ``BEGIN IMMEDIATE``), so
 several processes may call ``setup()`` at once. A database made by an older Sutram
 upgrades in place; one made by a newer Sutram is refused.
+
+Two cases skip the per-step work: a database already at the current version is read once,
+without the lock (opening a saver on it does no schema work), and a new database gets every
+step in one transaction without asking, table by table, what exists (nothing does).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import Connection, Index, Table, func, insert, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
 from sutram_core.backends.sql import schema
@@ -29,12 +34,16 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+_FRESH = "sutram_fresh_schema"  # in conn.info while a new database is built: nothing exists yet
+
+
 def _create_table(conn: Connection, table: Table, indexes: tuple[Index, ...] = ()) -> None:
     # CREATE TABLE alone: the Table object also carries indexes that later versions add.
-    if not inspect(conn).has_table(table.name):
+    fresh = conn.info.get(_FRESH, False)
+    if fresh or not inspect(conn).has_table(table.name):
         conn.execute(CreateTable(table))
     for index in indexes:
-        index.create(conn, checkfirst=True)
+        index.create(conn, checkfirst=not fresh)
 
 
 def _v1_checkpoints(conn: Connection) -> None:
@@ -154,6 +163,20 @@ def current_version(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(schema.schema_version.c.version), 0))).scalar_one())
 
 
+def _version_unlocked(conn: Connection) -> int | None:
+    """The recorded version read without the migration lock, or None when it cannot be
+    read so (no version table yet, or the read failed: the locked path decides)."""
+    conn.info["sutram_write"] = False  # SQLite: a plain BEGIN, no write lock
+    try:
+        with conn.begin():
+            found = conn.execute(select(func.max(schema.schema_version.c.version))).scalar()
+    except DBAPIError:
+        return None
+    finally:
+        conn.info.pop("sutram_write", None)
+    return None if found is None else int(found)
+
+
 def upgrade(conn: Connection, target: int | None = None) -> int:
     """Apply the pending migrations in one transaction each; return the new version.
 
@@ -161,6 +184,11 @@ def upgrade(conn: Connection, target: int | None = None) -> int:
     build a database as an older version made it).
     """
     goal = len(MIGRATIONS) if target is None else target
+    known = _version_unlocked(conn)
+    if known is not None and known >= goal:
+        if known > len(MIGRATIONS):
+            raise _too_new(known)
+        return known
     while True:
         with conn.begin():
             if conn.dialect.name == "postgresql":
@@ -168,18 +196,22 @@ def upgrade(conn: Connection, target: int | None = None) -> int:
             schema.schema_version.create(conn, checkfirst=True)
             version = current_version(conn)
             if version > len(MIGRATIONS):
-                raise SchemaVersionError(
-                    f"the database is at schema version {version} but this Sutram knows "
-                    f"only up to {len(MIGRATIONS)}; upgrade the sutram package"
-                )
+                raise _too_new(version)
             if version >= goal:
                 return version
-            step = MIGRATIONS[version]
-            step.apply(conn)
-            conn.execute(
-                insert(schema.schema_version).values(
-                    version=version + 1,
-                    description=step.description,
-                    applied_at=datetime.now(timezone.utc).isoformat(),
-                )
-            )
+            # a new database: every step in this one transaction, none asking what exists
+            steps = range(version, goal) if version == 0 else range(version, version + 1)
+            conn.info[_FRESH] = version == 0
+            try:
+                for at in steps:
+                    MIGRATIONS[at].apply(conn)
+                    conn.execute(insert(schema.schema_version).values(
+                        version=at + 1, description=MIGRATIONS[at].description,
+                        applied_at=datetime.now(timezone.utc).isoformat()))
+            finally:
+                conn.info.pop(_FRESH, None)
+
+
+def _too_new(version: int) -> SchemaVersionError:
+    return SchemaVersionError(f"the database is at schema version {version} but this Sutram knows "
+                              f"only up to {len(MIGRATIONS)}; upgrade the sutram package")
