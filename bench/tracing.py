@@ -19,7 +19,9 @@ Figures:
       also for a handler whose callbacks do nothing ("noop"): LangChain's own dispatch
       cost once any handler is attached, which every handler pays;
       sync (invoke) and async (ainvoke, handlers as configured by their authors).
-      Rounds rotate the order of the handlers; the median round is reported.
+      Rounds rotate the order of the handlers; each round's figure is paired with that
+      round's own no-handler time, and the median round is reported with the spread
+      (min - max over rounds).
       Sutram's writer thread runs during the loop (its CPU is included, since it
       competes for the GIL); the final flush is timed separately.
   memory growth after 1,000 invocations with one reused handler (tracemalloc, after
@@ -240,9 +242,13 @@ def added_per_span(graphs: dict[str, Any], handlers: dict[str, tuple[Any, Callab
             samples[name].append(timer(graph, None if name == "none" else handlers[name][0], n))
             for _, flush in handlers.values():  # no handler's background work spills into the next one
                 flush()
-    base = statistics.median(samples["none"])
-    return {name: (statistics.median(samples[name]) - base) / spans * 1e6 for name in handlers} | {
-        "_baseline_invocation_us": base * 1e6}
+    # each round's own baseline: a paired difference cancels the drift of machine load
+    # between rounds (the figure moved 5x between runs when medians were taken apart)
+    added = {name: sorted((samples[name][r] - samples["none"][r]) / spans * 1e6 for r in range(rounds))
+             for name in handlers}
+    return {name: statistics.median(v) for name, v in added.items()} | {
+        "_baseline_invocation_us": statistics.median(samples["none"]) * 1e6,
+        "_spread": {name: (v[0], v[-1]) for name, v in added.items()}}  # type: ignore[dict-item]
 
 
 def memory_growth(graph: Any, handler: Any, flush: Callable[[], None], n: int) -> float:
@@ -349,14 +355,15 @@ def main() -> int:
         flush()
         writer_cpu = (stats.busy_seconds - busy) / max(1, stats.written - written) * 1e6
         results[f"{mode}_sutram_writer_cpu_us_per_span"] = writer_cpu
-        peers = {k: v for k, v in added.items() if k not in ("sutram", "noop", "_baseline_invocation_us")}
+        peers = {k: v for k, v in added.items() if not k.startswith("_") and k not in ("sutram", "noop")}
         cheapest = min(peers, key=lambda k: peers[k]) if peers else None
         print(f"\n{mode}: invocation without a handler {added['_baseline_invocation_us']:.0f} us")
-        print(f"  {'handler':<10} {'added us/span':>14}")
+        print(f"  {'handler':<10} {'added us/span':>14}   {'rounds: min - max':>18}")
         for k, v in added.items():
             if not k.startswith("_"):
                 note = "   (LangChain's own dispatch: a handler that does nothing)" if k == "noop" else ""
-                print(f"  {k:<10} {v:>14.1f}{note}")
+                low, high = added["_spread"][k]
+                print(f"  {k:<10} {v:>14.1f}   {low:>8.1f} - {high:<8.1f}{note}")
         if "noop" in added:
             print(f"  Sutram's own share above LangChain's dispatch: {added['sutram'] - added['noop']:.1f} us/span"
                   f" (of which its writer thread's CPU: {writer_cpu:.1f} us/span)")
