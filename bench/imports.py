@@ -29,9 +29,9 @@ SIDES = {"sutram": "import sutram_adapters.langgraph",
          "langgraph sqlite": "from langgraph.checkpoint.sqlite import SqliteSaver"}
 _FIRST_SAVER = {
     "sutram": "from sutram_adapters.langgraph import SutramSaver; "
-              "SutramSaver(f'sqlite:///{{d}}/s.db').setup()",
+              "SutramSaver(f'sqlite:///{d}/s.db').setup()",
     "langgraph sqlite": "import sqlite3; from langgraph.checkpoint.sqlite import SqliteSaver; "
-                        "SqliteSaver(sqlite3.connect(f'{{d}}/s.db', check_same_thread=False)).setup()",
+                        "SqliteSaver(sqlite3.connect(f'{d}/s.db', check_same_thread=False)).setup()",
 }
 FIRST_SAVER = {name: "import tempfile; d = tempfile.mkdtemp(); t = time.perf_counter(); " + stmt
                for name, stmt in _FIRST_SAVER.items()}

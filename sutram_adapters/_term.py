@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
-__all__ = ["Panel", "Styled", "Table", "Terminal", "plain", "visible_width"]
+__all__ = ["Panel", "Styled", "Table", "Terminal", "clean", "plain", "visible_width"]
 
 STYLES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "magenta": "35", "cyan": "36",
           "bold red": "1;31", "bold green": "1;32"}
@@ -54,8 +54,19 @@ def plain(text: str) -> str:
 
 
 def visible_width(text: str) -> int:
-    """Columns ``text`` takes on a terminal (wide East Asian characters take two)."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in text)
+    """Columns ``text`` takes on a terminal (wide East Asian characters take two; combining
+    marks, joiners and other format characters none)."""
+    return sum(0 if unicodedata.category(c) in ("Mn", "Me", "Cf") else
+               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean(text: str) -> str:
+    """``text`` as it may be drawn: tabs as spaces, terminal escape sequences and other
+    control characters removed (user data must not colour or move the terminal)."""
+    return _CONTROL.sub("", text.replace("\t", "    "))
 
 
 @dataclass(frozen=True)
@@ -79,7 +90,7 @@ class Terminal:
         self.width = width or shutil.get_terminal_size((100, 24)).columns
         if colour is None:
             isatty = getattr(self.file, "isatty", None)
-            colour = bool(isatty and isatty()) and "NO_COLOR" not in os.environ and \
+            colour = bool(isatty and isatty()) and not os.environ.get("NO_COLOR") and \
                 os.environ.get("TERM") != "dumb"
         self.colour = colour
 
@@ -97,9 +108,13 @@ class Terminal:
         side = max(2, (self.width - visible_width(label)) // 2)
         self.print(self.paint("─" * side + label + "─" * max(2, self.width - side - visible_width(label)), "dim"))
 
-    def print(self, what: str | _Renderable = "") -> None:
-        """Write a line of text (with markup), a :class:`Table` or a :class:`Panel`."""
-        text = _render_markup(what, self.colour) if isinstance(what, str) else "\n".join(what.lines(self))
+    def print(self, what: str | _Renderable = "", *, markup: bool = True) -> None:
+        """Write a line of text (with markup, unless ``markup=False``: text that holds user
+        data, coloured with :meth:`paint`), a :class:`Table` or a :class:`Panel`."""
+        if isinstance(what, str):
+            text = _render_markup(what, self.colour) if markup else what
+        else:
+            text = "\n".join(what.lines(self))
         self.file.write(text + "\n")
         self.file.flush()
 
@@ -159,10 +174,11 @@ class Table:
         self.columns.append(_Column(header, justify, no_wrap))
 
     def add_row(self, *cells: str | Styled) -> None:
-        """One row: a string or a :class:`Styled` per column."""
+        """One row: a string or a :class:`Styled` per column (drawn as text: tags, escape
+        sequences and control characters in it are not obeyed)."""
         if len(cells) != len(self.columns):
             raise ValueError(f"a row of {len(cells)} cells for {len(self.columns)} columns")
-        self.rows.append(list(cells))
+        self.rows.append([Styled(clean(c.text), c.style) if isinstance(c, Styled) else clean(c) for c in cells])
 
     def _widths(self, available: int) -> list[int]:
         """Each column's width: its widest line, narrowed (widest first) while the table is
@@ -186,6 +202,8 @@ class Table:
 
     def lines(self, term: Terminal) -> list[str]:
         """The table drawn for ``term``."""
+        if not self.columns:
+            return [self.title] if self.title else []
         widths = self._widths(term.width)
         total = sum(widths) + 3 * len(widths) + 1
         out: list[str] = []
@@ -201,7 +219,7 @@ class Table:
             cells = []
             for cell, col, w in zip(row, self.columns, widths, strict=True):
                 text, style = (cell.text, cell.style) if isinstance(cell, Styled) else (cell, "")
-                cells.append(([text] if col.no_wrap else _wrap(text, w), style))
+                cells.append((text.split("\n") if col.no_wrap else _wrap(text, w), style))
             height = max(len(lines) for lines, _ in cells)
             for i in range(height):
                 parts = []
@@ -219,6 +237,10 @@ class Panel:
 
     text: str
     title: str | None = None
+
+    def __post_init__(self) -> None:
+        self.text = "\n".join(clean(line) for line in self.text.split("\n"))
+        self.title = None if self.title is None else clean(" ".join(self.title.split()))
 
     @classmethod
     def fit(cls, text: str, title: str | None = None) -> Panel:
@@ -246,8 +268,10 @@ def _wrap_markup(text: str, width: int) -> list[str]:
     """Lines of at most ``width`` visible columns, each with its markup closed and reopened
     so that it renders on its own."""
     lines: list[str] = []
+    # a tag of two words ("[bold red]") is one word here
+    text = _TAG.sub(lambda tag: tag.group(0).replace(" ", "\x01"), text)
     for paragraph in text.split("\n"):
-        words = paragraph.split(" ")
+        words = [w.replace("\x01", " ") for w in paragraph.split(" ")]
         line, seen = "", 0
         for word in words:
             size = visible_width(plain(word))

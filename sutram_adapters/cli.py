@@ -493,8 +493,9 @@ def _diff(args: argparse.Namespace) -> int:
         return 0
     console = Terminal().wider(150)
     origin = found.forked_from
-    console.print(f"[bold]{found.thread_b}[/] against [bold]{found.thread_a}[/]"
-                  + (f": forked from {origin['thread_id']} at checkpoint {origin['checkpoint_id']}" if origin else ""))
+    console.print(f"{console.paint(found.thread_b, 'bold')} against {console.paint(found.thread_a, 'bold')}"
+                  + (f": forked from {origin['thread_id']} at checkpoint {origin['checkpoint_id']}" if origin else ""),
+                  markup=False)  # thread ids are the user's: never read as markup
     if found.first_divergent_step is None and not found.state:
         console.print("Same latest state.")
     else:
@@ -520,7 +521,8 @@ def _diff(args: argparse.Namespace) -> int:
     console.print(f"{found.thread_a} paid for {a['calls']:.0f} call(s), {a['tokens']:.0f} tokens, "
                   f"${a['cost_usd']:.6f}. {found.thread_b} paid for {new['calls']:.0f} new call(s), "
                   f"{new['tokens']:.0f} tokens, ${new['cost_usd']:.6f}; {replayed['calls']:.0f} call(s) "
-                  f"({replayed['tokens']:.0f} tokens, ${replayed['cost_usd']:.6f}) were answered from the journal.")
+                  f"({replayed['tokens']:.0f} tokens, ${replayed['cost_usd']:.6f}) were answered from the journal.",
+                  markup=False)
     return 0
 
 

@@ -53,9 +53,9 @@ def render_stats(stats: Stats, console: Terminal) -> None:
     since = datetime.fromtimestamp(stats.since_ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M")
     until = datetime.fromtimestamp(stats.until_ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M")
     t = stats.total
-    console.print(f"[bold]{stats.tenant}[/bold]  {since} to {until} UTC: {t.count} runs, {t.errors} failed "
+    console.print(f"{console.paint(stats.tenant, 'bold')}  {since} to {until} UTC: {t.count} runs, {t.errors} failed "
                   f"({t.error_rate:.1%}), tokens {t.input_tokens}/{t.output_tokens}, {_cost(t.cost_usd)}, "
-                  f"p50 {ms(t.p50_ms)}, p95 {ms(t.p95_ms)}")
+                  f"p50 {ms(t.p50_ms)}, p95 {ms(t.p95_ms)}", markup=False)
     console = console.wider(120)  # model names and costs unabridged
     for title, groups, what in (("by graph", stats.graphs, "runs"), ("by model", stats.models, "calls")):
         if not groups:

@@ -126,3 +126,20 @@ def test_a_model_without_a_limit_field_is_called_as_before(db_url: str, calls: A
     with durable(_graph(Plain()), url=db_url, tenant="acme") as runner:
         runner.invoke({"replies": []}, thread_id="plain", run_id="plain", budget=Budget(max_tokens=1_000))
     assert seen == [{}, {}, {}]
+
+
+def test_the_limit_the_caller_passed_is_the_one_lowered_and_odd_values_pass_untouched() -> None:
+    from types import SimpleNamespace
+
+    from sutram_adapters.langchain.model_journal import _capped
+
+    scope: Any = SimpleNamespace(tokens_left=lambda: 60)
+    model = LimitedModel()
+    assert _capped(model, scope, {}) == {"max_tokens": 60}
+    assert _capped(model, scope, {"max_tokens": 100.0}) == {"max_tokens": 60}
+    assert _capped(model, scope, {"max_tokens": 50.0}) == {"max_tokens": 50.0}  # lower already: kept
+    # the caller's own field name is the one capped, no second limit added beside it
+    assert _capped(model, scope, {"max_completion_tokens": 500}) == {"max_completion_tokens": 60}
+    for odd in ("100", True, 0, -5):  # not a limit to compare: the provider's to refuse, as given
+        assert _capped(model, scope, {"max_tokens": odd}) == {"max_tokens": odd}
+    assert _capped(model, SimpleNamespace(tokens_left=None), {}) == {}

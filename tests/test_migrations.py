@@ -130,3 +130,21 @@ def test_a_new_database_built_at_once_equals_one_upgraded_step_by_step(backend: 
     finally:
         for gen in (at_once, stepwise):
             next(gen, None)
+
+
+def test_tables_left_without_their_version_table_are_upgraded_not_recreated(tmp_path: Path) -> None:
+    """Version 0 with Sutram tables present (a version table dropped by hand, a copy of some
+    tables): setup() goes step by step, checking what exists, instead of failing on
+    'table already exists'."""
+    url = f"sqlite:///{tmp_path / 'partial.db'}"
+    db = Database(url)
+    with db.engine.connect() as conn:
+        migrations.upgrade(conn, target=3)
+        with conn.begin():
+            conn.execute(sa.text("DROP TABLE sutram_schema_version"))
+    db.close()
+    assert Database(url).setup() == len(migrations.MIGRATIONS)
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    Database(fresh).setup()
+    ours, reference = _schema_of(url), _schema_of(fresh)
+    assert {k: v for k, v in ours.items() if k != "ddl"} == {k: v for k, v in reference.items() if k != "ddl"}

@@ -57,3 +57,23 @@ def test_a_table_that_cannot_fit_is_drawn_whole_not_squeezed() -> None:
     table.add_row("x" * 90, "LangGraph")
     lines = table.lines(Terminal(width=60, colour=False))
     assert any("LangGraph" in line for line in lines) and len(lines) == 5
+
+
+def test_user_text_cannot_colour_move_or_break_the_output() -> None:
+    term = Terminal(width=40, colour=False)
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("text")
+    table.add_row("a\nb", "\x1b[31mred\x1b[0m\ttab \u200bzero [/] kept")
+    lines = table.lines(term)
+    assert len({visible_width(line) for line in lines}) == 1, lines
+    body = "\n".join(lines)
+    assert "\x1b" not in body and "red" in body and "[/]" in body and "kept" in body
+    assert visible_width("👨\u200d👩\u200d👧") <= 6 and visible_width("e\u0301") == 1
+    panel = Panel.fit("aaaaaaaaaaaaaa [bold red]x[/] tail", title="two\nlines").lines(Terminal(width=24, colour=False))
+    assert len({visible_width(line) for line in panel}) == 1, panel
+    assert "[bold" not in "".join(panel) and "red]" not in "".join(panel)
+    out = io.StringIO()
+    Terminal(out, width=40).print("thread run[/]1 against [red]x", markup=False)
+    assert out.getvalue() == "thread run[/]1 against [red]x\n"
+    assert Table(title="t").lines(term) == ["t"]

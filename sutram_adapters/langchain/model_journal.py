@@ -83,17 +83,24 @@ def _capped(model: BaseChatModel, scope: CallScope, kwargs: dict[str, Any]) -> d
     """``kwargs`` for a call that is really made: with the model's output limit lowered to
     the tokens the run's budget has left, where there is a token budget and the model takes
     a limit. A limit already as low is kept; a model with none gets one when the budget has
-    at most :data:`UNSET_LIMIT_CAP` tokens left."""
+    at most :data:`UNSET_LIMIT_CAP` tokens left. The limit the caller passed is the one
+    lowered (whichever of the field names it used); a value that is not a positive number
+    is the caller's to get refused, and is passed on untouched."""
     left = scope.tokens_left() if scope.tokens_left is not None else None
     if left is None:
         return kwargs
-    field = next((f for f in OUTPUT_LIMIT_FIELDS if f in type(model).model_fields), None)
+    passed = [f for f in OUTPUT_LIMIT_FIELDS if f in kwargs]
+    fields = type(model).model_fields
+    field = passed[0] if passed else next((f for f in OUTPUT_LIMIT_FIELDS if f in fields), None)
     if field is None:
         return kwargs
-    current = kwargs.get(field, getattr(model, field, None))
-    if not isinstance(current, int) or isinstance(current, bool) or current <= 0:
-        current = None
-    if (left >= current) if current is not None else (left > UNSET_LIMIT_CAP):
+    current = kwargs[field] if passed else getattr(model, field, None)
+    if current is not None:
+        if isinstance(current, bool) or not isinstance(current, (int, float)) or current <= 0:
+            return kwargs  # not a limit this can compare: the caller's, as given
+        if current <= left:
+            return kwargs
+    elif left > UNSET_LIMIT_CAP:
         return kwargs
     return {**kwargs, field: max(1, left)}
 

@@ -177,6 +177,9 @@ class SutramSaver(BaseCheckpointSaver[str]):
             from sutram_core.backends.sql.checkpoints import SqlCheckpointStore
             from sutram_core.backends.sql.database import Database
 
+            # from now on the annotations naming them resolve (typing.get_type_hints)
+            globals().setdefault("Database", Database)
+            globals().setdefault("SqlCheckpointStore", SqlCheckpointStore)
             db = database if database is not None else Database(url)
             self._store = SqlCheckpointStore(db)
             self._owns_db = database is None

@@ -199,9 +199,13 @@ def upgrade(conn: Connection, target: int | None = None) -> int:
                 raise _too_new(version)
             if version >= goal:
                 return version
-            # a new database: every step in this one transaction, none asking what exists
-            steps = range(version, goal) if version == 0 else range(version, version + 1)
-            conn.info[_FRESH] = version == 0
+            # a new database (no Sutram table yet): every step in this one transaction, none
+            # asking what exists; tables left without their version table go step by step
+            fresh = version == 0 and not any(
+                name.startswith("sutram_") and name != schema.schema_version.name
+                for name in inspect(conn).get_table_names())
+            steps = range(version, goal) if fresh else range(version, version + 1)
+            conn.info[_FRESH] = fresh
             try:
                 for at in steps:
                     MIGRATIONS[at].apply(conn)
