@@ -62,3 +62,7 @@ def __getattr__(name: str) -> Any:
         globals()["__version__"] = found
         return found
     return _lazy(name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -205,3 +205,9 @@ def test_from_conn_string_takes_a_path_or_a_url_as_langgraphs_savers_do(tmp_path
 
     with Tracer.from_url(url) as tracer:  # written on leaving the with block
         assert len(tracer.store.runs("default")) == 1
+
+
+@pytest.mark.parametrize("name", ["sutram_core", "sutram_adapters.langgraph", "sutram_core.memory"])
+def test_names_imported_when_first_used_are_listed_by_dir(name: str) -> None:
+    module = importlib.import_module(name)
+    assert set(module.__all__) <= set(dir(module))

@@ -28,6 +28,10 @@ _LAZY = {"SutramStore": "store", "DurableRunner": "durable", "durable": "durable
 __getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 class _Package(types.ModuleType):
     """Importing the submodule ``durable`` binds it on the package; the package's
     ``durable`` stays the function (as when it was imported eagerly)."""

@@ -31,6 +31,10 @@ _LAZY = {name: "embedders" for name in ("Embedder", "MiniLMEmbedder", "as_embedd
 
 __getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 __all__ = [
     "Condition",
     "Embedder",
