@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
@@ -135,16 +136,25 @@ def _wrap(text: str, width: int) -> list[str]:
     """``text`` in lines of at most ``width`` columns, broken at spaces (a longer word is cut)."""
     lines: list[str] = []
     for paragraph in text.split("\n"):
-        line, size = "", 0
-        for word in paragraph.split():
-            for piece in _fold(word, width) if visible_width(word) > width else [word]:
-                w = visible_width(piece)
-                if line and size + 1 + w > width:
-                    lines.append(line)
-                    line, size = piece, w
-                else:
-                    line, size = (f"{line} {piece}", size + 1 + w) if line else (piece, w)
-        lines.append(line)
+        pieces = [p for word in paragraph.split() for p in (_fold(word, width) if visible_width(word) > width
+                                                            else [word])]
+        lines.extend(_pack(pieces, width, visible_width))
+    return lines
+
+
+def _pack(words: list[str], width: int, measure: Callable[[str], int]) -> list[str]:
+    """One paragraph's ``words`` joined by spaces into as few lines of at most ``width``
+    columns (as ``measure`` counts them) as taking them in order allows."""
+    lines: list[str] = []
+    line, size = "", 0
+    for word in words:
+        w = measure(word)
+        if line and size + 1 + w > width:
+            lines.append(line)
+            line, size = word, w
+        else:
+            line, size = (f"{line} {word}", size + 1 + w) if line else (word, w)
+    lines.append(line)
     return lines
 
 
@@ -272,15 +282,7 @@ def _wrap_markup(text: str, width: int) -> list[str]:
     text = _TAG.sub(lambda tag: tag.group(0).replace(" ", "\x01"), text)
     for paragraph in text.split("\n"):
         words = [w.replace("\x01", " ") for w in paragraph.split(" ")]
-        line, seen = "", 0
-        for word in words:
-            size = visible_width(plain(word))
-            if line and seen + 1 + size > width:
-                lines.append(line)
-                line, seen = word, size
-            else:
-                line, seen = (f"{line} {word}", seen + 1 + size) if line else (word, size)
-        lines.append(line)
+        lines.extend(_pack(words, width, lambda word: visible_width(plain(word))))
     # carry open tags across line breaks
     fixed: list[str] = []
     carry: list[str] = []

@@ -506,17 +506,17 @@ def _diff(args: argparse.Namespace) -> int:
         for channel, (a, b) in found.state.items():
             table.add_row(channel, _short(a), _short(b))
         console.print(table)
-    if not found.calls:
-        console.print("No journaled calls in either thread.")
-    calls = Table(title="journaled calls")
-    for col in ("node", "#", "kind", "name", "in B", "tokens", "USD"):
-        calls.add_column(col)
-    colour = {"replayed": "green", "new": "yellow", "only in A": "red"}
-    for row in found.calls:
-        calls.add_row(row.node, str(row.index), row.kind, row.name,
-                      Styled(row.status, colour.get(row.status, "")), str(row.tokens), f"{row.cost_usd:.6f}")
     if found.calls:
+        calls = Table(title="journaled calls")
+        for col in ("node", "#", "kind", "name", "in B", "tokens", "USD"):
+            calls.add_column(col)
+        colour = {"replayed": "green", "new": "yellow", "only in A": "red"}
+        for row in found.calls:
+            calls.add_row(row.node, str(row.index), row.kind, row.name,
+                          Styled(row.status, colour.get(row.status, "")), str(row.tokens), f"{row.cost_usd:.6f}")
         console.print(calls)
+    else:
+        console.print("No journaled calls in either thread.")
     a, new, replayed = found.cost["a"], found.cost["b_new"], found.cost["b_replayed"]
     console.print(f"{found.thread_a} paid for {a['calls']:.0f} call(s), {a['tokens']:.0f} tokens, "
                   f"${a['cost_usd']:.6f}. {found.thread_b} paid for {new['calls']:.0f} new call(s), "

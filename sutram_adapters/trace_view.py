@@ -85,10 +85,9 @@ def _label(span: StoredSpan) -> list[tuple[str, str]]:
              (f"  {_ms(span.duration_ms)}", "dim")]
     if span.input_tokens is not None or span.output_tokens is not None:
         parts.append((f"  tokens {span.input_tokens or 0}/{span.output_tokens or 0}", "magenta"))
-    replayed = bool(span.attributes.get("sutram.replayed"))
-    if span.cost_usd or (span.kind == "llm" and span.cost_usd is None and not replayed):
+    if span.cost_usd or (span.kind == "llm" and span.cost_usd is None):
         parts.append((f"  {_cost(span.cost_usd)}", "magenta"))
-    if replayed:
+    if span.attributes.get("sutram.replayed"):
         parts.append((f"  from the journal ({span.attributes.get('sutram.replayed_tokens', 0)} tokens, not paid again)",
                       "green"))
     if span.tool_call_id:
@@ -130,9 +129,7 @@ def render_trace(spans: Sequence[StoredSpan], console: Terminal) -> None:
             stack.extend((span.children[i], child_prefix, i == n - 1) for i in range(n - 1, -1, -1))
     tokens_in = sum(s.input_tokens or 0 for s in spans)
     tokens_out = sum(s.output_tokens or 0 for s in spans)
-    # a call answered from the journal cost nothing this time (it carries no price: not unknown)
-    cost = total_cost([s.cost_usd for s in spans if (s.kind == "llm" and not s.attributes.get("sutram.replayed"))
-                       or s.cost_usd is not None])
+    cost = total_cost([s.cost_usd for s in spans if s.kind == "llm" or s.cost_usd is not None])
     errors = sum(s.status == "error" for s in spans)
     out.append(f"{len(spans)} spans, tokens {tokens_in}/{tokens_out}, cost {_cost(cost)}, errors {errors}")
     console.file.write("\n".join(out) + "\n")
