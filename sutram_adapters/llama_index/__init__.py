@@ -1,6 +1,11 @@
 """LlamaIndex integration: instrumentation span/event handlers, a legacy callback handler,
-memory (chat store, memory blocks, ``SutramMemory``) and journaled LLMs (``journaled``)."""
+memory (chat store, memory blocks, ``SutramMemory``), journaled LLMs (``journaled``) and the
+workflow server's handler store (``SutramWorkflowStore``, imported when first named: it needs
+``llama-agents-server``)."""
 
+from typing import TYPE_CHECKING
+
+from sutram_core._lazy import lazy_attributes
 from sutram_core.errors import MissingDependencyError
 
 try:  # the llama-index extra
@@ -27,6 +32,9 @@ from sutram_adapters.llama_index.memory import (
     close_shared_memories,
 )
 
+if TYPE_CHECKING:
+    from sutram_adapters.llama_index.workflow_store import SutramWorkflowStore
+
 __all__ = [
     "SutramChatStore",
     "SutramEpisodicBlock",
@@ -38,8 +46,15 @@ __all__ = [
     "SutramMemory",
     "SutramProceduralBlock",
     "SutramSpanHandler",
+    "SutramWorkflowStore",
     "close_shared_memories",
     "instrument",
     "journaled",
     "trace_scope",
 ]
+
+__getattr__ = lazy_attributes(__name__, {"SutramWorkflowStore": "workflow_store"}, globals())
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -141,6 +141,14 @@ def _v9_model_call_index(conn: Connection) -> None:
     schema.span_model_call_index.create(conn, checkfirst=True)
 
 
+def _v10_workflow_handlers(conn: Connection) -> None:
+    _create_table(conn, schema.workflow_handlers,
+                  (schema.workflow_handler_id_index, schema.workflow_handler_run_index))
+    _create_table(conn, schema.workflow_events)
+    _create_table(conn, schema.workflow_ticks)
+    _create_table(conn, schema.workflow_state)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("checkpoints, channel blobs and pending writes", _v1_checkpoints),
     Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
@@ -151,6 +159,7 @@ MIGRATIONS: list[Migration] = [
     Migration("audit hashes wide enough for keyed (HMAC) entries", _v7_keyed_audit_hashes),
     Migration("keyword index splits dotted and dashed tokens on PostgreSQL", _v8_split_tokens),
     Migration("an index of each tenant's model calls by time (stats, model filter)", _v9_model_call_index),
+    Migration("LlamaIndex workflow server handlers, their events, ticks and state", _v10_workflow_handlers),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations

@@ -44,6 +44,12 @@ __all__ = [
     "span_thread_index",
     "spans",
     "thread_tombstones",
+    "workflow_events",
+    "workflow_handler_id_index",
+    "workflow_handler_run_index",
+    "workflow_handlers",
+    "workflow_state",
+    "workflow_ticks",
 ]
 
 metadata = MetaData()
@@ -322,4 +328,67 @@ journal = Table(
     Column("cost_usd", Float, nullable=False),
     Column("compensate", String, nullable=True),
     Column("created_at", BigInteger, nullable=False),
+)
+
+# Added in schema version 10: the LlamaIndex workflow server's handler store
+# (``sutram_adapters.llama_index.workflow_store``). ``pk`` only orders handlers by when they
+# were first stored (an update keeps it); a handler is found by (tenant, handler id). Times
+# are microseconds since the epoch; ``result`` is the JSON the workflow serializer wrote.
+workflow_handlers = Table(
+    "sutram_workflow_handlers",
+    metadata,
+    Column("pk", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("tenant_id", String, nullable=False),
+    Column("handler_id", String, nullable=False),
+    Column("workflow_name", String, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("run_id", String, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("started_at", BigInteger, nullable=True),
+    Column("updated_at", BigInteger, nullable=True),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("idle_since", BigInteger, nullable=True),
+    sqlite_autoincrement=True,
+)
+workflow_handler_id_index = Index(
+    "ux_sutram_workflow_handlers_id", workflow_handlers.c.tenant_id, workflow_handlers.c.handler_id, unique=True
+)
+workflow_handler_run_index = Index(
+    "ix_sutram_workflow_handlers_run", workflow_handlers.c.tenant_id, workflow_handlers.c.run_id
+)
+
+# A run's published events and its runtime ticks: append-only, numbered 0, 1, 2, ... per
+# (tenant, run); each row is the JSON text the framework's model dumps to.
+workflow_events = Table(
+    "sutram_workflow_events",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("run_id", String, primary_key=True),
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("event", Text, nullable=False),
+)
+workflow_ticks = Table(
+    "sutram_workflow_ticks",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("run_id", String, primary_key=True),
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("tick", Text, nullable=False),
+)
+
+# A run's workflow state, one row per state namespace (the JSON list of its labels; "[]"
+# for the root). ``state`` is the JSON the workflow serializer wrote.
+workflow_state = Table(
+    "sutram_workflow_state",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("run_id", String, primary_key=True),
+    Column("namespace", String, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("state_type", String, nullable=True),
+    Column("state_module", String, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
 )
