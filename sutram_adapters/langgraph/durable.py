@@ -57,7 +57,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
-import orjson
 from langchain_core.globals import get_llm_cache, set_llm_cache
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.checkpoint.base import CheckpointMetadata
@@ -79,7 +78,7 @@ from sutram_core.errors import (
     RunPausedError,
 )
 from sutram_core.memory.records import SYSTEM_ROOT
-from sutram_core.runs import Budget, CallScope, RunRecord, Spend
+from sutram_core.runs import Budget, CallScope, RunRecord, Spend, compensate_run
 from sutram_core.tenancy import DEFAULT_TENANT, validate_tenant
 from sutram_core.traces.redaction import Redactor
 
@@ -513,24 +512,8 @@ class DurableRunner:
     def compensate(self, run_id: str) -> list[str]:
         """Run the compensations of the run's completed durable steps, newest first, each
         exactly once (a compensation that already ran is skipped); return the steps undone."""
-        from sutram_core.runs import JournalEntry, JournalKey, compensation
-
         run = self.ledger.get(self.tenant, run_id)
-        done: list[str] = []
-        steps = [(k, e) for k, e in self.journal.entries(self.tenant, run.thread_id)
-                 if e.run_id == run_id and e.kind == "step" and e.compensate]
-        for key, entry in reversed(steps):
-            marker = JournalKey(self.tenant, run.thread_id, key.checkpoint_ns, f"undo:{key.task_id}", key.call_index)
-            if self.journal.get(marker) is not None:
-                continue
-            undo = compensation(entry.compensate or "")
-            if undo is None:
-                raise InvalidRunError(f"no compensation registered for step {entry.compensate!r}: import the module "
-                                      "that defines it before compensating")
-            undo(orjson.loads(entry.output))
-            self.journal.put(marker, JournalEntry("undo", entry.name, entry.input_hash, "null", run_id=run_id))
-            done.append(entry.name)
-        return done
+        return compensate_run(self.journal, self.tenant, run.thread_id, run_id)
 
     def _claim_paused(self, run_id: str, budget: Budget | None, value: Any) -> tuple[RunRecord, Any]:
         """Claim a paused run for :meth:`resume`; the command to continue it with."""
@@ -565,7 +548,7 @@ class DurableRunner:
         """Claim one run whose worker died (one at a time: a claimed run is executed, and its
         lease renewed, at once, so several workers share a backlog)."""
         claimed = self.ledger.claim_expired(executor=self.executor_id, lease_seconds=self.lease_seconds,
-                                            limit=1, tenant=self.tenant)
+                                            limit=1, tenant=self.tenant, graph_name=self.name)
         if not claimed:
             return None
         run = claimed[0]

@@ -1,7 +1,8 @@
 """LlamaIndex integration: instrumentation span/event handlers, a legacy callback handler,
-memory (chat store, memory blocks, ``SutramMemory``), journaled LLMs (``journaled``) and the
-workflow server's handler store (``SutramWorkflowStore``, imported when first named: it needs
-``llama-agents-server``)."""
+memory (chat store, memory blocks, ``SutramMemory``), journaled LLMs (``journaled``), durable
+workflows and agents (``durable_workflow``) and the workflow server's handler store
+(``SutramWorkflowStore``, which needs ``llama-agents-server``); the last two are imported when
+first named."""
 
 from typing import TYPE_CHECKING
 
@@ -33,9 +34,11 @@ from sutram_adapters.llama_index.memory import (
 )
 
 if TYPE_CHECKING:
+    from sutram_adapters.llama_index.durable import DurableWorkflow, durable_workflow
     from sutram_adapters.llama_index.workflow_store import SutramWorkflowStore
 
 __all__ = [
+    "DurableWorkflow",
     "SutramChatStore",
     "SutramEpisodicBlock",
     "SutramEventHandler",
@@ -48,12 +51,14 @@ __all__ = [
     "SutramSpanHandler",
     "SutramWorkflowStore",
     "close_shared_memories",
+    "durable_workflow",
     "instrument",
     "journaled",
     "trace_scope",
 ]
 
-__getattr__ = lazy_attributes(__name__, {"SutramWorkflowStore": "workflow_store"}, globals())
+__getattr__ = lazy_attributes(__name__, {"SutramWorkflowStore": "workflow_store", "DurableWorkflow": "durable",
+                                         "durable_workflow": "durable"}, globals())
 
 
 def __dir__() -> list[str]:

@@ -30,7 +30,8 @@ from sutram_adapters.llama_index._usage import llm_usage
 from sutram_core.tenancy import DEFAULT_TENANT, validate_tenant
 from sutram_core.traces import Span, SpanKind, Tracer, shared_tracer
 
-__all__ = ["SutramEventHandler", "SutramInstrumentation", "SutramSpanHandler", "instrument", "trace_scope"]
+__all__ = ["SutramEventHandler", "SutramInstrumentation", "SutramSpanHandler", "durable_run_scope", "instrument",
+           "trace_scope"]
 
 _scope: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
     "sutram_llama_index_scope", default=(None, None)
@@ -55,6 +56,21 @@ def trace_scope(*, thread_id: str | None = None, tenant: str | None = None) -> I
         yield
     finally:
         _scope.reset(token)
+
+
+_durable_run: contextvars.ContextVar[str | None] = contextvars.ContextVar("sutram_llama_index_run", default=None)
+
+
+@contextlib.contextmanager
+def durable_run_scope(*, run_id: str, thread_id: str, tenant: str) -> Iterator[None]:
+    """Runs started inside this block execute the durable run ``run_id``: their traces name
+    it (``sutram.run_id``, as a durable LangGraph run's do), under ``thread_id`` and ``tenant``."""
+    token = _durable_run.set(run_id)
+    try:
+        with trace_scope(thread_id=thread_id, tenant=tenant):
+            yield
+    finally:
+        _durable_run.reset(token)
 
 
 def _classes() -> dict[str, type]:
@@ -157,6 +173,9 @@ class SutramSpanHandler(BaseSpanHandler[Any]):
                         operation=operation or "invoke_workflow", thread_id=thread_id, inputs=inputs)
             if kind in (SpanKind.CHAIN, SpanKind.NODE):
                 span.kind = SpanKind.WORKFLOW
+            durable = _durable_run.get()
+            if durable is not None:
+                span.attributes["sutram.run_id"] = durable  # the durable run this execution is of
         else:
             span = Span(id_, parent.run_id, parent.span_id, name, kind, parent.tenant_id, operation=operation,
                         thread_id=parent.thread_id, inputs=inputs)

@@ -91,6 +91,8 @@ class CallJournal(Protocol):
     def find(self, tenant: str, thread_id: str, shape: str, call_index: int,
              digest: str) -> JournalEntry | None: ...
 
+    def entries(self, tenant: str, thread_id: str) -> list[tuple[JournalKey, JournalEntry]]: ...
+
 
 def ns_shape(checkpoint_ns: str) -> str:
     """A checkpoint namespace without its task ids ("plan:1f2e|search:9a8b" -> "plan|search"):
@@ -339,3 +341,23 @@ def durable_step(fn: F | None = None, *, name: str | None = None,
         return cast(F, run)
 
     return wrap(fn) if fn is not None else wrap
+
+
+def compensate_run(journal: CallJournal, tenant: str, thread_id: str, run_id: str) -> list[str]:
+    """Run the compensations of the run's completed durable steps, newest first, each
+    exactly once (a compensation that already ran is skipped); return the steps undone."""
+    done: list[str] = []
+    steps = [(k, e) for k, e in journal.entries(tenant, thread_id)
+             if e.run_id == run_id and e.kind == "step" and e.compensate]
+    for key, entry in reversed(steps):
+        marker = JournalKey(tenant, thread_id, key.checkpoint_ns, f"undo:{key.task_id}", key.call_index)
+        if journal.get(marker) is not None:
+            continue
+        undo = compensation(entry.compensate or "")
+        if undo is None:
+            raise InvalidRunError(f"no compensation registered for step {entry.compensate!r}: import the module "
+                                  "that defines it before compensating")
+        undo(orjson.loads(entry.output))
+        journal.put(marker, JournalEntry("undo", entry.name, entry.input_hash, "null", run_id=run_id))
+        done.append(entry.name)
+    return done

@@ -149,6 +149,10 @@ def _v10_workflow_handlers(conn: Connection) -> None:
     _create_table(conn, schema.workflow_state)
 
 
+def _v11_workflow_journal(conn: Connection) -> None:
+    _create_table(conn, schema.workflow_journal)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("checkpoints, channel blobs and pending writes", _v1_checkpoints),
     Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
@@ -160,6 +164,7 @@ MIGRATIONS: list[Migration] = [
     Migration("keyword index splits dotted and dashed tokens on PostgreSQL", _v8_split_tokens),
     Migration("an index of each tenant's model calls by time (stats, model filter)", _v9_model_call_index),
     Migration("LlamaIndex workflow server handlers, their events, ticks and state", _v10_workflow_handlers),
+    Migration("durable LlamaIndex workflow runs: the journal of runtime ticks", _v11_workflow_journal),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations

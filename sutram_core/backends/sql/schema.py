@@ -48,6 +48,7 @@ __all__ = [
     "workflow_handler_id_index",
     "workflow_handler_run_index",
     "workflow_handlers",
+    "workflow_journal",
     "workflow_state",
     "workflow_ticks",
 ]
@@ -391,4 +392,20 @@ workflow_state = Table(
     Column("state_type", String, nullable=True),
     Column("state_module", String, nullable=True),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# Added in schema version 11: a durable LlamaIndex workflow run's journal
+# (``sutram_adapters.llama_index.durable``): each runtime tick of the run, numbered from 0 as
+# the workflow runtime numbers them, written before the tick's effects start. Replaying the
+# ticks rebuilds the run's state, so a run whose worker died continues from its last step.
+workflow_journal = Table(
+    "sutram_workflow_journal",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("run_id", String, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("tick", Text, nullable=False),
+    # after a step's result: the run's state (its Context store) as the step left it
+    Column("state", Text, nullable=True),
+    Column("recorded_at", BigInteger, nullable=False),
 )

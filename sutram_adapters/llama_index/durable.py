@@ -1,0 +1,601 @@
+"""Durable LlamaIndex workflows and agents: ``durable_workflow(workflow)``.
+
+A ``Workflow``, ``FunctionAgent`` or ``AgentWorkflow`` wrapped by :func:`durable_workflow`
+runs as a run of Sutram's run ledger (the one LangGraph's ``durable()`` uses: status, lease,
+fence, budget, spend, attempts), with no change to its steps:
+
+* **Journal of ticks.** The workflow runtime reduces every change of a run (an event sent,
+  a step's result, a timeout) as a *tick*. Sutram's runtime plugin writes each tick to the
+  database before the tick's effects start (the steps it schedules), fenced by the run's
+  lease. Replaying the ticks (LlamaIndex's own ``BasicRuntime.restore``) rebuilds the run as
+  it was, so a run whose worker died continues from there in another process:
+  :meth:`DurableWorkflow.recover`. Steps that had completed are not run again; a step that
+  was running is run again.
+* **Journal of calls.** Each step runs in a call scope keyed by the run, the step and the
+  runtime's own id of the work item (stable across a replay), so the model calls (the
+  workflow's and agents' LLMs are journaled, as ``journaled(llm)`` does) and the tools
+  (``FunctionTool``s of agents, and any ``@durable_step``) a step made before the crash are
+  answered from the journal when it runs again: each made once.
+* **Budgets and recoverable errors** pause the run instead of ending it: nothing after the
+  pause is journaled, and :meth:`DurableWorkflow.resume` replays to the same point and goes
+  on. A run waiting for a person (``InputRequiredEvent`` / ``ctx.wait_for_event``) is parked
+  as paused; ``resume(run_id, event=HumanResponseEvent(...))`` from any process goes on.
+  :meth:`DurableWorkflow.cancel` runs the compensations of its durable steps.
+* **Traces.** Each execution is traced by Sutram's LlamaIndex instrumentation, its root span
+  naming the ledger run (``sutram.run_id``), so the console shows it as it shows LangGraph
+  runs.
+
+    from sutram_adapters.llama_index import durable_workflow
+    agent = durable_workflow(FunctionAgent(tools=[...], llm=llm), url="sqlite:///.sutram/sutram.db")
+    result = await agent.run(user_msg="refund order A-1042")
+    ...
+    await agent.recover()  # in any process: runs whose worker died
+
+What it does not cover: the events a run streams (``handler.stream_events()``) are not
+replayed to a new reader after a crash; a nested workflow run from inside a step is one
+step of the outer run (its own calls journaled, its own ticks not); the run's ``Context``
+store is kept as the runtime's ticks rebuild it, so a value a step set is back after a
+replay only as far as the step that set it completed. Ticks are decoded by the workflow's
+JSON serializer, which rebuilds the event classes the workflow names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import os
+import socket
+import types
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sutram_core.backends.sql.database import Database
+from sutram_core.backends.sql.journal import SqlCallJournal
+from sutram_core.backends.sql.runs import SqlRunLedger
+from sutram_core.backends.sql.workflow_journal import SqlWorkflowJournal
+from sutram_core.errors import (
+    ConfigurationError,
+    InvalidRunError,
+    LeaseLostError,
+    MissingDependencyError,
+    RunPausedError,
+)
+from sutram_core.runs import Budget, CallScope, RunRecord, Spend, compensate_run, durable_step
+from sutram_core.tenancy import validate_tenant
+
+try:  # the llama-index extra
+    from llama_index.core.llms.llm import LLM
+    from llama_index.core.tools import FunctionTool
+    from workflows import Workflow
+    from workflows.context import Context, JsonSerializer
+    from workflows.events import InputRequiredEvent
+    from workflows.plugins import basic_runtime
+    from workflows.plugins.basic import get_current_run_id
+    from workflows.runtime.runtime_decorators import (
+        BaseInternalRunAdapterDecorator,
+        BaseRuntimeDecorator,
+    )
+    from workflows.runtime.types.internal_state import BrokerState
+    from workflows.runtime.types.plugin import InternalRunAdapter, SnapshottableAdapter
+    from workflows.runtime.types.results import StepWorkerStateContextVar
+    from workflows.runtime.types.ticks import WorkflowTick
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise MissingDependencyError("llama-index-core", "llama-index") from exc
+
+from sutram_adapters.langgraph.durable import is_recoverable
+from sutram_adapters.llama_index.journal import journaled
+
+__all__ = ["DurableWorkflow", "durable_workflow", "workflow_version"]
+
+_log = logging.getLogger(__name__)
+_SERIALIZER = JsonSerializer()
+_MEMORY = "memory"  # where LlamaIndex's agents keep their memory in the Context store
+_BUFFER = "llama_index.core.memory.chat_memory_buffer.ChatMemoryBuffer"
+_TOKEN_LIMIT = 40_000
+
+
+def workflow_version(workflow: Any) -> str:
+    """A hash of a workflow's steps (names and code): a run is recovered only by the same."""
+    parts = []
+    for name, fn in sorted(workflow._get_steps().items()):
+        func = getattr(fn, "__func__", fn)
+        try:
+            code = inspect.getsource(func)
+        except Exception:  # no file (a REPL, exec'd code)
+            code = str(getattr(func, "__qualname__", name))
+        parts.append(f"{name}:{code}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+class _Stop(Exception):
+    """Raised into the runtime to end an execution whose run pauses (nothing after it is
+    journaled, so a resume replays to the same point)."""
+
+
+class _Execution:
+    """One execution of a run in this process: its lease, journal position, budget and why
+    it stops (a budget, an error to retry, a person to wait for)."""
+
+    def __init__(self, owner: DurableWorkflow, run: RunRecord, next_seq: int) -> None:
+        self.owner, self.run = owner, run
+        self.next_seq = next_seq
+        self.budget, self.spend = run.budget, run.spend
+        self.pending = Spend()
+        self.stop: tuple[str, str] | None = None  # (kind: budget | retry | input, reason)
+        self.error: BaseException | None = None
+        self.lost: LeaseLostError | None = None
+        self.held: list[tuple[int, str]] = []  # ticks not written yet (see journal)
+        self.sending: set[str | None] = set()  # steps whose sends are held
+        self.started: set[str | None] = set()  # step invocations started in this execution
+        self.finished: set[str | None] = set()  # those whose result is journaled (or held)
+
+    def halt(self, kind: str, reason: str) -> None:
+        if self.stop is None:
+            self.stop = (kind, reason)
+
+    async def journal(self, tick: WorkflowTick, adapter: InternalRunAdapter) -> None:
+        """Write ``tick`` before its effects run. An event a step sends while it runs is held
+        back, with every tick after it, until that step's result: a step that is run again
+        after a crash sends its events again, and the runtime re-emits a send only when the
+        step's result recorded it, so journaling the first sends would deliver them twice."""
+        if self.stop is not None or self.lost is not None:
+            raise _Stop(self.stop[1] if self.stop else str(self.lost))
+        kind = getattr(tick, "type", None)
+        if kind == "add_event" and getattr(tick, "emission", None) is not None:
+            invocation = tick.emission.invocation_id  # type: ignore[union-attr]
+            # held while the sending step has no journaled result (a send of a step of an
+            # earlier execution, re-emitted by the runtime, is already in that result)
+            if invocation in self.started and invocation not in self.finished:
+                self.sending.add(invocation)
+        elif kind == "step_result":
+            self.pending = self.pending.plus(Spend(steps=1))
+            invocation = getattr(tick, "invocation_id", None)
+            self.sending.discard(invocation)
+            self.finished.add(invocation)
+        self.held.append((self.next_seq, _SERIALIZER.serialize(tick)))
+        self.next_seq += 1
+        if self.sending:
+            return
+        # the ticks rebuild the run but not its Context store: keep it as the last step left it
+        await self.drain(await self.owner._state(self.run.run_id, adapter) if kind == "step_result" else None)
+
+    async def drain(self, state: str | None = None) -> None:
+        """Write the ticks held so far (the last with ``state``)."""
+        rows = [(seq, data, state if i == len(self.held) - 1 else None) for i, (seq, data) in enumerate(self.held)]
+        self.held = []
+        try:
+            await self.owner.db.offload(self.owner.ticks.append, self.owner.tenant, self.run.run_id,
+                                        self.run.fence, rows)
+        except LeaseLostError as exc:
+            self.lost = exc
+            raise
+
+    # -- the call scope's hooks (called from steps, possibly in executor threads) --------------
+
+    def check(self) -> None:
+        reason = self.budget.exceeded(self.spend.plus(self.pending))
+        if reason is not None:
+            self.halt("budget", reason)
+            raise _Stop(f"budget: {reason}")
+
+    def tokens_left(self) -> int | None:
+        if self.budget.max_tokens is None:
+            return None
+        return max(0, self.budget.max_tokens - self.spend.tokens)
+
+    def spent(self, tokens: int, cost: float) -> None:
+        spend, self.pending = Spend(tokens=tokens, cost_usd=cost).plus(self.pending), Spend()
+        self.spend = self.owner.ledger.add_spend(self.owner.tenant, self.run, spend)
+
+    def flush(self) -> None:
+        if self.pending.steps or self.pending.seconds:
+            self.spent(0, 0.0)
+
+
+class _JournalingAdapter(BaseInternalRunAdapterDecorator, SnapshottableAdapter):
+    """The runtime's per-run adapter with each tick journaled before its effects run."""
+
+    def __init__(self, decorated: InternalRunAdapter, owner: DurableWorkflow) -> None:
+        super().__init__(decorated)
+        self._owner = owner
+
+    async def on_tick(self, tick: WorkflowTick) -> None:
+        await self._decorated.on_tick(tick)
+        execution = self._owner._active.get(self.run_id)
+        if execution is not None:
+            await execution.journal(tick, self._decorated)
+
+    @property
+    def init_state(self) -> BrokerState:
+        return self._decorated.init_state  # type: ignore[attr-defined,no-any-return]
+
+    def replay(self) -> list[WorkflowTick]:
+        return self._decorated.replay()  # type: ignore[attr-defined,no-any-return]
+
+
+class _SutramRuntime(BaseRuntimeDecorator):
+    """LlamaIndex's basic runtime, with the run adapter that journals ticks."""
+
+    def __init__(self, owner: DurableWorkflow) -> None:
+        super().__init__(basic_runtime)
+        self._owner = owner
+
+    def get_internal_adapter(self, workflow: Workflow) -> InternalRunAdapter:
+        return _JournalingAdapter(self._decorated.get_internal_adapter(workflow), self._owner)
+
+
+def _journaled_tool(tool: Any) -> Any:
+    """A ``FunctionTool`` whose function runs as a durable step (its result journaled; a
+    tool that takes the workflow's ``Context`` is left as it is, its input not being data)."""
+    if callable(tool) and not isinstance(tool, FunctionTool) and not hasattr(tool, "metadata"):
+        tool = FunctionTool.from_defaults(fn=tool)
+    if not isinstance(tool, FunctionTool) or getattr(tool, "ctx_param_name", None) or getattr(tool, "_sutram", False):
+        return tool
+    name = f"tool:{tool.metadata.name}"
+    fn, afn = tool._fn, tool._async_fn
+    tool._fn = durable_step(fn, name=name)
+    tool._async_fn = durable_step(afn, name=name)
+    tool._sutram = True
+    return tool
+
+
+class DurableWorkflow:
+    """Runs a LlamaIndex workflow or agent durably (see the module docstring)."""
+
+    def __init__(self, workflow: Any, *, url: str | None = None, tenant: str = "default", name: str | None = None,
+                 lease_seconds: float = 30.0, executor_id: str | None = None,
+                 recoverable: tuple[type[BaseException], ...] = (), retries: int = 3, backoff_seconds: float = 1.0,
+                 journal_llms: bool = True, trace: bool = True) -> None:
+        if not isinstance(workflow, Workflow):
+            raise ConfigurationError(f"durable_workflow takes a llama-index Workflow or agent, not {type(workflow)!r}")
+        if getattr(workflow, "_runtime_locked", False):
+            raise ConfigurationError("this workflow has already run: wrap it with durable_workflow() before its "
+                                     "first run (its runtime cannot change after that)")
+        self.tenant = validate_tenant(tenant)
+        self.workflow = workflow
+        self.name = name or getattr(workflow, "name", None) or type(workflow).__name__
+        self.version = workflow_version(workflow)
+        self.lease_seconds = float(lease_seconds)
+        self.recoverable = tuple(recoverable)
+        self.retries = int(retries)
+        self.backoff_seconds = float(backoff_seconds)
+        self.executor_id = executor_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.db = Database(url)
+        self.ledger = SqlRunLedger(self.db)
+        self.calls = SqlCallJournal(self.db)
+        self.ticks = SqlWorkflowJournal(self.db)
+        self._active: dict[str, _Execution] = {}
+        self._url = url
+        self._trace = trace
+        workflow._switch_runtime(_SutramRuntime(self))
+        self._scope_steps(workflow)
+        if journal_llms:
+            self._journal_calls(workflow)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.db.close()
+
+    async def __aenter__(self) -> DurableWorkflow:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- wrapping the workflow ---------------------------------------------------------------
+
+    def _scope_steps(self, workflow: Any) -> None:
+        """Run each step in a call scope: the runtime finds a workflow's steps among its bound
+        methods and calls each by its attribute name, so each becomes a bound method of the
+        instance that opens the scope and calls the step."""
+        for name, fn in workflow._get_steps().items():
+            try:
+                original = getattr(workflow, name)
+            except AttributeError:  # a free function added with @step(workflow=...)
+                original = fn
+            object.__setattr__(workflow, name, types.MethodType(self._scoped(name, original), workflow))
+
+    def _scoped(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        like = getattr(fn, "__func__", fn)  # its attributes (the step's config) are the wrapper's
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(like)
+            async def astep(_self: Any, *args: Any, **kwargs: Any) -> Any:
+                with self._scope(name):
+                    return await fn(*args, **kwargs)
+            return astep
+
+        @functools.wraps(like)
+        def step(_self: Any, *args: Any, **kwargs: Any) -> Any:
+            with self._scope(name):
+                return fn(*args, **kwargs)
+        return step
+
+    @contextlib.contextmanager
+    def _scope(self, name: str) -> Iterator[None]:
+        run_id = get_current_run_id()
+        execution = self._active.get(run_id) if run_id is not None else None
+        if execution is None:  # not a durable run (or a workflow called directly)
+            yield
+            return
+        worker = StepWorkerStateContextVar.get(None)
+        execution.started.add(getattr(getattr(worker, "state", None), "invocation_id", None))
+        work = getattr(getattr(worker, "state", None), "work_item_id", None) or "-"
+        path = "/".join(getattr(getattr(worker, "state", None), "scope_path", ()) or ())
+        with CallScope(self.calls, tenant=self.tenant, thread_id=execution.run.thread_id, task_id=f"{name}:{work}",
+                       checkpoint_ns=path, run_id=execution.run.run_id, before_call=execution.check,
+                       after_call=execution.spent, tokens_left=execution.tokens_left):
+            try:
+                yield
+            except _Stop:
+                raise
+            except Exception as exc:
+                if is_recoverable(exc, self.recoverable):
+                    execution.halt("retry", f"{type(exc).__name__}: {exc}")
+                    execution.error = exc
+                raise
+
+    def _journal_calls(self, workflow: Any) -> None:
+        """Journal the model calls and tools the workflow holds: an agent's (or each agent of
+        an ``AgentWorkflow``) LLM and function tools, and LLMs kept as the workflow's
+        attributes."""
+        agents = getattr(workflow, "agents", None)
+        for holder in list(agents.values()) if isinstance(agents, dict) else [workflow]:
+            llm = getattr(holder, "llm", None)
+            if isinstance(llm, LLM):
+                holder.llm = journaled(llm)
+            tools = getattr(holder, "tools", None)
+            if isinstance(tools, list):
+                holder.tools = [_journaled_tool(t) for t in tools]
+        for attr, value in list(vars(workflow).items()):
+            if isinstance(value, LLM):
+                object.__setattr__(workflow, attr, journaled(value))
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(self, *, run_id: str | None = None, budget: Budget | None = None, **start: Any) -> Any:
+        """Run the workflow durably and return its result (as ``await workflow.run(...)``
+        does). ``start``: the start event's fields (or ``start_event=``). Raises
+        :class:`RunPausedError` when the run pauses (budget, an error that kept recurring, a
+        person to wait for): :meth:`resume` goes on."""
+        start_event = start.pop("start_event", None) or self._start_event(start)
+        kept = ("json", _SERIALIZER.serialize(start_event).encode())
+        run_id = run_id or uuid.uuid4().hex
+        run = await self.db.offload(
+            self.ledger.create, self.tenant, run_id, thread_id=run_id,
+            graph_name=self.name, graph_version=self.version, budget=budget, executor=self.executor_id,
+            lease_seconds=self.lease_seconds, input=kept)
+        return await self._execute(run)
+
+    def _start_event(self, fields: dict[str, Any]) -> Any:
+        """The start event ``workflow.run(**fields)`` would build (an agent's with every field
+        it serializes set, as the agent's own ``run`` does)."""
+        from llama_index.core.agent.workflow.workflow_events import AgentWorkflowStartEvent
+
+        if issubclass(self.workflow._start_event_class, AgentWorkflowStartEvent):
+            fields = {"user_msg": None, "chat_history": None, "memory": None, "max_iterations": None,
+                      "early_stopping_method": None, **fields}
+            return AgentWorkflowStartEvent(**fields)
+        return self.workflow._get_start_event_instance(None, **fields)
+
+    async def resume(self, run_id: str, *, budget: Budget | None = None, event: Any = None) -> Any:
+        """Continue a paused run (with a new ``budget`` if given); ``event``: the answer a run
+        waiting for a person gets (e.g. a ``HumanResponseEvent``)."""
+        run = await self.db.offload(self.ledger.claim, self.tenant, run_id, executor=self.executor_id,
+                                    lease_seconds=self.lease_seconds, resume=True, budget=budget)
+        if run is None:
+            raise InvalidRunError(f"run {run_id!r} cannot be resumed now: it is running elsewhere or has finished")
+        return await self._execute(run, send=event)
+
+    async def recover(self, *, limit: int = 10) -> list[RunRecord]:
+        """Resume up to ``limit`` runs of this workflow whose worker died (lease expired), each
+        from its journal; return them as they ended. Several processes may recover at once:
+        each run is claimed by one."""
+        resumed: list[RunRecord] = []
+        while len(resumed) < limit:
+            claimed = await self.db.offload(self.ledger.claim_expired, executor=self.executor_id,
+                                            lease_seconds=self.lease_seconds, limit=1, tenant=self.tenant,
+                                            graph_name=self.name)
+            if not claimed:
+                break
+            run = claimed[0]
+            if run.graph_version != self.version:
+                await self.db.offload(self.ledger.pause, self.tenant, run,
+                                      f"workflow version changed from {run.graph_version} to {self.version}")
+            else:
+                with contextlib.suppress(Exception):  # the ledger has how it ended
+                    await self._execute(run)
+            resumed.append(await self.db.offload(self.ledger.get, self.tenant, run.run_id))
+        return resumed
+
+    async def result(self, run_id: str) -> Any:
+        """The result of a completed run (what its ``StopEvent`` carried), read from its
+        journal: the same in any process, after any number of recoveries."""
+        from workflows.events import StopEvent
+        from workflows.runtime.types.ticks import WorkflowTickAdapter
+
+        run = await self.db.offload(self.ledger.get, self.tenant, run_id)
+        if run.status.value != "completed":
+            raise InvalidRunError(f"run {run_id!r} is {run.status.value}, not completed: it has no result yet")
+        records, _ = await self.db.offload(self.ticks.ticks, self.tenant, run_id)
+        for _, data in reversed(records):
+            if '"step_result"' not in data:
+                continue
+            with _SERIALIZER.validation_context():
+                tick = WorkflowTickAdapter.validate_python(_SERIALIZER.deserialize(data))
+            for outcome in getattr(tick, "result", ()):
+                event = getattr(outcome, "result", None)
+                if isinstance(event, StopEvent):
+                    return self._decoded_result(event)
+        raise InvalidRunError(f"run {run_id!r} completed but its journal holds no StopEvent")
+
+    def _decoded_result(self, event: Any) -> Any:
+        """A journaled ``StopEvent``'s result as the run returned it: a custom stop event as
+        itself, an agent's output as an ``AgentOutput`` (the journal keeps its fields)."""
+        from llama_index.core.agent.workflow.workflow_events import AgentOutput
+        from workflows.events import StopEvent
+
+        if type(event) is not StopEvent:
+            return event
+        if isinstance(event.result, dict) and hasattr(self.workflow, "_start_event_class") \
+                and self.workflow._start_event_class.__name__ == "AgentWorkflowStartEvent":
+            with contextlib.suppress(Exception):
+                return AgentOutput.model_validate(event.result)
+        return event.result
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run that is not running elsewhere and run its compensations."""
+        run = await self.db.offload(self.ledger.claim, self.tenant, run_id, executor=self.executor_id,
+                                    lease_seconds=self.lease_seconds, resume=True)
+        if run is None:
+            raise InvalidRunError(f"run {run_id!r} cannot be cancelled now: it is running elsewhere or has finished")
+        await self.db.offload(self.ledger.finish, self.tenant, run, "cancelled")
+        await self.db.offload(compensate_run, self.calls, self.tenant, run.thread_id, run_id)
+        return await self.db.offload(self.ledger.get, self.tenant, run_id)
+
+    # -- one execution ---------------------------------------------------------------------
+
+    async def _state(self, run_id: str, adapter: InternalRunAdapter) -> str:
+        """The run's Context store as JSON. An agent's memory, which LlamaIndex's serializer
+        leaves out (its chat store does not serialize), is kept as its messages and comes
+        back as a ``ChatMemoryBuffer`` holding them."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "skipping a known unserializable key": kept below
+            state: dict[str, Any] = basic_runtime.state_checkpoint(run_id).to_dict()
+        store = adapter.get_state_store()
+        memory = None if store is None else await store.get(_MEMORY, default=None)
+        items = state.get("state_data", {}).get("_data")
+        if memory is not None and callable(getattr(memory, "aget_all", None)) and isinstance(items, dict) \
+                and _MEMORY not in items:
+            messages = [m.model_dump(mode="json") for m in await memory.aget_all()]
+            items[_MEMORY] = {"__is_component": True, "qualified_name": _BUFFER,
+                              "value": {"chat_history": messages,
+                                        "token_limit": getattr(memory, "token_limit", None) or _TOKEN_LIMIT}}
+        return json.dumps(state)
+
+    async def _context(self, run: RunRecord) -> tuple[Context | None, Any, int]:
+        """Where an execution starts: (a context rebuilt from the journal, None) or (None,
+        the start event) for a run with nothing journaled; and the next tick number."""
+        records, state = await self.db.offload(self.ticks.ticks, self.tenant, run.run_id)
+        if not records:
+            kept = await self.db.offload(self.ledger.input, self.tenant, run.run_id)
+            if kept is None:
+                raise InvalidRunError(f"run {run.run_id!r} has neither a journal nor its start event")
+            return None, _SERIALIZER.deserialize(kept[1].decode()), 0
+        from workflows.plugins.basic import JournalRecord
+
+        ctx = basic_runtime.restore(self.workflow, None, [JournalRecord(seq, data) for seq, data in records],
+                                    serializer=_SERIALIZER)
+        if state is not None:
+            snapshot = ctx.to_dict(_SERIALIZER)
+            snapshot["state"] = json.loads(state)
+            ctx = Context.from_dict(self.workflow, snapshot, serializer=_SERIALIZER)
+        return ctx, None, len(records)
+
+    async def _execute(self, run: RunRecord, send: Any = None) -> Any:
+        attempt = 0
+        while True:
+            ctx, start_event, next_seq = await self._context(run)
+            execution = self._active[run.run_id] = _Execution(self, run, next_seq)
+            beat = asyncio.create_task(self._heartbeat(execution))
+            handler: Any = None
+            try:
+                with self._traced(run):
+                    handler = self.workflow.run(ctx=ctx, start_event=start_event, run_id=run.run_id)
+                    if send is not None:
+                        handler.ctx.send_event(send)
+                        send = None
+                    watcher = asyncio.create_task(self._watch(handler, execution))
+                    try:
+                        result = await handler
+                    finally:
+                        watcher.cancel()
+                await execution.drain()
+                await self.db.offload(execution.flush)
+                await self.db.offload(self.ledger.finish, self.tenant, run, "completed")
+                return result
+            except BaseException as exc:
+                if handler is not None and not handler.done():
+                    handler.cancel()
+                    with contextlib.suppress(BaseException):
+                        await handler
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                delay = await self._after_failure(run, execution, exc, attempt)
+            finally:
+                beat.cancel()
+                self._active.pop(run.run_id, None)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _after_failure(self, run: RunRecord, execution: _Execution, exc: BaseException, attempt: int) -> float:
+        """How an execution that raised ends: the seconds before a retry, or raise."""
+        if execution.lost is not None:
+            raise execution.lost from exc
+        with contextlib.suppress(LeaseLostError):
+            await self.db.offload(execution.flush)
+        stop = execution.stop
+        if stop is not None and stop[0] in ("budget", "input"):
+            reason = f"budget: {stop[1]}" if stop[0] == "budget" else f"waiting for input: {stop[1]}"
+            await self.db.offload(self.ledger.pause, self.tenant, run, reason)
+            raise RunPausedError(run.run_id, reason) from None
+        if stop is not None or is_recoverable(exc, self.recoverable):
+            if attempt < self.retries:
+                return min(30.0, self.backoff_seconds * 2.0 ** attempt)
+            reason = f"{stop[1] if stop else exc} (still failing after {self.retries} retries)"
+            await self.db.offload(self.ledger.pause, self.tenant, run, f"recoverable error: {reason}")
+            raise RunPausedError(run.run_id, reason) from exc
+        await self.db.offload(self.ledger.finish, self.tenant, run, "failed", error=f"{type(exc).__name__}: {exc}")
+        await self.db.offload(compensate_run, self.calls, self.tenant, run.thread_id, run.run_id)
+        raise exc
+
+    async def _watch(self, handler: Any, execution: _Execution) -> None:
+        """Park the run when it asks a person for input (the ask is journaled; what follows
+        waits for :meth:`resume` with the answer)."""
+        async for event in handler.stream_events():
+            if isinstance(event, InputRequiredEvent):
+                execution.halt("input", type(event).__name__)
+                handler.cancel()
+                return
+
+    async def _heartbeat(self, execution: _Execution) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await self.db.offload(self.ledger.heartbeat, self.tenant, execution.run,
+                                      lease_seconds=self.lease_seconds)
+            except LeaseLostError as exc:
+                execution.lost = exc
+                return
+            except Exception:  # a database hiccup: try again at the next beat
+                continue
+
+    @contextlib.contextmanager
+    def _traced(self, run: RunRecord) -> Iterator[None]:
+        if not self._trace:
+            yield
+            return
+        from sutram_adapters.llama_index.instrumentation import (
+            current_instrumentation,
+            durable_run_scope,
+            instrument,
+        )
+
+        if current_instrumentation() is None:
+            instrument(self._url, tenant=self.tenant)
+        with durable_run_scope(run_id=run.run_id, thread_id=run.thread_id, tenant=self.tenant):
+            yield
+
+
+def durable_workflow(workflow: Any, *, url: str | None = None, tenant: str = "default",
+                     **options: Any) -> DurableWorkflow:
+    """Wrap a LlamaIndex ``Workflow``, ``FunctionAgent`` or ``AgentWorkflow`` so that each
+    run is durable (see :class:`DurableWorkflow` for ``options``)."""
+    return DurableWorkflow(workflow, url=url, tenant=tenant, **options)
+
