@@ -84,6 +84,14 @@ test-lowest: $(STAMP)
 
 # bench/durable.py runs DBOS beside the durable runner: installed here, not with the dev tools
 DBOS_VERSION := 3.4.0
+# llama-agents-dbos 0.7 (DBOS's runtime for LlamaIndex workflows) refuses DBOS 3: bench/durable_llama.py
+# runs it beside durable_workflow in a virtualenv of its own with the DBOS it supports
+LLAMA_DBOS_VENV := .venv-bench-llama
+$(LLAMA_DBOS_VENV)/bin/python: pyproject.toml | $(STAMP)
+	rm -rf $(LLAMA_DBOS_VENV) && $(PYTHON) -m venv $(LLAMA_DBOS_VENV)
+	$(VENV)/bin/uv pip install -q --python $(LLAMA_DBOS_VENV)/bin/python -e ".[llama-index,postgres]" \
+		"dbos==2.31.1" "llama-agents-dbos==0.7.0" || \
+	$(LLAMA_DBOS_VENV)/bin/python -m pip install -q -e ".[llama-index,postgres]" "dbos==2.31.1" "llama-agents-dbos==0.7.0"
 bench: $(STAMP)
 	@$(PY) -m pip install -q "dbos==$(DBOS_VERSION)"
 	@state=$$(mktemp -d); wstate=$$(mktemp -d); \
@@ -94,7 +102,8 @@ bench: $(STAMP)
 	wurl=$$($(PY) integrations/weaviate/testserver.py start "$$wstate"); \
 	SUTRAM_BENCH_PG_URL="$$url" SUTRAM_BENCH_WEAVIATE_URL="$$wurl" $(PY) bench/memory.py; \
 	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/durable.py; \
+	$(MAKE) -s $(LLAMA_DBOS_VENV)/bin/python && SUTRAM_BENCH_PG_URL="$$url" $(LLAMA_DBOS_VENV)/bin/python bench/durable_llama.py; \
 	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/console.py
 
 clean:
-	rm -rf $(VENV) $(LOWEST_VENV) .sutram .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LOWEST_VENV) $(LLAMA_DBOS_VENV) .sutram .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -21,6 +21,8 @@ Figures:
             seconds from the death to the run's completion, against lease + 1 s
   repeats   LLM calls repeated after a SIGKILL between a node's 2nd and 3rd call: the
             durable runner against LangGraph alone (same saver family, durability="sync")
+  llama     durable LlamaIndex workflows (bench/durable_llama.py): per step against the plain
+            workflow and llama-agents-dbos, and SIGKILL-to-resumed time
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from langchain_core.tools import tool  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 from typing_extensions import TypedDict  # noqa: E402
 
+from bench import durable_llama  # noqa: E402
 from bench._pg import drop_schema, fresh_schema  # noqa: E402
 from sutram_adapters.langgraph.durable import durable  # noqa: E402
 
@@ -509,8 +512,14 @@ def main() -> None:
             resumed = lease_to_resume(db, lease, trials, root)
         finally:
             db.drop()
+        llama_db = Db(name, root, pg_url)
+        try:
+            llama = durable_llama.figures(name, llama_db.url, args.quick, root)
+        finally:
+            llama_db.drop()
         results[name] = {"step": step, "journal": cost, "recover_seconds": recovered, "recover_runs": recover_n,
-                         "repeats": repeated, "lease_seconds": lease, "death_to_done_seconds": resumed}
+                         "repeats": repeated, "lease_seconds": lease, "death_to_done_seconds": resumed,
+                         "llama": llama}
         print(f"\n== {name}: durable runner vs LangGraph with {peer} (durability=sync both)")
         _row(f"per step, {NODES}-node graph, {runs} runs (ms)", step["sutram_traced_ms"], step["peer_ms"])
         _row("per step, runner without tracing (ms)", step["sutram_untraced_ms"], step["peer_ms"])
@@ -538,6 +547,7 @@ def main() -> None:
               f"LangGraph {repeated['langgraph']}")
         print(f"{f'death -> run completed by a poller, lease {lease:g} s (s)':58} "
               f"{' '.join(f'{x:.2f}' for x in resumed)}   (target <= {lease + 1:g})")
+        durable_llama.report(name, llama)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -10,9 +10,9 @@ Two shapes, each run durably by ``durable_workflow``:
 
 Every provider call and tool call is appended to a log (fsynced), so a test checks that
 each was made exactly once across all processes. Workers SIGKILL themselves before a
-seeded call (``SUTRAM_TEST_KILL_AT``); parallel siblings reach their kill point after a
-pause that grows with their place, so a kill never falls between a sibling's side effect
-and its journal entry (that window no journal can close).
+seeded call (``SUTRAM_TEST_KILL_AT``); a parallel sibling reaches its kill point only once
+the sibling before it has its result in the journal, so a kill never falls between a
+sibling's side effect and its journal entry (that window no journal can close).
 
 ``python -m tests.kill_harness_llama serve URL RUNS`` forks a worker per line of stdin (its
 kill position) from a process that has imported everything once, and prints each exit
@@ -68,9 +68,33 @@ class HarnessLLM(UsageFunctionCallingLLM):
         return respond
 
 
+_DB: list[Any] = []  # the worker's database, once it is known (work())
+
+
+def _sibling_journaled(order: str, place: int) -> None:
+    """Wait until the sibling before this one has its result in the call journal, so that a
+    kill here never falls between that sibling's side effect and its journal entry (a fixed
+    pause was not enough on a loaded machine)."""
+    if not place or not _DB:
+        return
+    from sqlalchemy import text
+
+    from sutram_core.backends.sql.database import Step
+
+    sibling = '"charged ' + order.rsplit("-", 1)[0] + "-" + "ab"[place - 1] + '"'
+
+    def plan() -> Any:
+        rows = yield Step(text("SELECT count(*) FROM sutram_journal WHERE output = :o"), {"o": sibling})
+        return int(rows[0][0])
+
+    deadline = time.monotonic() + 20
+    while not _DB[0].run(plan(), write=False) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def charge(order: str, place: int = 0) -> str:
     """Charge an order (the side effect each run must have exactly once per order)."""
-    time.sleep(0.05 * place)  # a sibling started earlier finishes (and is journaled) first
+    _sibling_journaled(order, place)
     _maybe_die(f"tool charge {order}")
     _log(f"tool charge {order}")
     return f"charged {order}"
@@ -153,7 +177,10 @@ def expected_result(i: int) -> str:
 def work(url: str, runs: int) -> None:
     """Recover what dead workers left, then start the runs nobody started."""
     from sutram_adapters.llama_index.durable import durable_workflow
+    from sutram_core.backends.sql.database import Database
     from sutram_core.errors import RunNotFoundError
+
+    _DB[:] = [Database(url)]
 
     async def main() -> None:
         wrapped = {kind: durable_workflow(build(kind), url=url, tenant=TENANT, lease_seconds=0.4, trace=False)

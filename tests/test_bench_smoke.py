@@ -50,6 +50,9 @@ def test_durable_benchmark_runs_and_prints_ratios(tmp_path: Path) -> None:
     ours = figures["sqlite"]
     assert ours["repeats"]["sutram"] == [0] and ours["repeats"]["langgraph"] == [2]
     assert ours["step"]["peer_ms"] > 0 and ours["journal"]["replay_ms"] > 0
+    llama = ours["llama"]  # the durable LlamaIndex rows: resumed after its SIGKILL within lease + 1 s
+    assert llama["step"]["sutram_ms"] > llama["step"]["plain_ms"] > 0
+    assert all(s <= llama["lease_seconds"] + 1 for s in llama["death_to_done_seconds"])
 
 
 def test_console_benchmark_runs(tmp_path: Path) -> None:

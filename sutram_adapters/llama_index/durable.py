@@ -50,6 +50,7 @@ import json
 import logging
 import os
 import socket
+import time
 import types
 import uuid
 import warnings
@@ -102,8 +103,18 @@ _TOKEN_LIMIT = 40_000
 
 
 def workflow_version(workflow: Any) -> str:
-    """A hash of a workflow's steps (names and code): a run is recovered only by the same."""
+    """A hash of a workflow's steps (names and code) and, for an agent or agent workflow,
+    of what makes it that agent (its name, prompt, tools and model): a run is recovered only
+    by the same."""
     parts = []
+    agents = getattr(workflow, "agents", None)
+    for agent in list(agents.values()) if isinstance(agents, dict) else [workflow]:
+        if hasattr(agent, "system_prompt") or hasattr(agent, "tools"):
+            tools = [getattr(getattr(t, "metadata", None), "name", None) or getattr(t, "__name__", repr(t))
+                     for t in getattr(agent, "tools", None) or []]
+            llm = getattr(agent, "llm", None)
+            parts.append(f"agent {getattr(agent, 'name', '')} {getattr(agent, 'system_prompt', '')!r} {sorted(tools)} "
+                         f"{type(llm).__name__} {getattr(getattr(llm, 'metadata', None), 'model_name', '')}")
     for name, fn in sorted(workflow._get_steps().items()):
         func = getattr(fn, "__func__", fn)
         try:
@@ -135,6 +146,8 @@ class _Execution:
         self.sending: set[str | None] = set()  # steps whose sends are held
         self.started: set[str | None] = set()  # step invocations started in this execution
         self.finished: set[str | None] = set()  # those whose result is journaled (or held)
+        self.state: str | None = None  # the Context store after the last step result, not written yet
+        self.writing = asyncio.Lock()
 
     def halt(self, kind: str, reason: str) -> None:
         if self.stop is None:
@@ -159,23 +172,32 @@ class _Execution:
             invocation = getattr(tick, "invocation_id", None)
             self.sending.discard(invocation)
             self.finished.add(invocation)
+            # the ticks rebuild the run but not its Context store: keep it as the step left it
+            self.state = await self.owner._state(self.run.run_id, adapter)
         self.held.append((self.next_seq, _SERIALIZER.serialize(tick)))
         self.next_seq += 1
-        if self.sending:
+        if self.sending or (kind == "step_result" and _routes_an_event(tick)):
+            # a step's returned event comes next as a tick of its own, before any step can
+            # take it: both are written in one transaction (a crash between only runs the
+            # step again, its calls answered from the journal)
             return
-        # the ticks rebuild the run but not its Context store: keep it as the last step left it
-        await self.drain(await self.owner._state(self.run.run_id, adapter) if kind == "step_result" else None)
+        await self.drain()
 
-    async def drain(self, state: str | None = None) -> None:
-        """Write the ticks held so far (the last with ``state``)."""
-        rows = [(seq, data, state if i == len(self.held) - 1 else None) for i, (seq, data) in enumerate(self.held)]
-        self.held = []
-        try:
-            await self.owner.db.offload(self.owner.ticks.append, self.owner.tenant, self.run.run_id,
-                                        self.run.fence, rows)
-        except LeaseLostError as exc:
-            self.lost = exc
-            raise
+    async def drain(self) -> None:
+        """Write the ticks held so far (the last with the newest state kept)."""
+        async with self.writing:  # in tick order (the journal allows no gap)
+            if not self.held:
+                return
+            state, self.state = self.state, None
+            rows = [(seq, data, state if i == len(self.held) - 1 else None)
+                    for i, (seq, data) in enumerate(self.held)]
+            self.held = []
+            try:
+                await self.owner.db.offload(self.owner.ticks.append, self.owner.tenant, self.run.run_id,
+                                            self.run.fence, rows)
+            except LeaseLostError as exc:
+                self.lost = exc
+                raise
 
     # -- the call scope's hooks (called from steps, possibly in executor threads) --------------
 
@@ -197,6 +219,46 @@ class _Execution:
     def flush(self) -> None:
         if self.pending.steps or self.pending.seconds:
             self.spent(0, 0.0)
+
+
+def _asked(records: list[tuple[int, str]]) -> bool:
+    """Whether the journal's last event for a person is a question (an ``InputRequiredEvent``
+    the run published or returned) not followed by an answer (a ``HumanResponseEvent``)."""
+    from workflows.events import HumanResponseEvent
+    from workflows.runtime.types.ticks import WorkflowTickAdapter
+
+    asked = False
+    for _, data in records:
+        if "InputRequired" not in data and "HumanResponse" not in data and "Response" not in data:
+            continue  # (cheap: most ticks name neither; a subclass keeps its own name)
+        with _SERIALIZER.validation_context():
+            tick = WorkflowTickAdapter.validate_python(_SERIALIZER.deserialize(data))
+        events = [getattr(tick, "event", None), *(getattr(r, "result", None) for r in getattr(tick, "result", ()))]
+        kind = getattr(tick, "type", None)
+        for event in events:
+            if isinstance(event, InputRequiredEvent) and kind in ("publish_event", "step_result"):
+                asked = True
+            elif isinstance(event, HumanResponseEvent) and kind == "add_event":
+                asked = False
+    return asked
+
+
+async def _stop_run(handler: Any) -> None:
+    """End an execution that is pausing or failing: LlamaIndex's cancel goes through the
+    runtime as a tick, which the journal refuses once the execution stops (nothing after
+    the pause is journaled), so the run's control loop ends there."""
+    with contextlib.suppress(BaseException):
+        await handler.cancel_run(timeout=5.0)
+    with contextlib.suppress(BaseException):
+        await handler
+
+
+def _routes_an_event(tick: Any) -> bool:
+    """Whether a step result returned an event the runtime routes as a tick of its own."""
+    from workflows.events import StopEvent
+
+    return any(getattr(r, "type", None) == "result" and getattr(r, "result", None) is not None
+               and not isinstance(r.result, StopEvent) for r in getattr(tick, "result", ()))
 
 
 class _JournalingAdapter(BaseInternalRunAdapterDecorator, SnapshottableAdapter):
@@ -255,6 +317,9 @@ class DurableWorkflow:
                  journal_llms: bool = True, trace: bool = True) -> None:
         if not isinstance(workflow, Workflow):
             raise ConfigurationError(f"durable_workflow takes a llama-index Workflow or agent, not {type(workflow)!r}")
+        if getattr(workflow, "_sutram_durable", False):
+            raise ConfigurationError("this workflow is already wrapped by durable_workflow(): use that wrapper "
+                                     "(a second one would take its runtime, and its runs would not be journaled)")
         if getattr(workflow, "_runtime_locked", False):
             raise ConfigurationError("this workflow has already run: wrap it with durable_workflow() before its "
                                      "first run (its runtime cannot change after that)")
@@ -275,6 +340,9 @@ class DurableWorkflow:
         self._url = url
         self._trace = trace
         workflow._switch_runtime(_SutramRuntime(self))
+        object.__setattr__(workflow, "_sutram_durable", True)
+        self._retrying = {name for name, fn in workflow._get_steps().items()
+                          if getattr(getattr(fn, "_step_config", None), "retry_policy", None) is not None}
         self._scope_steps(workflow)
         if journal_llms:
             self._journal_calls(workflow)
@@ -325,10 +393,17 @@ class DurableWorkflow:
             yield
             return
         worker = StepWorkerStateContextVar.get(None)
-        execution.started.add(getattr(getattr(worker, "state", None), "invocation_id", None))
-        work = getattr(getattr(worker, "state", None), "work_item_id", None) or "-"
-        path = "/".join(getattr(getattr(worker, "state", None), "scope_path", ()) or ())
-        with CallScope(self.calls, tenant=self.tenant, thread_id=execution.run.thread_id, task_id=f"{name}:{work}",
+        state = getattr(worker, "state", None)
+        execution.started.add(getattr(state, "invocation_id", None))
+        work = getattr(state, "work_item_id", None) or "-"
+        path = "/".join(getattr(state, "scope_path", ()) or ())
+        # a retry under the step's own retry_policy asks its calls again (a new position in the
+        # journal); a step run again after a crash or a pause answers them from the journal
+        attempt = getattr(getattr(worker, "retry", None), "retry_number", 0) or 0
+        task = f"{name}:{work}" + (f":retry{attempt}" if attempt else "")
+        execution.check()  # the budget's steps and seconds, before the step starts
+        started = time.monotonic()
+        with CallScope(self.calls, tenant=self.tenant, thread_id=execution.run.thread_id, task_id=task,
                        checkpoint_ns=path, run_id=execution.run.run_id, before_call=execution.check,
                        after_call=execution.spent, tokens_left=execution.tokens_left):
             try:
@@ -336,10 +411,14 @@ class DurableWorkflow:
             except _Stop:
                 raise
             except Exception as exc:
-                if is_recoverable(exc, self.recoverable):
+                # a step with a retry_policy retries it itself; else the run is retried from
+                # its journal and paused if the error persists
+                if is_recoverable(exc, self.recoverable) and name not in self._retrying:
                     execution.halt("retry", f"{type(exc).__name__}: {exc}")
                     execution.error = exc
                 raise
+            finally:
+                execution.pending = execution.pending.plus(Spend(seconds=time.monotonic() - started))
 
     def _journal_calls(self, workflow: Any) -> None:
         """Journal the model calls and tools the workflow holds: an agent's (or each agent of
@@ -387,30 +466,39 @@ class DurableWorkflow:
     async def resume(self, run_id: str, *, budget: Budget | None = None, event: Any = None) -> Any:
         """Continue a paused run (with a new ``budget`` if given); ``event``: the answer a run
         waiting for a person gets (e.g. a ``HumanResponseEvent``)."""
+        await self._own(run_id)
         run = await self.db.offload(self.ledger.claim, self.tenant, run_id, executor=self.executor_id,
                                     lease_seconds=self.lease_seconds, resume=True, budget=budget)
         if run is None:
             raise InvalidRunError(f"run {run_id!r} cannot be resumed now: it is running elsewhere or has finished")
         return await self._execute(run, send=event)
 
-    async def recover(self, *, limit: int = 10) -> list[RunRecord]:
+    async def _own(self, run_id: str) -> RunRecord:
+        """The run, if it is one of this workflow's (another graph's or workflow's run is
+        refused before anything is claimed or read)."""
+        run = await self.db.offload(self.ledger.get, self.tenant, run_id)
+        if run.graph_name != self.name:
+            raise InvalidRunError(f"run {run_id!r} is a run of {run.graph_name!r}, not of {self.name!r}: use that "
+                                  "workflow's durable_workflow() (or runner) for it")
+        return run
+
+    async def recover(self, *, limit: int = 10, allow_version_change: bool = False) -> list[RunRecord]:
         """Resume up to ``limit`` runs of this workflow whose worker died (lease expired), each
         from its journal; return them as they ended. Several processes may recover at once:
-        each run is claimed by one."""
+        each run is claimed by one. Runs started by another version of the workflow (other
+        steps' code, or another agent of the same name) are left to a worker running that
+        version, unless ``allow_version_change``."""
         resumed: list[RunRecord] = []
         while len(resumed) < limit:
             claimed = await self.db.offload(self.ledger.claim_expired, executor=self.executor_id,
                                             lease_seconds=self.lease_seconds, limit=1, tenant=self.tenant,
-                                            graph_name=self.name)
+                                            graph_name=self.name,
+                                            graph_version=None if allow_version_change else self.version)
             if not claimed:
                 break
             run = claimed[0]
-            if run.graph_version != self.version:
-                await self.db.offload(self.ledger.pause, self.tenant, run,
-                                      f"workflow version changed from {run.graph_version} to {self.version}")
-            else:
-                with contextlib.suppress(Exception):  # the ledger has how it ended
-                    await self._execute(run)
+            with contextlib.suppress(Exception):  # the ledger has how it ended
+                await self._execute(run)
             resumed.append(await self.db.offload(self.ledger.get, self.tenant, run.run_id))
         return resumed
 
@@ -420,7 +508,7 @@ class DurableWorkflow:
         from workflows.events import StopEvent
         from workflows.runtime.types.ticks import WorkflowTickAdapter
 
-        run = await self.db.offload(self.ledger.get, self.tenant, run_id)
+        run = await self._own(run_id)
         if run.status.value != "completed":
             raise InvalidRunError(f"run {run_id!r} is {run.status.value}, not completed: it has no result yet")
         records, _ = await self.db.offload(self.ticks.ticks, self.tenant, run_id)
@@ -451,6 +539,7 @@ class DurableWorkflow:
 
     async def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run that is not running elsewhere and run its compensations."""
+        await self._own(run_id)
         run = await self.db.offload(self.ledger.claim, self.tenant, run_id, executor=self.executor_id,
                                     lease_seconds=self.lease_seconds, resume=True)
         if run is None:
@@ -479,15 +568,16 @@ class DurableWorkflow:
                                         "token_limit": getattr(memory, "token_limit", None) or _TOKEN_LIMIT}}
         return json.dumps(state)
 
-    async def _context(self, run: RunRecord) -> tuple[Context | None, Any, int]:
+    async def _context(self, run: RunRecord) -> tuple[Context | None, Any, int, bool]:
         """Where an execution starts: (a context rebuilt from the journal, None) or (None,
-        the start event) for a run with nothing journaled; and the next tick number."""
+        the start event) for a run with nothing journaled; the next tick number; and whether
+        the run is waiting for an answer it asked a person for."""
         records, state = await self.db.offload(self.ticks.ticks, self.tenant, run.run_id)
         if not records:
             kept = await self.db.offload(self.ledger.input, self.tenant, run.run_id)
             if kept is None:
                 raise InvalidRunError(f"run {run.run_id!r} has neither a journal nor its start event")
-            return None, _SERIALIZER.deserialize(kept[1].decode()), 0
+            return None, _SERIALIZER.deserialize(kept[1].decode()), 0, False
         from workflows.plugins.basic import JournalRecord
 
         ctx = basic_runtime.restore(self.workflow, None, [JournalRecord(seq, data) for seq, data in records],
@@ -496,22 +586,27 @@ class DurableWorkflow:
             snapshot = ctx.to_dict(_SERIALIZER)
             snapshot["state"] = json.loads(state)
             ctx = Context.from_dict(self.workflow, snapshot, serializer=_SERIALIZER)
-        return ctx, None, len(records)
+        return ctx, None, len(records), _asked(records)
 
     async def _execute(self, run: RunRecord, send: Any = None) -> Any:
         attempt = 0
         while True:
-            ctx, start_event, next_seq = await self._context(run)
-            execution = self._active[run.run_id] = _Execution(self, run, next_seq)
-            beat = asyncio.create_task(self._heartbeat(execution))
+            execution = _Execution(self, run, 0)
             handler: Any = None
+            beat: asyncio.Task[None] | None = None
             try:
+                ctx, start_event, execution.next_seq, asked = await self._context(run)
+                self._active[run.run_id] = execution
+                beat = asyncio.create_task(self._heartbeat(execution))
+                # the runtime keeps each run id's queues until they are collected: a run
+                # executed again in this process (a retry, a resume) needs its id free
+                getattr(basic_runtime, "_queues", {}).pop(run.run_id, None)
                 with self._traced(run):
                     handler = self.workflow.run(ctx=ctx, start_event=start_event, run_id=run.run_id)
                     if send is not None:
                         handler.ctx.send_event(send)
-                        send = None
-                    watcher = asyncio.create_task(self._watch(handler, execution))
+                        send, asked = None, False  # the answer is on its way
+                    watcher = asyncio.create_task(self._watch(handler, execution, asked))
                     try:
                         result = await handler
                     finally:
@@ -521,15 +616,14 @@ class DurableWorkflow:
                 await self.db.offload(self.ledger.finish, self.tenant, run, "completed")
                 return result
             except BaseException as exc:
-                if handler is not None and not handler.done():
-                    handler.cancel()
-                    with contextlib.suppress(BaseException):
-                        await handler
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
+                if handler is not None and not handler.is_done():
+                    await _stop_run(handler)
+                if isinstance(exc, asyncio.CancelledError) and execution.stop is None:
+                    raise  # the caller cancelled (a cancel the run asked for itself is a pause)
                 delay = await self._after_failure(run, execution, exc, attempt)
             finally:
-                beat.cancel()
+                if beat is not None:
+                    beat.cancel()
                 self._active.pop(run.run_id, None)
             await asyncio.sleep(delay)
             attempt += 1
@@ -555,14 +649,34 @@ class DurableWorkflow:
         await self.db.offload(compensate_run, self.calls, self.tenant, run.thread_id, run.run_id)
         raise exc
 
-    async def _watch(self, handler: Any, execution: _Execution) -> None:
-        """Park the run when it asks a person for input (the ask is journaled; what follows
-        waits for :meth:`resume` with the answer)."""
-        async for event in handler.stream_events():
-            if isinstance(event, InputRequiredEvent):
-                execution.halt("input", type(event).__name__)
-                handler.cancel()
-                return
+    async def _watch(self, handler: Any, execution: _Execution, asked: bool) -> None:
+        """Park the run when it waits for a person: it asked (an ``InputRequiredEvent``, now
+        or before a crash) and no step is running any more, so nothing happens until an
+        answer comes. What it did up to there is journaled; :meth:`resume` with the answer
+        goes on, in any process."""
+        asking = [asked]
+
+        async def read() -> None:
+            async for event in handler.stream_events():
+                if isinstance(event, InputRequiredEvent):
+                    asking[0] = True
+
+        reader = asyncio.create_task(read())
+        try:
+            quiet = 0
+            while not handler.is_done():
+                await asyncio.sleep(0.05)
+                if not asking[0] or execution.sending or await handler.ctx.running_steps():
+                    quiet = 0
+                    continue
+                quiet += 1
+                if quiet >= 3:  # idle for 0.15 s: waiting for the answer
+                    await execution.drain()
+                    execution.halt("input", "a person's answer (resume with event=...)")
+                    await _stop_run(handler)
+                    return
+        finally:
+            reader.cancel()
 
     async def _heartbeat(self, execution: _Execution) -> None:
         while True:
@@ -589,7 +703,7 @@ class DurableWorkflow:
 
         if current_instrumentation() is None:
             instrument(self._url, tenant=self.tenant)
-        with durable_run_scope(run_id=run.run_id, thread_id=run.thread_id, tenant=self.tenant):
+        with durable_run_scope(run_id=run.run_id, name=self.name, thread_id=run.thread_id, tenant=self.tenant):
             yield
 
 

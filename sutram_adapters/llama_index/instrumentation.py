@@ -58,14 +58,16 @@ def trace_scope(*, thread_id: str | None = None, tenant: str | None = None) -> I
         _scope.reset(token)
 
 
-_durable_run: contextvars.ContextVar[str | None] = contextvars.ContextVar("sutram_llama_index_run", default=None)
+_durable_run: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "sutram_llama_index_run", default=None)
 
 
 @contextlib.contextmanager
-def durable_run_scope(*, run_id: str, thread_id: str, tenant: str) -> Iterator[None]:
-    """Runs started inside this block execute the durable run ``run_id``: their traces name
-    it (``sutram.run_id``, as a durable LangGraph run's do), under ``thread_id`` and ``tenant``."""
-    token = _durable_run.set(run_id)
+def durable_run_scope(*, run_id: str, name: str, thread_id: str, tenant: str) -> Iterator[None]:
+    """Runs started inside this block execute the durable run ``run_id`` of the workflow
+    ``name``: their traces name both (``sutram.run_id`` and the root's name, as a durable
+    LangGraph run's do), under ``thread_id`` and ``tenant``."""
+    token = _durable_run.set((run_id, name))
     try:
         with trace_scope(thread_id=thread_id, tenant=tenant):
             yield
@@ -174,8 +176,8 @@ class SutramSpanHandler(BaseSpanHandler[Any]):
             if kind in (SpanKind.CHAIN, SpanKind.NODE):
                 span.kind = SpanKind.WORKFLOW
             durable = _durable_run.get()
-            if durable is not None:
-                span.attributes["sutram.run_id"] = durable  # the durable run this execution is of
+            if durable is not None:  # the durable run this execution is of, named as the ledger names it
+                span.attributes["sutram.run_id"], span.name = durable
         else:
             span = Span(id_, parent.run_id, parent.span_id, name, kind, parent.tenant_id, operation=operation,
                         thread_id=parent.thread_id, inputs=inputs)

@@ -161,21 +161,25 @@ class SqlRunLedger:
         return self.db.run(plan())
 
     def claim_expired(self, *, executor: str, lease_seconds: float, limit: int = 10,
-                      tenant: str | None = None, graph_name: str | None = None) -> list[RunRecord]:
+                      tenant: str | None = None, graph_name: str | None = None,
+                      graph_version: str | None = None) -> list[RunRecord]:
         """Claim up to ``limit`` running runs whose lease has expired (their worker died),
-        oldest lease first; each is claimed by exactly one caller. ``graph_name``: only the
-        runs of that graph or workflow (a runner recovers its own runs, not another's)."""
+        oldest lease first; each is claimed by exactly one caller. ``graph_name`` (and
+        ``graph_version``): only the runs of that graph or workflow (a runner recovers its own
+        runs, not another's)."""
         now = now_micros()
         lock = " FOR UPDATE SKIP LOCKED" if self.db.backend == "postgresql" else ""
         scope = "AND tenant_id = :t " if tenant is not None else ""
         if graph_name is not None:
             scope += "AND graph_name = :g "
+        if graph_version is not None:
+            scope += "AND graph_version = :gv "
 
         def plan() -> Plan[list[RunRecord]]:
             rows = yield Step(text(
                 "SELECT tenant_id, run_id FROM sutram_runs WHERE status = 'running' AND lease_expires_at < :now "
                 f"{scope}ORDER BY lease_expires_at LIMIT :n{lock}"
-            ), {"now": now, "n": limit, "t": tenant, "g": graph_name})
+            ), {"now": now, "n": limit, "t": tenant, "g": graph_name, "gv": graph_version})
             claimed = []
             for t, r in rows:
                 n = yield Step(text(
