@@ -87,6 +87,15 @@ def test_crash_proof_agent(tmp_path: Path) -> None:
     assert "completed after 2 attempts" in out
 
 
+def test_llamaindex_crash_proof_agent(tmp_path: Path) -> None:
+    _, out = _run("llamaindex_crash_proof_agent.py", tmp_path)
+    made = [line.split("] ", 1)[1] for line in out.splitlines() if line.startswith("[pid") and " made" in line]
+    # the worker: the model's tool choice and the refund; the recovery: only the answer
+    assert made == ["model call made: 'Please refund my order A-1042.'", "refund of A-1042 made",
+                    "model call made: 'refunded A-1042'"]
+    assert "exited with -9" in out and "completed after 2 attempts" in out
+
+
 def test_budgets(tmp_path: Path) -> None:
     _, out = _run("budgets.py", tmp_path)
     assert "-> paused: budget: max_tokens reached" in out and "-> paused: budget: max_steps reached: 1 of 1" in out
