@@ -33,10 +33,14 @@ from __future__ import annotations
 import asyncio
 import operator
 import os
+import random
 import signal
+import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
@@ -308,15 +312,16 @@ def work(url: str, runs: int) -> None:
         asyncio.run(main())
 
 
-def serve(url: str, runs: int) -> None:
-    """Fork a worker per line of stdin (its kill position); print each one's exit status."""
+def serve(url: str, runs: int, worker: Callable[[str, int], None] | None = None) -> None:
+    """Fork a worker per line of stdin (its kill position) that runs ``worker(url, runs)``
+    (this module's :func:`work` by default); print each one's exit status."""
     for line in sys.stdin:
         pid = os.fork()
         if pid == 0:  # the worker
             os.environ["SUTRAM_TEST_KILL_AT"] = line.strip()
             code = 0
             try:
-                work(url, runs)
+                (worker or work)(url, runs)
             except BaseException:
                 traceback.print_exc()
                 code = 1
@@ -326,6 +331,35 @@ def serve(url: str, runs: int) -> None:
         _, status = os.waitpid(pid, 0)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         print(code, flush=True)
+
+
+def kill_until_done(module: str, url: str, runs: int, env: dict[str, str], seed: int, seconds: float,
+                    root: Path) -> tuple[int, int]:
+    """Drive ``python -m MODULE serve URL RUNS`` (a zygote forking workers) until a worker
+    finds nothing left to do: each worker dies before a seeded, random call (its 2nd to 4th,
+    so every worker makes progress). Returns (kills, workers)."""
+    rng = random.Random(seed)
+    kills = workers = 0
+    deadline = time.monotonic() + seconds
+    zygote = subprocess.Popen([sys.executable, "-m", module, "serve", url, str(runs)], cwd=root, env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert zygote.stdin is not None and zygote.stdout is not None
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"not done after {workers} workers ({kills} kills)"
+            zygote.stdin.write(f"{rng.randint(2, 4)}\n")
+            zygote.stdin.flush()
+            code = int(zygote.stdout.readline())
+            workers += 1
+            if code == -9:
+                kills += 1
+                time.sleep(0.45)  # the dead worker's lease runs out
+                continue
+            assert code == 0, f"worker {workers} failed (its traceback is above)"
+            return kills, workers
+    finally:
+        zygote.stdin.close()
+        zygote.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,9 @@ status.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,7 +36,7 @@ from workflows.events import Event, StartEvent, StopEvent
 
 from sutram_core.runs import durable_step
 from tests.fake_llama import UsageFunctionCallingLLM
-from tests.kill_harness import _log, _maybe_die
+from tests.kill_harness import _log, _maybe_die, serve
 
 TENANT = "llama-harness"
 
@@ -206,29 +204,9 @@ def work(url: str, runs: int) -> None:
     asyncio.run(main())
 
 
-def serve(url: str, runs: int) -> None:
-    """Fork a worker per line of stdin (its kill position); print each one's exit status."""
-    for line in sys.stdin:
-        pid = os.fork()
-        if pid == 0:  # the worker
-            os.environ["SUTRAM_TEST_KILL_AT"] = line.strip()
-            code = 0
-            try:
-                work(url, runs)
-            except BaseException:
-                traceback.print_exc()
-                code = 1
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        print(code, flush=True)
-
-
 if __name__ == "__main__":
     # through the module's own name: the journal names event classes by module, and a class
     # of __main__ could not be found by a process started otherwise
     from tests import kill_harness_llama
 
-    kill_harness_llama.serve(sys.argv[2], int(sys.argv[3]))
+    serve(sys.argv[2], int(sys.argv[3]), kill_harness_llama.work)

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -43,30 +39,8 @@ def test_killed_workers_leave_every_run_complete_and_every_call_made_once(
     died = tmp_path / "kills.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SUTRAM_TEST_CALL_LOG": str(log),
            "SUTRAM_SPOOL_DIR": str(tmp_path / "spool"), "SUTRAM_TEST_KILL_LOG": str(died)}
-    rng = random.Random(20261129)
-    kills = workers = 0
-    deadline = time.monotonic() + 200 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))
-    zygote = subprocess.Popen([sys.executable, "-m", "tests.kill_harness", "serve", db_url, str(RUNS)],
-                              cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert zygote.stdin is not None and zygote.stdout is not None
-    try:
-        while True:
-            assert time.monotonic() < deadline, f"not done after {workers} workers ({kills} kills)"
-            # each worker dies before a seeded, random call (its 2nd to 4th, so every worker
-            # makes progress); the one that finds nothing left to do exits normally
-            zygote.stdin.write(f"{rng.randint(2, 4)}\n")
-            zygote.stdin.flush()
-            code = int(zygote.stdout.readline())
-            workers += 1
-            if code == -9:
-                kills += 1
-                time.sleep(0.45)  # the dead worker's lease runs out
-                continue
-            assert code == 0, f"worker {workers} failed (its traceback is above)"
-            break
-    finally:
-        zygote.stdin.close()
-        zygote.wait(timeout=30)
+    kills, workers = kill_harness.kill_until_done("tests.kill_harness", db_url, RUNS, env, 20261129,
+                                                  200 * int(os.environ.get("SUTRAM_KILL_SOAK", "1")), ROOT)
     assert kills >= MIN_KILLS, f"only {kills} kills in {workers} workers"
     # the kills fell in every shape, on both graphs (odd topics run on the async graph), and
     # inside streams too
