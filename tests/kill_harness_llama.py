@@ -10,9 +10,9 @@ Two shapes, each run durably by ``durable_workflow``:
 
 Every provider call and tool call is appended to a log (fsynced), so a test checks that
 each was made exactly once across all processes. Workers SIGKILL themselves before a
-seeded call (``SUTRAM_TEST_KILL_AT``); a parallel sibling reaches its kill point only once
-the sibling before it has its result in the journal, so a kill never falls between a
-sibling's side effect and its journal entry (that window no journal can close).
+seeded call (``SUTRAM_TEST_KILL_AT``), once every tool call they made has its result in
+the journal, so a kill never falls between a call's side effect and its journal entry
+(that window no journal can close).
 
 ``python -m tests.kill_harness_llama serve URL RUNS`` forks a worker per line of stdin (its
 kill position) from a process that has imported everything once, and prints each exit
@@ -22,6 +22,7 @@ status.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 import time
@@ -35,8 +36,9 @@ from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StopEvent
 
 from sutram_core.runs import durable_step
+from tests import kill_harness
 from tests.fake_llama import UsageFunctionCallingLLM
-from tests.kill_harness import _log, _maybe_die, serve
+from tests.kill_harness import _log, serve
 
 TENANT = "llama-harness"
 
@@ -53,7 +55,7 @@ class HarnessLLM(UsageFunctionCallingLLM):
             topic = next(iter(re.findall(r"\bt\d+\b", asked)), "?")
             results = sorted(str(m.content) for m in messages if m.role == MessageRole.TOOL)
             call = f"llm {topic} {'answer' if results else last}"
-            _maybe_die(call)
+            _die_settled(call)
             _log(call)
             if kwargs.get("tools") and not results:
                 return ChatMessage(role="assistant", blocks=[
@@ -66,34 +68,39 @@ class HarnessLLM(UsageFunctionCallingLLM):
         return respond
 
 
-_DB: list[Any] = []  # the worker's database, once it is known (work())
+_DB: list[Any] = []  # the worker's database, once it is known (work(), or set by a test)
+_CHARGED: list[str] = []  # the orders this process charged
 
 
-def _sibling_journaled(order: str, place: int) -> None:
-    """Wait until the sibling before this one has its result in the call journal, so that a
-    kill here never falls between that sibling's side effect and its journal entry (a fixed
-    pause was not enough on a loaded machine)."""
-    if not place or not _DB:
-        return
-    from sqlalchemy import text
+def _die_settled(call: str) -> None:
+    """``_maybe_die``, except that a worker whose tool calls do not all have their result in
+    the call journal yet dies at a later call instead: a kill never falls between a call's
+    side effect and its journal entry (that window no journal can close), whatever else is
+    in flight (a parallel sibling, or the other runs of a worker running many at once; the
+    entry may be waiting for this very event loop, so the worker cannot wait here)."""
+    at = int(os.environ.get("SUTRAM_TEST_KILL_AT", "0"))
+    if _DB and _CHARGED and kill_harness._made[0] + 1 == at:
+        from sqlalchemy import bindparam, text
 
-    from sutram_core.backends.sql.database import Step
+        from sutram_core.backends.sql.database import Step
 
-    sibling = '"charged ' + order.rsplit("-", 1)[0] + "-" + "ab"[place - 1] + '"'
+        wanted = sorted({f'"charged {order}"' for order in _CHARGED})
 
-    def plan() -> Any:
-        rows = yield Step(text("SELECT count(*) FROM sutram_journal WHERE output = :o"), {"o": sibling})
-        return int(rows[0][0])
+        def plan() -> Any:
+            query = text("SELECT count(DISTINCT output) FROM sutram_journal WHERE output IN :o")
+            rows = yield Step(query.bindparams(bindparam("o", expanding=True)), {"o": wanted})
+            return int(rows[0][0])
 
-    deadline = time.monotonic() + 20
-    while not _DB[0].run(plan(), write=False) and time.monotonic() < deadline:
-        time.sleep(0.01)
+        if _DB[0].run(plan(), write=False) < len(wanted):
+            os.environ["SUTRAM_TEST_KILL_AT"] = str(at + 1)
+    kill_harness._maybe_die(call)
 
 
 def charge(order: str, place: int = 0) -> str:
     """Charge an order (the side effect each run must have exactly once per order)."""
-    _sibling_journaled(order, place)
-    _maybe_die(f"tool charge {order}")
+    time.sleep(0.01 * place)  # siblings in order (their kill positions stay seeded)
+    _die_settled(f"tool charge {order}")
+    _CHARGED.append(order)  # before the side effect: a kill in another thread must see it coming
     _log(f"tool charge {order}")
     return f"charged {order}"
 

@@ -338,6 +338,11 @@ def test_a_runner_recovers_only_its_own_workflow_s_runs_in_its_own_tenant(db_url
         assert [r.run_id for r in graph.recover()] == ["lg"]  # the graph's runner takes only its own
     with pytest.raises(InvalidRunError, match="is a run of"):
         run(billing.resume("lg"))
+    with durable(build(), url=db_url, tenant="acme", remember_runs=False) as graph:
+        with pytest.raises(InvalidRunError, match="LlamaIndex workflow 'Agent'"):  # and the other way round
+            graph.resume("ship")
+        with pytest.raises(InvalidRunError, match="LlamaIndex workflow"):
+            graph.cancel("ship")
     assert [r.run_id for r in run(shipping.recover())] == ["ship"]
     assert [r.run_id for r in run(elsewhere.recover())] == ["far"]
     for runner in (billing, shipping, elsewhere):

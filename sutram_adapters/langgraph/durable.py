@@ -500,6 +500,7 @@ class DurableRunner:
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run that is not running elsewhere (pending, paused, or whose worker died)
         and run its compensations; return the run."""
+        self._refuse_workflow_run(run_id)
         run = self.ledger.claim(self.tenant, run_id, executor=self.executor_id, lease_seconds=self.lease_seconds,
                                 resume=True)
         if run is None:
@@ -508,6 +509,14 @@ class DurableRunner:
         self.compensate(run_id)
         self._remember(run_id)
         return self.ledger.get(self.tenant, run_id)
+
+    def _refuse_workflow_run(self, run_id: str) -> None:
+        """A LlamaIndex workflow's run (the ledger is shared) is not this graph's to resume or
+        cancel: refused before anything is claimed."""
+        run = self.ledger.get(self.tenant, run_id)
+        if run.graph_version.startswith("llama-index:"):
+            raise InvalidRunError(f"run {run_id!r} is a run of the LlamaIndex workflow {run.graph_name!r}: resume or "
+                                  "cancel it with that workflow's durable_workflow()")
 
     def compensate(self, run_id: str) -> list[str]:
         """Run the compensations of the run's completed durable steps, newest first, each
@@ -519,6 +528,7 @@ class DurableRunner:
         """Claim a paused run for :meth:`resume`; the command to continue it with."""
         from langgraph.types import Command
 
+        self._refuse_workflow_run(run_id)
         run = self.ledger.claim(self.tenant, run_id, executor=self.executor_id, lease_seconds=self.lease_seconds,
                                 resume=True, budget=budget)
         if run is None:

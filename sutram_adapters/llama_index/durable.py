@@ -93,10 +93,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from sutram_adapters.langgraph.durable import is_recoverable
 from sutram_adapters.llama_index.journal import journaled
 
-__all__ = ["DurableWorkflow", "durable_workflow", "workflow_version"]
+__all__ = ["LLAMA_INDEX_VERSION", "DurableWorkflow", "durable_workflow", "workflow_version"]
 
 _log = logging.getLogger(__name__)
 _SERIALIZER = JsonSerializer()
+LLAMA_INDEX_VERSION = "llama-index:"  # what a LlamaIndex run's recorded version starts with (RunRecord.graph_version)
 _MEMORY = "memory"  # where LlamaIndex's agents keep their memory in the Context store
 _BUFFER = "llama_index.core.memory.chat_memory_buffer.ChatMemoryBuffer"
 _TOKEN_LIMIT = 40_000
@@ -122,7 +123,7 @@ def workflow_version(workflow: Any) -> str:
         except Exception:  # no file (a REPL, exec'd code)
             code = str(getattr(func, "__qualname__", name))
         parts.append(f"{name}:{code}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return LLAMA_INDEX_VERSION + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 class _Stop(Exception):
@@ -146,6 +147,9 @@ class _Execution:
         self.sending: set[str | None] = set()  # steps whose sends are held
         self.started: set[str | None] = set()  # step invocations started in this execution
         self.finished: set[str | None] = set()  # those whose result is journaled (or held)
+        self.done: dict[str, int] = {}  # completed invocations per (step, input event) key
+        self.running: dict[str | None, str] = {}  # invocation -> its key, until its result
+        self.numbered: dict[str | None, int] = {}  # invocation -> how many of its key went first
         self.state: str | None = None  # the Context store after the last step result, not written yet
         self.writing = asyncio.Lock()
 
@@ -172,6 +176,9 @@ class _Execution:
             invocation = getattr(tick, "invocation_id", None)
             self.sending.discard(invocation)
             self.finished.add(invocation)
+            key = self.running.pop(invocation, None)
+            if key is not None and _completed(tick):
+                self.done[key] = self.done.get(key, 0) + 1
             # the ticks rebuild the run but not its Context store: keep it as the step left it
             self.state = await self.owner._state(self.run.run_id, adapter)
         self.held.append((self.next_seq, _SERIALIZER.serialize(tick)))
@@ -219,6 +226,38 @@ class _Execution:
     def flush(self) -> None:
         if self.pending.steps or self.pending.seconds:
             self.spent(0, 0.0)
+
+
+def _step_key(name: str, event: Any) -> str:
+    """A step invocation's key in the call journal: the step and a hash of its input event."""
+    try:
+        data = _SERIALIZER.serialize(event)
+    except Exception:  # an event JSON cannot hold: its type alone
+        data = type(event).__qualname__
+    return f"{name}:{hashlib.sha256(data.encode()).hexdigest()[:16]}"
+
+
+def _completed(tick: Any) -> bool:
+    """Whether a step result ends the invocation: not a failure the runtime retries, nor a
+    step suspended at ``wait_for_event`` (run again with the same event when the answer
+    comes, it answers its calls from the journal)."""
+    return all(getattr(r, "type", None) not in ("failed", "add_waiter") for r in getattr(tick, "result", ()))
+
+
+def _completed_steps(records: list[tuple[int, str]]) -> dict[str, int]:
+    """Completed invocations per (step, input event) key in a run's journal."""
+    from workflows.runtime.types.ticks import WorkflowTickAdapter
+
+    done: dict[str, int] = {}
+    for _, data in records:
+        if '"step_result"' not in data:
+            continue
+        with _SERIALIZER.validation_context():
+            tick = WorkflowTickAdapter.validate_python(_SERIALIZER.deserialize(data))
+        if getattr(tick, "type", None) == "step_result" and _completed(tick):
+            key = _step_key(tick.step_id.name, tick.event)  # type: ignore[union-attr]
+            done[key] = done.get(key, 0) + 1
+    return done
 
 
 def _asked(records: list[tuple[int, str]]) -> bool:
@@ -394,13 +433,21 @@ class DurableWorkflow:
             return
         worker = StepWorkerStateContextVar.get(None)
         state = getattr(worker, "state", None)
-        execution.started.add(getattr(state, "invocation_id", None))
-        work = getattr(state, "work_item_id", None) or "-"
+        invocation = getattr(state, "invocation_id", None)
+        execution.started.add(invocation)
         path = "/".join(getattr(state, "scope_path", ()) or ())
+        # the step's task in the journal: the step, its input event, and how many invocations
+        # of the step on the same event went before it (the same after a replay; the
+        # runtime's work-item ids depend on the order concurrent steps' ticks arrived in)
+        key = _step_key(name, getattr(worker, "event", None))
+        if invocation not in execution.numbered:
+            execution.numbered[invocation] = execution.done.get(key, 0) + sum(
+                1 for k in execution.running.values() if k == key)
+            execution.running[invocation] = key
         # a retry under the step's own retry_policy asks its calls again (a new position in the
         # journal); a step run again after a crash or a pause answers them from the journal
         attempt = getattr(getattr(worker, "retry", None), "retry_number", 0) or 0
-        task = f"{name}:{work}" + (f":retry{attempt}" if attempt else "")
+        task = f"{key}#{execution.numbered[invocation]}" + (f":retry{attempt}" if attempt else "")
         execution.check()  # the budget's steps and seconds, before the step starts
         started = time.monotonic()
         with CallScope(self.calls, tenant=self.tenant, thread_id=execution.run.thread_id, task_id=task,
@@ -568,7 +615,7 @@ class DurableWorkflow:
                                         "token_limit": getattr(memory, "token_limit", None) or _TOKEN_LIMIT}}
         return json.dumps(state)
 
-    async def _context(self, run: RunRecord) -> tuple[Context | None, Any, int, bool]:
+    async def _context(self, run: RunRecord) -> tuple[Context | None, Any, int, bool, dict[str, int]]:
         """Where an execution starts: (a context rebuilt from the journal, None) or (None,
         the start event) for a run with nothing journaled; the next tick number; and whether
         the run is waiting for an answer it asked a person for."""
@@ -577,7 +624,7 @@ class DurableWorkflow:
             kept = await self.db.offload(self.ledger.input, self.tenant, run.run_id)
             if kept is None:
                 raise InvalidRunError(f"run {run.run_id!r} has neither a journal nor its start event")
-            return None, _SERIALIZER.deserialize(kept[1].decode()), 0, False
+            return None, _SERIALIZER.deserialize(kept[1].decode()), 0, False, {}
         from workflows.plugins.basic import JournalRecord
 
         ctx = basic_runtime.restore(self.workflow, None, [JournalRecord(seq, data) for seq, data in records],
@@ -586,7 +633,7 @@ class DurableWorkflow:
             snapshot = ctx.to_dict(_SERIALIZER)
             snapshot["state"] = json.loads(state)
             ctx = Context.from_dict(self.workflow, snapshot, serializer=_SERIALIZER)
-        return ctx, None, len(records), _asked(records)
+        return ctx, None, len(records), _asked(records), _completed_steps(records)
 
     async def _execute(self, run: RunRecord, send: Any = None) -> Any:
         attempt = 0
@@ -595,7 +642,7 @@ class DurableWorkflow:
             handler: Any = None
             beat: asyncio.Task[None] | None = None
             try:
-                ctx, start_event, execution.next_seq, asked = await self._context(run)
+                ctx, start_event, execution.next_seq, asked, execution.done = await self._context(run)
                 self._active[run.run_id] = execution
                 beat = asyncio.create_task(self._heartbeat(execution))
                 # the runtime keeps each run id's queues until they are collected: a run
