@@ -11,8 +11,9 @@ fence, budget, spend, attempts), with no change to its steps:
   it was, so a run whose worker died continues from there in another process:
   :meth:`DurableWorkflow.recover`. Steps that had completed are not run again; a step that
   was running is run again.
-* **Journal of calls.** Each step runs in a call scope keyed by the run, the step and the
-  runtime's own id of the work item (stable across a replay), so the model calls (the
+* **Journal of calls.** Each step runs in a call scope keyed by the run, the step, its input
+  event and how many invocations of the step on that event went first (the same after a
+  replay, which the runtime's own work-item ids are not), so the model calls (the
   workflow's and agents' LLMs are journaled, as ``journaled(llm)`` does) and the tools
   (``FunctionTool``s of agents, and any ``@durable_step``) a step made before the crash are
   answered from the journal when it runs again: each made once.
