@@ -333,14 +333,17 @@ def serve(url: str, runs: int, worker: Callable[[str, int], None] | None = None)
         print(code, flush=True)
 
 
-def kill_until_done(module: str, url: str, runs: int, env: dict[str, str], seed: int, seconds: float,
-                    root: Path) -> tuple[int, int]:
+def kill_until_done(module: str, url: str, runs: int, seed: int, tmp: Path, root: Path) -> tuple[int, int]:
     """Drive ``python -m MODULE serve URL RUNS`` (a zygote forking workers) until a worker
     finds nothing left to do: each worker dies before a seeded, random call (its 2nd to 4th,
-    so every worker makes progress). Returns (kills, workers)."""
+    so every worker makes progress). The workers log their calls to ``TMP/calls.log`` and
+    where they died to ``TMP/kills.log``; ``SUTRAM_KILL_SOAK=N`` allows N times 200 s.
+    Returns (kills, workers)."""
+    env = {**os.environ, "PYTHONPATH": str(root), "SUTRAM_TEST_CALL_LOG": str(tmp / "calls.log"),
+           "SUTRAM_SPOOL_DIR": str(tmp / "spool"), "SUTRAM_TEST_KILL_LOG": str(tmp / "kills.log")}
     rng = random.Random(seed)
     kills = workers = 0
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + 200 * int(os.environ.get("SUTRAM_KILL_SOAK", "1"))
     zygote = subprocess.Popen([sys.executable, "-m", module, "serve", url, str(runs)], cwd=root, env=env,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert zygote.stdin is not None and zygote.stdout is not None

@@ -35,12 +35,8 @@ def _shape(call: str) -> str:
 def test_killed_workers_leave_every_run_complete_and_every_call_made_once(
         db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUTRAM_TEST_CALL_LOG", str(tmp_path / "reference.log"))  # this process's own calls
-    log = tmp_path / "calls.log"
-    died = tmp_path / "kills.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SUTRAM_TEST_CALL_LOG": str(log),
-           "SUTRAM_SPOOL_DIR": str(tmp_path / "spool"), "SUTRAM_TEST_KILL_LOG": str(died)}
-    kills, workers = kill_harness.kill_until_done("tests.kill_harness", db_url, RUNS, env, 20261129,
-                                                  200 * int(os.environ.get("SUTRAM_KILL_SOAK", "1")), ROOT)
+    log, died = tmp_path / "calls.log", tmp_path / "kills.log"
+    kills, workers = kill_harness.kill_until_done("tests.kill_harness", db_url, RUNS, 20261129, tmp_path, ROOT)
     assert kills >= MIN_KILLS, f"only {kills} kills in {workers} workers"
     # the kills fell in every shape, on both graphs (odd topics run on the async graph), and
     # inside streams too

@@ -142,7 +142,6 @@ class _Execution:
         self.budget, self.spend = run.budget, run.spend
         self.pending = Spend()
         self.stop: tuple[str, str] | None = None  # (kind: budget | retry | input, reason)
-        self.error: BaseException | None = None
         self.lost: LeaseLostError | None = None
         self.held: list[tuple[int, str]] = []  # ticks not written yet (see journal)
         self.sending: set[str | None] = set()  # steps whose sends are held
@@ -245,42 +244,37 @@ def _completed(tick: Any) -> bool:
     return all(getattr(r, "type", None) not in ("failed", "add_waiter") for r in getattr(tick, "result", ()))
 
 
-def _completed_steps(records: list[tuple[int, str]]) -> dict[str, int]:
-    """Completed invocations per (step, input event) key in a run's journal."""
+def _decode_tick(data: str) -> Any:
+    """A journaled tick as the runtime's model (its events rebuilt by the JSON serializer)."""
     from workflows.runtime.types.ticks import WorkflowTickAdapter
 
-    done: dict[str, int] = {}
-    for _, data in records:
-        if '"step_result"' not in data:
-            continue
-        with _SERIALIZER.validation_context():
-            tick = WorkflowTickAdapter.validate_python(_SERIALIZER.deserialize(data))
-        if getattr(tick, "type", None) == "step_result" and _completed(tick):
-            key = _step_key(tick.step_id.name, tick.event)  # type: ignore[union-attr]
-            done[key] = done.get(key, 0) + 1
-    return done
+    with _SERIALIZER.validation_context():
+        return WorkflowTickAdapter.validate_python(_SERIALIZER.deserialize(data))
 
 
-def _asked(records: list[tuple[int, str]]) -> bool:
-    """Whether the journal's last event for a person is a question (an ``InputRequiredEvent``
-    the run published or returned) not followed by an answer (a ``HumanResponseEvent``)."""
+def _journal_facts(records: list[tuple[int, str]]) -> tuple[bool, dict[str, int]]:
+    """In one pass over a run's journal: whether its last event for a person is a question
+    (an ``InputRequiredEvent`` the run published or returned) not followed by an answer (a
+    ``HumanResponseEvent``), and the completed invocations per (step, input event) key."""
     from workflows.events import HumanResponseEvent
-    from workflows.runtime.types.ticks import WorkflowTickAdapter
 
     asked = False
+    done: dict[str, int] = {}
     for _, data in records:
-        if "InputRequired" not in data and "HumanResponse" not in data and "Response" not in data:
-            continue  # (cheap: most ticks name neither; a subclass keeps its own name)
-        with _SERIALIZER.validation_context():
-            tick = WorkflowTickAdapter.validate_python(_SERIALIZER.deserialize(data))
-        events = [getattr(tick, "event", None), *(getattr(r, "result", None) for r in getattr(tick, "result", ()))]
+        # cheap: most ticks are neither a step's result nor name a question or an answer
+        if '"step_result"' not in data and "InputRequired" not in data and "Response" not in data:
+            continue
+        tick = _decode_tick(data)
         kind = getattr(tick, "type", None)
-        for event in events:
+        if kind == "step_result" and _completed(tick):
+            key = _step_key(tick.step_id.name, tick.event)
+            done[key] = done.get(key, 0) + 1
+        for event in [getattr(tick, "event", None), *(getattr(r, "result", None) for r in getattr(tick, "result", ()))]:
             if isinstance(event, InputRequiredEvent) and kind in ("publish_event", "step_result"):
                 asked = True
             elif isinstance(event, HumanResponseEvent) and kind == "add_event":
                 asked = False
-    return asked
+    return asked, done
 
 
 async def _stop_run(handler: Any) -> None:
@@ -463,7 +457,6 @@ class DurableWorkflow:
                 # its journal and paused if the error persists
                 if is_recoverable(exc, self.recoverable) and name not in self._retrying:
                     execution.halt("retry", f"{type(exc).__name__}: {exc}")
-                    execution.error = exc
                 raise
             finally:
                 execution.pending = execution.pending.plus(Spend(seconds=time.monotonic() - started))
@@ -554,7 +547,6 @@ class DurableWorkflow:
         """The result of a completed run (what its ``StopEvent`` carried), read from its
         journal: the same in any process, after any number of recoveries."""
         from workflows.events import StopEvent
-        from workflows.runtime.types.ticks import WorkflowTickAdapter
 
         run = await self._own(run_id)
         if run.status.value != "completed":
@@ -563,9 +555,7 @@ class DurableWorkflow:
         for _, data in reversed(records):
             if '"step_result"' not in data:
                 continue
-            with _SERIALIZER.validation_context():
-                tick = WorkflowTickAdapter.validate_python(_SERIALIZER.deserialize(data))
-            for outcome in getattr(tick, "result", ()):
+            for outcome in getattr(_decode_tick(data), "result", ()):
                 event = getattr(outcome, "result", None)
                 if isinstance(event, StopEvent):
                     return self._decoded_result(event)
@@ -634,7 +624,7 @@ class DurableWorkflow:
             snapshot = ctx.to_dict(_SERIALIZER)
             snapshot["state"] = json.loads(state)
             ctx = Context.from_dict(self.workflow, snapshot, serializer=_SERIALIZER)
-        return ctx, None, len(records), _asked(records), _completed_steps(records)
+        return ctx, None, len(records), *_journal_facts(records)
 
     async def _execute(self, run: RunRecord, send: Any = None) -> Any:
         attempt = 0
