@@ -25,6 +25,7 @@ import asyncio
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -55,8 +56,9 @@ class HarnessLLM(UsageFunctionCallingLLM):
             topic = next(iter(re.findall(r"\bt\d+\b", asked)), "?")
             results = sorted(str(m.content) for m in messages if m.role == MessageRole.TOOL)
             call = f"llm {topic} {'answer' if results else last}"
-            _die_settled(call)
-            _log(call)
+            with _SIDE_EFFECTS:
+                _die_settled(call)
+                _log(call)
             if kwargs.get("tools") and not results:
                 return ChatMessage(role="assistant", blocks=[
                     ToolCallBlock(tool_call_id=f"{topic}-{o}", tool_name="charge",
@@ -70,6 +72,9 @@ class HarnessLLM(UsageFunctionCallingLLM):
 
 _DB: list[Any] = []  # the worker's database, once it is known (work(), or set by a test)
 _CHARGED: list[str] = []  # the orders this process charged
+# held from a call's kill check to its side effect: no tool thread can charge between another
+# call's look at the journal and its kill
+_SIDE_EFFECTS = threading.RLock()
 
 
 def _die_settled(call: str) -> None:
@@ -99,9 +104,10 @@ def _die_settled(call: str) -> None:
 def charge(order: str, place: int = 0) -> str:
     """Charge an order (the side effect each run must have exactly once per order)."""
     time.sleep(0.01 * place)  # siblings in order (their kill positions stay seeded)
-    _die_settled(f"tool charge {order}")
-    _CHARGED.append(order)  # before the side effect: a kill in another thread must see it coming
-    _log(f"tool charge {order}")
+    with _SIDE_EFFECTS:
+        _die_settled(f"tool charge {order}")
+        _CHARGED.append(order)
+        _log(f"tool charge {order}")
     return f"charged {order}"
 
 

@@ -219,6 +219,28 @@ def test_a_run_whose_worker_died_after_asking_is_parked_again_by_recovery(db_url
     other.close()
 
 
+def test_a_run_whose_worker_died_after_its_last_step_is_completed_from_its_journal(db_url: str) -> None:
+    # the worker journaled the step that returned the StopEvent and died before the ledger
+    # heard: recovery finishes the run with that result, runs no step, starts nothing afresh
+    first = wrap(Three(timeout=30), db_url, lease_seconds=0.3)
+    agent = wrap(_agent("BILLING"), db_url, lease_seconds=0.3)
+    flow_result = run(first.run(run_id="ended", topic="tea"))
+    agent_result = run(agent.run(run_id="ended-agent", user_msg="ship A-1"))
+    for runner, run_id in ((first, "ended"), (agent, "ended-agent")):
+        runner.db.run(_as_running("acme", run_id))
+        runner.close()
+    made = list(CALLS)
+    other, other_agent = wrap(Three(timeout=30), db_url), wrap(_agent("BILLING"), db_url)
+    (got,) = run(other.recover())
+    (got_agent,) = run(other_agent.recover())
+    assert (got.run_id, got.status, got_agent.status) == ("ended", RunStatus.COMPLETED, RunStatus.COMPLETED)
+    assert CALLS == made  # no step ran again
+    assert run(other.result("ended")) == flow_result
+    assert str(run(other_agent.result("ended-agent"))) == str(agent_result)
+    other.close()
+    other_agent.close()
+
+
 def _as_running(tenant: str, run_id: str) -> Any:
     from sqlalchemy import text
 

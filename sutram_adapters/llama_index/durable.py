@@ -277,6 +277,21 @@ def _journal_facts(records: list[tuple[int, str]]) -> tuple[bool, dict[str, int]
     return asked, done
 
 
+def _stop_event(records: list[tuple[int, str]]) -> Any:
+    """The ``StopEvent`` a step of the run returned, if its journal holds one: the run ended
+    there (its worker may have died before the ledger was told)."""
+    from workflows.events import StopEvent
+
+    for _, data in reversed(records):
+        if '"step_result"' not in data:
+            continue
+        for outcome in getattr(_decode_tick(data), "result", ()):
+            event = getattr(outcome, "result", None)
+            if isinstance(event, StopEvent):
+                return event
+    return None
+
+
 async def _stop_run(handler: Any) -> None:
     """End an execution that is pausing or failing: LlamaIndex's cancel goes through the
     runtime as a tick, which the journal refuses once the execution stops (nothing after
@@ -546,20 +561,14 @@ class DurableWorkflow:
     async def result(self, run_id: str) -> Any:
         """The result of a completed run (what its ``StopEvent`` carried), read from its
         journal: the same in any process, after any number of recoveries."""
-        from workflows.events import StopEvent
-
         run = await self._own(run_id)
         if run.status.value != "completed":
             raise InvalidRunError(f"run {run_id!r} is {run.status.value}, not completed: it has no result yet")
         records, _ = await self.db.offload(self.ticks.ticks, self.tenant, run_id)
-        for _, data in reversed(records):
-            if '"step_result"' not in data:
-                continue
-            for outcome in getattr(_decode_tick(data), "result", ()):
-                event = getattr(outcome, "result", None)
-                if isinstance(event, StopEvent):
-                    return self._decoded_result(event)
-        raise InvalidRunError(f"run {run_id!r} completed but its journal holds no StopEvent")
+        stopped = _stop_event(records)
+        if stopped is None:
+            raise InvalidRunError(f"run {run_id!r} completed but its journal holds no StopEvent")
+        return self._decoded_result(stopped)
 
     def _decoded_result(self, event: Any) -> Any:
         """A journaled ``StopEvent``'s result as the run returned it: a custom stop event as
@@ -606,16 +615,21 @@ class DurableWorkflow:
                                         "token_limit": getattr(memory, "token_limit", None) or _TOKEN_LIMIT}}
         return json.dumps(state)
 
-    async def _context(self, run: RunRecord) -> tuple[Context | None, Any, int, bool, dict[str, int]]:
+    async def _context(self, run: RunRecord) -> tuple[Context | None, Any, int, bool, dict[str, int], Any]:
         """Where an execution starts: (a context rebuilt from the journal, None) or (None,
-        the start event) for a run with nothing journaled; the next tick number; and whether
-        the run is waiting for an answer it asked a person for."""
+        the start event) for a run with nothing journaled; the next tick number; whether
+        the run is waiting for an answer it asked a person for; the completed invocations
+        per key; and the ``StopEvent`` it returned, if it ended before its worker died (then
+        there is nothing to rebuild: a context restored past its end would start afresh)."""
         records, state = await self.db.offload(self.ticks.ticks, self.tenant, run.run_id)
         if not records:
             kept = await self.db.offload(self.ledger.input, self.tenant, run.run_id)
             if kept is None:
                 raise InvalidRunError(f"run {run.run_id!r} has neither a journal nor its start event")
-            return None, _SERIALIZER.deserialize(kept[1].decode()), 0, False, {}
+            return None, _SERIALIZER.deserialize(kept[1].decode()), 0, False, {}, None
+        stopped = _stop_event(records)
+        if stopped is not None:
+            return None, None, len(records), False, {}, stopped
         from workflows.plugins.basic import JournalRecord
 
         ctx = basic_runtime.restore(self.workflow, None, [JournalRecord(seq, data) for seq, data in records],
@@ -624,7 +638,7 @@ class DurableWorkflow:
             snapshot = ctx.to_dict(_SERIALIZER)
             snapshot["state"] = json.loads(state)
             ctx = Context.from_dict(self.workflow, snapshot, serializer=_SERIALIZER)
-        return ctx, None, len(records), *_journal_facts(records)
+        return ctx, None, len(records), *_journal_facts(records), None
 
     async def _execute(self, run: RunRecord, send: Any = None) -> Any:
         attempt = 0
@@ -633,7 +647,10 @@ class DurableWorkflow:
             handler: Any = None
             beat: asyncio.Task[None] | None = None
             try:
-                ctx, start_event, execution.next_seq, asked, execution.done = await self._context(run)
+                ctx, start_event, execution.next_seq, asked, execution.done, stopped = await self._context(run)
+                if stopped is not None:  # it ended before its worker died
+                    await self.db.offload(self.ledger.finish, self.tenant, run, "completed")
+                    return self._decoded_result(stopped)
                 self._active[run.run_id] = execution
                 beat = asyncio.create_task(self._heartbeat(execution))
                 # the runtime keeps each run id's queues until they are collected: a run
