@@ -103,7 +103,8 @@ bench: $(STAMP)
 	SUTRAM_BENCH_PG_URL="$$url" SUTRAM_BENCH_WEAVIATE_URL="$$wurl" $(PY) bench/memory.py; \
 	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/durable.py; \
 	$(MAKE) -s $(LLAMA_DBOS_VENV)/bin/python && SUTRAM_BENCH_PG_URL="$$url" $(LLAMA_DBOS_VENV)/bin/python bench/durable_llama.py; \
-	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/console.py
+	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/console.py; \
+	SUTRAM_BENCH_PG_URL="$$url" $(PY) bench/scale.py
 
 clean:
 	rm -rf $(VENV) $(LOWEST_VENV) $(LLAMA_DBOS_VENV) .sutram .pytest_cache .mypy_cache .ruff_cache .hypothesis

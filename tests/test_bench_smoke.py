@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 def _bench(script: str, *args: str, tmp_path: Path) -> tuple[str, Any]:
     """Run ``bench/SCRIPT ARGS --json FILE`` on SQLite only; return its output and figures."""
@@ -59,3 +61,20 @@ def test_console_benchmark_runs(tmp_path: Path) -> None:
     _, figures = _bench("console.py", "--quick", "--backend", "sqlite", tmp_path=tmp_path)
     ours = figures["sqlite"]
     assert ours["run_page_rows"] == ours["big_spans"] and ours["runs_list_s"] > 0
+
+
+@pytest.mark.postgres
+def test_scale_out_benchmark_loses_no_run_under_kills(tmp_path: Path) -> None:
+    # the smallest size of bench/scale.py: workers on PostgreSQL, one SIGKILLed every few
+    # seconds; the script itself fails on a lost or incomplete run or a committed call made again
+    out = tmp_path / "figures.json"
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "SUTRAM_BENCH_PG_URL": os.environ["SUTRAM_TEST_PG_URL"]}
+    proc = subprocess.run([sys.executable, "bench/scale.py", "--quick", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())
+    chaos = figures["chaos"]
+    assert chaos["kills"] >= 1 and not chaos["lost"] and not chaos["incomplete"]
+    assert not chaos["repeated_after_commit"] and chaos["calls"] >= chaos["runs"] * 10
+    assert [row["workers"] for row in figures["scaling"]] == [1, 2]
+    assert "kill -> run claimed" in proc.stdout or chaos["kill_to_claimed_s"] == []
