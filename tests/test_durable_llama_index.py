@@ -308,7 +308,17 @@ def test_an_error_that_is_no_accident_fails_the_run_and_compensates_once(db_url:
     failed = runner.ledger.get("acme", "bad")
     assert failed.status is RunStatus.FAILED and "bad input" in (failed.error or "")
     assert UNDONE == ["charged q-1"] and CALLS == ["charge q-1", "llm go q"]
+    # as if the worker died after journaling the failing step, before the ledger heard:
+    # recovery fails it with the same error (not restarted past its end), runs nothing again
+    runner.db.run(_as_running("acme", "bad"))
     runner.close()
+    UNDONE.clear()
+    other = wrap(Flaky(0, ValueError, timeout=30), db_url)
+    (again,) = run(other.recover())
+    assert again.status is RunStatus.FAILED and again.error == "ValueError: bad input"
+    assert CALLS == ["charge q-1", "llm go q"] and FAILS["n"] == 1
+    assert UNDONE == []  # its compensation had run: not again
+    other.close()
 
 
 def test_a_step_s_own_retry_policy_asks_the_model_again(db_url: str) -> None:

@@ -56,6 +56,7 @@ import types
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sutram_core.backends.sql.database import Database
@@ -252,18 +253,39 @@ def _decode_tick(data: str) -> Any:
         return WorkflowTickAdapter.validate_python(_SERIALIZER.deserialize(data))
 
 
-def _journal_facts(records: list[tuple[int, str]]) -> tuple[bool, dict[str, int]]:
-    """In one pass over a run's journal: whether its last event for a person is a question
-    (an ``InputRequiredEvent`` the run published or returned) not followed by an answer (a
-    ``HumanResponseEvent``), and the completed invocations per (step, input event) key."""
-    from workflows.events import HumanResponseEvent
+@dataclass
+class _Replay:
+    """A run's journal replayed through the runtime's own reducer, in one pass."""
 
+    ctx: Any  # the Context rebuilt from the ticks (its store is set apart, see _context)
+    ending: Any  # the runtime's command that ended the run (complete, fail, halt), if one did
+    asked: bool  # its last event for a person is a question not answered yet
+    done: dict[str, int]  # completed invocations per (step, input event) key
+
+
+def _replay(workflow: Any, records: list[tuple[int, str]]) -> _Replay:
+    """Replay the journal as ``basic_runtime.restore`` does, keeping what the reducer says
+    on the way: whether a tick ended the run (a ``StopEvent`` the runtime accepted, not
+    one it discarded and ran the step again for; a step failure that ends the workflow),
+    whether a question to a person is open (an ``InputRequiredEvent`` the run published or
+    returned, not followed by a ``HumanResponseEvent``), and the completed invocations."""
+    from workflows.context.context_types import SerializedContext
+    from workflows.events import HumanResponseEvent
+    from workflows.runtime.control_loop.reduce import _reduce_tick
+    from workflows.runtime.types.commands import (
+        CommandCompleteRun,
+        CommandFailWorkflow,
+        CommandHalt,
+    )
+    from workflows.runtime.types.internal_state import BrokerState
+
+    state = BrokerState.from_workflow(workflow)
+    ending: Any = None
     asked = False
     done: dict[str, int] = {}
-    for _, data in records:
-        # cheap: most ticks are neither a step's result nor name a question or an answer
-        if '"step_result"' not in data and "InputRequired" not in data and "Response" not in data:
-            continue
+    for seq, data in records:
+        if seq != state.journal_seq:
+            raise InvalidRunError(f"the run's journal has a gap: tick {state.journal_seq} is missing")
         tick = _decode_tick(data)
         kind = getattr(tick, "type", None)
         if kind == "step_result" and _completed(tick):
@@ -274,22 +296,14 @@ def _journal_facts(records: list[tuple[int, str]]) -> tuple[bool, dict[str, int]
                 asked = True
             elif isinstance(event, HumanResponseEvent) and kind == "add_event":
                 asked = False
-    return asked, done
-
-
-def _stop_event(records: list[tuple[int, str]]) -> Any:
-    """The ``StopEvent`` a step of the run returned, if its journal holds one: the run ended
-    there (its worker may have died before the ledger was told)."""
-    from workflows.events import StopEvent
-
-    for _, data in reversed(records):
-        if '"step_result"' not in data:
-            continue
-        for outcome in getattr(_decode_tick(data), "result", ()):
-            event = getattr(outcome, "result", None)
-            if isinstance(event, StopEvent):
-                return event
-    return None
+        state, commands = _reduce_tick(tick, state, time.time())
+        if ending is None:
+            ending = next((c for c in commands
+                           if isinstance(c, (CommandCompleteRun, CommandFailWorkflow, CommandHalt))), None)
+    restored = state.to_serialized(_SERIALIZER)
+    restored.state = SerializedContext().state
+    ctx = Context.from_dict(workflow, restored.model_dump(mode="python"), serializer=_SERIALIZER)
+    return _Replay(ctx, ending, asked, done)
 
 
 async def _stop_run(handler: Any) -> None:
@@ -561,14 +575,16 @@ class DurableWorkflow:
     async def result(self, run_id: str) -> Any:
         """The result of a completed run (what its ``StopEvent`` carried), read from its
         journal: the same in any process, after any number of recoveries."""
+        from workflows.events import StopEvent
+
         run = await self._own(run_id)
         if run.status.value != "completed":
             raise InvalidRunError(f"run {run_id!r} is {run.status.value}, not completed: it has no result yet")
         records, _ = await self.db.offload(self.ticks.ticks, self.tenant, run_id)
-        stopped = _stop_event(records)
-        if stopped is None:
+        ending = _replay(self.workflow, records).ending
+        if not isinstance(getattr(ending, "result", None), StopEvent):
             raise InvalidRunError(f"run {run_id!r} completed but its journal holds no StopEvent")
-        return self._decoded_result(stopped)
+        return self._decoded_result(ending.result)
 
     def _decoded_result(self, event: Any) -> Any:
         """A journaled ``StopEvent``'s result as the run returned it: a custom stop event as
@@ -615,30 +631,24 @@ class DurableWorkflow:
                                         "token_limit": getattr(memory, "token_limit", None) or _TOKEN_LIMIT}}
         return json.dumps(state)
 
-    async def _context(self, run: RunRecord) -> tuple[Context | None, Any, int, bool, dict[str, int], Any]:
+    async def _context(self, run: RunRecord) -> tuple[Context | None, Any, int, _Replay | None]:
         """Where an execution starts: (a context rebuilt from the journal, None) or (None,
-        the start event) for a run with nothing journaled; the next tick number; whether
-        the run is waiting for an answer it asked a person for; the completed invocations
-        per key; and the ``StopEvent`` it returned, if it ended before its worker died (then
-        there is nothing to rebuild: a context restored past its end would start afresh)."""
+        the start event) for a run with nothing journaled; the next tick number; and the
+        journal's replay (what ended the run, if something did before its worker died: a
+        context restored past its end would start afresh)."""
         records, state = await self.db.offload(self.ticks.ticks, self.tenant, run.run_id)
         if not records:
             kept = await self.db.offload(self.ledger.input, self.tenant, run.run_id)
             if kept is None:
                 raise InvalidRunError(f"run {run.run_id!r} has neither a journal nor its start event")
-            return None, _SERIALIZER.deserialize(kept[1].decode()), 0, False, {}, None
-        stopped = _stop_event(records)
-        if stopped is not None:
-            return None, None, len(records), False, {}, stopped
-        from workflows.plugins.basic import JournalRecord
-
-        ctx = basic_runtime.restore(self.workflow, None, [JournalRecord(seq, data) for seq, data in records],
-                                    serializer=_SERIALIZER)
+            return None, _SERIALIZER.deserialize(kept[1].decode()), 0, None
+        replay = _replay(self.workflow, records)
+        ctx = replay.ctx
         if state is not None:
             snapshot = ctx.to_dict(_SERIALIZER)
             snapshot["state"] = json.loads(state)
             ctx = Context.from_dict(self.workflow, snapshot, serializer=_SERIALIZER)
-        return ctx, None, len(records), *_journal_facts(records), None
+        return ctx, None, len(records), replay
 
     async def _execute(self, run: RunRecord, send: Any = None) -> Any:
         attempt = 0
@@ -647,10 +657,15 @@ class DurableWorkflow:
             handler: Any = None
             beat: asyncio.Task[None] | None = None
             try:
-                ctx, start_event, execution.next_seq, asked, execution.done, stopped = await self._context(run)
-                if stopped is not None:  # it ended before its worker died
+                ctx, start_event, execution.next_seq, replay = await self._context(run)
+                asked = replay is not None and replay.asked
+                execution.done = replay.done if replay is not None else {}
+                ending = replay.ending if replay is not None else None
+                if ending is not None:  # the run ended before its worker died: only the ledger is behind
+                    if not hasattr(ending, "result"):
+                        raise ending.exception  # a step's failure (or a halt): ends as it would have
                     await self.db.offload(self.ledger.finish, self.tenant, run, "completed")
-                    return self._decoded_result(stopped)
+                    return self._decoded_result(ending.result)
                 self._active[run.run_id] = execution
                 beat = asyncio.create_task(self._heartbeat(execution))
                 # the runtime keeps each run id's queues until they are collected: a run
