@@ -17,10 +17,11 @@ Figures:
             one of those up and working, not one still importing) and started again: runs/s, p50/p99 run latency, seconds from each kill to
             each of the dead worker's runs being claimed by a live worker (its lease is
             ``--lease`` seconds), runs lost (not completed), runs whose final state lacks any
-            of its 10 answers, and calls made twice, each classified: made by a worker that was
-            killed before the call's journal entry was committed (the window between a side
-            effect and its record, which no journal closes), or repeated although its entry
-            was committed (a bug; the benchmark exits non-zero)
+            of its 10 answers, and calls made twice, each classified by its journal entry's
+            commit time: every making before it (the answer reached a worker that was killed
+            before it could record it: the window between a side effect and its record, which
+            no journal closes), or a making after it (the journal failed to answer: a bug; the
+            benchmark exits non-zero)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import json
 import operator
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -113,9 +115,12 @@ def worker(url: str, slot: int, workers: int, runs: int, executor: str, lease: f
     with durable(graph(), url=url, tenant=TENANT, lease_seconds=lease, executor_id=executor,
                  remember_runs=False, trace=False) as runner:
         Path(f"{stop}.ready.{executor}").touch()
+        parent = os.getppid()
         while not os.path.exists(f"{stop}.go"):  # the clock starts when every worker is up
+            if os.getppid() != parent:
+                return  # the benchmark is gone
             time.sleep(0.01)
-        while not os.path.exists(stop):
+        while not os.path.exists(stop) and os.getppid() == parent:
             if runner.recover(limit=1):
                 continue
             i = next(mine, None)
@@ -163,6 +168,23 @@ def session(base_url: str, runs: int, workers: int, args: argparse.Namespace, ch
     on a schema of their own; return the figures."""
     url, schema = fresh_schema(base_url)
     tmp = Path(tempfile.mkdtemp(prefix="sutram-scale-"))
+    procs: dict[int, subprocess.Popen[bytes]] = {}
+    try:
+        return _session(url, tmp, procs, runs, workers, args, chaos)
+    finally:
+        (tmp / "stop").touch()
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+        drop_schema(base_url, schema)
+
+
+def _session(url: str, tmp: Path, procs: dict[int, subprocess.Popen[bytes]], runs: int, workers: int,
+             args: argparse.Namespace, chaos: bool) -> dict[str, Any]:
     calls, stop = tmp / "calls.log", tmp / "stop"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SUTRAM_SCALE_CALL_LOG": str(calls),
            "SUTRAM_SCALE_LATENCY": str(args.latency_ms / 1000)}
@@ -170,8 +192,19 @@ def session(base_url: str, runs: int, workers: int, args: argparse.Namespace, ch
 
     with durable(graph(), url=url, tenant=TENANT, trace=False) as runner:  # the schema, before the clock starts
         runner.ledger.runs(TENANT, limit=1)
-    procs = {n: _spawn(url, n, workers, runs, f"w{n}.0", args, env, stop) for n in range(workers)}
+    procs.update({n: _spawn(url, n, workers, runs, f"w{n}.0", args, env, stop) for n in range(workers)})
+    deadline = time.monotonic() + args.timeout
+
+    def alive() -> None:
+        for n, proc in procs.items():
+            if proc.poll() is not None:  # a worker must not die on its own
+                err = proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+                raise SystemExit(f"worker {n} exited {proc.returncode}: {err}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"not done after {args.timeout} s")
+
     while len(list(tmp.glob("stop.ready.*"))) < workers:
+        alive()
         time.sleep(0.05)
     Path(f"{stop}.go").touch()
     generation = Counter[int]()
@@ -180,7 +213,6 @@ def session(base_url: str, runs: int, workers: int, args: argparse.Namespace, ch
     watching: list[threading.Thread] = []
     rng = random.Random(args.seed)
     started = time.monotonic()
-    deadline = started + args.timeout
 
     def watch(killed_at: float, executor: str, held: list[str]) -> None:
         # seconds from the kill until a live worker claimed each run the dead one held
@@ -194,56 +226,50 @@ def session(base_url: str, runs: int, workers: int, args: argparse.Namespace, ch
                     left.discard(run_id)
             time.sleep(0.05)
 
-    next_kill = started + args.kill_every * rng.uniform(0.5, 1.5)
-    try:
-        while True:
-            ledger = _ledger(url)
-            if len(ledger) == runs and all(s in ("completed", "failed") for s, *_ in ledger.values()):
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"not done after {args.timeout} s: {Counter(s for s, *_ in ledger.values())}")
-            for n, proc in procs.items():
-                if proc.poll() is not None:  # a worker must not die on its own
-                    raise SystemExit(f"worker {n} exited {proc.returncode}: {proc.stderr.read().decode()[-3000:]}"
-                                     if proc.stderr else f"worker {n} exited {proc.returncode}")
-            if chaos and time.monotonic() >= next_kill:
-                up = [n for n in range(workers) if Path(f"{stop}.ready.w{n}.{generation[n]}").exists()]
-                n = rng.choice(up or list(range(workers)))  # one that is at work, not still importing
-                victim = procs[n]
-                executor = f"w{n}.{generation[n]}"
-                victim.send_signal(signal.SIGKILL)
-                victim.wait()
-                killed_at = time.monotonic()
-                kills.append((time.time_ns() // 1000, victim.pid, executor))
-                held = [rid for rid, (s, owner, *_) in _ledger(url).items() if s == "running" and owner == executor]
-                generation[n] += 1
-                procs[n] = _spawn(url, n, workers, runs, f"w{n}.{generation[n]}", args, env, stop)
-                t = threading.Thread(target=watch, args=(killed_at, executor, held), daemon=True)
-                t.start()
-                watching.append(t)
-                next_kill = time.monotonic() + args.kill_every * rng.uniform(0.5, 1.5)
-            time.sleep(0.1)
-        wall = time.monotonic() - started
-    finally:
-        stop.touch()
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    # the first kill once a tenth of the runs are done (so that even a fast machine has one),
+    # then one every kill_every seconds, jittered
+    next_kill: float | None = None
+    while True:
+        ledger = _ledger(url)
+        finished = sum(s in ("completed", "failed") for s, *_ in ledger.values())
+        if finished == runs:
+            break
+        alive()
+        if chaos and next_kill is None and finished >= max(1, runs // 10):
+            next_kill = time.monotonic()
+        if chaos and next_kill is not None and time.monotonic() >= next_kill:
+            up = [n for n in range(workers) if Path(f"{stop}.ready.w{n}.{generation[n]}").exists()]
+            n = rng.choice(up or list(range(workers)))  # one that is at work, not still importing
+            victim = procs[n]
+            executor = f"w{n}.{generation[n]}"
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            killed_at = time.monotonic()
+            kills.append((time.time_ns() // 1000, victim.pid, executor))
+            held = [rid for rid, (s, owner, *_) in _ledger(url).items() if s == "running" and owner == executor]
+            generation[n] += 1
+            procs[n] = _spawn(url, n, workers, runs, f"w{n}.{generation[n]}", args, env, stop)
+            t = threading.Thread(target=watch, args=(killed_at, executor, held), daemon=True)
+            t.start()
+            watching.append(t)
+            next_kill = time.monotonic() + args.kill_every * rng.uniform(0.5, 1.5)
+        time.sleep(0.1)
+    wall = time.monotonic() - started
     for t in watching:
         t.join(timeout=args.lease + 30)
-    figures = _check(url, runs, calls, kills)
+    figures = _check(url, runs, calls)
     latencies = [(fin - created) / 1e6 for _, _, created, fin, _ in _ledger(url).values() if fin]
     figures.update(runs=runs, workers=workers, wall_s=wall, runs_per_s=runs / wall,
                    p50_s=_pct(latencies, 0.5), p99_s=_pct(latencies, 0.99), kills=len(kills),
                    kill_to_claimed_s=sorted(resumes))
-    drop_schema(base_url, schema)
     return figures
 
 
-def _check(url: str, runs: int, calls: Path, kills: list[tuple[int, int, str]]) -> dict[str, Any]:
-    """Runs lost, runs with a final state missing answers, and calls made twice (classified)."""
+def _check(url: str, runs: int, calls: Path) -> dict[str, Any]:
+    """Runs lost, runs with a final state missing answers, and calls made twice, each
+    classified by its journal entry's commit time: made again after it (the journal failed
+    to answer: a bug) or every time before it (the answer came to a worker that died, or
+    lost its lease, before it could record it: the window no journal closes)."""
     import psycopg
 
     ledger = _ledger(url)
@@ -257,27 +283,22 @@ def _check(url: str, runs: int, calls: Path, kills: list[tuple[int, int, str]]) 
             state = app.get_state({"configurable": {"thread_id": f"t{i}"}})
             if sorted(state.values.get("answers", [])) != sorted(expected_answers(f"r{i}")):
                 incomplete.append(f"r{i}")
-    made: dict[str, list[tuple[int, int]]] = {}
+    made: dict[str, list[int]] = {}
     for line in calls.read_text().splitlines():
-        at, pid, asked = line.split(" ", 2)
-        made.setdefault(asked, []).append((int(at), int(pid)))
-    killed = {pid: at for at, pid, _ in kills}
+        at, _pid, asked = line.split(" ", 2)
+        made.setdefault(asked, []).append(int(at))
     in_window, after_commit = [], []
     with psycopg.connect(_libpq(url)) as conn:
-        for asked, makers in made.items():
-            if len(makers) < 2:
+        for asked, times in made.items():
+            if len(times) < 2:
                 continue
             run = asked.split(" ", 1)[0]
-            row = conn.execute("SELECT min(created_at) FROM sutram_journal WHERE tenant_id = %s AND thread_id = %s "
-                               "AND output LIKE %s", (TENANT, "t" + run[1:], f"%answer to {asked}%")).fetchone()
-            committed = row[0] if row else None
-            _, first_pid = min(makers)
-            # the first maker was killed, and the entry the journal holds was written after that
-            if first_pid in killed and (committed is None or committed > killed[first_pid]):
-                in_window.append(asked)
-            else:
-                after_commit.append(asked)
-    return {"lost": lost, "incomplete": incomplete, "calls": sum(len(m) for m in made.values()),
+            rows = conn.execute("SELECT created_at FROM sutram_journal WHERE tenant_id = %s AND thread_id = %s "
+                                "AND output LIKE %s", (TENANT, "t" + run[1:], f"%answer to {asked}%")).fetchall()
+            if len(rows) != 1:
+                raise SystemExit(f"{asked!r} was made {len(times)} times and has {len(rows)} journal entries")
+            (in_window if max(times) <= rows[0][0] else after_commit).append(asked)
+    return {"lost": lost, "incomplete": incomplete, "calls": sum(len(t) for t in made.values()),
             "repeated_in_window": sorted(in_window), "repeated_after_commit": sorted(after_commit)}
 
 
@@ -299,8 +320,8 @@ def report(scaling: list[dict[str, Any]], chaos: dict[str, Any], args: argparse.
     print(f"  runs lost or stuck: {len(chaos['lost'])}; runs whose final state lacks an answer: "
           f"{len(chaos['incomplete'])}")
     print(f"  calls made: {chaos['calls']} for {chaos['runs'] * NODES * CALLS} needed; made twice: "
-          f"{len(chaos['repeated_in_window'])} by a worker killed between the answer and its journal entry, "
-          f"{len(chaos['repeated_after_commit'])} although their entry was committed")
+          f"{len(chaos['repeated_in_window'])} answered before their journal entry was committed (a worker killed "
+          f"in between), {len(chaos['repeated_after_commit'])} made again after it")
 
 
 def main() -> None:
@@ -324,7 +345,7 @@ def main() -> None:
         return
     if args.quick:
         args.runs, args.scaling_runs, args.workers, args.chaos_workers = 30, 12, "1,2", 2
-        args.kill_every, args.lease, args.timeout = 3.0, 1.0, 240.0
+        args.kill_every, args.lease, args.timeout = 3.0, 1.0, 200.0
     base_url = os.environ.get("SUTRAM_BENCH_PG_URL")
     if not base_url:
         raise SystemExit("bench/scale.py needs PostgreSQL: set SUTRAM_BENCH_PG_URL (make bench does)")
