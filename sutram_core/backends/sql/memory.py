@@ -518,24 +518,28 @@ class SqlMemoryBackend:
             # the document frequency counted among the rows that pass the filters and capped
             # at _DF_CAP (a term that common weighs nearly nothing). ts_rank has no IDF: a
             # rare name or identifier weighed no more than "user" (MRR 0.21 against 0.49).
-            # Every tsquery is a bound constant, so each count and the match itself use the
-            # GIN index (a tsquery taken from a joined row made PostgreSQL scan every row).
-            params: dict[str, Any] = dict(w.params)
-            names = []
+            # One pass: the rows matching any term, with which terms each matches, give both
+            # the frequencies and the scores (counting each term apart read its rows twice).
+            # The match is a bound constant, so it uses the GIN index; each term's tsquery
+            # is parsed once (q), and its weight computed once (df), not once per row.
+            params: dict[str, Any] = {**w.params, "kq": " | ".join(terms), "n": depth}
+            parsed, flags, weights, score = [], [], [], []
             for i, term in enumerate(terms):
                 params[f"kt{i}"] = term
-                names.append(f"to_tsquery('english', :kt{i})")
-            counts = yield Step(text("SELECT " + ", ".join(
-                f"(SELECT count(*) FROM (SELECT 1 FROM sutram_memories m WHERE m.tsv @@ {q} AND {w.sql()} "
-                f"LIMIT {_DF_CAP}) c{i})" for i, q in enumerate(names))), params)
-            weights = [math.log(1 + (_DF_CAP - n + 0.5) / (n + 0.5)) for n in counts[0]]
-            score = " + ".join(f"CASE WHEN m.tsv @@ {q} THEN {round(wt, 9)!r} ELSE 0 END"
-                               for q, wt in zip(names, weights, strict=True))
+                parsed.append(f"to_tsquery('english', :kt{i}) AS q{i}")
+                flags.append(f"m.tsv @@ q.q{i} AS h{i}")
+                df = f"least(count(*) FILTER (WHERE h{i}), {_DF_CAP})"
+                weights.append(f"ln(1 + (CAST({_DF_CAP} AS float8) - {df} + 0.5) / ({df} + 0.5)) AS w{i}")
+                score.append(f"CASE WHEN h{i} THEN w{i} ELSE 0 END")
             # rounded: equal scores stay equal, so that ties go by pk, every time
             rows = yield Step(text(
-                f"SELECT m.pk, round(CAST({score} AS numeric), 9) AS s FROM sutram_memories m "
-                f"WHERE m.tsv @@ to_tsquery('english', :kq) AND {w.sql()} ORDER BY s DESC, m.pk LIMIT :n"
-            ), {**params, "kq": " | ".join(terms), "n": depth})
+                f"WITH q AS MATERIALIZED (SELECT {', '.join(parsed)}), "
+                f"hits AS MATERIALIZED (SELECT m.pk, {', '.join(flags)} FROM q CROSS JOIN sutram_memories m "
+                f"WHERE m.tsv @@ to_tsquery('english', :kq) AND {w.sql()}), "
+                f"df AS (SELECT {', '.join(weights)} FROM hits) "
+                f"SELECT hits.pk, round(CAST({' + '.join(score)} AS numeric), 9) AS s FROM hits CROSS JOIN df "
+                "ORDER BY s DESC, hits.pk LIMIT :n"
+            ), params)
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def _fts5_plan(self, tenant: str, w: Any, terms: list[str], depth: int) -> Plan[list[tuple[int, float]]]:

@@ -175,6 +175,8 @@ class PgVectorIndex:
 
         rows = yield Step(statement(()), params)
         short = [name for name in ("indexed", "fields") if name in arms and sum(r[-1] == name for r in rows) < depth]
+        if short == ["fields"] and not (yield Step(text(f"SELECT EXISTS (SELECT 1 FROM {field_vectors.TABLE})")))[0][0]:
+            short = []  # no record has a second vector: nothing the index could have missed
         if short:
             # every half again, in one statement: halves read in two snapshots could each miss
             # a row that moved between them (written again, so pending again)
