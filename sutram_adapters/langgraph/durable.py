@@ -78,7 +78,14 @@ from sutram_core.errors import (
     RunPausedError,
 )
 from sutram_core.memory.records import SYSTEM_ROOT
-from sutram_core.runs import Budget, CallScope, RunRecord, Spend, compensate_run
+from sutram_core.runs import (
+    LLAMA_INDEX_VERSION,
+    Budget,
+    CallScope,
+    RunRecord,
+    Spend,
+    compensate_run,
+)
 from sutram_core.tenancy import DEFAULT_TENANT, validate_tenant
 from sutram_core.traces.redaction import Redactor
 
@@ -514,7 +521,7 @@ class DurableRunner:
         """A LlamaIndex workflow's run (the ledger is shared) is not this graph's to resume or
         cancel: refused before anything is claimed."""
         run = self.ledger.get(self.tenant, run_id)
-        if run.graph_version.startswith("llama-index:"):
+        if run.graph_version.startswith(LLAMA_INDEX_VERSION):
             raise InvalidRunError(f"run {run_id!r} is a run of the LlamaIndex workflow {run.graph_name!r}: resume or "
                                   "cancel it with that workflow's durable_workflow()")
 

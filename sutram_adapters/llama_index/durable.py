@@ -70,7 +70,15 @@ from sutram_core.errors import (
     MissingDependencyError,
     RunPausedError,
 )
-from sutram_core.runs import Budget, CallScope, RunRecord, Spend, compensate_run, durable_step
+from sutram_core.runs import (
+    LLAMA_INDEX_VERSION,
+    Budget,
+    CallScope,
+    RunRecord,
+    Spend,
+    compensate_run,
+    durable_step,
+)
 from sutram_core.tenancy import validate_tenant
 
 try:  # the llama-index extra
@@ -99,7 +107,6 @@ __all__ = ["LLAMA_INDEX_VERSION", "DurableWorkflow", "durable_workflow", "workfl
 
 _log = logging.getLogger(__name__)
 _SERIALIZER = JsonSerializer()
-LLAMA_INDEX_VERSION = "llama-index:"  # what a LlamaIndex run's recorded version starts with (RunRecord.graph_version)
 _MEMORY = "memory"  # where LlamaIndex's agents keep their memory in the Context store
 _BUFFER = "llama_index.core.memory.chat_memory_buffer.ChatMemoryBuffer"
 _TOKEN_LIMIT = 40_000

@@ -14,9 +14,10 @@ from sutram_core.runs.journal import (
     journaled_call,
     ns_shape,
 )
-from sutram_core.runs.records import Budget, RunRecord, RunStatus, Spend
+from sutram_core.runs.records import LLAMA_INDEX_VERSION, Budget, RunRecord, RunStatus, Spend
 
 __all__ = [
+    "LLAMA_INDEX_VERSION",
     "Budget",
     "CallJournal",
     "CallScope",

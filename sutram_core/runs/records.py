@@ -25,7 +25,11 @@ from typing import Any
 
 from sutram_core.errors import InvalidRunError
 
-__all__ = ["Budget", "RunRecord", "RunStatus", "Spend"]
+__all__ = ["LLAMA_INDEX_VERSION", "Budget", "RunRecord", "RunStatus", "Spend"]
+
+# what the recorded version (RunRecord.graph_version) of a LlamaIndex workflow's run starts
+# with: the ledger is shared, and each runner refuses the other framework's runs
+LLAMA_INDEX_VERSION = "llama-index:"
 
 
 class RunStatus(str, Enum):
