@@ -638,17 +638,17 @@ class DurableWorkflow:
                                         "token_limit": getattr(memory, "token_limit", None) or _TOKEN_LIMIT}}
         return json.dumps(state)
 
-    async def _context(self, run: RunRecord) -> tuple[Context | None, Any, int, _Replay | None]:
+    async def _context(self, run: RunRecord) -> tuple[Context | None, Any, int, _Replay]:
         """Where an execution starts: (a context rebuilt from the journal, None) or (None,
         the start event) for a run with nothing journaled; the next tick number; and the
         journal's replay (what ended the run, if something did before its worker died: a
-        context restored past its end would start afresh)."""
+        context restored past its end would start afresh; empty with nothing journaled)."""
         records, state = await self.db.offload(self.ticks.ticks, self.tenant, run.run_id)
         if not records:
             kept = await self.db.offload(self.ledger.input, self.tenant, run.run_id)
             if kept is None:
                 raise InvalidRunError(f"run {run.run_id!r} has neither a journal nor its start event")
-            return None, _SERIALIZER.deserialize(kept[1].decode()), 0, None
+            return None, _SERIALIZER.deserialize(kept[1].decode()), 0, _Replay(None, None, False, {})
         replay = _replay(self.workflow, records)
         ctx = replay.ctx
         if state is not None:
@@ -665,9 +665,7 @@ class DurableWorkflow:
             beat: asyncio.Task[None] | None = None
             try:
                 ctx, start_event, execution.next_seq, replay = await self._context(run)
-                asked = replay is not None and replay.asked
-                execution.done = replay.done if replay is not None else {}
-                ending = replay.ending if replay is not None else None
+                asked, execution.done, ending = replay.asked, replay.done, replay.ending
                 if ending is not None:  # the run ended before its worker died: only the ledger is behind
                     if not hasattr(ending, "result"):
                         raise ending.exception  # a step's failure (or a halt): ends as it would have
