@@ -35,7 +35,7 @@ def _candidates(store: MemoryStore, query: str, depth: int, flt: dict[str, Any] 
     """The keyword half's candidates themselves (fusion may hide a wrong one below the page)."""
     backend = store.backend
     request = SearchRequest(query=query, conditions=parse_filter(flt), mode="keyword", now=now_micros())
-    plan = backend._keyword_plan(store.tenant, backend._where(store.tenant, request), keyword_terms(query), depth)
+    plan = backend._keyword_plan(store.tenant, backend._where(store.tenant, request), keyword_terms(query), depth, {})
     return backend.db.run(plan, write=False)
 
 

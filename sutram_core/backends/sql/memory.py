@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +33,7 @@ from sutram_core.backends.sql.memory_sql import (
     PgVector,
     fts5_query,
     keyword_terms,
+    pk_in,
     register_pg_vector_dumper,
     where_clause,
 )
@@ -112,6 +114,7 @@ class SqlMemoryBackend:
         self._field_indexes: OrderedDict[str, FieldVectorIndex] = OrderedDict()
         self._field_table = False  # whether sutram_memory_field_vectors exists (checked until it does)
         self._field_table_recheck = 0.0  # monotonic time of the next check by a search
+        self._halves_pool: ThreadPoolExecutor | None = None
         self.pgvector: PgVectorIndex | None = None
         if self.dialect == "postgresql":
             self.pgvector = PgVectorIndex(db, m=hnsw_m, ef_construction=hnsw_ef_construction,
@@ -131,6 +134,10 @@ class SqlMemoryBackend:
     def close(self) -> None:
         if self.pgvector is not None:
             self.pgvector.stop()
+        with self._lock:
+            halves, self._halves_pool = self._halves_pool, None
+        if halves is not None:
+            halves.shutdown(wait=True)
         if self._owns_db:
             self.db.close()
 
@@ -467,23 +474,44 @@ class SqlMemoryBackend:
         depth = need if request.mode == "vector" else max(_CANDIDATES, 2 * need)
         use_vector = request.vector is not None and request.mode in ("hybrid", "vector")
         terms = keyword_terms(request.query) if request.query and request.mode in ("hybrid", "keyword") else []
+        rows_by_pk: dict[int, Any] = {}
+        keyword_rows: dict[int, Any] = {}
+        # PostgreSQL, hybrid: the two halves run at once, each on a connection of its own
+        # (the server works on both while this thread waits). Each reads its own snapshot;
+        # fusion only ranks what they found. SQLite runs them one after the other: both are
+        # in-process, and the vector half's matrix product already keeps both cores busy.
+        concurrent = self.pgvector is not None and use_vector and bool(terms)
+        keyword = (self._halves().submit(self.db.run, self._keyword_plan(tenant, w, terms, depth, keyword_rows),
+                                         write=False) if concurrent else None)
         vector_hits: list[tuple[int, float]] = []
-        if use_vector and self.dialect == "sqlite":
-            vector_hits = self._vector_candidates(tenant, w, request, depth)
-        elif use_vector and self.pgvector is not None:
-            assert request.vector is not None
-            self.pgvector.ensure(int(request.vector.shape[0]))
+        keyword_hits: list[tuple[int, float]] = []
+        try:
+            if use_vector and self.dialect == "sqlite":
+                vector_hits = self._vector_candidates(tenant, w, request, depth)
+            elif use_vector and self.pgvector is not None:
+                assert request.vector is not None
+                self.pgvector.ensure(int(request.vector.shape[0]))
+                vector_hits = self.db.run(self.pgvector.candidates_plan(
+                    w, _SELECT, np.asarray(request.vector, dtype=np.float32), depth, rows_by_pk), write=False)
+        finally:
+            if keyword is not None:
+                keyword_hits = keyword.result()  # waited for even when the vector half failed
+        rows_by_pk.update(keyword_rows)
 
         def plan() -> Plan[list[SearchHit]]:
-            found = vector_hits
-            rows_by_pk: dict[int, Any] = {}
-            if use_vector and self.pgvector is not None:
-                found = yield from self.pgvector.candidates_plan(
-                    w, _SELECT, np.asarray(request.vector, dtype=np.float32), depth, rows_by_pk)
-            keyword_hits = (yield from self._keyword_plan(tenant, w, terms, depth)) if terms else []
-            return (yield from self._rank(tenant, w, request, found, keyword_hits, rows_by_pk))
+            found = keyword_hits
+            if terms and keyword is None:
+                found = yield from self._keyword_plan(tenant, w, terms, depth, rows_by_pk)
+            return (yield from self._rank(tenant, w, request, vector_hits, found, rows_by_pk))
 
         return self.db.run(plan(), write=False)
+
+    def _halves(self) -> ThreadPoolExecutor:
+        """The threads that run a hybrid search's keyword half beside its vector half."""
+        with self._lock:
+            if self._halves_pool is None:
+                self._halves_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sutram-keyword")
+            return self._halves_pool
 
     def _listing(self, tenant: str, w: Any, request: SearchRequest) -> Plan[list[SearchHit]]:
         order = "m.namespace, m.key" if request.order == "key" else "m.updated_at DESC, m.pk DESC"
@@ -510,39 +538,44 @@ class SqlMemoryBackend:
             now=request.now,
         )
 
-    def _keyword_plan(self, tenant: str, w: Any, terms: list[str], depth: int) -> Plan[list[tuple[int, float]]]:
+    def _keyword_plan(self, tenant: str, w: Any, terms: list[str], depth: int,
+                      rows_by_pk: dict[int, Any]) -> Plan[list[tuple[int, float]]]:
+        """The ``depth`` best keyword matches that pass the filters, best first (PostgreSQL
+        also puts their rows into ``rows_by_pk``: a second read would cost a round trip)."""
         if self.dialect == "sqlite":
-            return (yield from self._fts5_plan(tenant, w, terms, depth))
-        else:
-            # BM25's term weighting without its length part: each matching term adds its IDF,
-            # the document frequency counted among the rows that pass the filters and capped
-            # at _DF_CAP (a term that common weighs nearly nothing). ts_rank has no IDF: a
-            # rare name or identifier weighed no more than "user" (MRR 0.21 against 0.49).
-            # One pass: the rows matching any term, with which terms each matches, give both
-            # the frequencies and the scores (counting each term apart read its rows twice).
-            # The match is a bound constant, so it uses the GIN index; each term's tsquery
-            # is parsed once (q), and its weight computed once (df), not once per row.
-            params: dict[str, Any] = {**w.params, "kq": " | ".join(terms), "n": depth}
-            parsed, flags, weights, score = [], [], [], []
-            for i, term in enumerate(terms):
-                params[f"kt{i}"] = term
-                parsed.append(f"to_tsquery('english', :kt{i}) AS q{i}")
-                flags.append(f"m.tsv @@ q.q{i} AS h{i}")
-                df = f"least(count(*) FILTER (WHERE h{i}), {_DF_CAP})"
-                weights.append(f"ln(1 + (CAST({_DF_CAP} AS float8) - {df} + 0.5) / ({df} + 0.5)) AS w{i}")
-                score.append(f"CASE WHEN h{i} THEN w{i} ELSE 0 END")
-            # rounded: equal scores stay equal, so that ties go by pk, every time
-            rows = yield Step(text(
-                f"WITH q AS MATERIALIZED (SELECT {', '.join(parsed)}), "
-                f"hits AS MATERIALIZED (SELECT m.pk, {', '.join(flags)} FROM q CROSS JOIN sutram_memories m "
-                f"WHERE m.tsv @@ to_tsquery('english', :kq) AND {w.sql()}), "
-                f"df AS (SELECT {', '.join(weights)} FROM hits) "
-                f"SELECT hits.pk, round(CAST({' + '.join(score)} AS numeric), 9) AS s FROM hits CROSS JOIN df "
-                "ORDER BY s DESC, hits.pk LIMIT :n"
-            ), params)
-        return [(int(r[0]), float(r[1])) for r in rows]
+            return (yield from self._fts5_plan(tenant, w, terms, depth, rows_by_pk))
+        # BM25's term weighting without its length part: each matching term adds its IDF,
+        # the document frequency counted among the rows that pass the filters and capped
+        # at _DF_CAP (a term that common weighs nearly nothing). ts_rank has no IDF: a
+        # rare name or identifier weighed no more than "user" (MRR 0.21 against 0.49).
+        # One pass: the rows matching any term, with which terms each matches, give both
+        # the frequencies and the scores (counting each term apart read its rows twice).
+        # The match is a bound constant, so it uses the GIN index; each term's tsquery
+        # is parsed once (q), and its weight computed once (df), not once per row.
+        params: dict[str, Any] = {**w.params, "kq": " | ".join(terms), "n": depth}
+        parsed, flags, weights, score = [], [], [], []
+        for i, term in enumerate(terms):
+            params[f"kt{i}"] = term
+            parsed.append(f"to_tsquery('english', :kt{i}) AS q{i}")
+            flags.append(f"m.tsv @@ q.q{i} AS h{i}")
+            df = f"least(count(*) FILTER (WHERE h{i}), {_DF_CAP})"
+            weights.append(f"ln(1 + (CAST({_DF_CAP} AS float8) - {df} + 0.5) / ({df} + 0.5)) AS w{i}")
+            score.append(f"CASE WHEN h{i} THEN w{i} ELSE 0 END")
+        # rounded: equal scores stay equal, so that ties go by pk, every time. The best
+        # rows come back whole: ranking needs their texts, and the page their rows.
+        rows = yield Step(text(
+            f"WITH q AS MATERIALIZED (SELECT {', '.join(parsed)}), "
+            f"hits AS MATERIALIZED (SELECT m.pk, {', '.join(flags)} FROM q CROSS JOIN sutram_memories m "
+            f"WHERE m.tsv @@ to_tsquery('english', :kq) AND {w.sql()}), "
+            f"df AS MATERIALIZED (SELECT {', '.join(weights)} FROM hits), "
+            f"top AS (SELECT hits.pk, round(({' + '.join(score)}) * 1e9) / 1e9 AS s FROM hits CROSS JOIN df "
+            "ORDER BY s DESC, hits.pk LIMIT :n) "
+            f"SELECT {_SELECT}, top.s FROM top JOIN sutram_memories m ON m.pk = top.pk ORDER BY top.s DESC, m.pk"
+        ), params)
+        return _found(rows, rows_by_pk)
 
-    def _fts5_plan(self, tenant: str, w: Any, terms: list[str], depth: int) -> Plan[list[tuple[int, float]]]:
+    def _fts5_plan(self, tenant: str, w: Any, terms: list[str], depth: int,
+                   rows_by_pk: dict[int, Any]) -> Plan[list[tuple[int, float]]]:
         """The ``depth`` best full-text matches that pass the filters, best first.
 
         Ranking every match is cheap (the full-text index alone); looking each one up in
@@ -557,10 +590,10 @@ class SqlMemoryBackend:
         q = fts5_query(terms)
         key = (tenant, w.sql())
         kept = self._fts_kept.get(key, 1.0)
-        pool = math.ceil(2 * depth / max(kept, 1e-3)) + depth
+        pool = math.ceil(1.5 * depth / max(kept, 1e-3)) + depth
         if pool <= _FTS_POOL_MAX:
             rows = yield Step(text(
-                "SELECT m.pk, f.s FROM (SELECT rowid AS r, -bm25(sutram_memories_fts) AS s "
+                f"SELECT {_SELECT}, f.s FROM (SELECT rowid AS r, -bm25(sutram_memories_fts) AS s "
                 "FROM sutram_memories_fts WHERE sutram_memories_fts MATCH :q "
                 "ORDER BY bm25(sutram_memories_fts), rowid LIMIT :pool) f "
                 f"CROSS JOIN sutram_memories m ON m.pk = f.r WHERE {w.sql_by_rowid()} "
@@ -571,21 +604,21 @@ class SqlMemoryBackend:
             # the share of the pool that passed (an upper bound when the index ran out)
             self._fts_kept[key] = 0.5 * kept + 0.5 * len(rows) / pool
             if len(rows) >= depth:
-                return [(int(r[0]), float(r[1])) for r in rows[:depth]]
+                return _found(rows[:depth], rows_by_pk)
             ranked_all = yield Step(text(
                 "SELECT count(*) FROM (SELECT 1 FROM sutram_memories_fts WHERE sutram_memories_fts MATCH :q "
                 "LIMIT :more)"), {"q": q, "more": pool + 1})
             if int(ranked_all[0][0]) <= pool:
-                return [(int(r[0]), float(r[1])) for r in rows]
+                return _found(rows, rows_by_pk)
         # CROSS JOIN keeps the full-text match first: SQLite would otherwise walk the
         # tenant's rows and probe the index for each
         rows = yield Step(text(
-            "SELECT m.pk, -bm25(sutram_memories_fts) AS s FROM sutram_memories_fts "
+            f"SELECT {_SELECT}, -bm25(sutram_memories_fts) AS s FROM sutram_memories_fts "
             "CROSS JOIN sutram_memories m ON m.pk = sutram_memories_fts.rowid "
             f"WHERE sutram_memories_fts MATCH :q AND {w.sql_by_rowid()} "
             "ORDER BY bm25(sutram_memories_fts), m.pk LIMIT :n"
         ), {**w.params, "q": q, "n": depth})
-        return [(int(r[0]), float(r[1])) for r in rows]
+        return _found(rows, rows_by_pk)
 
     def _vector_candidates(self, tenant: str, w: Any, request: SearchRequest, depth: int) -> list[tuple[int, float]]:
         assert request.vector is not None
@@ -637,8 +670,9 @@ class SqlMemoryBackend:
             texts = {str(pk): by_pk[pk][5] or "" for pk in pool if pk in by_pk}
             missing = [pk for pk in pool if pk not in by_pk]
             if missing:  # the text only: whole rows are read for the page alone
+                among, pks = pk_in(self.dialect, missing)
                 rows = yield Step(text(f"SELECT m.pk, m.text FROM sutram_memories m WHERE {w.sql_by_rowid()} "
-                                       f"AND m.pk IN ({','.join(map(str, missing))})"), w.params)
+                                       f"AND {among}"), {**w.params, "pks": pks})
                 texts.update((str(r[0]), r[1] or "") for r in rows)
             fused = fuse(request.query or "", [(str(pk), s) for pk, s in vector_hits if str(pk) in texts],
                          [(str(pk), s) for pk, s in keyword_hits if str(pk) in texts], texts, request.weights,
@@ -648,7 +682,7 @@ class SqlMemoryBackend:
         if not request.recency_half_life:
             # the order is final: read only the page (and a margin for rows the filters now drop)
             fused = fused[: 2 * (request.offset + request.limit) + 5]
-        yield from self._read_rows(w, [int(p) for p, _ in fused if int(p) not in by_pk], by_pk)
+        yield from self._read_rows(self.dialect, w, [int(p) for p, _ in fused if int(p) not in by_pk], by_pk)
         hits: list[tuple[float, int, SearchHit]] = []
         for at, (p, score) in enumerate(fused):
             row = by_pk.get(int(p))
@@ -662,13 +696,20 @@ class SqlMemoryBackend:
         return [h for _, _, h in hits[request.offset: request.offset + request.limit]]
 
     @staticmethod
-    def _read_rows(w: Any, pks: list[int], into: dict[int, Any]) -> Plan[None]:
+    def _read_rows(dialect: str, w: Any, pks: list[int], into: dict[int, Any]) -> Plan[None]:
         """Read the rows ``pks`` that still pass the filters into ``into`` (a record closed
         since the candidates were found is not returned)."""
         if pks:
+            among, values = pk_in(dialect, pks)
             rows = yield Step(text(f"SELECT {_SELECT} FROM sutram_memories m WHERE {w.sql_by_rowid()} "
-                                   f"AND m.pk IN ({','.join(map(str, pks))})"), w.params)
+                                   f"AND {among}"), {**w.params, "pks": values})
             into.update((int(r[0]), r) for r in rows)
+
+
+def _found(rows: Sequence[Any], rows_by_pk: dict[int, Any]) -> list[tuple[int, float]]:
+    """``(pk, score)`` of keyword rows that end in their score; the rows go to ``rows_by_pk``."""
+    rows_by_pk.update((int(r[0]), r[:-1]) for r in rows)
+    return [(int(r[0]), float(r[-1])) for r in rows]
 
 
 def _expanding(name: str) -> Any:

@@ -23,7 +23,7 @@ import numpy as np
 from sqlalchemy import text
 
 from sutram_core.backends.sql.database import Database, Plan, Step
-from sutram_core.backends.sql.memory_sql import namespace_range
+from sutram_core.backends.sql.memory_sql import namespace_range, pk_in
 from sutram_core.memory.records import SYSTEM_ROOT
 
 __all__ = ["VectorIndex"]
@@ -152,9 +152,9 @@ class VectorIndex:
     def _check_plan(where: Any, pks: list[int]) -> Plan[list[int]]:
         if not pks:
             return []
-        # integers only: inlined, which spares SQLAlchemy a bind parameter per candidate
-        rows = yield Step(text(f"SELECT m.pk FROM sutram_memories m WHERE {where.sql_by_rowid()} "
-                               f"AND m.pk IN ({','.join(map(str, pks))})"), where.params)
+        among, values = pk_in("sqlite", pks)  # one parameter, not one per candidate
+        rows = yield Step(text(f"SELECT m.pk FROM sutram_memories m WHERE {where.sql_by_rowid()} AND {among}"),
+                          {**where.params, "pks": values})
         return [int(r[0]) for r in rows]
 
     @staticmethod

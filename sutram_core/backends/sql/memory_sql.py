@@ -265,3 +265,14 @@ def where_clause(
     for cond in conditions:
         w.add(condition_sql(cond, w, t))
     return w
+
+
+def pk_in(dialect: str, pks: Sequence[int]) -> tuple[str, Any]:
+    """``m.pk`` among ``pks``, as SQL and the value of its parameter ``:pks``.
+
+    One statement text for every list: SQLAlchemy compiles it once and the driver keeps it
+    prepared (an inlined list made each read a new statement, compiled and parsed anew).
+    """
+    if dialect == "sqlite":
+        return "m.pk IN (SELECT value FROM json_each(:pks))", "[" + ",".join(map(str, map(int, pks))) + "]"
+    return "m.pk = ANY(:pks)", [int(p) for p in pks]
