@@ -19,6 +19,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     tuple_,
     union_all,
 )
@@ -99,6 +100,17 @@ def _stored(row: Any) -> StoredCheckpoint:
     )
 
 
+def _blob_row(r: Sequence[Any]) -> BlobRow:
+    """A row of ``_BLOB_COLS``."""
+    return BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
+
+
+def _write_order(w: WriteRecord) -> tuple[str, str, int]:
+    # LangGraph's writes_sort_key: (task_path, task_id, idx), compared in Python so that
+    # the database's collation cannot change the order
+    return (w.task_path, w.task_id, w.idx)
+
+
 def _matches(metadata_json: str, wanted: dict[str, Any] | None) -> bool:
     if not wanted:
         return True
@@ -168,6 +180,10 @@ class SqlCheckpointStore:
         self._q_get_latest = prep(
             select(*_CP_COLS).where(*cp_scope).order_by(_cp.checkpoint_id.desc()).limit(1)
         )
+        # get_tuple: the checkpoint and the stored value of each of its channel versions in one
+        # statement (one row per channel; a lookup per channel cost a statement each)
+        self._q_get_one_values = prep(self._with_values("checkpoint_id = :cid"))
+        self._q_get_latest_values = prep(self._with_values("true ORDER BY checkpoint_id DESC LIMIT 1"))
         bl_scope = (_bl.tenant_id == P("tenant"), _bl.thread_id == P("thread"), _bl.checkpoint_ns == P("ns"))
         self._q_chains = union_all(  # several chains at once (a page of checkpoints)
             select(*_BLOB_COLS).where(*bl_scope, tuple_(_bl.channel, _bl.base_version).in_(P("bases", expanding=True))),
@@ -205,6 +221,22 @@ class SqlCheckpointStore:
             _wr.tenant_id == P("tenant"), _wr.thread_id == P("thread"), _wr.checkpoint_ns == P("ns"),
             _wr.checkpoint_id.in_(P("ids", expanding=True)),
         )
+
+    def _with_values(self, which: str) -> Any:
+        """A checkpoint of one thread and namespace (``which``: the rest of its WHERE) joined
+        to the blob row of each entry of its ``channel_versions``: columns of ``_CP_COLS``,
+        then of ``_BLOB_COLS`` (NULL for a checkpoint without channels)."""
+        cp_cols = ", ".join(f"c.{c.name}" for c in _CP_COLS)
+        blob_cols = ", ".join(f"b.{c.name}" for c in _BLOB_COLS)
+        versions = ("json_each(c.channel_versions) AS j" if self.db.backend == "sqlite"
+                    else "LATERAL json_each_text(CAST(c.channel_versions AS json)) AS j ON true")
+        return text(
+            f"SELECT {cp_cols}, {blob_cols} FROM (SELECT {', '.join(c.name for c in _CP_COLS)} "
+            f"FROM {checkpoints.name} WHERE tenant_id = :tenant AND thread_id = :thread AND checkpoint_ns = :ns "
+            f"AND {which}) AS c LEFT JOIN {versions} "
+            f"LEFT JOIN {checkpoint_blobs.name} AS b ON b.tenant_id = :tenant AND b.thread_id = :thread "
+            "AND b.checkpoint_ns = :ns AND b.channel = j.key AND b.version = j.value"
+        ).columns(*_CP_COLS, *_BLOB_COLS)
 
     def _guarded_insert(self, table: Table) -> Any:
         """INSERT of one row given as parameters, skipped when the thread's tombstone
@@ -313,14 +345,20 @@ class SqlCheckpointStore:
     def _get_plan(self, tenant: str, thread_id: str, ns: str, checkpoint_id: str | None) -> Plan[StoredCheckpoint | None]:
         params = {"tenant": tenant, "thread": thread_id, "ns": ns}
         if checkpoint_id is None:
-            rows = yield Step(self._q_get_latest, params)
+            rows = yield Step(self._q_get_latest_values, params)
         else:
-            rows = yield Step(self._q_get_one, {**params, "cid": checkpoint_id})
+            rows = yield Step(self._q_get_one_values, {**params, "cid": checkpoint_id})
         if not rows:
             return None
-        found = [_stored(rows[0])]
-        yield from self._load_values_and_writes(tenant, found)
-        return found[0]
+        cp = _stored(rows[0])
+        at = len(_CP_COLS)
+        fetched = {(r[at], r[at + 1]): _blob_row(r[at:]) for r in rows if r[at] is not None}
+        blobs = yield from self._fetch_blobs(params, sorted(cp.channel_versions.items()), fetched)
+        cp.bind_values(blobs, f"thread {thread_id!r} namespace {ns!r}")
+        rows = yield Step(self._q_writes_one, {**params, "cid": cp.checkpoint_id})
+        cp.writes.extend(WriteRecord(r[1], r[2], r[3], r[4], bytes(r[5]), r[6]) for r in rows)
+        cp.writes.sort(key=_write_order)
+        return cp
 
     def _load_values_and_writes(self, tenant: str, found: list[StoredCheckpoint]) -> Plan[None]:
         by_ns: dict[tuple[str, str], list[StoredCheckpoint]] = {}
@@ -345,22 +383,27 @@ class SqlCheckpointStore:
                 for r in rows:
                     by_id[r[0]].writes.append(WriteRecord(r[1], r[2], r[3], r[4], bytes(r[5]), r[6]))
             for cp in group:
-                # LangGraph's writes_sort_key: (task_path, task_id, idx), compared in Python
-                # so that the database's collation cannot change the order.
-                cp.writes.sort(key=lambda w: (w.task_path, w.task_id, w.idx))
+                cp.writes.sort(key=_write_order)
 
     def _fetch_blobs(
-        self, params: dict[str, Any], wanted: Sequence[tuple[str, str]]
+        self, params: dict[str, Any], wanted: Sequence[tuple[str, str]],
+        fetched: dict[tuple[str, str], BlobRow] | None = None,
     ) -> Plan[dict[tuple[str, str], BlobRow]]:
+        """The stored rows of the ``wanted`` channel versions, each delta with its chain;
+        rows already read (``fetched``: every row there is, for the versions wanted) are
+        not read again."""
         out: dict[tuple[str, str], BlobRow] = {}
         scope = (params["tenant"], params["thread"], params["ns"])
         missing = []
         for ch, v in wanted:
             cached = self._recent.get((*scope, ch, v)) if cacheable_version(v) else None
-            if cached is None:
-                missing.append((ch, v))
-            else:  # a value this process wrote: its bytes, without reading the delta chain
+            if cached is not None:  # a value this process wrote: its bytes, without reading the delta chain
                 out[(ch, v)] = BlobRow(ch, v, "full", cached[0], cached[1])
+            elif fetched is not None:
+                if (ch, v) in fetched:
+                    out[(ch, v)] = fetched[(ch, v)]
+            else:
+                missing.append((ch, v))
         wanted = missing
         if self._lookup_keys_one_by_one:
             lookups = [Step(self._q_blob_one, {**params, "ch": ch, "v": v}) for ch, v in wanted]
@@ -373,7 +416,7 @@ class SqlCheckpointStore:
         for step in lookups:
             for r in (yield step):
                 if (r[0], r[1]) in wanted_set:
-                    out[(r[0], r[1])] = BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
+                    out[(r[0], r[1])] = _blob_row(r)
         bases = sorted({(b.channel, b.base_version) for b in out.values() if b.kind == "delta" and b.base_version})
         if len(bases) <= 4:
             chains = [Step(self._q_chain_one, {**params, "ch": ch, "base": base}) for ch, base in bases]
@@ -381,7 +424,7 @@ class SqlCheckpointStore:
             chains = [Step(self._q_chains, {**params, "bases": list(p), "base_keys": list(p)}) for p in _chunks(bases)]
         for step in chains:
             for r in (yield step):
-                out[(r[0], r[1])] = BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
+                out[(r[0], r[1])] = _blob_row(r)
         return out
 
     def list_checkpoints(self, query: ListQuery) -> Iterator[StoredCheckpoint]:
