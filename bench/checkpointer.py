@@ -12,6 +12,9 @@ Workloads (identical inputs for both savers):
           drift over the run (memory growth, CPU frequency) favours neither side.
   raw     put + put_writes of checkpoints whose messages list grows by one per checkpoint
   read    get_tuple (latest) latency and a full list() on one thread of 1,000 checkpoints
+  small   put+put_writes latency and get_tuple latency on states of three scalars (a thread
+          of 500 checkpoints): the fixed cost of a write and a read, where the raw and
+          read workloads are dominated by the growing message list
   bytes   storage after graph + read workloads; memory: tracemalloc peak of list() and a graph run
   open    a saver ready on a new database (its schema made: a new SQLite file, a new
           PostgreSQL schema) and on one that has it, each timed until setup() returns
@@ -300,6 +303,38 @@ def raw_items(saver: Any, thread: str, n: int) -> Iterator[tuple[dict[str, Any],
         yield conf, cp, {"source": "loop", "step": i, "parents": {}}, new
 
 
+def small_items(saver: Any, thread: str, n: int) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """The checkpoints of a thread whose state is a few scalars (a counter, a step, a branch):
+    what each put and read costs beyond its values."""
+    versions: dict[str, Any] = {}
+    parent = None
+    for i in range(n):
+        new = {}
+        for ch in ("count", "step", f"branch:to:n{i % 3}"):
+            versions[ch] = new[ch] = saver.get_next_version(versions.get(ch), None)
+        cp = {"v": 4, "id": str(uuid6(clock_seq=i)), "ts": "2026-01-01T00:00:00+00:00",
+              "channel_values": {"count": i, "step": i, f"branch:to:n{i % 3}": None},
+              "channel_versions": dict(versions),
+              "versions_seen": {f"n{k}": {"count": versions["count"]} for k in range(3)},
+              "updated_channels": sorted(new)}
+        conf: dict[str, Any] = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+        if parent:
+            conf["configurable"]["checkpoint_id"] = parent
+        parent = cp["id"]
+        yield conf, cp, {"source": "loop", "step": i, "parents": {}}, new
+
+
+def small_put_ms(saver: Any, prefix: str, threads: int, n: int) -> float:
+    """Median latency of put + put_writes of small states (ms)."""
+    samples = []
+    for conf, cp, md, new in [item for t in range(threads) for item in small_items(saver, f"{prefix}-{t}", n)]:
+        t0 = time.perf_counter()
+        saved = saver.put(conf, cp, md, new)
+        saver.put_writes(saved, [("count", 1), ("step", 1)], "task-1")
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1e3
+
+
 def raw_sync(saver: Any, threads: int, n: int, prefix: str) -> tuple[int, float]:
     work = [item for t in range(threads) for item in raw_items(saver, f"{prefix}-{t}", n)]
     t0 = time.perf_counter()
@@ -398,6 +433,33 @@ def run(backend: Backend, threads: int, steps: int, long_thread: int, raw_n: int
             res[who]["list_peak_mib"] = peak_mib(lambda s=savers[who]: sum(1 for _ in s.list(cfg)))
             res[who]["graph_peak_mib"] = peak_mib(lambda s=savers[who]: graph_sync(s, 1, 50, "mem"))
 
+    # small states: the fixed cost of a write and of a read, the savers alternated round by round
+    small_n = max(50, long_thread // 2)
+    with sync_cm["peer"]() as peer, sync_cm["sutram"]() as ours:
+        savers = {"peer": peer, "sutram": ours}
+        puts: dict[str, list[float]] = {"peer": [], "sutram": []}
+        for r in range(4):
+            for who in ABBA:
+                puts[who].append(small_put_ms(savers[who], f"small{r}{who}", 2, 25))
+        small_cfg = {"configurable": {"thread_id": "small-long", "checkpoint_ns": ""}}
+        for saver in savers.values():
+            for conf, cp, md, new in small_items(saver, "small-long", small_n):
+                saver.put(conf, cp, md, new)
+            saver.get_tuple(small_cfg)
+        with sync_cm["sutram"]() as cold:
+            readers = {"peer": peer, "sutram": ours, "sutram_cold": cold}
+            reads: dict[str, list[float]] = {k: [] for k in readers}
+            for _ in range(300):
+                for who, saver in readers.items():
+                    t0 = time.perf_counter()
+                    saver.get_tuple(small_cfg)
+                    reads[who].append(time.perf_counter() - t0)
+    for who in ("peer", "sutram"):
+        res[who]["small_put_ms"] = statistics.median(puts[who])
+        res[who]["small_get_ms"] = statistics.median(reads[who]) * 1e3
+    res["sutram"]["small_get_cold_ms"] = statistics.median(reads["sutram_cold"]) * 1e3
+    res["peer"]["small_get_cold_ms"] = res["peer"]["small_get_ms"]
+
     async def async_reads() -> None:
         async with async_cm["peer"]() as peer, async_cm["sutram"]() as ours:
             savers = {"peer": peer, "sutram": ours}
@@ -433,6 +495,10 @@ def run(backend: Backend, threads: int, steps: int, long_thread: int, raw_n: int
         ("  the same, Sutram read by a fresh saver (ms)", s["get_tuple_cold_ms"], p["get_tuple_cold_ms"], "lower"),
         (f"aget_tuple latest, {long_thread}-checkpoint thread (ms)", s["aget_tuple_ms"], p["aget_tuple_ms"], "lower"),
         (f"list() of the {long_thread}-checkpoint thread (s)", s["list_s"], p["list_s"], "lower"),
+        ("small state: put+put_writes latency, median (ms)", s["small_put_ms"], p["small_put_ms"], "lower"),
+        (f"small state: get_tuple latest, {small_n}-checkpoint thread (ms)", s["small_get_ms"], p["small_get_ms"],
+         "lower"),
+        ("  the same, Sutram read by a fresh saver (ms)", s["small_get_cold_ms"], p["small_get_cold_ms"], "lower"),
         ("a saver on a new database, schema made (ms)", s["open_new_ms"], p["open_new_ms"], "lower"),
         ("a saver on a database that has the schema (ms)", s["open_existing_ms"], p["open_existing_ms"], "lower"),
         ("bytes on disk after all workloads (MiB)", s["bytes_mib"], p["bytes_mib"], "lower"),
