@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
@@ -493,9 +493,12 @@ class SqlMemoryBackend:
                 self.pgvector.ensure(int(request.vector.shape[0]))
                 vector_hits = self.db.run(self.pgvector.candidates_plan(
                     w, _SELECT, np.asarray(request.vector, dtype=np.float32), depth, rows_by_pk), write=False)
-        finally:
+        except BaseException:
             if keyword is not None:
-                keyword_hits = keyword.result()  # waited for even when the vector half failed
+                wait([keyword])  # the vector half's error is the one raised; nothing left running
+            raise
+        if keyword is not None:
+            keyword_hits = keyword.result()
         rows_by_pk.update(keyword_rows)
 
         def plan() -> Plan[list[SearchHit]]:
@@ -510,7 +513,7 @@ class SqlMemoryBackend:
         """The threads that run a hybrid search's keyword half beside its vector half."""
         with self._lock:
             if self._halves_pool is None:
-                self._halves_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sutram-keyword")
+                self._halves_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sutram-keyword")
             return self._halves_pool
 
     def _listing(self, tenant: str, w: Any, request: SearchRequest) -> Plan[list[SearchHit]]:
