@@ -131,6 +131,31 @@ def _drive(plan: Plan[T], conn: Connection, step: Step, progress: _Progress) -> 
         return stop.value  # type: ignore[no-any-return]
 
 
+def _in_transaction(plan: Plan[T], conn: Connection, step: Step, progress: _Progress, write: bool) -> T:
+    """SQLite: run ``plan`` in a transaction begun and ended on the driver's connection.
+
+    SQLAlchemy's begin and commit cost about as much as a small SQLite write. A statement
+    the plan runs through SQLAlchemy (not :class:`Prepared`) joins the open transaction
+    (``_on_begin`` begins none when one is open), and SQLAlchemy then ends it.
+    """
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        result = _drive(plan, conn, step, progress)
+        if conn.in_transaction():
+            conn.commit()
+        else:
+            raw.commit()
+        return result
+    except BaseException:
+        if conn.in_transaction():
+            conn.rollback()
+        if raw.in_transaction:
+            raw.rollback()
+        raise
+
+
 class Database:
     """A connection pool to one Sutram database, chosen by URL.
 
@@ -204,8 +229,11 @@ class Database:
             def _on_begin(conn: Connection) -> None:
                 # A writer takes the write lock up front: a deferred transaction that
                 # upgrades from read to write can fail with SQLITE_BUSY under contention.
+                raw = conn.connection.driver_connection
+                if raw.in_transaction:  # type: ignore[union-attr]
+                    return  # a statement joining the transaction _in_transaction began
                 write = conn.info.get("sutram_write", True)
-                conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # type: ignore[union-attr]
+                raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # type: ignore[union-attr]
 
             return engine
         try:
@@ -301,8 +329,8 @@ class Database:
             # Writers of this process queue on a lock: two BEGIN IMMEDIATE in one
             # process would otherwise meet in SQLite's busy handler, which sleeps for
             # milliseconds. Other processes still wait through busy_timeout.
-            with self._writer if write else _NO_LOCK, conn.begin():
-                result = _drive(plan, conn, step, progress)
+            with self._writer if write else _NO_LOCK:
+                result = _in_transaction(plan, conn, step, progress, write)
             ok = True
             return result
         finally:

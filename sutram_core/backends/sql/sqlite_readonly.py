@@ -127,7 +127,9 @@ def read_only_engine(url: DatabaseURL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.connection.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
+        raw = conn.connection.driver_connection
+        if not raw.in_transaction:  # type: ignore[union-attr]  # else: joining Database's own
+            raw.execute("BEGIN")  # type: ignore[union-attr]
 
     return engine
 
