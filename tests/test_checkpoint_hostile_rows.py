@@ -165,3 +165,23 @@ def test_durable_runner_allows_its_graphs_own_schema_types(db_url: str) -> None:
     with durable(builder.compile(), url=db_url) as fresh:  # another process would do the same
         state = fresh.graph.get_state({"configurable": {"thread_id": "t-plan"}})
     assert state.values["plan"] == Plan(steps=["look", "act"])
+
+
+def test_odd_channel_names_and_versions_read_back_by_get_tuple_and_list(db_url: str, backend: str) -> None:
+    # get_tuple joins a checkpoint to its values through the database's JSON reading of
+    # channel_versions; a name or version that reads differently there must still be found
+    names = ["plain", "quote\"d", "back\\slash", "uni\u00e9\u4e2d", "emoji\U0001F600", "\\u0041", "tab\tnew\nline",
+             "dot.ted", "1"]
+    if backend == "sqlite":
+        names.append("nul\x00inside")  # PostgreSQL text cannot hold NUL
+    values = {n: f"value of {n!r}" for n in names}
+    versions: dict[str, Any] = {n: (i if i % 3 == 0 else f"v\u00e9{i}\x01" if i % 3 == 1 else i + 0.5)
+                                for i, n in enumerate(names)}
+    with SutramSaver.from_url(db_url) as saver:
+        cp = checkpoint(values, versions)
+        saved = saver.put(config("t-odd"), cp, {"source": "loop", "step": 0}, dict(versions))
+    with SutramSaver.from_url(db_url) as fresh:  # nothing of the thread in memory
+        for read in (fresh.get_tuple(config("t-odd")), fresh.get_tuple(saved), next(iter(fresh.list(config("t-odd"))))):
+            assert read is not None
+            assert read.checkpoint["channel_values"] == values
+            assert read.checkpoint["channel_versions"] == versions

@@ -72,3 +72,40 @@ def test_inline_indexing_leaves_nothing_pending(pg_url: str) -> None:
         store.put(("n",), "a", {"text": "green tea"})
         assert store.backend.pgvector.pending() == 0  # type: ignore[attr-defined]
         assert _keys(store, "green tea") == ["a"]
+
+
+def test_a_process_forked_after_a_hybrid_search_can_search_too(pg_url: str) -> None:
+    # gunicorn --preload, Celery prefork: the child inherits the pool that runs keyword
+    # halves beside vector halves, but not its threads
+    import os
+    import signal
+
+    store = _store(pg_url, vector_indexer_thread=False)
+    store.put_many([store.make_record(("n",), k, {"text": t}, t, "semantic", None, None, None, None)
+                    for k, t in TEXTS.items()])
+    before = [h.record.key for h in store.search("coffee note", mode="hybrid", limit=5)]
+    assert before
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports by its exit status
+        try:
+            store.backend.db.engine.dispose(close=False)  # type: ignore[attr-defined]
+            signal.alarm(20)  # a hang ends the child by SIGALRM
+            got = [h.record.key for h in store.search("coffee note", mode="hybrid", limit=5)]
+            os._exit(0 if got == before else 3)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    store.close()
+    assert os.WIFEXITED(status), f"the child's search hung (signal {os.WTERMSIG(status)})"
+    assert os.WEXITSTATUS(status) == 0, "the child's search failed or found other memories"
+
+
+def test_a_closed_store_leaves_no_keyword_thread_behind(pg_url: str) -> None:
+    import threading
+
+    store = _store(pg_url, vector_indexer_thread=False)
+    store.put(("n",), "a", {"text": "green tea"})
+    assert [h.record.key for h in store.search("green tea", mode="hybrid")] == ["a"]
+    store.close()
+    assert [h.record.key for h in store.search("green tea", mode="hybrid")] == ["a"]  # the engine stays usable
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("sutram-keyword")]

@@ -390,8 +390,7 @@ class SqlCheckpointStore:
         fetched: dict[tuple[str, str], BlobRow] | None = None,
     ) -> Plan[dict[tuple[str, str], BlobRow]]:
         """The stored rows of the ``wanted`` channel versions, each delta with its chain;
-        rows already read (``fetched``: every row there is, for the versions wanted) are
-        not read again."""
+        rows already read (``fetched``) are not read again."""
         out: dict[tuple[str, str], BlobRow] = {}
         scope = (params["tenant"], params["thread"], params["ns"])
         missing = []
@@ -399,10 +398,9 @@ class SqlCheckpointStore:
             cached = self._recent.get((*scope, ch, v)) if cacheable_version(v) else None
             if cached is not None:  # a value this process wrote: its bytes, without reading the delta chain
                 out[(ch, v)] = BlobRow(ch, v, "full", cached[0], cached[1])
-            elif fetched is not None:
-                if (ch, v) in fetched:
-                    out[(ch, v)] = fetched[(ch, v)]
-            else:
+            elif fetched is not None and (ch, v) in fetched:
+                out[(ch, v)] = fetched[(ch, v)]
+            else:  # also a key the join missed (SQL's JSON reading of a name may differ from Python's)
                 missing.append((ch, v))
         wanted = missing
         if self._lookup_keys_one_by_one:

@@ -12,6 +12,7 @@ other processes by the tenant's change number.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -115,6 +116,8 @@ class SqlMemoryBackend:
         self._field_table = False  # whether sutram_memory_field_vectors exists (checked until it does)
         self._field_table_recheck = 0.0  # monotonic time of the next check by a search
         self._halves_pool: ThreadPoolExecutor | None = None
+        self._halves_pid = 0
+        self._closed = False
         self.pgvector: PgVectorIndex | None = None
         if self.dialect == "postgresql":
             self.pgvector = PgVectorIndex(db, m=hnsw_m, ef_construction=hnsw_ef_construction,
@@ -135,8 +138,9 @@ class SqlMemoryBackend:
         if self.pgvector is not None:
             self.pgvector.stop()
         with self._lock:
+            self._closed = True
             halves, self._halves_pool = self._halves_pool, None
-        if halves is not None:
+        if halves is not None and self._halves_pid == os.getpid():
             halves.shutdown(wait=True)
         if self._owns_db:
             self.db.close()
@@ -480,9 +484,9 @@ class SqlMemoryBackend:
         # (the server works on both while this thread waits). Each reads its own snapshot;
         # fusion only ranks what they found. SQLite runs them one after the other: both are
         # in-process, and the vector half's matrix product already keeps both cores busy.
-        concurrent = self.pgvector is not None and use_vector and bool(terms)
-        keyword = (self._halves().submit(self.db.run, self._keyword_plan(tenant, w, terms, depth, keyword_rows),
-                                         write=False) if concurrent else None)
+        halves = self._halves() if self.pgvector is not None and use_vector and terms else None
+        keyword = (halves.submit(self.db.run, self._keyword_plan(tenant, w, terms, depth, keyword_rows),
+                                 write=False) if halves is not None else None)
         vector_hits: list[tuple[int, float]] = []
         keyword_hits: list[tuple[int, float]] = []
         try:
@@ -509,11 +513,17 @@ class SqlMemoryBackend:
 
         return self.db.run(plan(), write=False)
 
-    def _halves(self) -> ThreadPoolExecutor:
-        """The threads that run a hybrid search's keyword half beside its vector half."""
+    def _halves(self) -> ThreadPoolExecutor | None:
+        """The threads that run a hybrid search's keyword half beside its vector half; None
+        once closed (the halves then run one after the other)."""
         with self._lock:
-            if self._halves_pool is None:
+            if self._closed:
+                return None
+            if self._halves_pool is None or self._halves_pid != os.getpid():
+                # a forked child inherits the pool but not its threads: work queued there
+                # would never run, so the child makes its own
                 self._halves_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sutram-keyword")
+                self._halves_pid = os.getpid()
             return self._halves_pool
 
     def _listing(self, tenant: str, w: Any, request: SearchRequest) -> Plan[list[SearchHit]]:
