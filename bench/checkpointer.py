@@ -281,47 +281,47 @@ async def graph_async(saver: Any, threads: int, steps: int, prefix: str) -> tupl
     return threads * steps, time.perf_counter() - t0
 
 
-def raw_items(saver: Any, thread: str, n: int) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]]:
+Items = Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]]
+
+
+def _thread_items(saver: Any, thread: str, n: int, first: str, value: Callable[[int], Any], branches: int) -> Items:
+    """The checkpoints of a thread of ``n`` super-steps, each writing channel ``first``
+    (``value(i)``), a step counter and one of ``branches`` branch channels."""
+    versions: dict[str, Any] = {}
+    parent = None
+    for i in range(n):
+        new = {}
+        branch = f"branch:to:n{i % branches}"
+        for ch in (first, "step", branch):
+            versions[ch] = new[ch] = saver.get_next_version(versions.get(ch), None)
+        cp = {"v": 4, "id": str(uuid6(clock_seq=i)), "ts": "2026-01-01T00:00:00+00:00",
+              "channel_values": {first: value(i), "step": i, branch: None},
+              "channel_versions": dict(versions),
+              "versions_seen": {f"n{k}": {first: versions[first]} for k in range(branches)},
+              "updated_channels": sorted(new)}
+        conf: dict[str, Any] = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+        if parent:
+            conf["configurable"]["checkpoint_id"] = parent
+        parent = cp["id"]
+        yield conf, cp, {"source": "loop", "step": i, "parents": {}}, new
+
+
+def raw_items(saver: Any, thread: str, n: int) -> Items:
     """The checkpoints of a thread whose messages grow by one per checkpoint."""
     messages: list[Any] = []
-    versions: dict[str, Any] = {}
-    parent = None
-    for i in range(n):
+
+    def grown(i: int) -> list[Any]:
+        nonlocal messages
         messages = [*messages, AIMessage(content=f"observation {i}: " + text(i), id=f"r{i}")]
-        new = {}
-        for ch in ("messages", "step", f"branch:to:n{i % 5}"):
-            versions[ch] = new[ch] = saver.get_next_version(versions.get(ch), None)
-        cp = {"v": 4, "id": str(uuid6(clock_seq=i)), "ts": "2026-01-01T00:00:00+00:00",
-              "channel_values": {"messages": messages, "step": i, f"branch:to:n{i % 5}": None},
-              "channel_versions": dict(versions),
-              "versions_seen": {f"n{k}": {"messages": versions["messages"]} for k in range(5)},
-              "updated_channels": sorted(new)}
-        conf: dict[str, Any] = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
-        if parent:
-            conf["configurable"]["checkpoint_id"] = parent
-        parent = cp["id"]
-        yield conf, cp, {"source": "loop", "step": i, "parents": {}}, new
+        return messages
+
+    return _thread_items(saver, thread, n, "messages", grown, 5)
 
 
-def small_items(saver: Any, thread: str, n: int) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]]:
+def small_items(saver: Any, thread: str, n: int) -> Items:
     """The checkpoints of a thread whose state is a few scalars (a counter, a step, a branch):
     what each put and read costs beyond its values."""
-    versions: dict[str, Any] = {}
-    parent = None
-    for i in range(n):
-        new = {}
-        for ch in ("count", "step", f"branch:to:n{i % 3}"):
-            versions[ch] = new[ch] = saver.get_next_version(versions.get(ch), None)
-        cp = {"v": 4, "id": str(uuid6(clock_seq=i)), "ts": "2026-01-01T00:00:00+00:00",
-              "channel_values": {"count": i, "step": i, f"branch:to:n{i % 3}": None},
-              "channel_versions": dict(versions),
-              "versions_seen": {f"n{k}": {"count": versions["count"]} for k in range(3)},
-              "updated_channels": sorted(new)}
-        conf: dict[str, Any] = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
-        if parent:
-            conf["configurable"]["checkpoint_id"] = parent
-        parent = cp["id"]
-        yield conf, cp, {"source": "loop", "step": i, "parents": {}}, new
+    return _thread_items(saver, thread, n, "count", lambda i: i, 3)
 
 
 def small_put_ms(saver: Any, prefix: str, threads: int, n: int) -> float:

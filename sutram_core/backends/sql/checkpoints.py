@@ -228,14 +228,19 @@ class SqlCheckpointStore:
         then of ``_BLOB_COLS`` (NULL for a checkpoint without channels)."""
         cp_cols = ", ".join(f"c.{c.name}" for c in _CP_COLS)
         blob_cols = ", ".join(f"b.{c.name}" for c in _BLOB_COLS)
-        versions = ("json_each(c.channel_versions) AS j" if self.db.backend == "sqlite"
-                    else "LATERAL json_each_text(CAST(c.channel_versions AS json)) AS j ON true")
+        blob = ("b.tenant_id = :tenant AND b.thread_id = :thread AND b.checkpoint_ns = :ns "
+                "AND b.channel = j.key AND b.version = j.value")
+        if self.db.backend == "sqlite":  # a primary-key lookup per entry
+            joins = f"LEFT JOIN json_each(c.channel_versions) AS j LEFT JOIN {checkpoint_blobs.name} AS b ON {blob}"
+        else:  # a lookup per entry: a plain join may hash every blob row of the thread, and
+            # LIMIT 1 (one row per key) keeps the planner from flattening the LATERAL into one
+            joins = (f"LEFT JOIN LATERAL json_each_text(CAST(c.channel_versions AS json)) AS j ON true "
+                     f"LEFT JOIN LATERAL (SELECT {', '.join(c.name for c in _BLOB_COLS)} "
+                     f"FROM {checkpoint_blobs.name} AS b WHERE {blob} LIMIT 1) AS b ON true")
         return text(
             f"SELECT {cp_cols}, {blob_cols} FROM (SELECT {', '.join(c.name for c in _CP_COLS)} "
             f"FROM {checkpoints.name} WHERE tenant_id = :tenant AND thread_id = :thread AND checkpoint_ns = :ns "
-            f"AND {which}) AS c LEFT JOIN {versions} "
-            f"LEFT JOIN {checkpoint_blobs.name} AS b ON b.tenant_id = :tenant AND b.thread_id = :thread "
-            "AND b.checkpoint_ns = :ns AND b.channel = j.key AND b.version = j.value"
+            f"AND {which}) AS c {joins}"
         ).columns(*_CP_COLS, *_BLOB_COLS)
 
     def _guarded_insert(self, table: Table) -> Any:
