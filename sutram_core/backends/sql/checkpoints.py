@@ -186,7 +186,9 @@ class SqlCheckpointStore:
         self._q_get_latest_values = prep(self._with_values("true ORDER BY checkpoint_id DESC LIMIT 1"))
         bl_scope = (_bl.tenant_id == P("tenant"), _bl.thread_id == P("thread"), _bl.checkpoint_ns == P("ns"))
         self._q_chains = union_all(  # several chains at once (a page of checkpoints)
-            select(*_BLOB_COLS).where(*bl_scope, tuple_(_bl.channel, _bl.base_version).in_(P("bases", expanding=True))),
+            # "IS NOT NULL" lets SQLite use the partial chain index for a row-value IN
+            select(*_BLOB_COLS).where(*bl_scope, _bl.base_version.isnot(None),
+                                      tuple_(_bl.channel, _bl.base_version).in_(P("bases", expanding=True))),
             select(*_BLOB_COLS).where(*bl_scope, tuple_(_bl.channel, _bl.version).in_(P("base_keys", expanding=True))),
         )
         self._q_blob_one = prep(select(*_BLOB_COLS).where(

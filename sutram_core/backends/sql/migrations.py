@@ -153,6 +153,13 @@ def _v11_workflow_journal(conn: Connection) -> None:
     _create_table(conn, schema.workflow_journal)
 
 
+def _v12_partial_chain_index(conn: Connection) -> None:
+    if conn.info.get(_FRESH, False):
+        return  # version 1 made it partial already
+    conn.execute(text(f"DROP INDEX IF EXISTS {schema.blob_chain_index.name}"))
+    schema.blob_chain_index.create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("checkpoints, channel blobs and pending writes", _v1_checkpoints),
     Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
@@ -165,6 +172,7 @@ MIGRATIONS: list[Migration] = [
     Migration("an index of each tenant's model calls by time (stats, model filter)", _v9_model_call_index),
     Migration("LlamaIndex workflow server handlers, their events, ticks and state", _v10_workflow_handlers),
     Migration("durable LlamaIndex workflow runs: the journal of runtime ticks", _v11_workflow_journal),
+    Migration("the index of list-delta chains holds delta rows only", _v12_partial_chain_index),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations

@@ -101,6 +101,10 @@ checkpoint_blobs = Table(
     Column("items", Integer, nullable=True),
 )
 
+# The delta rows of each chain, by the full row it starts from. Partial (schema version 12):
+# full rows have no base, so they cost no entry here, and a lookup of a row by its version
+# cannot pick this index over the primary key (with stale statistics PostgreSQL did, then
+# scanned every version of the channel).
 blob_chain_index = Index(
     "ix_sutram_blobs_chain",
     checkpoint_blobs.c.tenant_id,
@@ -108,6 +112,8 @@ blob_chain_index = Index(
     checkpoint_blobs.c.checkpoint_ns,
     checkpoint_blobs.c.channel,
     checkpoint_blobs.c.base_version,
+    postgresql_where=checkpoint_blobs.c.base_version.isnot(None),
+    sqlite_where=checkpoint_blobs.c.base_version.isnot(None),
 )
 
 checkpoint_writes = Table(
