@@ -148,3 +148,52 @@ def test_tables_left_without_their_version_table_are_upgraded_not_recreated(tmp_
     Database(fresh).setup()
     ours, reference = _schema_of(url), _schema_of(fresh)
     assert {k: v for k, v in ours.items() if k != "ddl"} == {k: v for k, v in reference.items() if k != "ddl"}
+
+
+def test_version_12_makes_an_old_database_s_chain_index_partial_and_keeps_every_checkpoint(
+        backend: str, tmp_path: Path) -> None:
+    """A database as version 11 left it (the chain index over every blob row), with delta
+    chains in it: the upgrade makes the index partial and every checkpoint reads back the same."""
+    from langchain_core.messages import AIMessage
+
+    from tests.conftest import make_url
+    from tests.helpers import checkpoint
+
+    urls = make_url(backend, tmp_path)
+    url = next(urls)
+    try:
+        db = Database(url)
+        with db.engine.connect() as conn:
+            migrations.upgrade(conn, target=11)
+            with conn.begin():  # the index version 1 made before it was partial
+                conn.execute(sa.text("DROP INDEX ix_sutram_blobs_chain"))
+                conn.execute(sa.text("CREATE INDEX ix_sutram_blobs_chain ON sutram_checkpoint_blobs "
+                                     "(tenant_id, thread_id, checkpoint_ns, channel, base_version)"))
+        db.close()
+        saver = SutramSaver.from_url(url)
+        saver._store.db._ready = True  # write as version 11 did: no upgrade yet
+        conf, messages = config("t-chain"), []
+        for i in range(12):
+            messages = [*messages, AIMessage(content=f"message {i}", id=f"m{i}")]
+            cp = checkpoint({"messages": messages, "step": i}, {"messages": i + 1, "step": i + 1}, step=i)
+            conf = saver.put(conf, cp, {"source": "loop", "step": i}, {"messages": i + 1, "step": i + 1})
+        before = [(t.checkpoint["id"], t.checkpoint["channel_values"]) for t in saver.list(config("t-chain"))]
+        saver._store.db.close()
+        assert len(before) == 12
+        assert Database(url).setup() == len(migrations.MIGRATIONS)
+        with Database(url).engine.connect() as conn:
+            if backend == "sqlite":
+                ddl = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'ix_sutram_blobs_chain'")).scalar()
+            else:
+                ddl = conn.execute(sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_sutram_blobs_chain' "
+                                           "AND schemaname = current_schema()")).scalar()
+            deltas = conn.execute(sa.text("SELECT count(*) FROM sutram_checkpoint_blobs WHERE kind = 'delta'")).scalar()
+        assert ddl is not None and "base_version IS NOT NULL" in ddl.replace("(", "").replace(")", "")
+        assert deltas and deltas > 0  # the chains the upgrade had to keep readable
+        with SutramSaver.from_url(url) as fresh:
+            after = [(t.checkpoint["id"], t.checkpoint["channel_values"]) for t in fresh.list(config("t-chain"))]
+            assert after == before
+            latest = fresh.get_tuple(config("t-chain"))
+            assert latest is not None and latest.checkpoint["channel_values"]["messages"] == messages
+    finally:
+        next(urls, None)

@@ -156,8 +156,18 @@ def _v11_workflow_journal(conn: Connection) -> None:
 def _v12_partial_chain_index(conn: Connection) -> None:
     if conn.info.get(_FRESH, False):
         return  # version 1 made it partial already
-    conn.execute(text(f"DROP INDEX IF EXISTS {schema.blob_chain_index.name}"))
-    schema.blob_chain_index.create(conn)
+    index = schema.blob_chain_index
+    if conn.dialect.name != "postgresql":  # SQLite (WAL): readers go on while a writer works
+        conn.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
+        index.create(conn)
+        return
+    # PostgreSQL: the new index is built under another name first (the build holds writers
+    # back, not readers); the lock that holds readers back too (DROP) is taken last
+    cols = ", ".join(c.name for c in index.columns)
+    conn.execute(text(f"CREATE INDEX {index.name}_v12 ON {schema.checkpoint_blobs.name} ({cols}) "
+                      "WHERE base_version IS NOT NULL"))
+    conn.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
+    conn.execute(text(f"ALTER INDEX {index.name}_v12 RENAME TO {index.name}"))
 
 
 MIGRATIONS: list[Migration] = [
