@@ -105,6 +105,11 @@ def _blob_row(r: Sequence[Any]) -> BlobRow:
     return BlobRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
 
 
+def _write_record(r: Sequence[Any]) -> WriteRecord:
+    """A row of checkpoint_id, task_id, idx, channel, type, data, task_path (the id unused)."""
+    return WriteRecord(r[1], r[2], r[3], r[4], bytes(r[5]), r[6])
+
+
 def _write_order(w: WriteRecord) -> tuple[str, str, int]:
     # LangGraph's writes_sort_key: (task_path, task_id, idx), compared in Python so that
     # the database's collation cannot change the order
@@ -176,7 +181,6 @@ class SqlCheckpointStore:
             index_elements=pk, set_={c: ins.excluded[c] for c in ("channel", "type", "data", "task_path")}
         ))
         cp_scope = (_cp.tenant_id == P("tenant"), _cp.thread_id == P("thread"), _cp.checkpoint_ns == P("ns"))
-        self._q_get_one = prep(select(*_CP_COLS).where(*cp_scope, _cp.checkpoint_id == P("cid")))
         self._q_get_latest = prep(
             select(*_CP_COLS).where(*cp_scope).order_by(_cp.checkpoint_id.desc()).limit(1)
         )
@@ -363,7 +367,7 @@ class SqlCheckpointStore:
         blobs = yield from self._fetch_blobs(params, sorted(cp.channel_versions.items()), fetched)
         cp.bind_values(blobs, f"thread {thread_id!r} namespace {ns!r}")
         rows = yield Step(self._q_writes_one, {**params, "cid": cp.checkpoint_id})
-        cp.writes.extend(WriteRecord(r[1], r[2], r[3], r[4], bytes(r[5]), r[6]) for r in rows)
+        cp.writes.extend(_write_record(r) for r in rows)
         cp.writes.sort(key=_write_order)
         return cp
 
@@ -388,7 +392,7 @@ class SqlCheckpointStore:
             for stmt, args in batches:
                 rows = yield Step(stmt, args)
                 for r in rows:
-                    by_id[r[0]].writes.append(WriteRecord(r[1], r[2], r[3], r[4], bytes(r[5]), r[6]))
+                    by_id[r[0]].writes.append(_write_record(r))
             for cp in group:
                 cp.writes.sort(key=_write_order)
 
@@ -545,7 +549,7 @@ class SqlCheckpointStore:
                 )
             )
             for r in rows:
-                writes[r[0]].append(WriteRecord(r[1], r[2], r[3], r[4], bytes(r[5]), r[6]))
+                writes[r[0]].append(_write_record(r))
         seed_rows = yield from self._fetch_blobs(params, sorted({(ch, v) for ch, (_, v) in seeds.items()}))
         where = f"thread {thread_id!r} namespace {ns!r}"
         seed_values = {}

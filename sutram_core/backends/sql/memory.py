@@ -553,8 +553,8 @@ class SqlMemoryBackend:
 
     def _keyword_plan(self, tenant: str, w: Any, terms: list[str], depth: int,
                       rows_by_pk: dict[int, Any]) -> Plan[list[tuple[int, float]]]:
-        """The ``depth`` best keyword matches that pass the filters, best first (PostgreSQL
-        also puts their rows into ``rows_by_pk``: a second read would cost a round trip)."""
+        """The ``depth`` best keyword matches that pass the filters, best first; their rows
+        go into ``rows_by_pk`` (ranking needs their texts, the page their rows)."""
         if self.dialect == "sqlite":
             return (yield from self._fts5_plan(tenant, w, terms, depth, rows_by_pk))
         # BM25's term weighting without its length part: each matching term adds its IDF,
