@@ -91,9 +91,17 @@ def _schema_of(url: str) -> dict[str, object]:
                 "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master WHERE name LIKE 'sutram%' "
                 "OR name LIKE 'ix_%'")))
         else:
-            out["ddl"] = sorted(r[0].replace(conn.execute(sa.text("SELECT current_schema()")).scalar_one() + ".", "")
-                                for r in conn.execute(sa.text(
-                                    "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()")))
+            here = conn.execute(sa.text("SELECT current_schema()")).scalar_one() + "."
+            out["ddl"] = sorted(r[0].replace(here, "") for r in conn.execute(sa.text(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                # generated columns (the keyword index's tsvector), constraints, triggers
+                "UNION ALL SELECT table_name || '.' || column_name || ' ' || data_type || ' ' "
+                "|| coalesce(generation_expression, '') || ' ' || coalesce(character_maximum_length::text, '') "
+                "FROM information_schema.columns WHERE table_schema = current_schema() "
+                "UNION ALL SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE connamespace = current_schema()::regnamespace "
+                "UNION ALL SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal")))
         versions = [r[0] for r in conn.execute(sa.select(schema_version.c.version).order_by(schema_version.c.version))]
     db.close()
     out["versions"] = versions
@@ -130,6 +138,45 @@ def test_a_new_database_built_at_once_equals_one_upgraded_step_by_step(backend: 
     finally:
         for gen in (at_once, stepwise):
             next(gen, None)
+
+
+def test_the_pre_rendered_ddl_of_a_new_database_matches_the_migrations() -> None:
+    """A new database runs DDL rendered ahead of time from MIGRATIONS (fresh_schema.py);
+    a change to schema.py or to a migration must be followed by rendering it again."""
+    from sutram_core.backends.sql import fresh_schema
+
+    assert fresh_schema.is_current(), (
+        "sutram_core/backends/sql/_fresh_ddl.py is stale: run `python -m sutram_core.backends.sql.fresh_schema`")
+    for dialect in ("sqlite", "postgresql"):
+        assert fresh_schema.statements(dialect) == fresh_schema.render(dialect)
+        assert any("sutram_checkpoints" in sql for sql in fresh_schema.statements(dialect))
+
+
+def test_a_new_database_whose_build_fails_is_left_without_a_sutram_table(backend: str, tmp_path: Path) -> None:
+    """The pre-rendered DDL runs in one transaction: when a statement of it fails (a view
+    already has the name of a Sutram table), setup() says so and nothing is left half made."""
+    from sutram_core.errors import StorageError
+    from tests.conftest import make_url
+
+    urls = make_url(backend, tmp_path)
+    url = next(urls)
+    try:
+        with Database(url).engine.begin() as conn:
+            conn.execute(sa.text("CREATE VIEW sutram_spans AS SELECT 1 AS x"))
+        db = Database(url)
+        with pytest.raises(StorageError, match="sutram_spans"):
+            db.setup()
+        db.close()
+        with Database(url).engine.connect() as conn:
+            tables = [t for t in sa.inspect(conn).get_table_names() if t.startswith("sutram_")]
+        assert tables == []
+        with Database(url).engine.begin() as conn:
+            conn.execute(sa.text("DROP VIEW sutram_spans"))
+        with SutramSaver.from_url(url) as saver:  # once the name is free, the same database builds
+            put(saver, "t1", {"x": 1})
+            assert saver.get_tuple(config("t1")) is not None
+    finally:
+        next(urls, None)
 
 
 def test_tables_left_without_their_version_table_are_upgraded_not_recreated(tmp_path: Path) -> None:

@@ -366,13 +366,13 @@ class Database:
             delay = 0.05
             while not self._ready:
                 try:
-                    with self.engine.connect() as conn:
-                        if self.url.read_only:
+                    if self.url.read_only:
+                        with self.engine.connect() as conn:
                             sqlite_readonly.check_schema(conn, self.url)
-                        else:
-                            migrations.upgrade(conn)  # each step in its own transaction: safe to redo
+                    else:
+                        self._upgrade()
                     self._ready = True
-                except SQLAlchemyError as exc:
+                except (SQLAlchemyError, self._dbapi_error) as exc:  # the new-database DDL runs on the driver
                     # a server restarting as the app starts is waited for, as any transaction is
                     now = time.monotonic()
                     deadline = now + self.retry_seconds if deadline is None else deadline
@@ -382,6 +382,20 @@ class Database:
                     time.sleep(delay)
                     delay = min(delay * 2, 0.5)
         return len(migrations.MIGRATIONS)
+
+    def _upgrade(self) -> None:
+        # SQLite: the connection then serves the first operation instead of being closed
+        # (closing the last one copies the whole new file out of the WAL)
+        conn = self._take() if self._idle is not None else self.engine.connect()
+        ok = False
+        try:
+            migrations.upgrade(conn)  # each step in its own transaction: safe to redo
+            ok = True
+        finally:
+            if self._idle is not None:
+                self._give_back(conn, ok)
+            else:
+                conn.close()
 
     async def asetup(self) -> int:
         """Async twin of :meth:`setup`."""

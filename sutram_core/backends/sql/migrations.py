@@ -6,17 +6,18 @@ several processes may call ``setup()`` at once. A database made by an older Sutr
 upgrades in place; one made by a newer Sutram is refused.
 
 Two cases skip the per-step work: a database already at the current version is read once,
-without the lock (opening a saver on it does no schema work), and a new database gets every
-step in one transaction without asking, table by table, what exists (nothing does).
+without the lock (opening a saver on it does no schema work), and a new database gets the
+DDL of every step in one transaction, rendered ahead of time (``fresh_schema``), without
+asking, table by table, what exists (nothing does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, Index, Table, func, insert, inspect, select, text
+from sqlalchemy import Connection, Index, Table, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
@@ -54,7 +55,7 @@ def _v1_checkpoints(conn: Connection) -> None:
 
 def _v2_tombstones_and_run_index(conn: Connection) -> None:
     _create_table(conn, schema.thread_tombstones)
-    schema.run_index.create(conn, checkfirst=True)
+    schema.run_index.create(conn, checkfirst=not conn.info.get(_FRESH, False))
 
 
 def _v3_traces_and_audit(conn: Connection) -> None:
@@ -116,7 +117,7 @@ def _v6_run_inputs(conn: Connection) -> None:
 def _v7_keyed_audit_hashes(conn: Connection) -> None:
     # a keyed audit hash is "k1:<key id>:<hmac>" (80 characters); SQLite does not enforce
     # VARCHAR lengths, and a database created at this version already has the wider columns
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" and not conn.info.get(_FRESH, False):
         conn.execute(text("ALTER TABLE sutram_audit_log ALTER COLUMN prev_hash TYPE VARCHAR(128), "
                           "ALTER COLUMN hash TYPE VARCHAR(128)"))
 
@@ -138,7 +139,7 @@ def _v8_split_tokens(conn: Connection) -> None:
 
 
 def _v9_model_call_index(conn: Connection) -> None:
-    schema.span_model_call_index.create(conn, checkfirst=True)
+    schema.span_model_call_index.create(conn, checkfirst=not conn.info.get(_FRESH, False))
 
 
 def _v10_workflow_handlers(conn: Connection) -> None:
@@ -195,13 +196,20 @@ def current_version(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(schema.schema_version.c.version), 0))).scalar_one())
 
 
+# Plain text: setup() on a new database compiled every SQLAlchemy construct it ran, and
+# those compilations took longer than SQLite took to create the tables.
+_MAX_VERSION = text(f"SELECT max(version) FROM {schema.schema_version.name}")
+_RECORD_VERSION = text(f"INSERT INTO {schema.schema_version.name} (version, description, applied_at) "
+                       "VALUES (:version, :description, :applied_at)")
+
+
 def _version_unlocked(conn: Connection) -> int | None:
     """The recorded version read without the migration lock, or None when it cannot be
     read so (no version table yet, or the read failed: the locked path decides)."""
     conn.info["sutram_write"] = False  # SQLite: a plain BEGIN, no write lock
     try:
         with conn.begin():
-            found = conn.execute(select(func.max(schema.schema_version.c.version))).scalar()
+            found = conn.execute(_MAX_VERSION).scalar()
     except DBAPIError:
         return None
     finally:
@@ -221,12 +229,15 @@ def upgrade(conn: Connection, target: int | None = None) -> int:
         if known > len(MIGRATIONS):
             raise _too_new(known)
         return known
+    from sutram_core.backends.sql import fresh_schema  # imports this module
+
     while True:
         with conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-            schema.schema_version.create(conn, checkfirst=True)
-            version = current_version(conn)
+            if known is None:  # no version table, or it could not be read: make it if missing
+                conn.exec_driver_sql(fresh_schema.version_table(conn.dialect.name))
+            version = int(conn.execute(_MAX_VERSION).scalar() or 0)
             if version > len(MIGRATIONS):
                 raise _too_new(version)
             if version >= goal:
@@ -236,16 +247,24 @@ def upgrade(conn: Connection, target: int | None = None) -> int:
             fresh = version == 0 and not any(
                 name.startswith("sutram_") and name != schema.schema_version.name
                 for name in inspect(conn).get_table_names())
+            if fresh and goal == len(MIGRATIONS):
+                fresh_schema.run(conn)  # the same DDL, rendered ahead of time
+                _record_versions(conn, range(goal))
+                return goal
             steps = range(version, goal) if fresh else range(version, version + 1)
             conn.info[_FRESH] = fresh
             try:
                 for at in steps:
                     MIGRATIONS[at].apply(conn)
-                    conn.execute(insert(schema.schema_version).values(
-                        version=at + 1, description=MIGRATIONS[at].description,
-                        applied_at=datetime.now(timezone.utc).isoformat()))
+                    _record_versions(conn, [at])
             finally:
                 conn.info.pop(_FRESH, None)
+
+
+def _record_versions(conn: Connection, steps: Sequence[int]) -> None:
+    now = datetime.now(timezone.utc).isoformat()
+    conn.execute(_RECORD_VERSION, [
+        {"version": at + 1, "description": MIGRATIONS[at].description, "applied_at": now} for at in steps])
 
 
 def _too_new(version: int) -> SchemaVersionError:
