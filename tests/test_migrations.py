@@ -244,3 +244,36 @@ def test_version_12_makes_an_old_database_s_chain_index_partial_and_keeps_every_
             assert latest is not None and latest.checkpoint["channel_values"]["messages"] == messages
     finally:
         next(urls, None)
+
+
+@pytest.mark.postgres
+def test_sutram_tables_of_a_later_schema_on_the_search_path_are_refused_not_shared(tmp_path: Path) -> None:
+    """search_path "app, other, public" with Sutram's tables only in "other" (another
+    deployment's): unqualified names would read other's tables while new tables went to
+    "app". setup() refuses and says which schema to put first; with "other" first, or with
+    "app" holding tables of its own, each deployment keeps to its own tables."""
+    from urllib.parse import quote
+
+    from sutram_core.errors import ConfigurationError
+    from tests.conftest import make_url
+
+    app_urls, other_urls = make_url("postgres", tmp_path), make_url("postgres", tmp_path)
+    app_url, other_url = next(app_urls), next(other_urls)
+    try:
+        app, other = (u.split("csearch_path%3D")[1].split("%2C")[0] for u in (app_url, other_url))
+        with SutramSaver.from_url(other_url) as theirs:
+            put(theirs, "t-theirs", {"secret": "other deployment"})
+        base = app_url.split("?options=")[0]
+        both = f"{base}?options={quote(f'-csearch_path={app},{other},public')}"
+        with pytest.raises(ConfigurationError, match=f"schema '{other}'.*csearch_path%3D{other}"):
+            SutramSaver(both).setup()
+        with SutramSaver.from_url(f"{base}?options={quote(f'-csearch_path={other},{app},public')}") as first:
+            assert first.get_tuple(config("t-theirs")) is not None  # other first: its tables, on purpose
+        with SutramSaver.from_url(app_url) as ours:  # app alone: tables of its own
+            put(ours, "t-ours", {"x": 1})
+        with SutramSaver.from_url(both) as mine:  # now app has them: app's, and only app's
+            assert mine.get_tuple(config("t-theirs")) is None
+            assert mine.get_tuple(config("t-ours")) is not None
+    finally:
+        next(app_urls, None)
+        next(other_urls, None)

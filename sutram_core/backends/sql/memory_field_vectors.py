@@ -60,7 +60,9 @@ def exists_plan(dialect: str) -> Plan[bool]:
     if dialect == "sqlite":
         rows = yield Step(text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n"), {"n": TABLE})
     else:
-        rows = yield Step(text("SELECT 1 WHERE to_regclass(:n) IS NOT NULL"), {"n": TABLE})
+        # in the schema Sutram's tables are in (current_schema()), not anywhere on the search_path
+        rows = yield Step(text("SELECT 1 WHERE to_regclass(quote_ident(current_schema()) || '.' || :n) IS NOT NULL"),
+                          {"n": TABLE})
     return bool(rows)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
 from sutram_core.backends.sql import schema
-from sutram_core.errors import SchemaVersionError
+from sutram_core.errors import ConfigurationError, SchemaVersionError
 
 __all__ = ["MIGRATIONS", "Migration", "current_version", "upgrade"]
 
@@ -203,18 +203,42 @@ _RECORD_VERSION = text(f"INSERT INTO {schema.schema_version.name} (version, desc
                        "VALUES (:version, :description, :applied_at)")
 
 
+# PostgreSQL: also where the name resolved, and where new tables would go. Unqualified
+# names resolve through search_path, but CREATE TABLE makes them in current_schema(): with
+# search_path "app, public" and Sutram's tables in public (another deployment's), Sutram
+# would use public's tables, and make any new one in app.
+_PG_MAX_VERSION = text(
+    f"SELECT (SELECT max(version) FROM {schema.schema_version.name}), n.nspname, current_schema() "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE c.oid = to_regclass('{schema.schema_version.name}')")
+
+
 def _version_unlocked(conn: Connection) -> int | None:
     """The recorded version read without the migration lock, or None when it cannot be
     read so (no version table yet, or the read failed: the locked path decides)."""
     conn.info["sutram_write"] = False  # SQLite: a plain BEGIN, no write lock
     try:
         with conn.begin():
-            found = conn.execute(_MAX_VERSION).scalar()
+            if conn.dialect.name == "postgresql":
+                found, there, here = conn.execute(_PG_MAX_VERSION).one()
+                if there != here:
+                    raise _other_schema(there, here)
+            else:
+                found = conn.execute(_MAX_VERSION).scalar()
     except DBAPIError:
         return None
     finally:
         conn.info.pop("sutram_write", None)
     return None if found is None else int(found)
+
+
+def _other_schema(there: str, here: str | None) -> ConfigurationError:
+    where = f"in schema {here!r}" if here else "nowhere (no schema of the search_path exists)"
+    return ConfigurationError(
+        f"Sutram's tables were found in PostgreSQL schema {there!r} through this connection's search_path, "
+        f"but new tables would be made {where} (current_schema()): Sutram would share {there!r}'s data and "
+        f"split its schema. Put the schema Sutram should use first on the search_path, for example "
+        f"?options=-csearch_path%3D{there},public (or drop the tables from {there!r} if they are not yours)")
 
 
 def upgrade(conn: Connection, target: int | None = None) -> int:
