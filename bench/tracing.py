@@ -1,7 +1,7 @@
 """Tracing benchmark: the time SutramCallbackHandler adds per span, against the Langfuse
 LangChain callback handler and the LangSmith tracer, in one process on the same graph.
 
-    python bench/tracing.py            # full run (about 2 minutes on 2 cores)
+    python bench/tracing.py            # full run (about 6 minutes on 2 cores)
     python bench/tracing.py --quick    # fewer invocations and rounds
     python bench/tracing.py --smoke    # tiny: only checks that it runs (the tests do this)
 
@@ -15,15 +15,15 @@ synchronous=NORMAL). After each timed segment every handler is flushed, untimed,
 that no handler's background work runs during another one's measurement.
 
 Figures:
-  added time per span = (mean invocation time with the handler - without) / spans,
+  added time per span = (time of a block of 5 invocations with the handler, plus the CPU
+      time of the handler's flush after it - the same block without a handler) / spans,
       also for a handler whose callbacks do nothing ("noop"): LangChain's own dispatch
       cost once any handler is attached, which every handler pays;
       sync (invoke) and async (ainvoke, handlers as configured by their authors).
-      Rounds rotate the order of the handlers; each round's figure is paired with that
-      round's own no-handler time, and the median round is reported with the spread
-      (min - max over rounds).
-      Sutram's writer thread runs during the loop (its CPU is included, since it
-      competes for the GIL); the final flush is timed separately.
+      150 rounds, each with every handler once in a rotating order; each block is paired
+      with its round's no-handler block, and the median is printed with the quartiles.
+      The flush's CPU counts whatever a handler left to its background thread (for
+      Sutram: its whole writer, JSON, redaction, audit digest and SQLite insert).
   memory growth after 1,000 invocations with one reused handler (tracemalloc, after
       a warm-up of 50 invocations and a flush).
   100,000 spans written through the tracer (spans/s), and ``sutram trace`` on a run of
@@ -210,7 +210,7 @@ def _time_sync(graph: Any, handler: Any, n: int) -> float:
     t0 = time.perf_counter()
     for i in range(n):
         graph.invoke({"text": f"question {i}"}, config)
-    return (time.perf_counter() - t0) / n
+    return time.perf_counter() - t0
 
 
 def _time_async(graph: Any, handler: Any, n: int) -> float:
@@ -220,35 +220,59 @@ def _time_async(graph: Any, handler: Any, n: int) -> float:
         t0 = time.perf_counter()
         for i in range(n):
             await graph.ainvoke({"text": f"question {i}"}, config)
-        return (time.perf_counter() - t0) / n
+        return time.perf_counter() - t0
 
     return asyncio.run(go())
 
 
 def added_per_span(graphs: dict[str, Any], handlers: dict[str, tuple[Any, Callable[[], None]]], spans: int, n: int,
                    rounds: int, mode: str) -> dict[str, float]:
+    """Added time per span of each handler against no handler, median over ``rounds``.
+
+    A sample is a short block of ``n`` invocations with one handler (or none), timed by
+    the wall clock, plus the CPU time (all threads of the process) of that handler's flush
+    right after it: work a handler leaves to a background thread is counted whether it
+    ran during the block or in the flush (a flush's waiting, such as a peer's export to a
+    port that refuses it, is not). Every round has each handler once, in a rotating order,
+    and each handler's sample is paired with the same round's no-handler block: many short
+    paired blocks cancel the drift of this machine's speed, which moved the old figure
+    (a few long blocks) by 2x between runs.
+    """
     timer = _time_sync if mode == "sync" else _time_async
     graph = graphs[mode]
     names = ["none", *handlers]
     samples: dict[str, list[float]] = {k: [] for k in names}
     for name in names:  # warm-up
-        timer(graph, None if name == "none" else handlers[name][0], max(5, n // 10))
-    for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
-        if r % 2:
-            order.reverse()
-        for name in order:
-            gc.collect()
-            samples[name].append(timer(graph, None if name == "none" else handlers[name][0], n))
-            for _, flush in handlers.values():  # no handler's background work spills into the next one
-                flush()
-    # each round's own baseline: a paired difference cancels the drift of machine load
-    # between rounds (the figure moved 5x between runs when medians were taken apart)
-    added = {name: sorted((samples[name][r] - samples["none"][r]) / spans * 1e6 for r in range(rounds))
+        timer(graph, None if name == "none" else handlers[name][0], max(5, n))
+    for _, flush in handlers.values():
+        flush()
+    gc.collect()
+    gc.disable()  # a collection inside one block and not its pair's would be noise
+    try:
+        for r in range(rounds):
+            order = names[r % len(names):] + names[: r % len(names)]
+            if r % 2:
+                order.reverse()
+            for name in order:
+                elapsed = timer(graph, None if name == "none" else handlers[name][0], n)
+                if name != "none":
+                    cpu = time.process_time()
+                    handlers[name][1]()
+                    elapsed += time.process_time() - cpu
+                samples[name].append(elapsed)
+                for other, (_, flush) in handlers.items():  # nothing spills into the next block
+                    if other != name:
+                        flush()
+            if r % 10 == 9:
+                gc.collect()  # between rounds: each round's blocks see the same heap
+    finally:
+        gc.enable()
+    added = {name: sorted((samples[name][r] - samples["none"][r]) / (n * spans) * 1e6 for r in range(rounds))
              for name in handlers}
+    quartile = max(0, rounds // 4)
     return {name: statistics.median(v) for name, v in added.items()} | {
         "_baseline_invocation_us": statistics.median(samples["none"]) * 1e6,
-        "_spread": {name: (v[0], v[-1]) for name, v in added.items()}}  # type: ignore[dict-item]
+        "_spread": {name: (v[quartile], v[-1 - quartile]) for name, v in added.items()}}  # type: ignore[dict-item]
 
 
 def memory_growth(graph: Any, handler: Any, flush: Callable[[], None], n: int) -> float:
@@ -332,7 +356,7 @@ def main() -> int:
         handler, flush = make_handlers(tmp / "traces.db", only=args.memory)[args.memory]
         print(json.dumps({"growth_mib": memory_growth(build_graph(), handler, flush, args.invocations)}))
         return 0
-    n, rounds, mem_n = (3, 1, 10) if args.smoke else (20, 2, 100) if args.quick else (60, 7, 1000)
+    n, rounds, mem_n = (2, 2, 10) if args.smoke else (5, 40, 100) if args.quick else (5, 150, 1000)
     bulk, big = (1_000, 100) if args.smoke else (5_000, 500) if args.quick else (100_000, 5_000)
     tmp = Path(tempfile.mkdtemp(prefix="sutram-bench-tracing-"))
     graph = build_graph()
@@ -345,7 +369,8 @@ def main() -> int:
     flush()
     run = sutram.tracer.store.runs("default", limit=1)[0]
     spans = run.spans
-    print(f"graph: 5 nodes, {spans} spans per invocation; {n} invocations x {rounds} rounds per handler")
+    print(f"graph: 5 nodes, {spans} spans per invocation; blocks of {n} invocations (+ the handler's flush), "
+          f"{rounds} rounds per handler")
 
     results: dict[str, Any] = {"spans_per_invocation": spans}
     stats = sutram.tracer.stats
@@ -357,8 +382,8 @@ def main() -> int:
         results[f"{mode}_sutram_writer_cpu_us_per_span"] = writer_cpu
         peers = {k: v for k, v in added.items() if not k.startswith("_") and k not in ("sutram", "noop")}
         cheapest = min(peers, key=lambda k: peers[k]) if peers else None
-        print(f"\n{mode}: invocation without a handler {added['_baseline_invocation_us']:.0f} us")
-        print(f"  {'handler':<10} {'added us/span':>14}   {'rounds: min - max':>18}")
+        print(f"\n{mode}: invocation without a handler {added['_baseline_invocation_us'] / n:.0f} us")
+        print(f"  {'handler':<10} {'added us/span':>14}   {'rounds: quartiles':>18}")
         for k, v in added.items():
             if not k.startswith("_"):
                 note = "   (LangChain's own dispatch: a handler that does nothing)" if k == "noop" else ""
