@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -265,8 +266,26 @@ def test_sutram_tables_of_a_later_schema_on_the_search_path_are_refused_not_shar
             put(theirs, "t-theirs", {"secret": "other deployment"})
         base = app_url.split("?options=")[0]
         both = f"{base}?options={quote(f'-csearch_path={app},{other},public')}"
-        with pytest.raises(ConfigurationError, match=f"schema '{other}'.*csearch_path%3D{other}"):
+        with pytest.raises(ConfigurationError, match=f"schema '{other}'.*csearch_path%3D{other}%2Cpublic"):
             SutramSaver(both).setup()
+        # a name PostgreSQL would fold to lower case unquoted: the advice keeps it quoted, and works
+        import psycopg
+
+        mixed = f'Mixed-{other}'
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{mixed}"')
+        try:
+            quoted = '"' + mixed + '"'
+            with SutramSaver.from_url(f"{base}?options={quote(f'-csearch_path={quoted},public')}") as theirs:
+                put(theirs, "t-mixed", {"x": 1})
+            with pytest.raises(ConfigurationError) as refused:
+                SutramSaver(f"{base}?options={quote(f'-csearch_path={app},{quoted},public')}").setup()
+            advice = str(refused.value).split("for example ?options=")[1].split(" ")[0]
+            with SutramSaver.from_url(f"{base}?options={advice}") as following:
+                assert following.get_tuple(config("t-mixed")) is not None
+        finally:
+            with psycopg.connect(base, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{mixed}" CASCADE')
         with SutramSaver.from_url(f"{base}?options={quote(f'-csearch_path={other},{app},public')}") as first:
             assert first.get_tuple(config("t-theirs")) is not None  # other first: its tables, on purpose
         with SutramSaver.from_url(app_url) as ours:  # app alone: tables of its own
@@ -277,3 +296,37 @@ def test_sutram_tables_of_a_later_schema_on_the_search_path_are_refused_not_shar
     finally:
         next(app_urls, None)
         next(other_urls, None)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_process_forked_right_after_setup_keeps_every_write(tmp_path: Path) -> None:
+    """setup() leaves no SQLite connection open: a worker forked after it (gunicorn
+    --preload) opens its own. One inherited from setup() would share the parent's log
+    without its file locks, and the parent's close deleted the log under the child's
+    writes (every one lost)."""
+    import sqlite3
+
+    path = tmp_path / "forked.db"
+    saver = SutramSaver(f"sqlite:///{path}")
+    saver.setup()
+    parent_closed_r, parent_closed_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: writes once the parent has closed its saver
+        code = 1
+        try:
+            os.read(parent_closed_r, 1)
+            for i in range(40):
+                put(saver, f"child-{i}", {"x": i})
+            code = 0
+        finally:
+            os._exit(code)
+    saver.close()
+    os.write(parent_closed_w, b"x")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM sutram_checkpoints").fetchone()[0] == 40
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()

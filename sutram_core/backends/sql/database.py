@@ -366,11 +366,15 @@ class Database:
             delay = 0.05
             while not self._ready:
                 try:
-                    if self.url.read_only:
-                        with self.engine.connect() as conn:
+                    # The connection is closed, not kept: setup() leaves no SQLite connection
+                    # open, so a process forked after it (gunicorn --preload, multiprocessing)
+                    # opens its own. An inherited one shares the parent's WAL without holding
+                    # its file locks, and the parent's last close deletes the log it writes to.
+                    with self.engine.connect() as conn:
+                        if self.url.read_only:
                             sqlite_readonly.check_schema(conn, self.url)
-                    else:
-                        self._upgrade()
+                        else:
+                            migrations.upgrade(conn)  # each step in its own transaction: safe to redo
                     self._ready = True
                 except (SQLAlchemyError, self._dbapi_error) as exc:  # the new-database DDL runs on the driver
                     # a server restarting as the app starts is waited for, as any transaction is
@@ -382,20 +386,6 @@ class Database:
                     time.sleep(delay)
                     delay = min(delay * 2, 0.5)
         return len(migrations.MIGRATIONS)
-
-    def _upgrade(self) -> None:
-        # SQLite: the connection then serves the first operation instead of being closed
-        # (closing the last one copies the whole new file out of the WAL)
-        conn = self._take() if self._idle is not None else self.engine.connect()
-        ok = False
-        try:
-            migrations.upgrade(conn)  # each step in its own transaction: safe to redo
-            ok = True
-        finally:
-            if self._idle is not None:
-                self._give_back(conn, ok)
-            else:
-                conn.close()
 
     async def asetup(self) -> int:
         """Async twin of :meth:`setup`."""

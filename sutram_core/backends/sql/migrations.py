@@ -13,9 +13,11 @@ asking, table by table, what exists (nothing does).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Index, Table, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
@@ -241,11 +243,15 @@ def _version_unlocked(conn: Connection) -> int | None:
 
 def _other_schema(there: str, here: str | None) -> ConfigurationError:
     where = f"in schema {here!r}" if here else "nowhere (no schema of the search_path exists)"
+    # PostgreSQL folds an unquoted name to lower case: "Other-x" must stay quoted, or the
+    # advice would point at a schema that does not exist (and tables would go to public)
+    ident = there if re.fullmatch(r"[a-z_][a-z0-9_$]*", there) else '"' + there.replace('"', '""') + '"'
     return ConfigurationError(
         f"Sutram's tables were found in PostgreSQL schema {there!r} through this connection's search_path, "
         f"but new tables would be made {where} (current_schema()): Sutram would share {there!r}'s data and "
         f"split its schema. Put the schema Sutram should use first on the search_path, for example "
-        f"?options=-csearch_path%3D{there},public (or drop the tables from {there!r} if they are not yours)")
+        f"?options={quote(f'-csearch_path={ident},public', safe='')} (or drop the tables from {there!r} if "
+        "they are not yours)")
 
 
 def upgrade(conn: Connection, target: int | None = None) -> int:
