@@ -19,6 +19,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,6 +56,23 @@ class Step:
 
 Plan = Generator[Step, Any, T]
 _NO_LOCK = contextlib.nullcontext()
+
+# Every open Database, for the fork handler below.
+_OPEN: weakref.WeakSet[Database] = weakref.WeakSet()
+# Connections a forked child inherited: never used and never closed by the child, only
+# kept referenced. A SQLite connection shares the parent's log without holding its file
+# locks (the parent's last close deletes the log under the child's writes); a PostgreSQL
+# one shares the parent's socket.
+_INHERITED: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    for db in list(_OPEN):
+        db._forget_parent()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Prepared:
@@ -189,6 +207,23 @@ class Database:
         # where SQLAlchemy's pool checkout costs about as much as a SQLite transaction.
         # PostgreSQL: connections come from SQLAlchemy's pool.
         self._idle: list[Connection] | None = [] if self.backend == "sqlite" else None
+        _OPEN.add(self)
+
+    def _forget_parent(self) -> None:
+        """In a child just forked: fresh locks and thread pool (the parent's threads are not
+        in the child, and a lock one of them held would stay held), and no connection of
+        the parent's (the child opens its own)."""
+        self._stack_lock = threading.Lock()
+        self._writer = threading.Lock()
+        self._setup_lock = threading.Lock()
+        _INHERITED.append(self._executor)  # its threads did not come along; never shut it down here
+        self._executor = ThreadPoolExecutor(max_workers=self._executor._max_workers, thread_name_prefix="sutram-db")
+        if self._idle is not None:
+            _INHERITED.extend(self._idle)
+            self._idle = []
+        else:
+            _INHERITED.append(self.engine.pool)  # its connections stay referenced, never finished
+            self.engine.dispose(close=False)  # a new, empty pool for the child
 
     def _create_engine(self, pool_size: int) -> Engine:
         if self.backend == "sqlite" and self.url.read_only:

@@ -1,0 +1,89 @@
+"""A process forked from one that already used a saver (gunicorn --preload, Celery prefork,
+multiprocessing's fork start): the child opens connections of its own and a thread pool of
+its own; what it inherited is never used, so neither process loses or garbles the other's work."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sutram_adapters.langgraph import SutramSaver
+from tests.helpers import config, put
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+
+
+def _child(work: object) -> None:
+    """Run ``work()`` in the forked child and leave with 0 only if it returned."""
+    code = 1
+    try:
+        signal.alarm(60)  # a hang (a dead thread pool, a held lock) fails instead of blocking the suite
+        work()  # type: ignore[operator]
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def test_a_child_forked_after_a_write_keeps_every_write_when_the_parent_closes(tmp_path: Path) -> None:
+    path = tmp_path / "forked.db"
+    saver = SutramSaver(f"sqlite:///{path}")
+    put(saver, "parent-0", {"x": 0})  # leaves an open connection in the saver's stack
+    closed_r, closed_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        def work() -> None:
+            os.read(closed_r, 1)  # the parent has closed its saver: its last connection
+            for i in range(40):
+                put(saver, f"child-{i}", {"x": i})
+        _child(work)
+    saver.close()
+    os.write(closed_w, b"x")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM sutram_checkpoints").fetchone()[0] == 41
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+
+
+def test_parent_and_forked_child_work_at_once_sync_and_async(db_url: str) -> None:
+    """Both processes write and read through the saver made before the fork, at the same
+    time; the child also through the async API (its thread pool is its own). On
+    PostgreSQL a connection shared with the parent would interleave two conversations on
+    one socket, or end the parent's session when the child exits."""
+    with SutramSaver.from_url(db_url) as saver:
+        put(saver, "before", {"x": -1})
+        assert saver.get_tuple(config("before")) is not None
+        pid = os.fork()
+        if pid == 0:
+            def work() -> None:
+                for i in range(25):
+                    put(saver, f"child-{i}", {"x": i})
+                    got = saver.get_tuple(config(f"child-{i}"))
+                    assert got is not None and got.checkpoint["channel_values"] == {"x": i}
+
+                async def read() -> None:
+                    for i in range(25):
+                        got = await saver.aget_tuple(config(f"child-{i}"))
+                        assert got is not None
+                asyncio.run(read())
+            _child(work)
+        for i in range(25):
+            put(saver, f"parent-{i}", {"x": i})
+            got = saver.get_tuple(config(f"parent-{i}"))
+            assert got is not None and got.checkpoint["channel_values"] == {"x": i}
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # after the child left, the parent's connections still serve it
+        for who in ("parent", "child"):
+            for i in range(25):
+                got = saver.get_tuple(config(f"{who}-{i}"))
+                assert got is not None and got.checkpoint["channel_values"] == {"x": i}
+        assert asyncio.run(saver.aget_tuple(config("before"))) is not None
