@@ -30,24 +30,34 @@ def _child(work: object) -> None:
 
 
 def test_a_child_forked_after_a_write_keeps_every_write_when_the_parent_closes(tmp_path: Path) -> None:
+    """The child writes before and after the parent, which wrote again after the fork,
+    closes its saver. A connection inherited by the child (kept open there, or used) made
+    the child's own connections skip their file locks, and the parent's close deleted the
+    log under the child's later writes (12 of 41 survived in the review's run)."""
     path = tmp_path / "forked.db"
     saver = SutramSaver(f"sqlite:///{path}")
     put(saver, "parent-0", {"x": 0})  # leaves an open connection in the saver's stack
+    half_r, half_w = os.pipe()
     closed_r, closed_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         def work() -> None:
+            for i in range(20):
+                put(saver, f"child-{i}", {"x": i})
+            os.write(half_w, b"x")
             os.read(closed_r, 1)  # the parent has closed its saver: its last connection
-            for i in range(40):
+            for i in range(20, 40):
                 put(saver, f"child-{i}", {"x": i})
         _child(work)
+    os.read(half_r, 1)
+    put(saver, "parent-1", {"x": 1})
     saver.close()
     os.write(closed_w, b"x")
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT count(*) FROM sutram_checkpoints").fetchone()[0] == 41
+        assert conn.execute("SELECT count(*) FROM sutram_checkpoints").fetchone()[0] == 42
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()

@@ -57,22 +57,32 @@ class Step:
 Plan = Generator[Step, Any, T]
 _NO_LOCK = contextlib.nullcontext()
 
-# Every open Database, for the fork handler below.
+# Every open Database, for the fork handlers below.
 _OPEN: weakref.WeakSet[Database] = weakref.WeakSet()
-# Connections a forked child inherited: never used and never closed by the child, only
-# kept referenced. A SQLite connection shares the parent's log without holding its file
-# locks (the parent's last close deletes the log under the child's writes); a PostgreSQL
-# one shares the parent's socket.
+# PostgreSQL pools a forked child inherited: kept referenced and never used, so the child
+# neither talks on the parent's sockets nor ends the parent's sessions.
 _INHERITED: list[Any] = []
+
+
+def _before_fork() -> None:
+    # SQLite cannot be carried across a fork (its FAQ): a connection the child inherits
+    # makes the child's own connections skip their file locks, and the parent's last close
+    # then deletes the log under the child's writes. Idle connections are closed here and
+    # reopened when next needed. One in use by another thread at the fork cannot be: forking
+    # while another thread is inside a database call is not supported.
+    for db in list(_OPEN):
+        with contextlib.suppress(Exception):  # a hook that raises would stop the fork's others
+            db._close_idle(timeout=1.0)
 
 
 def _after_fork_in_child() -> None:
     for db in list(_OPEN):
-        db._forget_parent()
+        with contextlib.suppress(Exception):
+            db._forget_parent()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 class Prepared:
@@ -194,7 +204,9 @@ class Database:
         # SQLite has one writer at a time: one database thread (as aiosqlite has) avoids
         # handing the write lock and the GIL back and forth between pool threads.
         workers = 1 if self.backend == "sqlite" else pool_size
+        self._workers = workers
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sutram-db")
+        self._closed = False
         self._setup_lock = threading.Lock()
         self._ready = False
         self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
@@ -209,6 +221,17 @@ class Database:
         self._idle: list[Connection] | None = [] if self.backend == "sqlite" else None
         _OPEN.add(self)
 
+    def _close_idle(self, timeout: float) -> None:
+        """SQLite: close the connections waiting on the stack (before a fork)."""
+        if self._idle is None or not self._stack_lock.acquire(timeout=timeout):
+            return
+        try:
+            idle, self._idle = self._idle, []
+        finally:
+            self._stack_lock.release()
+        for conn in idle:
+            conn.close()
+
     def _forget_parent(self) -> None:
         """In a child just forked: fresh locks and thread pool (the parent's threads are not
         in the child, and a lock one of them held would stay held), and no connection of
@@ -216,13 +239,13 @@ class Database:
         self._stack_lock = threading.Lock()
         self._writer = threading.Lock()
         self._setup_lock = threading.Lock()
-        _INHERITED.append(self._executor)  # its threads did not come along; never shut it down here
-        self._executor = ThreadPoolExecutor(max_workers=self._executor._max_workers, thread_name_prefix="sutram-db")
+        if not self._closed:  # a database closed in the parent stays closed to async calls
+            _INHERITED.append(self._executor)  # its threads did not come along: never shut down
+            self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="sutram-db")
         if self._idle is not None:
-            _INHERITED.extend(self._idle)
-            self._idle = []
+            self._idle = []  # the parent's were closed before the fork
         else:
-            _INHERITED.append(self.engine.pool)  # its connections stay referenced, never finished
+            _INHERITED.append(self.engine.pool)
             self.engine.dispose(close=False)  # a new, empty pool for the child
 
     def _create_engine(self, pool_size: int) -> Engine:
@@ -428,6 +451,7 @@ class Database:
 
     def close(self) -> None:
         """Close every pooled connection and stop the thread pool."""
+        self._closed = True
         self._executor.shutdown(wait=True)
         with self._stack_lock:
             idle = self._idle or []
