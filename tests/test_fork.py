@@ -29,6 +29,37 @@ def _child(work: object) -> None:
         os._exit(code)
 
 
+def _checkpoints_on_disk(path: Path, pid: int) -> int:
+    """Once the child ``pid`` has left (with 0), the checkpoints a new reader finds in ``path``."""
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return int(conn.execute("SELECT count(*) FROM sutram_checkpoints").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_process_forked_right_after_setup_keeps_every_write(tmp_path: Path) -> None:
+    """setup() leaves no SQLite connection open (it kept one for a while: the parent's
+    close then deleted the log under every one of the child's writes)."""
+    path = tmp_path / "forked.db"
+    saver = SutramSaver(f"sqlite:///{path}")
+    saver.setup()
+    closed_r, closed_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        def work() -> None:
+            os.read(closed_r, 1)
+            for i in range(40):
+                put(saver, f"child-{i}", {"x": i})
+        _child(work)
+    saver.close()
+    os.write(closed_w, b"x")
+    assert _checkpoints_on_disk(path, pid) == 40
+
+
 def test_a_child_forked_after_a_write_keeps_every_write_when_the_parent_closes(tmp_path: Path) -> None:
     """The child writes before and after the parent, which wrote again after the fork,
     closes its saver. A connection inherited by the child (kept open there, or used) made
@@ -53,14 +84,7 @@ def test_a_child_forked_after_a_write_keeps_every_write_when_the_parent_closes(t
     put(saver, "parent-1", {"x": 1})
     saver.close()
     os.write(closed_w, b"x")
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("SELECT count(*) FROM sutram_checkpoints").fetchone()[0] == 42
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    finally:
-        conn.close()
+    assert _checkpoints_on_disk(path, pid) == 42
 
 
 def test_parent_and_forked_child_work_at_once_sync_and_async(db_url: str) -> None:

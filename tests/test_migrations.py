@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -297,36 +296,3 @@ def test_sutram_tables_of_a_later_schema_on_the_search_path_are_refused_not_shar
         next(app_urls, None)
         next(other_urls, None)
 
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_process_forked_right_after_setup_keeps_every_write(tmp_path: Path) -> None:
-    """setup() leaves no SQLite connection open: a worker forked after it (gunicorn
-    --preload) opens its own. One inherited from setup() would share the parent's log
-    without its file locks, and the parent's close deleted the log under the child's
-    writes (every one lost)."""
-    import sqlite3
-
-    path = tmp_path / "forked.db"
-    saver = SutramSaver(f"sqlite:///{path}")
-    saver.setup()
-    parent_closed_r, parent_closed_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the worker: writes once the parent has closed its saver
-        code = 1
-        try:
-            os.read(parent_closed_r, 1)
-            for i in range(40):
-                put(saver, f"child-{i}", {"x": i})
-            code = 0
-        finally:
-            os._exit(code)
-    saver.close()
-    os.write(parent_closed_w, b"x")
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("SELECT count(*) FROM sutram_checkpoints").fetchone()[0] == 40
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    finally:
-        conn.close()
