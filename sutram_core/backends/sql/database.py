@@ -221,8 +221,9 @@ class Database:
         self._idle: list[Connection] | None = [] if self.backend == "sqlite" else None
         _OPEN.add(self)
 
-    def _close_idle(self, timeout: float) -> None:
-        """SQLite: close the connections waiting on the stack (before a fork)."""
+    def _close_idle(self, timeout: float = -1) -> None:
+        """SQLite: close the connections waiting on the stack (at close, and before a fork:
+        there after at most ``timeout`` seconds of waiting for the stack, or not at all)."""
         if self._idle is None or not self._stack_lock.acquire(timeout=timeout):
             return
         try:
@@ -453,10 +454,5 @@ class Database:
         """Close every pooled connection and stop the thread pool."""
         self._closed = True
         self._executor.shutdown(wait=True)
-        with self._stack_lock:
-            idle = self._idle or []
-            if self._idle is not None:
-                self._idle = []  # the engine stays usable: closing only releases connections
-        for conn in idle:
-            conn.close()
+        self._close_idle()  # the engine stays usable: closing only releases connections
         self.engine.dispose()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import quote
 
-from sqlalchemy import Connection, Index, Table, func, inspect, select, text
+from sqlalchemy import Connection, Index, Table, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
@@ -40,9 +40,14 @@ class Migration:
 _FRESH = "sutram_fresh_schema"  # in conn.info while a new database is built: nothing exists yet
 
 
+def _building_new(conn: Connection) -> bool:
+    """Whether ``conn`` is building a new database (a step then asks nothing of what exists)."""
+    return bool(conn.info.get(_FRESH, False))
+
+
 def _create_table(conn: Connection, table: Table, indexes: tuple[Index, ...] = ()) -> None:
     # CREATE TABLE alone: the Table object also carries indexes that later versions add.
-    fresh = conn.info.get(_FRESH, False)
+    fresh = _building_new(conn)
     if fresh or not inspect(conn).has_table(table.name):
         conn.execute(CreateTable(table))
     for index in indexes:
@@ -57,7 +62,7 @@ def _v1_checkpoints(conn: Connection) -> None:
 
 def _v2_tombstones_and_run_index(conn: Connection) -> None:
     _create_table(conn, schema.thread_tombstones)
-    schema.run_index.create(conn, checkfirst=not conn.info.get(_FRESH, False))
+    schema.run_index.create(conn, checkfirst=not _building_new(conn))
 
 
 def _v3_traces_and_audit(conn: Connection) -> None:
@@ -92,7 +97,7 @@ def _v4_memories(conn: Connection) -> None:
         ))
     else:
         # a new database gets version 8's expression at once (its step 8 then does nothing)
-        expression = TSV_EXPRESSION if conn.info.get(_FRESH, False) else "to_tsvector('english', text)"
+        expression = TSV_EXPRESSION if _building_new(conn) else "to_tsvector('english', text)"
         conn.execute(text(
             f"ALTER TABLE sutram_memories ADD COLUMN IF NOT EXISTS tsv tsvector GENERATED ALWAYS AS ({expression}) STORED"
         ))
@@ -120,7 +125,7 @@ def _v6_run_inputs(conn: Connection) -> None:
 def _v7_keyed_audit_hashes(conn: Connection) -> None:
     # a keyed audit hash is "k1:<key id>:<hmac>" (80 characters); SQLite does not enforce
     # VARCHAR lengths, and a database created at this version already has the wider columns
-    if conn.dialect.name == "postgresql" and not conn.info.get(_FRESH, False):
+    if conn.dialect.name == "postgresql" and not _building_new(conn):
         conn.execute(text("ALTER TABLE sutram_audit_log ALTER COLUMN prev_hash TYPE VARCHAR(128), "
                           "ALTER COLUMN hash TYPE VARCHAR(128)"))
 
@@ -133,7 +138,7 @@ TSV_EXPRESSION = "to_tsvector('english', translate(text, '.-/_:@#+=|\\', '      
 
 
 def _v8_split_tokens(conn: Connection) -> None:
-    if conn.dialect.name == "postgresql" and not conn.info.get(_FRESH, False):
+    if conn.dialect.name == "postgresql" and not _building_new(conn):
         conn.execute(text("ALTER TABLE sutram_memories DROP COLUMN IF EXISTS tsv"))
         conn.execute(text(f"ALTER TABLE sutram_memories ADD COLUMN tsv tsvector GENERATED ALWAYS AS "
                           f"({TSV_EXPRESSION}) STORED"))
@@ -142,7 +147,7 @@ def _v8_split_tokens(conn: Connection) -> None:
 
 
 def _v9_model_call_index(conn: Connection) -> None:
-    schema.span_model_call_index.create(conn, checkfirst=not conn.info.get(_FRESH, False))
+    schema.span_model_call_index.create(conn, checkfirst=not _building_new(conn))
 
 
 def _v10_workflow_handlers(conn: Connection) -> None:
@@ -158,7 +163,7 @@ def _v11_workflow_journal(conn: Connection) -> None:
 
 
 def _v12_partial_chain_index(conn: Connection) -> None:
-    if conn.info.get(_FRESH, False):
+    if _building_new(conn):
         return  # version 1 made it partial already
     index = schema.blob_chain_index
     if conn.dialect.name != "postgresql":  # SQLite (WAL): readers go on while a writer works
@@ -196,7 +201,7 @@ def current_version(conn: Connection) -> int:
     """The schema version recorded in the database (0 for an empty database)."""
     if not inspect(conn).has_table(schema.schema_version.name):
         return 0
-    return int(conn.execute(select(func.coalesce(func.max(schema.schema_version.c.version), 0))).scalar_one())
+    return _recorded_version(conn)
 
 
 # Plain text: setup() on a new database compiled every SQLAlchemy construct it ran, and
@@ -220,6 +225,11 @@ _PG_MAX_VERSION = text(
 # times the cost: 4-8 ms of a new PostgreSQL database's setup)
 _PG_TABLES = text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
 _SQLITE_TABLES = text("SELECT name FROM sqlite_master WHERE type = 'table'")
+
+
+def _recorded_version(conn: Connection) -> int:
+    """The highest version in the version table, which exists (0 when it is empty)."""
+    return int(conn.execute(_MAX_VERSION).scalar() or 0)
 
 
 def _version_unlocked(conn: Connection) -> int | None:
@@ -274,7 +284,7 @@ def upgrade(conn: Connection, target: int | None = None) -> int:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
             if known is None:  # no version table, or it could not be read: make it if missing
                 conn.exec_driver_sql(fresh_schema.version_table(conn.dialect.name))
-            version = int(conn.execute(_MAX_VERSION).scalar() or 0)
+            version = _recorded_version(conn)
             if version > len(MIGRATIONS):
                 raise _too_new(version)
             if version >= goal:
