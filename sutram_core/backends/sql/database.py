@@ -184,6 +184,35 @@ def _in_transaction(plan: Plan[T], conn: Connection, step: Step, progress: _Prog
         raise
 
 
+def _alone(plan: Plan[T], conn: Connection, step: Step, progress: _Progress) -> T:
+    """PostgreSQL: run a plan's one statement in autocommit mode (see ``Database.run``)."""
+    statement = step.statement
+    raw = conn.connection.driver_connection
+    assert isinstance(statement, Prepared) and raw is not None
+    raw.autocommit = True
+    try:
+        out = statement.run(conn, step.params)
+    finally:
+        raw.autocommit = False
+    progress.received = True
+    try:
+        plan.send(out)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    raise AssertionError("unreachable: _one_statement ends the plan")  # pragma: no cover
+
+
+def _one_statement(plan: Plan[T]) -> Plan[T]:
+    """``plan``, refused with RuntimeError if it asks for a second statement."""
+    out = yield next(plan)
+    try:
+        plan.send(out)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    plan.close()
+    raise RuntimeError("a plan run with single=True asked for a second statement")
+
+
 class Database:
     """A connection pool to one Sutram database, chosen by URL.
 
@@ -329,19 +358,23 @@ class Database:
         binary = returns_rows and self.backend == "postgresql"
         return Prepared(compiled.string, names, returns_rows, defaults, binary)
 
-    def run(self, plan: Plan[T], *, write: bool = True) -> T:
+    def run(self, plan: Plan[T], *, write: bool = True, single: bool = False) -> T:
         """Run ``plan`` in one transaction and return what it returns.
 
         Driver errors become :class:`StorageError`; Sutram's own errors pass through. On
         any error the transaction is rolled back: nothing is half-written.
+
+        ``single``: the plan runs exactly one :class:`Prepared` statement, atomic by itself.
+        PostgreSQL then runs it without BEGIN and COMMIT (one round trip instead of three);
+        a plan that tries a second statement is a programming error (the first is committed).
         """
         self.setup()
         if write and self.url.read_only:
             plan.close()
             raise sqlite_readonly.write_refused(self.url)
-        return self._run(plan, write)
+        return self._run(_one_statement(plan) if single else plan, write, single)
 
-    def _run(self, plan: Plan[T], write: bool) -> T:
+    def _run(self, plan: Plan[T], write: bool, single: bool = False) -> T:
         try:
             try:
                 step = next(plan)  # plans do no I/O: the first statement is known up front
@@ -352,7 +385,7 @@ class Database:
             while True:
                 progress = _Progress()
                 try:
-                    return self._attempt(plan, step, write, progress)
+                    return self._attempt(plan, step, write, progress, single)
                 except (SQLAlchemyError, self._dbapi_error) as exc:
                     if not is_transient(exc):
                         raise StorageError(f"{self.backend} database error: {exc}") from exc
@@ -370,12 +403,14 @@ class Database:
         finally:
             plan.close()
 
-    def _attempt(self, plan: Plan[T], step: Step, write: bool, progress: _Progress) -> T:
+    def _attempt(self, plan: Plan[T], step: Step, write: bool, progress: _Progress, single: bool = False) -> T:
         if self._idle is None:
             # PostgreSQL reads run without BEGIN/COMMIT: at READ COMMITTED every statement
             # takes its own snapshot anyway, so the transaction only cost two round trips.
             with (self.engine if write else self._read_engine).connect() as conn:
                 try:
+                    if single:
+                        return _alone(plan, conn, step, progress)
                     with conn.begin():
                         return _drive(plan, conn, step, progress)
                 except self._dbapi_error:
