@@ -67,20 +67,23 @@ class SqlCallJournal:
 
     def put(self, key: JournalKey, entry: JournalEntry) -> JournalEntry:
         """Record ``entry`` unless one exists for ``key``; return the entry that is kept."""
-        def plan() -> Plan[JournalEntry]:
-            now = now_micros()
+        now = now_micros()
+
+        def plan() -> Plan[int]:
+            # one statement (PostgreSQL: one round trip, no BEGIN/COMMIT)
             added = yield Step(self._q_put, {
                 **_params(key), "kind": entry.kind, "name": entry.name, "h": entry.input_hash, "out": entry.output,
                 "run": entry.run_id, "tok": entry.tokens, "cost": entry.cost_usd, "comp": entry.compensate,
                 "now": now})
-            if added == 1:
-                return JournalEntry(entry.kind, entry.name, entry.input_hash, entry.output, entry.run_id,
-                                    entry.tokens, entry.cost_usd, entry.compensate, now)
-            kept = yield from self._get(key)  # somebody recorded this call first: theirs counts
-            assert kept is not None
-            return kept
+            return int(added)
 
-        return self.db.run(plan())
+        ours = JournalEntry(entry.kind, entry.name, entry.input_hash, entry.output, entry.run_id,
+                            entry.tokens, entry.cost_usd, entry.compensate, now)
+        if self.db.run(plan(), single=True) == 1:
+            return ours
+        # somebody recorded this call first: theirs counts (an entry is never changed; gone
+        # only if its thread was deleted since, and then ours is as good as any)
+        return self.get(key) or ours
 
     def find(self, tenant: str, thread_id: str, shape: str, call_index: int, digest: str) -> JournalEntry | None:
         """The earliest entry of a thread at call ``call_index`` of a task whose namespace has
