@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from sutram_core.backends.sql import checkpoints
 from sutram_core.backends.sql.database import Database, Plan, Step
+from sutram_core.checkpoints.records import ChannelValue, CheckpointRecord, WriteRecord
 from sutram_core.errors import StorageError
 
 
@@ -61,5 +63,33 @@ def test_a_plan_that_asks_for_a_second_statement_is_refused(db_url: str) -> None
         # the second statement never ran (SQLite rolls the first back; PostgreSQL had
         # committed it, as a statement of its own)
         assert _count(db) == (1 if db.backend == "postgresql" else 0)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("limit", [None, 1])  # 1: every put and put_writes takes the transaction of several statements
+def test_checkpoint_writes_round_trip_whichever_way_they_are_sent(db_url: str, limit: int | None,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every byte value survives, a value repeated within one put keeps the last one (as
+    rows written one by one did), and a write repeated within one call keeps the first."""
+    if limit is not None:
+        monkeypatch.setattr(checkpoints, "_ONE_STATEMENT_BYTES", limit)
+    db = Database(db_url)
+    try:
+        store = checkpoints.SqlCheckpointStore(db)
+        every_byte = bytes(range(256)) * 3
+        record = CheckpointRecord("ten", "t", "", "0001", None, None, "msgpack", b"\x00cp", "{}",
+                                  {"a": "1", "b": "1", "e": "1"},
+                                  [ChannelValue("a", "1", "bytes", every_byte), ChannelValue("b", "1", "bytes", b"first"),
+                                   ChannelValue("b", "1", "bytes", b"last"), ChannelValue("e", "1", "empty", b"")])
+        assert store.put(record)
+        assert store.put_writes("ten", "t", "", "0001", [
+            WriteRecord("task", 0, "a", "bytes", every_byte), WriteRecord("task", 1, "b", "bytes", b"kept"),
+            WriteRecord("task", 1, "b", "bytes", b"dropped")])
+        got = store.get("ten", "t", "", None)
+        assert got is not None and got.checkpoint_id == "0001" and got.data == b"\x00cp"
+        values = got.channel_values()
+        assert values["a"] == ("bytes", every_byte) and values["b"] == ("bytes", b"last")
+        assert [(w.idx, w.data) for w in got.writes] == [(0, every_byte), (1, b"kept")]
     finally:
         db.close()

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    column,
     delete,
     exists,
     func,
@@ -256,16 +257,43 @@ class SqlCheckpointStore:
             f"ON CONFLICT (tenant_id, thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET {cp_set}"
         )
         # the row count is the checkpoint's: 1 stored, 0 when the thread was deleted
-        self._q_put_one = self.db.prepare(text(f"WITH g AS ({guard}), b AS ({blobs}) {checkpoint}"))
+        self._q_put_one = _binary_datas(self.db.prepare(text(f"WITH g AS ({guard}), b AS ({blobs}) {checkpoint}")))
         self._q_put_one_bare = self.db.prepare(text(f"WITH g AS ({guard}) {checkpoint}"))
-        self._q_put_writes_one = self.db.prepare(text(
+        self._q_get_one_all = self.db.prepare(self._with_values_and_writes("checkpoint_id = :cid"))
+        self._q_get_latest_all = self.db.prepare(
+            self._with_values_and_writes("true ORDER BY checkpoint_id DESC LIMIT 1"))
+        self._q_put_writes_one = _binary_datas(self.db.prepare(text(
             f"WITH g AS ({guard}) INSERT INTO {checkpoint_writes.name} (tenant_id, thread_id, checkpoint_ns, "
             "checkpoint_id, task_id, idx, channel, type, data, task_path) "
             "SELECT :tenant_id, :thread_id, :checkpoint_ns, :checkpoint_id, u.* FROM g, "
             "unnest(CAST(:task_ids AS text[]), CAST(:idxs AS integer[]), CAST(:channels AS text[]), "
             "CAST(:types AS text[]), CAST(:datas AS bytea[]), CAST(:task_paths AS text[])) AS u WHERE g.ok "
             "ON CONFLICT (tenant_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO NOTHING"
-        ))
+        )))
+
+    def _with_values_and_writes(self, which: str) -> Any:
+        """PostgreSQL: :meth:`_with_values` and the checkpoint's pending writes in one
+        statement (one round trip, where a read took two). Each row starts with its part:
+        0 for a checkpoint-and-value row (the columns of ``_with_values``, then NULLs), 1 for
+        a write (NULLs, then the columns of ``_q_writes_one``)."""
+        cp_cols = ", ".join(f"c.{c.name}" for c in _CP_COLS)
+        blob_cols = ", ".join(f"b.{c.name}" for c in _BLOB_COLS)
+        write_cols = ("checkpoint_id", "task_id", "idx", "channel", "type", "data", "task_path")
+        blob = ("b.tenant_id = :tenant AND b.thread_id = :thread AND b.checkpoint_ns = :ns "
+                "AND b.channel = j.key AND b.version = j.value")
+        nulls_before = ", ".join(["NULL"] * (len(_CP_COLS) + len(_BLOB_COLS)))
+        nulls_after = ", ".join(["NULL"] * len(write_cols))
+        return text(
+            f"WITH c AS MATERIALIZED (SELECT {', '.join(c.name for c in _CP_COLS)} FROM {checkpoints.name} "
+            f"WHERE tenant_id = :tenant AND thread_id = :thread AND checkpoint_ns = :ns AND {which}) "
+            f"SELECT 0, {cp_cols}, {blob_cols}, {nulls_after} FROM c "
+            "LEFT JOIN LATERAL json_each_text(CAST(c.channel_versions AS json)) AS j ON true "
+            f"LEFT JOIN LATERAL (SELECT {', '.join(c.name for c in _BLOB_COLS)} FROM {checkpoint_blobs.name} AS b "
+            f"WHERE {blob} LIMIT 1) AS b ON true "
+            f"UNION ALL SELECT 1, {nulls_before}, {', '.join(f'w.{c}' for c in write_cols)} FROM c "
+            f"JOIN {checkpoint_writes.name} AS w ON w.tenant_id = :tenant AND w.thread_id = :thread "
+            "AND w.checkpoint_ns = :ns AND w.checkpoint_id = c.checkpoint_id"
+        ).columns(*(column(f"c{i}") for i in range(1 + len(_CP_COLS) + len(_BLOB_COLS) + len(write_cols))))
 
     def _with_values(self, which: str) -> Any:
         """A checkpoint of one thread and namespace (``which``: the rest of its WHERE) joined
@@ -303,7 +331,7 @@ class SqlCheckpointStore:
     def put(self, record: CheckpointRecord) -> bool:
         """Store a checkpoint; False if it was ignored because its thread was deleted."""
         rows, pending = self._deltas.encode(record)
-        if self.db.backend == "postgresql":
+        if self.db.backend == "postgresql" and _one_statement_fits(rows, [(r.channel, r.version) for r in rows]):
             stored = self.db.run(self._put_one_plan(record, rows), single=True)
         else:
             stored = self.db.run(self._put_plan(record, rows))
@@ -382,7 +410,8 @@ class SqlCheckpointStore:
         """
         if not writes:
             return True
-        if self.db.backend == "postgresql" and all(w.idx >= 0 for w in writes):
+        if (self.db.backend == "postgresql" and all(w.idx >= 0 for w in writes)
+                and _one_statement_fits(writes, [(w.task_id, w.idx) for w in writes])):
             return self.db.run(self._put_writes_one_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, writes),
                                single=True)
         return self.db.run(self._put_writes_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, writes))
@@ -428,7 +457,16 @@ class SqlCheckpointStore:
 
     def _get_plan(self, tenant: str, thread_id: str, ns: str, checkpoint_id: str | None) -> Plan[StoredCheckpoint | None]:
         params = {"tenant": tenant, "thread": thread_id, "ns": ns}
-        if checkpoint_id is None:
+        writes: list[Any] | None = None
+        if self.db.backend == "postgresql":  # the writes come in the same statement
+            if checkpoint_id is None:
+                rows = yield Step(self._q_get_latest_all, params)
+            else:
+                rows = yield Step(self._q_get_one_all, {**params, "cid": checkpoint_id})
+            after = 1 + len(_CP_COLS) + len(_BLOB_COLS)
+            writes = [r[after:] for r in rows if r[0] == 1]
+            rows = [r[1:after] for r in rows if r[0] == 0]
+        elif checkpoint_id is None:
             rows = yield Step(self._q_get_latest_values, params)
         else:
             rows = yield Step(self._q_get_one_values, {**params, "cid": checkpoint_id})
@@ -439,8 +477,9 @@ class SqlCheckpointStore:
         fetched = {(r[at], r[at + 1]): _blob_row(r[at:]) for r in rows if r[at] is not None}
         blobs = yield from self._fetch_blobs(params, sorted(cp.channel_versions.items()), fetched)
         cp.bind_values(blobs, f"thread {thread_id!r} namespace {ns!r}")
-        rows = yield Step(self._q_writes_one, {**params, "cid": cp.checkpoint_id})
-        cp.writes.extend(_write_record(r) for r in rows)
+        if writes is None:
+            writes = yield Step(self._q_writes_one, {**params, "cid": cp.checkpoint_id})
+        cp.writes.extend(_write_record(r) for r in writes)
         cp.writes.sort(key=_write_order)
         return cp
 
@@ -916,3 +955,21 @@ def _kept_for_delta_channels(group: Iterable[Any], empty_versions: set[tuple[str
             return keep
         cursor = by_id[cursor[2]]
         keep.add(cursor[1])
+
+
+_ONE_STATEMENT_BYTES = 64 * 2**20
+
+
+def _one_statement_fits(rows: Sequence[Any], keys: list[tuple[Any, Any]]) -> bool:
+    """Whether rows may go in one PostgreSQL statement: no key twice (an upsert may not
+    touch a row twice in one statement; rows written one by one let the last one win), and
+    their data together well under the server's 1 GB message (each value alone may be
+    near it when written one by one)."""
+    return len(set(keys)) == len(rows) and sum(len(r.data) for r in rows) < _ONE_STATEMENT_BYTES
+
+
+def _binary_datas(statement: Any) -> Any:
+    """``statement`` with its ``datas`` array sent in binary: psycopg sends a list of bytes
+    as a text array otherwise, hex-encoded at twice the size."""
+    statement.sql = statement.sql.replace("%(datas)s", "%(datas)b")
+    return statement

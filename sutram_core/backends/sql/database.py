@@ -193,7 +193,8 @@ def _alone(plan: Plan[T], conn: Connection, step: Step, progress: _Progress) -> 
     try:
         out = statement.run(conn, step.params)
     finally:
-        raw.autocommit = False
+        if not raw.closed:  # a lost connection is discarded; its own error is the one raised
+            raw.autocommit = False
     progress.received = True
     try:
         plan.send(out)
