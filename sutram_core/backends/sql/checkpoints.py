@@ -290,9 +290,11 @@ class SqlCheckpointStore:
             "LEFT JOIN LATERAL json_each_text(CAST(c.channel_versions AS json)) AS j ON true "
             f"LEFT JOIN LATERAL (SELECT {', '.join(c.name for c in _BLOB_COLS)} FROM {checkpoint_blobs.name} AS b "
             f"WHERE {blob} LIMIT 1) AS b ON true "
-            f"UNION ALL SELECT 1, {nulls_before}, {', '.join(f'w.{c}' for c in write_cols)} FROM c "
-            f"JOIN {checkpoint_writes.name} AS w ON w.tenant_id = :tenant AND w.thread_id = :thread "
-            "AND w.checkpoint_ns = :ns AND w.checkpoint_id = c.checkpoint_id"
+            # the id as a scalar subquery: evaluated once, it keys the index scan (as a join
+            # condition the planner may scan every write of the thread and filter)
+            f"UNION ALL SELECT 1, {nulls_before}, {', '.join(f'w.{c}' for c in write_cols)} "
+            f"FROM {checkpoint_writes.name} AS w WHERE w.tenant_id = :tenant AND w.thread_id = :thread "
+            "AND w.checkpoint_ns = :ns AND w.checkpoint_id = (SELECT checkpoint_id FROM c)"
         ).columns(*(column(f"c{i}") for i in range(1 + len(_CP_COLS) + len(_BLOB_COLS) + len(write_cols))))
 
     def _with_values(self, which: str) -> Any:
