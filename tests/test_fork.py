@@ -8,7 +8,10 @@ import asyncio
 import os
 import signal
 import sqlite3
+import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,3 +124,45 @@ def test_parent_and_forked_child_work_at_once_sync_and_async(db_url: str) -> Non
                 got = saver.get_tuple(config(f"{who}-{i}"))
                 assert got is not None and got.checkpoint["channel_values"] == {"x": i}
         assert asyncio.run(saver.aget_tuple(config("before"))) is not None
+
+
+def _span(name: str) -> Any:
+    from sutram_core.traces.spans import Span, SpanKind
+
+    span = Span(span_id=uuid.uuid4(), run_id=uuid.uuid4(), parent_id=None, name=name, kind=SpanKind.LLM,
+                tenant_id="default")
+    span.finish()
+    return span
+
+
+def test_a_forked_child_writes_its_spans_on_a_writer_thread_of_its_own(tmp_path: Path) -> None:
+    """The child's spans are written while it runs (no flush; it leaves with os._exit, as a
+    multiprocessing or Celery child does), once each, and the parent's spans queued at the
+    fork are the parent's to write, not the child's too."""
+    from sutram_core.traces.tracer import Tracer
+
+    path = tmp_path / "traces.db"
+    tracer = Tracer.from_url(f"sqlite:///{path}", spool_dir=tmp_path / "spool", interval=0.05,
+                             max_queue=50, max_block_seconds=5)
+    tracer.end(_span("parent-before"))
+    tracer.flush()
+    tracer.end(_span("parent-queued"))  # still queued when the child is made
+    pid = os.fork()
+    if pid == 0:
+        def work() -> None:
+            for i in range(120):  # more than the queue holds: a child without a writer would block
+                tracer.end(_span(f"child-{i}"))
+            deadline = time.monotonic() + 20
+            while tracer.stats.written < 120 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert tracer.stats.written == 120 and tracer.stats.dropped == 0, tracer.stats
+        _child(work)
+    tracer.close()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    conn = sqlite3.connect(path)
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sutram_spans")]
+    finally:
+        conn.close()
+    assert sorted(names) == sorted(["parent-before", "parent-queued", *(f"child-{i}" for i in range(120))])

@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,18 @@ def default_spool_dir(url: Any = None) -> Path:
     return base / key
 
 
+_OPEN: weakref.WeakSet[SpanSpool] = weakref.WeakSet()
+
+
+def _forget_parent_files() -> None:
+    for spool in list(_OPEN):
+        spool._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_files)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -79,6 +92,14 @@ class SpanSpool:
         self._files: list[Path] = []  # oldest first; the last is ours once we append
         self.pending_bytes = 0
         self._adopt()
+        _OPEN.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a file of its own; the parent's spooled rows stay the parent's."""
+        self._lock = threading.Lock()
+        self._own = self.directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.spool"
+        self._files = []
+        self.pending_bytes = 0
 
     def _adopt(self) -> None:
         """Take over the spools of processes that died with rows still spooled."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import weakref
@@ -144,6 +145,19 @@ class BackgroundWriter(Generic[T]):
         self.flush()
         _OPEN.discard(self)
 
+    def _after_fork(self) -> None:
+        """In a forked child: what was queued is the parent's to write (its thread does), and
+        the child gets fresh locks and a thread of its own (the parent's did not come along)."""
+        self._queue = deque()
+        self._wake = threading.Event()
+        self._room = threading.Condition()
+        self._drain_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self.stats = WriterStats()
+        if not self._closed:
+            self._thread = threading.Thread(target=self._loop, name=self._thread.name, daemon=True)
+            self._thread.start()
+
     def _loop(self) -> None:
         while not self._closed:
             self._wake.wait(self._interval)
@@ -192,6 +206,18 @@ class BackgroundWriter(Generic[T]):
                 self.stats.written += len(batch)
                 self.stats.batches += 1
                 return
+
+
+def _restart_in_child() -> None:
+    for writer in list(_OPEN):
+        try:
+            writer._after_fork()
+        except Exception as exc:  # pragma: no cover - one writer must not stop the others
+            log.error("sutram: trace writer could not restart after fork: %s", exc)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_in_child)
 
 
 @atexit.register
