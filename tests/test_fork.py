@@ -166,3 +166,68 @@ def test_a_forked_child_writes_its_spans_on_a_writer_thread_of_its_own(tmp_path:
     finally:
         conn.close()
     assert sorted(names) == sorted(["parent-before", "parent-queued", *(f"child-{i}" for i in range(120))])
+
+
+def _ends_spans(tracer: Any, prefix: str) -> None:
+    for i in range(20):
+        tracer.end(_span(f"{prefix}-{i}"))
+
+
+def test_multiprocessing_children_leave_with_their_spans_written(tmp_path: Path) -> None:
+    """multiprocessing ends a child with os._exit after its own finalizers, not atexit: the
+    child's last spans are written by then (they were all lost)."""
+    import multiprocessing
+
+    from sutram_core.traces.tracer import Tracer
+
+    path = tmp_path / "traces.db"
+    tracer = Tracer.from_url(f"sqlite:///{path}", spool_dir=tmp_path / "spool")
+    tracer.end(_span("parent"))
+    tracer.flush()
+    ctx = multiprocessing.get_context("fork")
+    children = [ctx.Process(target=_ends_spans, args=(tracer, f"child{k}")) for k in range(3)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+        assert child.exitcode == 0
+    tracer.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM sutram_spans").fetchone()[0] == 61
+    finally:
+        conn.close()
+
+
+def test_a_fork_in_the_middle_of_a_trace_batch_leaves_the_child_a_usable_file(tmp_path: Path) -> None:
+    """The fork waits for the writer thread's batch: a SQLite file forked mid-write stayed
+    locked for the child (SQLite cannot be carried across a fork)."""
+    from sutram_core.traces.tracer import Tracer
+
+    path = tmp_path / "traces.db"
+    tracer = Tracer.from_url(f"sqlite:///{path}", spool_dir=tmp_path / "spool", max_queue=20_000)
+    saver = SutramSaver(f"sqlite:///{path}")
+    saver.setup()
+    for i in range(3000):
+        tracer.end(_span(f"parent-{i}"))
+    deadline = time.monotonic() + 10
+    while not tracer._writer._drain_lock.locked() and time.monotonic() < deadline:
+        pass
+    pid = os.fork()
+    if pid == 0:
+        def work() -> None:
+            started = time.monotonic()
+            put(saver, "child", {"x": 1})
+            for i in range(10):
+                tracer.end(_span(f"child-{i}"))
+            tracer.flush()
+            assert time.monotonic() - started < 10
+        _child(work)
+    tracer.close()
+    saver.close()
+    assert _checkpoints_on_disk(path, pid) == 1
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM sutram_spans").fetchone()[0] == 3010
+    finally:
+        conn.close()

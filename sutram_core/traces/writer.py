@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
@@ -88,6 +89,7 @@ class BackgroundWriter(Generic[T]):
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
         _OPEN.add(self)
+        _register_fork_hooks()
 
     def submit(self, item: T) -> None:
         """Queue ``item`` (the hot path: a length check and an append)."""
@@ -208,7 +210,46 @@ class BackgroundWriter(Generic[T]):
                 return
 
 
+_HELD: list[threading.Lock] = []  # drain locks taken for a fork, released after it in the parent
+_FORK_HOOKS: list[bool] = []
+
+
+class _MultiprocessingHook:
+    """Registered once with multiprocessing: its child runs the after-fork callbacks (and
+    clears its finalizers) after os.fork's hooks, then leaves with os._exit, skipping atexit."""
+
+    registered = False
+
+    @staticmethod
+    def in_child(_self: object) -> None:
+        import multiprocessing.util
+
+        multiprocessing.util.Finalize(None, _drain_all_at_exit, exitpriority=10)
+
+
+_MP_HOOK = _MultiprocessingHook()
+
+
+def _finish_batches_before_fork() -> None:
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None and not _MultiprocessingHook.registered:
+        _MultiprocessingHook.registered = True
+        mp_util.register_after_fork(_MP_HOOK, _MultiprocessingHook.in_child)
+    # a fork in the middle of a batch would leave the child a SQLite file it believes locked
+    # (SQLite cannot be carried across a fork): wait for the batch, for a while at most
+    for writer in list(_OPEN):
+        lock = writer._drain_lock
+        if lock.acquire(timeout=5):
+            _HELD.append(lock)
+
+
+def _release_after_fork() -> None:
+    while _HELD:
+        _HELD.pop().release()
+
+
 def _restart_in_child() -> None:
+    _HELD.clear()  # the child's writers get fresh locks
     for writer in list(_OPEN):
         try:
             writer._after_fork()
@@ -216,8 +257,14 @@ def _restart_in_child() -> None:
             log.error("sutram: trace writer could not restart after fork: %s", exc)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_restart_in_child)
+def _register_fork_hooks() -> None:
+    """Once, when the first writer is made: by then the database module (whose own hooks
+    must run after these before a fork: hooks run in reverse order) is registered."""
+    if _FORK_HOOKS or not hasattr(os, "register_at_fork"):
+        return
+    _FORK_HOOKS.append(True)
+    os.register_at_fork(before=_finish_batches_before_fork, after_in_parent=_release_after_fork,
+                        after_in_child=_restart_in_child)
 
 
 @atexit.register
