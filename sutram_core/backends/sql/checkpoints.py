@@ -61,6 +61,9 @@ _bl = checkpoint_blobs.c
 _wr = checkpoint_writes.c
 _ts = thread_tombstones.c
 
+# a checkpoint's channel_versions entry j (key: channel, value: version) to its blob row b
+_BLOB_OF_ENTRY = ("b.tenant_id = :tenant AND b.thread_id = :thread AND b.checkpoint_ns = :ns "
+                  "AND b.channel = j.key AND b.version = j.value")
 _CP_COLS = (
     _cp.thread_id,
     _cp.checkpoint_ns,
@@ -182,15 +185,16 @@ class SqlCheckpointStore:
             index_elements=pk, set_={c: ins.excluded[c] for c in ("channel", "type", "data", "task_path")}
         ))
         if self.db.backend == "postgresql":
-            self._build_pg_single_statements()
+            self._build_pg_statements()
         cp_scope = (_cp.tenant_id == P("tenant"), _cp.thread_id == P("thread"), _cp.checkpoint_ns == P("ns"))
         self._q_get_latest = prep(
             select(*_CP_COLS).where(*cp_scope).order_by(_cp.checkpoint_id.desc()).limit(1)
         )
         # get_tuple: the checkpoint and the stored value of each of its channel versions in one
         # statement (one row per channel; a lookup per channel cost a statement each)
-        self._q_get_one_values = prep(self._with_values("checkpoint_id = :cid"))
-        self._q_get_latest_values = prep(self._with_values("true ORDER BY checkpoint_id DESC LIMIT 1"))
+        if self.db.backend == "sqlite":  # PostgreSQL reads the writes in the same statement
+            self._q_get_one_values = prep(self._with_values("checkpoint_id = :cid"))
+            self._q_get_latest_values = prep(self._with_values("true ORDER BY checkpoint_id DESC LIMIT 1"))
         bl_scope = (_bl.tenant_id == P("tenant"), _bl.thread_id == P("thread"), _bl.checkpoint_ns == P("ns"))
         self._q_chains = union_all(  # several chains at once (a page of checkpoints)
             # "IS NOT NULL" lets SQLite use the partial chain index for a row-value IN
@@ -231,11 +235,12 @@ class SqlCheckpointStore:
             _wr.checkpoint_id.in_(P("ids", expanding=True)),
         )
 
-    def _build_pg_single_statements(self) -> None:
+    def _build_pg_statements(self) -> None:
         """PostgreSQL: put and put_writes as one statement each, run without BEGIN and COMMIT
         (``Database.run(single=True)``): one round trip where a transaction took three or four
         (a 10-step graph wrote 23 transactions). The rows come as arrays, unnested; the
-        tombstone guard is checked once for them all."""
+        tombstone guard is checked once for them all. And get as one statement (see
+        :meth:`_with_values_and_writes`)."""
         guard = (f"SELECT NOT EXISTS (SELECT 1 FROM {thread_tombstones.name} WHERE tenant_id = :tenant_id "
                  "AND thread_id = :thread_id AND mark >= :guard_cid) AS ok")
         blob_set = ", ".join(f"{c} = excluded.{c}" for c in ("kind", "type", "data", "base_version", "prev_version",
@@ -272,24 +277,24 @@ class SqlCheckpointStore:
         )))
 
     def _with_values_and_writes(self, which: str) -> Any:
-        """PostgreSQL: :meth:`_with_values` and the checkpoint's pending writes in one
-        statement (one round trip, where a read took two). Each row starts with its part:
-        0 for a checkpoint-and-value row (the columns of ``_with_values``, then NULLs), 1 for
-        a write (NULLs, then the columns of ``_q_writes_one``)."""
+        """PostgreSQL: what SQLite's :meth:`_with_values` reads and the checkpoint's pending
+        writes, in one statement (one round trip, where a read took two). Each row starts
+        with its part: 0 for a checkpoint-and-value row (the columns of ``_with_values``, then
+        NULLs), 1 for a write (NULLs, then the columns of ``_q_writes_one``)."""
         cp_cols = ", ".join(f"c.{c.name}" for c in _CP_COLS)
         blob_cols = ", ".join(f"b.{c.name}" for c in _BLOB_COLS)
         write_cols = ("checkpoint_id", "task_id", "idx", "channel", "type", "data", "task_path")
-        blob = ("b.tenant_id = :tenant AND b.thread_id = :thread AND b.checkpoint_ns = :ns "
-                "AND b.channel = j.key AND b.version = j.value")
         nulls_before = ", ".join(["NULL"] * (len(_CP_COLS) + len(_BLOB_COLS)))
         nulls_after = ", ".join(["NULL"] * len(write_cols))
         return text(
             f"WITH c AS MATERIALIZED (SELECT {', '.join(c.name for c in _CP_COLS)} FROM {checkpoints.name} "
             f"WHERE tenant_id = :tenant AND thread_id = :thread AND checkpoint_ns = :ns AND {which}) "
             f"SELECT 0, {cp_cols}, {blob_cols}, {nulls_after} FROM c "
+            # a lookup per entry: a plain join may hash every blob row of the thread, and
+            # LIMIT 1 (one row per key) keeps the planner from flattening the LATERAL into one
             "LEFT JOIN LATERAL json_each_text(CAST(c.channel_versions AS json)) AS j ON true "
             f"LEFT JOIN LATERAL (SELECT {', '.join(c.name for c in _BLOB_COLS)} FROM {checkpoint_blobs.name} AS b "
-            f"WHERE {blob} LIMIT 1) AS b ON true "
+            f"WHERE {_BLOB_OF_ENTRY} LIMIT 1) AS b ON true "
             # the id as a scalar subquery: evaluated once, it keys the index scan (as a join
             # condition the planner may scan every write of the thread and filter)
             f"UNION ALL SELECT 1, {nulls_before}, {', '.join(f'w.{c}' for c in write_cols)} "
@@ -298,20 +303,13 @@ class SqlCheckpointStore:
         ).columns(*(column(f"c{i}") for i in range(1 + len(_CP_COLS) + len(_BLOB_COLS) + len(write_cols))))
 
     def _with_values(self, which: str) -> Any:
-        """A checkpoint of one thread and namespace (``which``: the rest of its WHERE) joined
-        to the blob row of each entry of its ``channel_versions``: columns of ``_CP_COLS``,
-        then of ``_BLOB_COLS`` (NULL for a checkpoint without channels)."""
+        """SQLite: a checkpoint of one thread and namespace (``which``: the rest of its WHERE)
+        joined to the blob row of each entry of its ``channel_versions`` (a primary-key lookup
+        per entry): columns of ``_CP_COLS``, then of ``_BLOB_COLS`` (NULL for a checkpoint
+        without channels)."""
         cp_cols = ", ".join(f"c.{c.name}" for c in _CP_COLS)
         blob_cols = ", ".join(f"b.{c.name}" for c in _BLOB_COLS)
-        blob = ("b.tenant_id = :tenant AND b.thread_id = :thread AND b.checkpoint_ns = :ns "
-                "AND b.channel = j.key AND b.version = j.value")
-        if self.db.backend == "sqlite":  # a primary-key lookup per entry
-            joins = f"LEFT JOIN json_each(c.channel_versions) AS j LEFT JOIN {checkpoint_blobs.name} AS b ON {blob}"
-        else:  # a lookup per entry: a plain join may hash every blob row of the thread, and
-            # LIMIT 1 (one row per key) keeps the planner from flattening the LATERAL into one
-            joins = (f"LEFT JOIN LATERAL json_each_text(CAST(c.channel_versions AS json)) AS j ON true "
-                     f"LEFT JOIN LATERAL (SELECT {', '.join(c.name for c in _BLOB_COLS)} "
-                     f"FROM {checkpoint_blobs.name} AS b WHERE {blob} LIMIT 1) AS b ON true")
+        joins = f"LEFT JOIN json_each(c.channel_versions) AS j LEFT JOIN {checkpoint_blobs.name} AS b ON {_BLOB_OF_ENTRY}"
         return text(
             f"SELECT {cp_cols}, {blob_cols} FROM (SELECT {', '.join(c.name for c in _CP_COLS)} "
             f"FROM {checkpoints.name} WHERE tenant_id = :tenant AND thread_id = :thread AND checkpoint_ns = :ns "

@@ -185,22 +185,15 @@ def _in_transaction(plan: Plan[T], conn: Connection, step: Step, progress: _Prog
 
 
 def _alone(plan: Plan[T], conn: Connection, step: Step, progress: _Progress) -> T:
-    """PostgreSQL: run a plan's one statement in autocommit mode (see ``Database.run``)."""
-    statement = step.statement
+    """PostgreSQL: run a plan of one statement in autocommit mode (see ``Database.run``)."""
     raw = conn.connection.driver_connection
-    assert isinstance(statement, Prepared) and raw is not None
+    assert isinstance(step.statement, Prepared) and raw is not None
     raw.autocommit = True
     try:
-        out = statement.run(conn, step.params)
+        return _drive(plan, conn, step, progress)
     finally:
         if not raw.closed:  # a lost connection is discarded; its own error is the one raised
             raw.autocommit = False
-    progress.received = True
-    try:
-        plan.send(out)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    raise AssertionError("unreachable: _one_statement ends the plan")  # pragma: no cover
 
 
 def _one_statement(plan: Plan[T]) -> Plan[T]:
