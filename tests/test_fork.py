@@ -45,8 +45,9 @@ def _checkpoints_on_disk(path: Path, pid: int) -> int:
 
 
 def test_a_process_forked_right_after_setup_keeps_every_write(tmp_path: Path) -> None:
-    """setup() leaves no SQLite connection open (it kept one for a while: the parent's
-    close then deleted the log under every one of the child's writes)."""
+    """setup() keeps its SQLite connection for the first statement; the fork closes it
+    first (an inherited one made the parent's close delete the log under every one of the
+    child's writes)."""
     path = tmp_path / "forked.db"
     saver = SutramSaver(f"sqlite:///{path}")
     saver.setup()

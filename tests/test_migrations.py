@@ -65,6 +65,35 @@ def test_setup_is_idempotent_and_concurrent_safe(db_url: str) -> None:
         d.close()
 
 
+@pytest.mark.parametrize("start", ["new", "version 1"])
+def test_the_connection_setup_keeps_holds_no_lock_or_snapshot(start: str, tmp_path: Path) -> None:
+    """setup() keeps its SQLite connection for the first statement (closing the file's last
+    connection checkpoints the WAL): it must hold no transaction, or another process's
+    writes would wait out the busy timeout and its WAL could never be checkpointed."""
+    import sqlite3
+
+    db_file = tmp_path / "kept.db"
+    if start == "version 1":
+        shutil.copy(FIXTURE, db_file)
+    db = Database(f"sqlite:///{db_file}")
+    db.setup()
+    assert db._idle is not None and len(db._idle) == 1  # the connection is kept
+    other = sqlite3.connect(db_file, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # no write lock held: at once, or "database is locked"
+        other.execute("INSERT INTO sutram_thread_tombstones VALUES ('t', 'x', 'm')")
+        other.execute("COMMIT")
+        # no read snapshot held: a full checkpoint takes every frame of the log
+        busy, log_frames, moved = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0 and log_frames == moved
+    finally:
+        other.close()
+    with SutramSaver(database=db) as saver:
+        put(saver, "after", {"x": 1})  # the kept connection works
+        assert saver.get_tuple(config("after")) is not None
+    db.close()
+
+
 def test_database_from_a_newer_sutram_is_refused(db_url: str) -> None:
     db = Database(db_url)
     db.setup()

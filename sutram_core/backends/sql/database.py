@@ -454,15 +454,22 @@ class Database:
             delay = 0.05
             while not self._ready:
                 try:
-                    # The connection is closed, not kept: setup() leaves no SQLite connection
-                    # open, so a process forked after it (gunicorn --preload, multiprocessing)
-                    # opens its own. An inherited one shares the parent's WAL without holding
-                    # its file locks, and the parent's last close deletes the log it writes to.
-                    with self.engine.connect() as conn:
+                    # A SQLite connection is kept on the stack of idle ones, for the first
+                    # statement: closing the last connection of a file checkpoints its WAL,
+                    # which cost a new database's setup() more than its DDL. A process forked
+                    # after setup() still opens its own (the fork hook closes idle ones: an
+                    # inherited one shares the parent's WAL without holding its file locks).
+                    conn = self.engine.connect()
+                    ok = False
+                    try:
                         if self.url.read_only:
                             sqlite_readonly.check_schema(conn, self.url)
                         else:
                             migrations.upgrade(conn)  # each step in its own transaction: safe to redo
+                        raw = conn.connection.driver_connection
+                        ok = not conn.in_transaction() and not getattr(raw, "in_transaction", False)
+                    finally:
+                        self._give_back(conn, ok)
                     self._ready = True
                 except (SQLAlchemyError, self._dbapi_error) as exc:  # the new-database DDL runs on the driver
                     # a server restarting as the app starts is waited for, as any transaction is
