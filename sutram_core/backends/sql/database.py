@@ -56,6 +56,9 @@ class Step:
 
 Plan = Generator[Step, Any, T]
 _NO_LOCK = contextlib.nullcontext()
+# PostgreSQL connections kept checked out for autocommit work: how many, and for how long idle
+_AUTO_KEPT = 4
+_AUTO_IDLE_SECONDS = 60.0
 
 # Every open Database, for the fork handlers below.
 _OPEN: weakref.WeakSet[Database] = weakref.WeakSet()
@@ -184,16 +187,13 @@ def _in_transaction(plan: Plan[T], conn: Connection, step: Step, progress: _Prog
         raise
 
 
-def _alone(plan: Plan[T], conn: Connection, step: Step, progress: _Progress) -> T:
-    """PostgreSQL: run a plan of one statement in autocommit mode (see ``Database.run``)."""
-    raw = conn.connection.driver_connection
-    assert isinstance(step.statement, Prepared) and raw is not None
-    raw.autocommit = True
-    try:
-        return _drive(plan, conn, step, progress)
-    finally:
-        if not raw.closed:  # a lost connection is discarded; its own error is the one raised
-            raw.autocommit = False
+def _autocommit(plan: Plan[T], conn: Connection, step: Step, progress: _Progress) -> T:
+    """PostgreSQL: run ``plan`` on an autocommit connection, each statement atomic by itself
+    (a read, or a plan of one statement; see ``Database.run``)."""
+    result = _drive(plan, conn, step, progress)
+    if conn.in_transaction():  # a statement run through SQLAlchemy began one (nothing is sent)
+        conn.commit()
+    return result
 
 
 def _one_statement(plan: Plan[T]) -> Plan[T]:
@@ -242,6 +242,13 @@ class Database:
         # where SQLAlchemy's pool checkout costs about as much as a SQLite transaction.
         # PostgreSQL: connections come from SQLAlchemy's pool.
         self._idle: list[Connection] | None = [] if self.backend == "sqlite" else None
+        # PostgreSQL: reads and plans of one statement run in autocommit mode on connections
+        # kept checked out between calls (the pool's checkout, checkin and switch of the
+        # isolation level cost about half a loopback round trip per call); a few at most, so
+        # that transactions always find the pool's others, and each idle for a minute at
+        # most before it goes back to the pool (whose pool_recycle ends old sessions).
+        self._auto: list[tuple[Connection, float]] = []
+        self._auto_kept = min(_AUTO_KEPT, max(1, pool_size // 2))  # the pool holds 2 x pool_size
         _OPEN.add(self)
 
     def _close_idle(self, timeout: float = -1) -> None:
@@ -269,6 +276,8 @@ class Database:
         if self._idle is not None:
             self._idle = []  # the parent's were closed before the fork
         else:
+            _INHERITED.append(self._auto)  # the parent's sessions: never used, never closed here
+            self._auto = []
             _INHERITED.append(self.engine.pool)
             self.engine.dispose(close=False)  # a new, empty pool for the child
 
@@ -399,12 +408,12 @@ class Database:
 
     def _attempt(self, plan: Plan[T], step: Step, write: bool, progress: _Progress, single: bool = False) -> T:
         if self._idle is None:
-            # PostgreSQL reads run without BEGIN/COMMIT: at READ COMMITTED every statement
-            # takes its own snapshot anyway, so the transaction only cost two round trips.
-            with (self.engine if write else self._read_engine).connect() as conn:
+            if single or not write:
+                # PostgreSQL reads run without BEGIN/COMMIT: at READ COMMITTED every statement
+                # takes its own snapshot anyway, so the transaction only cost two round trips
+                return self._in_autocommit(plan, step, progress)
+            with self.engine.connect() as conn:
                 try:
-                    if single:
-                        return _alone(plan, conn, step, progress)
                     with conn.begin():
                         return _drive(plan, conn, step, progress)
                 except self._dbapi_error:
@@ -437,6 +446,53 @@ class Database:
                     self._idle.append(conn)
                     return
         conn.close()
+
+    def _in_autocommit(self, plan: Plan[T], step: Step, progress: _Progress) -> T:
+        conn = self._take_auto()
+        ok = False
+        try:
+            result = _autocommit(plan, conn, step, progress)
+            ok = True
+            return result
+        except self._dbapi_error:
+            conn.invalidate()  # a raw DBAPI failure may leave the session unusable
+            self._drop_auto()  # and the server may have gone: the kept ones too
+            raise
+        except SQLAlchemyError:
+            self._drop_auto()
+            raise
+        finally:
+            self._give_back_auto(conn, ok)
+
+    def _take_auto(self) -> Connection:
+        now = time.monotonic()
+        stale = []
+        conn = None
+        with self._stack_lock:
+            while self._auto:
+                kept, since = self._auto.pop()
+                if now - since < _AUTO_IDLE_SECONDS:
+                    conn = kept
+                    break
+                stale.append(kept)
+        for old in stale:  # idle too long: back to the pool, whose pool_recycle ends old sessions
+            old.close()
+        return conn if conn is not None else self._read_engine.connect()
+
+    def _give_back_auto(self, conn: Connection, healthy: bool) -> None:
+        if healthy and not conn.invalidated and not self._closed:
+            with self._stack_lock:
+                if len(self._auto) < self._auto_kept:
+                    self._auto.append((conn, time.monotonic()))
+                    return
+        conn.close()
+
+    def _drop_auto(self) -> None:
+        with self._stack_lock:
+            kept, self._auto = self._auto, []
+        for conn, _ in kept:
+            with contextlib.suppress(Exception):  # a dead session is discarded by the pool
+                conn.close()
 
     async def offload(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run blocking ``fn(*args, **kwargs)`` on this database's thread pool."""
@@ -491,4 +547,5 @@ class Database:
         self._closed = True
         self._executor.shutdown(wait=True)
         self._close_idle()  # the engine stays usable: closing only releases connections
+        self._drop_auto()
         self.engine.dispose()
