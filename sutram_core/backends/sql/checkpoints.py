@@ -286,20 +286,27 @@ class SqlCheckpointStore:
         write_cols = ("checkpoint_id", "task_id", "idx", "channel", "type", "data", "task_path")
         nulls_before = ", ".join(["NULL"] * (len(_CP_COLS) + len(_BLOB_COLS)))
         nulls_after = ", ".join(["NULL"] * len(write_cols))
+        # Only the checkpoint's own lookup names the parameters; the values and the writes are
+        # keyed by its row. A prepared statement's generic plan then costs what a custom one
+        # does, and PostgreSQL keeps it: planned anew per call (its choice when the statistics
+        # of freshly written tables made custom plans look cheaper), a read cost twice as much.
         return text(
-            f"WITH c AS MATERIALIZED (SELECT {', '.join(c.name for c in _CP_COLS)} FROM {checkpoints.name} "
-            f"WHERE tenant_id = :tenant AND thread_id = :thread AND checkpoint_ns = :ns AND {which}) "
+            f"WITH c AS MATERIALIZED (SELECT tenant_id, {', '.join(c.name for c in _CP_COLS)} FROM "
+            f"{checkpoints.name} WHERE tenant_id = :tenant AND thread_id = :thread AND checkpoint_ns = :ns "
+            f"AND {which}) "
             f"SELECT 0, {cp_cols}, {blob_cols}, {nulls_after} FROM c "
             # a lookup per entry: a plain join may hash every blob row of the thread, and
             # LIMIT 1 (one row per key) keeps the planner from flattening the LATERAL into one
             "LEFT JOIN LATERAL json_each_text(CAST(c.channel_versions AS json)) AS j ON true "
             f"LEFT JOIN LATERAL (SELECT {', '.join(c.name for c in _BLOB_COLS)} FROM {checkpoint_blobs.name} AS b "
-            f"WHERE {_BLOB_OF_ENTRY} LIMIT 1) AS b ON true "
-            # the id as a scalar subquery: evaluated once, it keys the index scan (as a join
+            "WHERE b.tenant_id = c.tenant_id AND b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns "
+            "AND b.channel = j.key AND b.version = j.value LIMIT 1) AS b ON true "
+            # the keys as scalar subqueries: evaluated once, they key the index scan (as a join
             # condition the planner may scan every write of the thread and filter)
             f"UNION ALL SELECT 1, {nulls_before}, {', '.join(f'w.{c}' for c in write_cols)} "
-            f"FROM {checkpoint_writes.name} AS w WHERE w.tenant_id = :tenant AND w.thread_id = :thread "
-            "AND w.checkpoint_ns = :ns AND w.checkpoint_id = (SELECT checkpoint_id FROM c)"
+            f"FROM {checkpoint_writes.name} AS w WHERE w.tenant_id = (SELECT tenant_id FROM c) "
+            "AND w.thread_id = (SELECT thread_id FROM c) AND w.checkpoint_ns = (SELECT checkpoint_ns FROM c) "
+            "AND w.checkpoint_id = (SELECT checkpoint_id FROM c)"
         ).columns(*(column(f"c{i}") for i in range(1 + len(_CP_COLS) + len(_BLOB_COLS) + len(write_cols))))
 
     def _with_values(self, which: str) -> Any:
