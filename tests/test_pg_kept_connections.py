@@ -128,3 +128,34 @@ def test_close_returns_the_kept_connections(pg_url: str) -> None:
         assert other.run(sessions(), write=False) == 0
     finally:
         other.close()
+
+
+def test_a_memory_backend_attached_later_gets_its_settings_on_every_session(pg_url: str) -> None:
+    """A saver used the Database first: its kept and pooled sessions lack what the memory
+    backend's connect hook sets (custom plans for the vector index, ef_search); the backend
+    lets them go, so its searches never run on one."""
+    from sutram_core.backends.sql.memory import SqlMemoryBackend
+
+    db = Database(pg_url, pool_size=4)
+    try:
+        held = [db.engine.connect() for _ in range(2)]  # pooled sessions opened before the hook
+        for conn in held:
+            conn.close()
+        _pid(db)
+        _pid(db)
+        assert db._auto  # a kept session without the settings
+        backend = SqlMemoryBackend(db)
+
+        def setting() -> Plan[str]:
+            rows = yield Step(text("SELECT current_setting('plan_cache_mode')"))
+            return str(rows[0][0])
+
+        seen = set()
+        for _ in range(6):
+            seen.add(db.run(setting(), write=False))
+            with db.engine.connect() as conn:  # a pooled one, as a transaction would take
+                seen.add(str(conn.execute(text("SELECT current_setting('plan_cache_mode')")).scalar()))
+        assert seen == {"force_custom_plan"}
+        backend.close()
+    finally:
+        db.close()

@@ -249,6 +249,7 @@ class Database:
         # most before it goes back to the pool (whose pool_recycle ends old sessions).
         self._auto: list[tuple[Connection, float]] = []
         self._auto_kept = min(_AUTO_KEPT, max(1, pool_size // 2))  # the pool holds 2 x pool_size
+        self._generation = 0
         _OPEN.add(self)
 
     def _close_idle(self, timeout: float = -1) -> None:
@@ -448,6 +449,7 @@ class Database:
         conn.close()
 
     def _in_autocommit(self, plan: Plan[T], step: Step, progress: _Progress) -> T:
+        generation = self._generation  # sessions let go meanwhile (drop_sessions) are not kept
         conn = self._take_auto()
         ok = False
         try:
@@ -462,7 +464,7 @@ class Database:
             self._drop_auto()
             raise
         finally:
-            self._give_back_auto(conn, ok)
+            self._give_back_auto(conn, ok and generation == self._generation)
 
     def _take_auto(self) -> Connection:
         now = time.monotonic()
@@ -486,6 +488,14 @@ class Database:
                     self._auto.append((conn, time.monotonic()))
                     return
         conn.close()
+
+    def drop_sessions(self) -> None:
+        """PostgreSQL: let go of every open session (kept and pooled; one in use is discarded
+        when given back), so that what a new "connect" hook sets applies to every later call."""
+        if self._idle is None:
+            self._generation += 1
+            self._drop_auto()
+            self.engine.dispose()
 
     def _drop_auto(self) -> None:
         with self._stack_lock:

@@ -125,6 +125,9 @@ class SqlMemoryBackend:
                                           background=vector_indexer_thread)
             register_pg_vector_dumper(getattr(db.engine.dialect, "_psycopg_adapters_map", None))
             event.listen(db.engine, "connect", self.pgvector.configure_session)
+            # sessions opened before (a saver on the same Database, its kept and pooled
+            # connections) would search without those settings: they are let go
+            db.drop_sessions()
 
     async def offload(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` on the database's thread pool."""
