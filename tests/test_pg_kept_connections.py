@@ -159,3 +159,30 @@ def test_a_memory_backend_attached_later_gets_its_settings_on_every_session(pg_u
         backend.close()
     finally:
         db.close()
+
+
+def test_a_pool_busy_past_its_timeout_is_a_typed_error_that_says_what_to_do(pg_url: str) -> None:
+    """Every connection of the pool in use for the pool's timeout: the call fails with
+    DatabaseUnavailableError (try again later) naming the pool, and applies nothing."""
+    from sutram_core.errors import DatabaseUnavailableError
+
+    db = Database(pg_url, pool_size=1)
+    try:
+        db.run(_once(text("CREATE TABLE kept_probe (k INTEGER PRIMARY KEY)")))
+        db._drop_auto()
+        db.engine.pool._timeout = 0.3  # type: ignore[attr-defined]  # the default is 30 s
+        held = [db.engine.connect() for _ in range(2)]  # pool_size 1 + overflow 1
+        try:
+            for call in (lambda: _write_two(db, 5), lambda: _pid(db)):
+                with pytest.raises(DatabaseUnavailableError, match="pool_size"):
+                    call()
+        finally:
+            for conn in held:
+                conn.close()
+
+        def count() -> Plan[int]:
+            rows = yield Step(text("SELECT count(*) FROM kept_probe"))
+            return int(rows[0][0])
+        assert db.run(count(), write=False) == 0  # nothing half-written
+    finally:
+        db.close()

@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -390,6 +391,12 @@ class Database:
                 progress = _Progress()
                 try:
                     return self._attempt(plan, step, write, progress, single)
+                except PoolTimeout as exc:  # every connection of the pool busy for pool_timeout
+                    raise DatabaseUnavailableError(
+                        f"every connection of this database's pool stayed in use ({exc}); nothing of this call "
+                        "was applied. Run fewer calls at once, or give the pool more "
+                        "connections: Database(url, pool_size=...), passed as SutramSaver(database=...)"
+                    ) from exc
                 except (SQLAlchemyError, self._dbapi_error) as exc:
                     if not is_transient(exc):
                         raise StorageError(f"{self.backend} database error: {exc}") from exc
