@@ -241,7 +241,7 @@ class Database:
         self._writer = threading.Lock()
         # SQLite: open connections wait on a plain stack; taking one costs a list pop,
         # where SQLAlchemy's pool checkout costs about as much as a SQLite transaction.
-        # PostgreSQL: connections come from SQLAlchemy's pool.
+        # PostgreSQL: transactions take a connection from SQLAlchemy's pool (see _auto).
         self._idle: list[Connection] | None = [] if self.backend == "sqlite" else None
         # PostgreSQL: reads and plans of one statement run in autocommit mode on connections
         # kept checked out between calls (the pool's checkout, checkin and switch of the
@@ -463,12 +463,11 @@ class Database:
             result = _autocommit(plan, conn, step, progress)
             ok = True
             return result
-        except self._dbapi_error:
-            conn.invalidate()  # a raw DBAPI failure may leave the session unusable
-            self._drop_auto()  # and the server may have gone: the kept ones too
-            raise
-        except SQLAlchemyError:
-            self._drop_auto()
+        except (SQLAlchemyError, self._dbapi_error) as exc:
+            if not isinstance(exc, SQLAlchemyError):
+                conn.invalidate()  # a raw DBAPI failure may leave the session unusable
+            if is_transient(exc):
+                self._drop_auto()  # the server may have gone: the kept sessions with it
             raise
         finally:
             self._give_back_auto(conn, ok and generation == self._generation)
