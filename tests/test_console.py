@@ -454,7 +454,7 @@ def _write_thread(url: str, thread_id: str, count: int, value_bytes: int) -> lis
 
 def test_a_thread_page_decodes_only_the_checkpoints_it_shows(client: TestClient, seeded: tuple[str, Seeded]) -> None:
     url, _ = seeded
-    ids = _write_thread(url, "damaged-thread", 4, 100)
+    ids = _write_thread(url, "damaged-thread", 4, 600)  # values stored as rows (a short string is kept inline)
     db = client.app.state.console.db  # type: ignore[attr-defined]
     from sqlalchemy import update
 

@@ -81,7 +81,7 @@ class _Boom:
 
 def test_pickled_rows_are_refused_never_unpickled(db_url: str) -> None:
     with SutramSaver.from_url(db_url) as saver:
-        put(saver, "t3", {"x": 1})
+        put(saver, "t3", {"x": [1]})  # a list: stored as a row of its own
         with saver.database.engine.begin() as conn:
             conn.execute(sa.update(checkpoint_blobs).values(type="pickle", data=pickle.dumps(_Boom())))
         with pytest.raises(CheckpointDecodeError, match="pickle"):

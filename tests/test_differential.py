@@ -32,12 +32,14 @@ def snapshot(t: CheckpointTuple | None) -> Any:
         return None
     conf = t.config["configurable"]
     cp = t.checkpoint
+    # the order of a checkpoint's channels is not LangGraph's contract (PostgresSaver returns
+    # its scalar values first, in JSONB's key order); sorted, so that repr() compares contents
     return (
         conf["thread_id"],
         conf["checkpoint_ns"],
         conf["checkpoint_id"],
-        cp["channel_values"],
-        cp["channel_versions"],
+        dict(sorted(cp["channel_values"].items())),
+        dict(sorted(cp["channel_versions"].items())),
         cp["versions_seen"],
         {k: v for k, v in t.metadata.items()},
         t.parent_config["configurable"]["checkpoint_id"] if t.parent_config else None,

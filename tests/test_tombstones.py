@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import sqlalchemy as sa
+
 from sutram_adapters.langgraph import SutramSaver
+from sutram_core.backends.sql.schema import checkpoint_blobs
 from tests.helpers import checkpoint, config, put
 
 
@@ -21,10 +24,17 @@ def test_late_put_writes_after_delete_thread_does_not_resurrect(db_url: str) -> 
 def test_late_put_of_a_checkpoint_made_before_delete_is_ignored(db_url: str) -> None:
     with SutramSaver.from_url(db_url) as saver:
         first = put(saver, "t1", {"x": 1})
-        made_before = checkpoint({"x": 2}, step=1)  # a worker built this before the delete
+        # a worker built this before the delete: a scalar (kept in the checkpoint's row) and a
+        # list (a row of its own), so that both of the put's inserts meet the tombstone
+        made_before = checkpoint({"x": 2, "items": [2]}, step=1)
         saver.delete_thread("t1")
-        saver.put(config("t1", "", first["configurable"]["checkpoint_id"]), made_before, {"step": 1}, {"x": 1})
+        saver.put(config("t1", "", first["configurable"]["checkpoint_id"]), made_before, {"step": 1},
+                  {"x": 1, "items": 1})
         assert saver.get_tuple(config("t1")) is None
+        with saver.database.engine.connect() as conn:
+            left = conn.execute(sa.select(sa.func.count()).select_from(checkpoint_blobs)
+                                .where(checkpoint_blobs.c.thread_id == "t1")).scalar_one()
+        assert left == 0
 
 
 def test_thread_id_can_be_reused_by_a_new_run_after_delete(db_url: str) -> None:

@@ -78,14 +78,63 @@ def _version_from_key(key: str) -> str | int | float:
 
 
 _ZLIB = "zlib+"
+# a checkpoint's own data is compressed from this size: below it, compressing cost more
+# time (about 13 us for 700 bytes) than the bytes it saved were worth
+_COMPRESS_FROM = 1024
 
 
-def _pack_skeleton(serde: SerializerProtocol, checkpoint: Checkpoint) -> tuple[str, bytes]:
-    # The checkpoint without its values and versions (both stored apart), compressed:
-    # versions_seen repeats long version strings, and on PostgreSQL a row this small is
-    # below the size at which the server would compress it.
-    skeleton = {k: v for k, v in checkpoint.items() if k not in ("channel_values", "channel_versions")}
+_INLINE_STR = 256  # characters: a longer string is stored once per version, not in every checkpoint
+
+
+def _inlined(value: Any) -> bool:
+    """Whether a channel value travels in the checkpoint's own row: None, a bool, a float,
+    an int msgpack can hold, or a short str (exact types: a subclass such as an Enum keeps
+    its own serialization, in a row of its own)."""
+    kind = type(value)
+    if kind is str:
+        return len(value) <= _INLINE_STR
+    if kind is int:
+        return -(2**63) <= value < 2**64
+    return value is None or kind is bool or kind is float
+
+
+def _split_inline(
+    checkpoint: Checkpoint, metadata: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The values kept in the checkpoint's row, and the versions of the channels they and the
+    empty channels (a version, no value) have: a checkpoint of scalars is then one row, as in
+    LangGraph's PostgresSaver, where each value took a row and a lookup of its own. Values
+    that are not scalars (see :func:`_inlined`) are stored as rows, once per version; so are
+    LangGraph delta channels, whose history the store walks by version."""
+    values = checkpoint["channel_values"]
+    delta = metadata.get("counters_since_delta_snapshot") or {}
+    inline: dict[str, Any] = {}
+    versions: dict[str, Any] = {}
+    for channel, version in checkpoint["channel_versions"].items():
+        if channel in delta:
+            continue
+        if channel not in values:
+            versions[channel] = version
+        elif _inlined(value := values[channel]):
+            inline[channel] = value
+            versions[channel] = version
+    return inline, versions
+
+
+def _pack_skeleton(
+    serde: SerializerProtocol, checkpoint: Checkpoint, inline: dict[str, Any], versions: dict[str, Any]
+) -> tuple[str, bytes]:
+    # The checkpoint without the values and versions stored apart, compressed unless small:
+    # versions_seen repeats long version strings, and on PostgreSQL a row this small is below
+    # the size at which the server would compress it. The scalar values and their versions
+    # stay in it.
+    skeleton: dict[str, Any] = {k: v for k, v in checkpoint.items() if k not in ("channel_values", "channel_versions")}
+    if versions:
+        skeleton["channel_values"] = inline
+        skeleton["channel_versions"] = versions
     type_, data = serde.dumps_typed(skeleton)
+    if len(data) < _COMPRESS_FROM:
+        return type_, data
     return _ZLIB + type_, zlib.compress(data, 1)
 
 
@@ -272,11 +321,14 @@ class SutramSaver(BaseCheckpointSaver[str]):
     ) -> CheckpointRecord:
         tenant, thread_id, ns = self._scope(config)
         values: dict[str, Any] = checkpoint["channel_values"]
-        type_, data = _encode("<checkpoint>", _pack_skeleton, self.serde, checkpoint)
         md = get_checkpoint_metadata(config, metadata)
         md.pop("writes", None)  # type: ignore[misc]
+        inline, inline_versions = _split_inline(checkpoint, md)
+        type_, data = _encode("<checkpoint>", _pack_skeleton, self.serde, checkpoint, inline, inline_versions)
         new_values = []
         for channel, version in new_versions.items():
+            if channel in inline_versions:
+                continue
             if channel in values:
                 vt, vd = _encode(channel, self._values.dumps, (tenant, thread_id, ns, channel), values[channel])
                 new_values.append(ChannelValue(channel, _version_key(version), vt, vd))
@@ -293,7 +345,9 @@ class SutramSaver(BaseCheckpointSaver[str]):
             type=type_,
             data=data,
             metadata_json=_dump_metadata(dict(md)),
-            channel_versions={ch: _version_key(v) for ch, v in checkpoint["channel_versions"].items()},
+            channel_versions={
+                ch: _version_key(v) for ch, v in checkpoint["channel_versions"].items() if ch not in inline_versions
+            },
             new_values=new_values,
         )
 
@@ -347,10 +401,20 @@ class SutramSaver(BaseCheckpointSaver[str]):
                     checkpoint_ns=where[1], checkpoint_id=where[2], channel="<checkpoint>", type_name=stored.type,
                 ) from exc
         checkpoint = self._decode(where, "<checkpoint>", type_, data)
-        if "channel_versions" not in checkpoint:
-            checkpoint["channel_versions"] = {ch: _version_from_key(k) for ch, k in stored.channel_versions.items()}
+        # the scalar values kept in the row (see _split_inline), then those stored as rows
+        values = checkpoint.get("channel_values", {}) if isinstance(checkpoint, dict) else None
+        versions = checkpoint.get("channel_versions", {}) if isinstance(checkpoint, dict) else None
+        if not isinstance(values, dict) or not isinstance(versions, dict):
+            raise CheckpointDecodeError(
+                "the checkpoint row does not hold a checkpoint (a map with maps of values and versions)",
+                thread_id=where[0], checkpoint_ns=where[1], checkpoint_id=where[2], channel="<checkpoint>",
+                type_name=stored.type,
+            )
+        checkpoint["channel_versions"] = {
+            **versions, **{ch: _version_from_key(k) for ch, k in stored.channel_versions.items()}
+        }
         checkpoint["channel_values"] = {
-            ch: self._decode(where, ch, t, d) for ch, (t, d) in stored.channel_values().items()
+            **values, **{ch: self._decode(where, ch, t, d) for ch, (t, d) in stored.channel_values().items()}
         }
         writes = [
             (w.task_id, w.channel, self._decode(where, f"<write {w.channel}>", w.type, w.data))

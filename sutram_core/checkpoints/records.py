@@ -51,8 +51,9 @@ class WriteRecord:
 class CheckpointRecord:
     """A checkpoint to store.
 
-    ``channel_versions`` maps every channel of the checkpoint to its version key;
-    ``new_values`` carries only the versions that are new in this checkpoint.
+    ``channel_versions`` maps each channel whose value is stored as a row to its version
+    key (a caller may keep small values in ``data`` instead: the LangGraph saver keeps
+    scalars there); ``new_values`` carries only the versions that are new in this checkpoint.
     """
 
     tenant: str

@@ -179,6 +179,13 @@ def _v12_partial_chain_index(conn: Connection) -> None:
     conn.execute(text(f"ALTER INDEX {index.name}_v12 RENAME TO {index.name}"))
 
 
+def _v13_scalars_in_checkpoint_rows(conn: Connection) -> None:
+    """No DDL. From this version a checkpoint row may carry its scalar channel values and
+    the versions of its empty channels (in its ``checkpoint`` data) instead of a row of
+    ``checkpoint_blobs`` each; the version is recorded so that an older Sutram, which would
+    read such a checkpoint without them, refuses the database instead."""
+
+
 MIGRATIONS: list[Migration] = [
     Migration("checkpoints, channel blobs and pending writes", _v1_checkpoints),
     Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
@@ -192,6 +199,7 @@ MIGRATIONS: list[Migration] = [
     Migration("LlamaIndex workflow server handlers, their events, ticks and state", _v10_workflow_handlers),
     Migration("durable LlamaIndex workflow runs: the journal of runtime ticks", _v11_workflow_journal),
     Migration("the index of list-delta chains holds delta rows only", _v12_partial_chain_index),
+    Migration("scalar values and empty channels kept in their checkpoint's row", _v13_scalars_in_checkpoint_rows),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations

@@ -1,0 +1,167 @@
+"""Scalar channel values, and the versions of empty channels, travel in their checkpoint's
+row (as in PostgresSaver): what is inlined, what is not, and that rows written before (one
+row per value) still read."""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any
+
+import ormsgpack
+import pytest
+import sqlalchemy as sa
+
+from sutram_adapters.langgraph import SutramSaver
+from sutram_adapters.langgraph import saver as saver_module
+from sutram_core.backends.sql.schema import checkpoint_blobs, checkpoints
+from sutram_core.errors import CheckpointDecodeError
+from tests.helpers import checkpoint, config, put
+
+
+class Colour(str, enum.Enum):
+    RED = "red"
+
+
+def _blob_channels(saver: SutramSaver, thread: str) -> set[str]:
+    with saver.database.engine.connect() as conn:
+        rows = conn.execute(sa.select(checkpoint_blobs.c.channel).where(checkpoint_blobs.c.thread_id == thread))
+        return {r[0] for r in rows}
+
+
+def _values(saver: SutramSaver, thread: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+    got = saver.get_tuple(config(thread, checkpoint_id=checkpoint_id))
+    assert got is not None
+    return got.checkpoint["channel_values"]
+
+
+SCALARS: dict[str, Any] = {
+    "none": None, "yes": True, "no": False, "zero": 0, "max64": 2**63 - 1, "min64": -(2**63),
+    "umax64": 2**64 - 1, "half": 0.5, "inf": math.inf, "text": "x" * 256, "empty": "", "uni": "ünï ✓",
+}
+ROWS: dict[str, Any] = {
+    "long_text": "x" * 257, "list": [1, 2], "dict": {"a": 1}, "enum": Colour.RED, "bytes": b"raw",
+    "set": {1, 2},
+}
+
+
+def test_scalars_are_kept_in_the_checkpoint_row_and_read_back_exactly(db_url: str) -> None:
+    with SutramSaver.from_url(db_url, allowed_types=[Colour]) as saver:
+        put(saver, "t", {**SCALARS, **ROWS, "nan": math.nan})
+        assert _blob_channels(saver, "t") == set(ROWS)
+        got = _values(saver, "t")
+        nan = got.pop("nan")
+        assert math.isnan(nan)
+        assert got == {**SCALARS, **ROWS}
+        for name, value in {**SCALARS, **ROWS}.items():
+            assert type(got[name]) is type(value), name
+        with SutramSaver.from_url(db_url, allowed_types=[Colour]) as fresh:  # nothing from this process's memory
+            again = _values(fresh, "t")
+            assert math.isnan(again.pop("nan")) and again == got
+
+
+def test_versions_of_inlined_and_stored_channels_both_come_back(db_url: str) -> None:
+    with SutramSaver.from_url(db_url) as saver:
+        cp = checkpoint({"n": 1, "msgs": ["a"]}, versions={"n": 3, "msgs": "v.7", "gone": 2})
+        saver.put(config("t"), cp, {"source": "loop", "step": 0}, {"n": 3, "msgs": "v.7", "gone": 2})
+        got = saver.get_tuple(config("t"))
+        assert got is not None
+        assert got.checkpoint["channel_versions"] == {"n": 3, "msgs": "v.7", "gone": 2}
+        assert got.checkpoint["channel_values"] == {"n": 1, "msgs": ["a"]}  # "gone" has no value
+        assert _blob_channels(saver, "t") == {"msgs"}  # the empty channel: its version, in the row
+
+
+def test_a_channel_that_changes_kind_reads_right_at_every_checkpoint(db_url: str) -> None:
+    history = [1, [1, 2], "three", {"four": 4}, None, [5]]
+    with SutramSaver.from_url(db_url) as saver:
+        parent: dict[str, Any] | None = None
+        ids = []
+        for step, value in enumerate(history):
+            cp = checkpoint({"v": value, "other": step}, versions={"v": step + 1, "other": step + 1}, step=step)
+            parent_id = parent["configurable"]["checkpoint_id"] if parent else None
+            parent = saver.put(config("t", checkpoint_id=parent_id), cp, {"source": "loop", "step": step},
+                               {"v": step + 1, "other": step + 1})
+            ids.append(parent["configurable"]["checkpoint_id"])
+        for readers in (saver, SutramSaver.from_url(db_url)):
+            for step, (cid, value) in enumerate(zip(ids, history, strict=True)):
+                assert _values(readers, "t", cid) == {"v": value, "other": step}
+            listed = [t.checkpoint["channel_values"]["v"] for t in readers.list(config("t"))]
+            assert listed == history[::-1]
+
+
+def test_unchanged_scalar_channels_are_carried_by_each_checkpoint(db_url: str) -> None:
+    with SutramSaver.from_url(db_url) as saver:
+        first = checkpoint({"count": 1, "msgs": ["a"]}, versions={"count": 1, "msgs": 1})
+        one = saver.put(config("t"), first, {"source": "loop", "step": 0}, {"count": 1, "msgs": 1})
+        second = checkpoint({"count": 1, "msgs": ["a", "b"]}, versions={"count": 1, "msgs": 2}, step=1)
+        saver.put(config("t", checkpoint_id=one["configurable"]["checkpoint_id"]), second,
+                  {"source": "loop", "step": 1}, {"msgs": 2})  # count unchanged: not in new_versions
+        assert _values(saver, "t") == {"count": 1, "msgs": ["a", "b"]}
+
+
+def test_delta_channels_keep_their_rows(db_url: str) -> None:
+    # LangGraph's DeltaChannel history is walked by version through the stored rows
+    with SutramSaver.from_url(db_url) as saver:
+        cp = checkpoint({"total": 5, "n": 1})
+        saver.put(config("t"), cp, {"source": "loop", "step": 0, "counters_since_delta_snapshot": {"total": 0}},
+                  dict(cp["channel_versions"]))
+        assert _blob_channels(saver, "t") == {"total"}
+        assert _values(saver, "t") == {"total": 5, "n": 1}
+
+
+def test_rows_written_with_one_row_per_scalar_still_read(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with SutramSaver.from_url(db_url) as saver:
+        monkeypatch.setattr(saver_module, "_inlined", lambda value: False)  # as before scalars were inlined
+        old = put(saver, "t", {"n": 1, "s": "text"})
+        assert _blob_channels(saver, "t") == {"n", "s"}
+        monkeypatch.undo()
+        new = put(saver, "t", {"n": 2, "s": "more"}, parent=old)
+        assert _values(saver, "t", old["configurable"]["checkpoint_id"]) == {"n": 1, "s": "text"}
+        assert _values(saver, "t", new["configurable"]["checkpoint_id"]) == {"n": 2, "s": "more"}
+        assert [t.checkpoint["channel_values"] for t in saver.list(config("t"))] == [
+            {"n": 2, "s": "more"}, {"n": 1, "s": "text"},
+        ]
+
+
+def test_a_value_too_big_for_a_row_still_names_its_channel(db_url: str) -> None:
+    from sutram_core.errors import InvalidCheckpointError
+
+    with SutramSaver.from_url(db_url) as saver, pytest.raises(InvalidCheckpointError, match="'big'"):
+        put(saver, "t", {"big": 2**64, "n": 1})
+
+
+def test_an_empty_channel_reads_empty_at_every_later_checkpoint(db_url: str) -> None:
+    # its version stays while it is empty: later checkpoints find nothing to look up
+    with SutramSaver.from_url(db_url) as saver:
+        cp = checkpoint({"n": 1, "branch": None}, versions={"n": 1, "branch": 1})
+        one = saver.put(config("t"), cp, {"source": "loop", "step": 0}, {"n": 1, "branch": 1})
+        cp = checkpoint({"n": 2}, versions={"n": 2, "branch": 2}, step=1)
+        two = saver.put(config("t", checkpoint_id=one["configurable"]["checkpoint_id"]), cp,
+                        {"source": "loop", "step": 1}, {"n": 2, "branch": 2})
+        cp = checkpoint({"n": 3}, versions={"n": 3, "branch": 2}, step=2)
+        saver.put(config("t", checkpoint_id=two["configurable"]["checkpoint_id"]), cp,
+                  {"source": "loop", "step": 2}, {"n": 3})
+        assert _blob_channels(saver, "t") == set()
+        got = saver.get_tuple(config("t"))
+        assert got is not None
+        assert got.checkpoint["channel_values"] == {"n": 3}
+        assert got.checkpoint["channel_versions"] == {"n": 3, "branch": 2}
+        assert _values(saver, "t", one["configurable"]["checkpoint_id"]) == {"n": 1, "branch": None}
+
+
+@pytest.mark.parametrize("data", [
+    ormsgpack.packb([1, 2]), ormsgpack.packb({"v": 4, "channel_values": [1]}),
+    ormsgpack.packb({"v": 4, "channel_versions": "x"}), ormsgpack.packb(7),
+], ids=["a list", "values not a map", "versions not a map", "an int"])
+def test_a_checkpoint_row_that_holds_no_checkpoint_names_itself(db_url: str, data: bytes) -> None:
+    with SutramSaver.from_url(db_url) as saver:
+        good = put(saver, "t-good", {"n": 1})
+        put(saver, "t-bad", {"n": 2})
+        with saver.database.engine.begin() as conn:
+            conn.execute(sa.update(checkpoints).where(checkpoints.c.thread_id == "t-bad")
+                         .values(type="msgpack", checkpoint=data))
+        with pytest.raises(CheckpointDecodeError, match="does not hold a checkpoint") as err:
+            saver.get_tuple(config("t-bad"))
+        assert err.value.thread_id == "t-bad"
+        assert [t.config["configurable"]["checkpoint_id"] for t in saver.list(None)] == [
+            good["configurable"]["checkpoint_id"]]
