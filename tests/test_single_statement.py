@@ -93,3 +93,30 @@ def test_checkpoint_writes_round_trip_whichever_way_they_are_sent(db_url: str, l
         assert [(w.idx, w.data) for w in got.writes] == [(0, every_byte), (1, b"kept")]
     finally:
         db.close()
+
+
+def test_packed_rows_keep_odd_text_and_each_rows_own_bytes(db_url: str) -> None:
+    """PostgreSQL sends a write's rows as JSON text columns and one string of bytes cut by
+    offsets: names JSON must escape, and rows of every size next to each other, come back
+    exactly (SQLite takes the same rows through executemany)."""
+    odd = ["plain", 'quo"te', "back\\slash", "line\u2028sep", "emoji\U0001F600", '{"json": [1]}', "tab\tnl\n",
+           "\u00e9\u4e2d", "", "null"]
+    sizes = [0, 1, 100_000, 3, 0, 70_000, 2, 1, 5, 0]
+    datas = [bytes((i + k) % 256 for k in range(n)) for i, n in enumerate(sizes)]
+    db = Database(db_url)
+    try:
+        store = checkpoints.SqlCheckpointStore(db)
+        values = [ChannelValue(name or "blank", f"v{i}", "bytes", data) for i, (name, data) in enumerate(zip(odd, datas, strict=True))]
+        record = CheckpointRecord("ten", "t", "", "0001", None, None, "msgpack", b"cp", "{}",
+                                  {v.channel: v.version for v in values}, values)
+        assert store.put(record)
+        writes = [WriteRecord(f"task{name}", i, name, "bytes", data, task_path=name)
+                  for i, (name, data) in enumerate(zip(odd, datas, strict=True))]
+        assert store.put_writes("ten", "t", "", "0001", writes)
+        got = store.get("ten", "t", "", "0001")
+        assert got is not None
+        assert got.channel_values() == {v.channel: ("bytes", v.data) for v in values}
+        assert sorted((w.task_id, w.idx, w.channel, w.data, w.task_path) for w in got.writes) == sorted(
+            (w.task_id, w.idx, w.channel, w.data, w.task_path) for w in writes)
+    finally:
+        db.close()

@@ -249,12 +249,13 @@ class SqlCheckpointStore:
                    "type", "checkpoint", "channel_versions", "metadata")
         cp_set = ", ".join(f"{c} = excluded.{c}" for c in cp_cols[4:])
         cp_values = ", ".join(f":{c}" for c in cp_cols)
+        # The rows come packed in two parameters (see _packed): psycopg took longer to send
+        # them as eight typed arrays than the server took to run the statement.
         blobs = (
             f"INSERT INTO {checkpoint_blobs.name} (tenant_id, thread_id, checkpoint_ns, channel, version, kind, type, "
             "data, base_version, prev_version, items) "
-            "SELECT :tenant_id, :thread_id, :checkpoint_ns, u.* FROM g, unnest(CAST(:channels AS text[]), "
-            "CAST(:versions AS text[]), CAST(:kinds AS text[]), CAST(:types AS text[]), CAST(:datas AS bytea[]), "
-            "CAST(:bases AS text[]), CAST(:prevs AS text[]), CAST(:items AS integer[])) AS u WHERE g.ok "
+            "SELECT :tenant_id, :thread_id, :checkpoint_ns, r.m->>0, r.m->>1, r.m->>2, r.m->>3, "
+            f"{_packed_data(7)}, r.m->>4, r.m->>5, CAST(r.m->>6 AS integer) FROM g, {_PACKED_ROWS} WHERE g.ok "
             f"ON CONFLICT (tenant_id, thread_id, checkpoint_ns, channel, version) DO UPDATE SET {blob_set}"
         )
         checkpoint = (
@@ -262,17 +263,16 @@ class SqlCheckpointStore:
             f"ON CONFLICT (tenant_id, thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET {cp_set}"
         )
         # the row count is the checkpoint's: 1 stored, 0 when the thread was deleted
-        self._q_put_one = _binary_datas(self.db.prepare(text(f"WITH g AS ({guard}), b AS ({blobs}) {checkpoint}")))
-        self._q_put_one_bare = self.db.prepare(text(f"WITH g AS ({guard}) {checkpoint}"))
+        self._q_put_one = _binary_data(self.db.prepare(text(f"WITH g AS ({guard}), b AS ({blobs}) {checkpoint}")))
+        self._q_put_one_bare = _binary_data(self.db.prepare(text(f"WITH g AS ({guard}) {checkpoint}")))
         self._q_get_one_all = self.db.prepare(self._with_values_and_writes("checkpoint_id = :cid"))
         self._q_get_latest_all = self.db.prepare(
             self._with_values_and_writes("true ORDER BY checkpoint_id DESC LIMIT 1"))
-        self._q_put_writes_one = _binary_datas(self.db.prepare(text(
+        self._q_put_writes_one = _binary_data(self.db.prepare(text(
             f"WITH g AS ({guard}) INSERT INTO {checkpoint_writes.name} (tenant_id, thread_id, checkpoint_ns, "
             "checkpoint_id, task_id, idx, channel, type, data, task_path) "
-            "SELECT :tenant_id, :thread_id, :checkpoint_ns, :checkpoint_id, u.* FROM g, "
-            "unnest(CAST(:task_ids AS text[]), CAST(:idxs AS integer[]), CAST(:channels AS text[]), "
-            "CAST(:types AS text[]), CAST(:datas AS bytea[]), CAST(:task_paths AS text[])) AS u WHERE g.ok "
+            "SELECT :tenant_id, :thread_id, :checkpoint_ns, :checkpoint_id, r.m->>0, CAST(r.m->>1 AS integer), "
+            f"r.m->>2, r.m->>3, {_packed_data(5)}, r.m->>4 FROM g, {_PACKED_ROWS} WHERE g.ok "
             "ON CONFLICT (tenant_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO NOTHING"
         )))
 
@@ -397,10 +397,8 @@ class SqlCheckpointStore:
             "metadata": rec.metadata_json,
         }
         if rows:
-            params.update(channels=[r.channel for r in rows], versions=[r.version for r in rows],
-                          kinds=[r.kind for r in rows], types=[r.type for r in rows], datas=[r.data for r in rows],
-                          bases=[r.base_version for r in rows], prevs=[r.prev_version for r in rows],
-                          items=[r.items for r in rows])
+            params.update(_packed(
+                ([r.channel, r.version, r.kind, r.type, r.base_version, r.prev_version, r.items], r.data) for r in rows))
         stored = yield Step(self._q_put_one if rows else self._q_put_one_bare, params)
         return bool(stored)
 
@@ -429,9 +427,8 @@ class SqlCheckpointStore:
         """PostgreSQL, regular writes only (kept as first written): one statement."""
         yield Step(self._q_put_writes_one, {
             "tenant_id": tenant, "thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id,
-            "guard_cid": checkpoint_id, "task_ids": [w.task_id for w in writes], "idxs": [w.idx for w in writes],
-            "channels": [w.channel for w in writes], "types": [w.type for w in writes],
-            "datas": [w.data for w in writes], "task_paths": [w.task_path for w in writes],
+            "guard_cid": checkpoint_id,
+            **_packed(([w.task_id, w.idx, w.channel, w.type, w.task_path], w.data) for w in writes),
         })
         return True
 
@@ -966,6 +963,28 @@ def _kept_for_delta_channels(group: Iterable[Any], empty_versions: set[tuple[str
 
 _ONE_STATEMENT_BYTES = 64 * 2**20
 
+# PostgreSQL: the rows of a one-statement write (parameters made by _packed), each as r.m
+_PACKED_ROWS = "json_array_elements(CAST(:rows AS json)) AS r(m)"
+
+
+def _packed_data(at: int) -> str:
+    """The expression of a packed row's data, whose offset is its JSON element ``at``."""
+    return f"substring(CAST(:data AS bytea) FROM CAST(r.m->>{at} AS integer) + 1 FOR CAST(r.m->>{at + 1} AS integer))"
+
+
+def _packed(rows: Iterable[tuple[list[Any], bytes]]) -> dict[str, str | bytes]:
+    """Rows of (text and integer columns, data) as two parameters: ``rows``, a JSON array of
+    each row's columns followed by its data's offset and length, and ``data``, every row's
+    data in one string of bytes (see _PACKED_ROWS and _packed_data)."""
+    columns: list[list[Any]] = []
+    chunks: list[bytes] = []
+    at = 0
+    for row, data in rows:
+        columns.append([*row, at, len(data)])
+        chunks.append(data)
+        at += len(data)
+    return {"rows": json.dumps(columns, ensure_ascii=False, separators=(",", ":")), "data": b"".join(chunks)}
+
 
 def _one_statement_fits(rows: Sequence[Any], keys: list[tuple[Any, Any]]) -> bool:
     """Whether rows may go in one PostgreSQL statement: no key twice (an upsert may not
@@ -975,8 +994,9 @@ def _one_statement_fits(rows: Sequence[Any], keys: list[tuple[Any, Any]]) -> boo
     return len(set(keys)) == len(rows) and sum(len(r.data) for r in rows) < _ONE_STATEMENT_BYTES
 
 
-def _binary_datas(statement: Any) -> Any:
-    """``statement`` with its ``datas`` array sent in binary: psycopg sends a list of bytes
-    as a text array otherwise, hex-encoded at twice the size."""
-    statement.sql = statement.sql.replace("%(datas)s", "%(datas)b")
+def _binary_data(statement: Any) -> Any:
+    """``statement`` with its ``data`` and ``checkpoint`` bytes sent in binary: psycopg sends
+    bytes hex-encoded, at twice the size, otherwise."""
+    for name in ("data", "checkpoint"):
+        statement.sql = statement.sql.replace(f"%({name})s", f"%({name})b")
     return statement
