@@ -246,8 +246,11 @@ def _as_running(tenant: str, run_id: str) -> Any:
 
     from sutram_core.backends.sql.database import Step
 
+    # a new fence too: a heartbeat the runner had already sent (its task is cancelled, not
+    # the thread running it) would otherwise renew the lease of the "dead" run under load
     yield Step(text("UPDATE sutram_runs SET status = 'running', lease_expires_at = 1, executor_id = 'dead', "
-                    "pause_reason = NULL WHERE tenant_id = :t AND run_id = :r"), {"t": tenant, "r": run_id})
+                    "fence = fence + 1, pause_reason = NULL WHERE tenant_id = :t AND run_id = :r"),
+               {"t": tenant, "r": run_id})
 
 
 FAILS = {"n": 0}
