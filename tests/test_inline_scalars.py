@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Any
+import operator
+from typing import Annotated, Any, TypedDict
 
 import ormsgpack
 import pytest
 import sqlalchemy as sa
+from langgraph.channels.delta import DeltaChannel
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
 
 from sutram_adapters.langgraph import SutramSaver
 from sutram_adapters.langgraph import saver as saver_module
@@ -165,3 +169,103 @@ def test_a_checkpoint_row_that_holds_no_checkpoint_names_itself(db_url: str, dat
         assert err.value.thread_id == "t-bad"
         assert [t.config["configurable"]["checkpoint_id"] for t in saver.list(None)] == [
             good["configurable"]["checkpoint_id"]]
+
+
+class _Counter(TypedDict):
+    total: Annotated[int, operator.add]
+
+
+def _add_sum(state: int, writes: list[int]) -> int:
+    return state + sum(writes)
+
+
+class _DeltaCounter(TypedDict):
+    total: Annotated[int, DeltaChannel(_add_sum, int)]
+
+
+def _counter_graph(schema: Any, saver: Any) -> Any:
+    builder = StateGraph(schema)
+    builder.add_node("inc", lambda state: {"total": 1})
+    builder.add_edge(START, "inc")
+    builder.add_edge("inc", END)
+    return builder.compile(checkpointer=saver)
+
+
+@pytest.mark.parametrize("prune", [False, True], ids=["kept", "pruned before the change"])
+def test_a_plain_channel_made_a_delta_channel_starts_from_the_value_kept_in_the_row(
+    db_url: str, prune: bool
+) -> None:
+    # LangGraph's way from an operator.add channel to a DeltaChannel: the last plain value
+    # is the seed; here it is kept in a checkpoint's row, not as a value row
+    def drive(saver: Any, prune: bool) -> list[int]:
+        cfg: Any = {"configurable": {"thread_id": "t"}}
+        for _ in range(3):
+            _counter_graph(_Counter, saver).invoke({"total": 10}, cfg)  # 11, 22, 33
+        if prune:
+            saver.prune(["t"])
+        delta = _counter_graph(_DeltaCounter, saver)
+        return [delta.invoke({"total": 100}, cfg)["total"] for _ in range(2)] + [delta.get_state(cfg).values["total"]]
+
+    with SutramSaver.from_url(db_url) as saver:
+        assert drive(saver, prune) == drive(InMemorySaver(), False) == [134, 235, 235]  # InMemorySaver cannot prune
+
+
+def test_delta_history_finds_a_seed_kept_in_a_row_newer_than_a_stored_one(db_url: str) -> None:
+    with SutramSaver.from_url(db_url) as saver:
+        c0 = put(saver, "t", {"total": [1]})  # a stored value (a row of its own)
+        saver.put_writes(c0, [("total", "w0")], "task-0")
+        cp = checkpoint({"total": 5}, versions={"total": 2}, step=1)  # then a scalar, in the row
+        c1 = saver.put(c0, cp, {"source": "loop", "step": 1}, {"total": 2})
+        saver.put_writes(c1, [("total", "w1")], "task-1")
+        cp = checkpoint({}, versions={"total": 3}, step=2)
+        c2 = saver.put(c1, cp, {"source": "loop", "step": 2, "counters_since_delta_snapshot": {"total": 1}},
+                       {"total": 3})
+        for reader in (saver, SutramSaver.from_url(db_url)):
+            got = reader.get_delta_channel_history(config=c2, channels=["total"])
+            assert got == {"total": {"writes": [("task-1", "total", "w1")], "seed": 5}}
+
+
+def test_a_row_carrying_values_is_typed_so_that_a_reader_without_them_refuses_it(db_url: str) -> None:
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    with SutramSaver.from_url(db_url) as saver:
+        put(saver, "scalars", {"n": 1})
+        put(saver, "lists", {"items": [1]})
+        with saver.database.engine.connect() as conn:
+            types = dict(conn.execute(sa.select(checkpoints.c.thread_id, checkpoints.c.type)).all())
+    assert types == {"scalars": "inline+msgpack", "lists": "msgpack"}
+    with pytest.raises(NotImplementedError):  # what an older Sutram's decoder does with it
+        JsonPlusSerializer().loads_typed(("inline+msgpack", ormsgpack.packb({"v": 4})))
+
+
+@pytest.mark.parametrize("version", [True, None, (1, 2)], ids=["bool", "None", "tuple"])
+@pytest.mark.parametrize("value", [1, None, [1]], ids=["scalar", "none", "list"])
+def test_a_version_that_is_not_str_int_or_float_is_refused_for_every_channel(
+    db_url: str, version: Any, value: Any
+) -> None:
+    from sutram_core.errors import InvalidCheckpointError
+
+    with SutramSaver.from_url(db_url) as saver:
+        cp = checkpoint({"a": value}, versions={"a": version})
+        with pytest.raises(InvalidCheckpointError, match="must be a str, int or float"):
+            saver.put(config("t"), cp, {"source": "loop", "step": 0}, {"a": version})
+        assert saver.get_tuple(config("t")) is None
+
+
+@pytest.mark.parametrize("skeleton", [
+    {"v": 4, "id": "x", "channel_values": [1], "channel_versions": {}},
+    {"v": 4, "id": "x", "channel_values": {}, "channel_versions": {"a": [1]}},
+    {"v": 4, "id": "x", "channel_values": {"a": 1}, "channel_versions": {}},
+    {"v": 4, "id": "x", "channel_values": {1: 1}, "channel_versions": {1: 1}},
+    {"v": 4, "channel_values": {}, "channel_versions": {}},
+    {"v": 4, "id": "x", "versions_seen": [], "channel_values": {}, "channel_versions": {}},
+], ids=["values a list", "a version a list", "a value without version", "int names", "no id", "versions_seen"])
+def test_a_row_carrying_values_in_a_bad_shape_names_itself(db_url: str, skeleton: dict[Any, Any]) -> None:
+    with SutramSaver.from_url(db_url) as saver:
+        put(saver, "t-bad", {"n": 2})
+        with saver.database.engine.begin() as conn:
+            conn.execute(sa.update(checkpoints).where(checkpoints.c.thread_id == "t-bad")
+                         .values(type="inline+msgpack", checkpoint=ormsgpack.packb(
+                             skeleton, option=ormsgpack.OPT_NON_STR_KEYS)))
+        with pytest.raises(CheckpointDecodeError, match="does not hold a checkpoint"):
+            saver.get_tuple(config("t-bad"))

@@ -14,6 +14,7 @@ version, growing lists as appended tails; tenants are isolated in every method.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -78,6 +79,9 @@ def _version_from_key(key: str) -> str | int | float:
 
 
 _ZLIB = "zlib+"
+# the type of a checkpoint row's data that carries values of its own (see _pack_skeleton):
+# a Sutram that would not read them refuses the row instead of reading a state without them
+_INLINE = "inline+"
 # a checkpoint's own data is compressed from this size: below it, compressing cost more
 # time (about 13 us for 700 bytes) than the bytes it saved were worth
 _COMPRESS_FROM = 1024
@@ -133,9 +137,33 @@ def _pack_skeleton(
         skeleton["channel_values"] = inline
         skeleton["channel_versions"] = versions
     type_, data = serde.dumps_typed(skeleton)
+    if versions:
+        type_ = _INLINE + type_
     if len(data) < _COMPRESS_FROM:
         return type_, data
     return _ZLIB + type_, zlib.compress(data, 1)
+
+
+def _not_a_checkpoint(checkpoint: Any, carries: bool) -> str:
+    """What makes a decoded checkpoint row's data unusable as a checkpoint ("" if nothing):
+    LangGraph would fail later, and further from the row, on each of these."""
+    if not isinstance(checkpoint, dict):
+        return f"a {type(checkpoint).__name__}, not a map"
+    if not isinstance(checkpoint.get("id"), str):
+        return "no checkpoint id"
+    if not isinstance(checkpoint.get("versions_seen", {}), dict):
+        return "versions_seen is not a map"
+    maps = ("channel_values", "channel_versions") if carries else ()
+    for name in maps:
+        if not isinstance(checkpoint.get(name), dict) or not all(isinstance(k, str) for k in checkpoint[name]):
+            return f"{name} is not a map of channel names"
+    if carries:
+        for version in checkpoint["channel_versions"].values():
+            if isinstance(version, bool) or not isinstance(version, (str, int, float)):
+                return f"a channel version is a {type(version).__name__}"
+        if not checkpoint["channel_values"].keys() <= checkpoint["channel_versions"].keys():
+            return "a value without a version"
+    return ""
 
 
 def _encode(channel: str, dumps: Callable[..., tuple[str, bytes]], *args: Any) -> tuple[str, bytes]:
@@ -324,6 +352,8 @@ class SutramSaver(BaseCheckpointSaver[str]):
         md = get_checkpoint_metadata(config, metadata)
         md.pop("writes", None)  # type: ignore[misc]
         inline, inline_versions = _split_inline(checkpoint, md)
+        for version in inline_versions.values():
+            _version_key(version)  # refuses a version that is not a str, int or float
         type_, data = _encode("<checkpoint>", _pack_skeleton, self.serde, checkpoint, inline, inline_versions)
         new_values = []
         for channel, version in new_versions.items():
@@ -387,10 +417,10 @@ class SutramSaver(BaseCheckpointSaver[str]):
                 type_name=exc.type_name,
             ) from exc
 
-    def _tuple(self, config: RunnableConfig | None, stored: StoredCheckpoint) -> CheckpointTuple:
-        base = config or {}
-        type_, data = stored.type, stored.data
-        where = (stored.thread_id, stored.checkpoint_ns, stored.checkpoint_id)
+    def _skeleton(self, where: tuple[str, str, str | None], stored_type: str, data: bytes) -> tuple[dict[str, Any], bool]:
+        """A checkpoint row's own data, decoded, and whether it carries values (see
+        :func:`_pack_skeleton`); CheckpointDecodeError if it is not a checkpoint."""
+        type_ = stored_type
         if type_.startswith(_ZLIB):
             type_ = type_[len(_ZLIB):]
             try:
@@ -398,24 +428,40 @@ class SutramSaver(BaseCheckpointSaver[str]):
             except zlib.error as exc:
                 raise CheckpointDecodeError(
                     f"the compressed checkpoint row is corrupt ({exc})", thread_id=where[0],
-                    checkpoint_ns=where[1], checkpoint_id=where[2], channel="<checkpoint>", type_name=stored.type,
+                    checkpoint_ns=where[1], checkpoint_id=where[2], channel="<checkpoint>", type_name=stored_type,
                 ) from exc
+        carries = type_.startswith(_INLINE)
+        if carries:
+            type_ = type_[len(_INLINE):]
         checkpoint = self._decode(where, "<checkpoint>", type_, data)
-        # the scalar values kept in the row (see _split_inline), then those stored as rows
-        values = checkpoint.get("channel_values", {}) if isinstance(checkpoint, dict) else None
-        versions = checkpoint.get("channel_versions", {}) if isinstance(checkpoint, dict) else None
-        if not isinstance(values, dict) or not isinstance(versions, dict):
+        problem = _not_a_checkpoint(checkpoint, carries)
+        if problem:
             raise CheckpointDecodeError(
-                "the checkpoint row does not hold a checkpoint (a map with maps of values and versions)",
-                thread_id=where[0], checkpoint_ns=where[1], checkpoint_id=where[2], channel="<checkpoint>",
-                type_name=stored.type,
+                f"the checkpoint row does not hold a checkpoint: {problem}", thread_id=where[0],
+                checkpoint_ns=where[1], checkpoint_id=where[2], channel="<checkpoint>", type_name=stored_type,
             )
-        checkpoint["channel_versions"] = {
-            **versions, **{ch: _version_from_key(k) for ch, k in stored.channel_versions.items()}
-        }
-        checkpoint["channel_values"] = {
-            **values, **{ch: self._decode(where, ch, t, d) for ch, (t, d) in stored.channel_values().items()}
-        }
+        return checkpoint, carries
+
+    def _row_values(self, where: tuple[str, str], stored_type: str, data: bytes) -> dict[str, tuple[str, bytes]]:
+        """The values a checkpoint row carries itself, serialized (for the store's walk of a
+        delta channel's history: such a value is a seed too)."""
+        checkpoint, carries = self._skeleton((*where, None), stored_type, data)
+        if not carries:
+            return {}
+        return {ch: self.serde.dumps_typed(v) for ch, v in checkpoint["channel_values"].items()}
+
+    def _tuple(self, config: RunnableConfig | None, stored: StoredCheckpoint) -> CheckpointTuple:
+        base = config or {}
+        where = (stored.thread_id, stored.checkpoint_ns, stored.checkpoint_id)
+        checkpoint, carries = self._skeleton(where, stored.type, stored.data)
+        stored_versions = {ch: _version_from_key(k) for ch, k in stored.channel_versions.items()}
+        stored_values = {ch: self._decode(where, ch, t, d) for ch, (t, d) in stored.channel_values().items()}
+        if carries:  # the scalar values and empty channels kept in the row (_split_inline), then the rows
+            checkpoint["channel_versions"] = {**checkpoint["channel_versions"], **stored_versions}
+            checkpoint["channel_values"] = {**checkpoint["channel_values"], **stored_values}
+        else:
+            checkpoint.setdefault("channel_versions", stored_versions)
+            checkpoint["channel_values"] = stored_values
         writes = [
             (w.task_id, w.channel, self._decode(where, f"<write {w.channel}>", w.type, w.data))
             for w in stored.writes
@@ -520,7 +566,8 @@ class SutramSaver(BaseCheckpointSaver[str]):
         if not channels:
             return {}
         tenant, thread_id, ns = self._scope(config)
-        history = self._store.delta_history(tenant, thread_id, ns, get_checkpoint_id(config), channels)
+        history = self._store.delta_history(tenant, thread_id, ns, get_checkpoint_id(config), channels,
+                                            functools.partial(self._row_values, (thread_id, ns)))
         return self._delta_result(thread_id, ns, history, channels)
 
     async def aget_delta_channel_history(
@@ -530,7 +577,8 @@ class SutramSaver(BaseCheckpointSaver[str]):
         if not channels:
             return {}
         tenant, thread_id, ns = self._scope(config)
-        history = await self._store.adelta_history(tenant, thread_id, ns, get_checkpoint_id(config), channels)
+        history = await self._store.adelta_history(tenant, thread_id, ns, get_checkpoint_id(config), channels,
+                                                   functools.partial(self._row_values, (thread_id, ns)))
         return self._delta_result(thread_id, ns, history, channels)
 
     def _delta_result(

@@ -7,7 +7,7 @@ inside one transaction. The async twins run the same code on the database's thre
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -84,6 +84,10 @@ _BLOB_COLS = (
     _bl.prev_version,
     _bl["items"],
 )
+
+
+# (type, data) of a checkpoint row -> the values it carries itself, by channel (see delta_history)
+RowValues = Callable[[str, bytes], Mapping[str, tuple[str, bytes]]]
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -606,18 +610,22 @@ class SqlCheckpointStore:
         return page, next_cursor
 
     def delta_history(
-        self, tenant: str, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None, channels: Sequence[str]
+        self, tenant: str, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None, channels: Sequence[str],
+        row_values: RowValues | None = None,
     ) -> DeltaHistory | None:
         """The ancestors' writes and nearest stored value of ``channels`` (see
         :class:`DeltaHistory`), read in a few queries instead of one read per ancestor.
 
-        None if the checkpoint does not exist.
+        ``row_values(type, data)`` gives the values a checkpoint row carries in its own data
+        (a caller that keeps some there, see :class:`CheckpointRecord`): an ancestor that
+        carries one of ``channels`` holds its value too. None if the checkpoint does not exist.
         """
-        return self.db.run(self._delta_history_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, list(channels)),
-                           write=False)
+        plan = self._delta_history_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, list(channels), row_values)
+        return self.db.run(plan, write=False)
 
     def _delta_history_plan(
-        self, tenant: str, thread_id: str, ns: str, checkpoint_id: str | None, channels: list[str]
+        self, tenant: str, thread_id: str, ns: str, checkpoint_id: str | None, channels: list[str],
+        row_values: RowValues | None = None,
     ) -> Plan[DeltaHistory | None]:
         params: dict[str, Any] = {"tenant": tenant, "thread": thread_id, "ns": ns}
         if checkpoint_id is None:
@@ -630,7 +638,7 @@ class SqlCheckpointStore:
                 _cp.tenant_id == tenant, _cp.thread_id == thread_id, _cp.checkpoint_ns == ns
             )
         )
-        nodes = {r[0]: (r[1], r[2]) for r in graph}
+        nodes = {r[0]: (r[1], json.loads(r[2])) for r in graph}
         if checkpoint_id not in nodes:
             return None
         kinds = yield Step(
@@ -648,8 +656,7 @@ class SqlCheckpointStore:
         while cursor is not None and remaining and cursor in nodes and cursor not in seen:
             seen.add(cursor)
             ancestors.append(cursor)
-            parent, versions_json = nodes[cursor]
-            versions = json.loads(versions_json)
+            parent, versions = nodes[cursor]
             for ch in list(remaining):
                 v = versions.get(ch)
                 if v is not None and (ch, v) in stored:
@@ -673,6 +680,11 @@ class SqlCheckpointStore:
             value = assemble_value(ch, v, seed_rows, where)
             if value is not None:
                 seed_values[ch] = value
+        if row_values is not None:
+            carried = yield from self._carried_seeds(params, nodes, ancestors, channels, seeds, row_values)
+            for ch, (cid, value) in carried.items():
+                seeds[ch] = (cid, "")
+                seed_values[ch] = value
         # until each channel's seed: only the ancestors up to (and including) its seed count
         per_channel: dict[str, list[WriteRecord]] = {ch: [] for ch in channels}
         for ch in channels:
@@ -683,6 +695,36 @@ class SqlCheckpointStore:
                 if cid == stop:
                     break
         return DeltaHistory(per_channel, seed_values)
+
+    def _carried_seeds(
+        self, params: dict[str, Any], nodes: dict[str, tuple[str | None, dict[str, str]]], ancestors: list[str],
+        channels: list[str], seeds: dict[str, tuple[str, str]], row_values: RowValues,
+    ) -> Plan[dict[str, tuple[str, tuple[str, bytes]]]]:
+        """Per channel, the nearest ancestor newer than its stored seed whose own row carries
+        its value (a channel kept in the row has no version among the stored ones: LangGraph
+        seeds a delta channel made from a plain one with its last plain value), and the value."""
+        maybe: dict[str, list[str]] = {}  # ancestor -> channels its row may carry
+        for ch in channels:
+            stop = seeds.get(ch, (None, ""))[0]
+            for cid in ancestors:
+                if cid == stop:
+                    break
+                if ch not in nodes[cid][1]:
+                    maybe.setdefault(cid, []).append(ch)
+        held: dict[str, Mapping[str, tuple[str, bytes]]] = {}
+        for part in _chunks(list(maybe)):
+            rows = yield Step(select(_cp.checkpoint_id, _cp.type, _cp.checkpoint).where(
+                _cp.tenant_id == params["tenant"], _cp.thread_id == params["thread"],
+                _cp.checkpoint_ns == params["ns"], _cp.checkpoint_id.in_(part),
+            ))
+            for r in rows:
+                held[r[0]] = row_values(r[1], bytes(r[2]))
+        found: dict[str, tuple[str, tuple[str, bytes]]] = {}
+        for cid in ancestors:  # newest first
+            for ch in maybe.get(cid, ()):
+                if ch not in found and ch in held.get(cid, {}):
+                    found[ch] = (cid, held[cid][ch])
+        return found
 
     # -- deletes, copies, prunes ---------------------------------------------------
 
@@ -920,10 +962,12 @@ class SqlCheckpointStore:
         await self.db.offload(self.delete_for_runs, tenant, run_ids)
 
     async def adelta_history(
-        self, tenant: str, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None, channels: Sequence[str]
+        self, tenant: str, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None, channels: Sequence[str],
+        row_values: RowValues | None = None,
     ) -> DeltaHistory | None:
         """Async twin of :meth:`delta_history`."""
-        return await self.db.offload(self.delta_history, tenant, thread_id, checkpoint_ns, checkpoint_id, channels)
+        return await self.db.offload(self.delta_history, tenant, thread_id, checkpoint_ns, checkpoint_id, channels,
+                                     row_values)
 
     async def aprune(self, tenant: str, thread_ids: Sequence[str], strategy: str, mark: str) -> None:
         """Async twin of :meth:`prune`."""
