@@ -189,3 +189,18 @@ def test_odd_channel_names_and_versions_read_back_by_get_tuple_and_list(db_url: 
             assert read is not None
             assert read.checkpoint["channel_values"] == values
             assert read.checkpoint["channel_versions"] == versions
+
+
+def test_a_nul_in_a_name_is_refused_on_postgresql_before_anything_is_written(db_url: str, backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("SQLite stores a NUL (test_odd_channel_names_and_versions_read_back_by_get_tuple_and_list)")
+    with SutramSaver.from_url(db_url) as saver:
+        with pytest.raises(InvalidCheckpointError, match="cannot hold a NUL character"):
+            put(saver, "t-nul", {"a\x00b": [1], "ok": [2]})
+        assert saver.get_tuple(config("t-nul")) is None
+        saved = put(saver, "t-nul", {"ok": [2]})
+        for task_id, path, channel in (("t\x00", "", "ok"), ("t", "p\x00", "ok"), ("t", "", "c\x00")):
+            with pytest.raises(InvalidCheckpointError, match="cannot hold a NUL character"):
+                saver.put_writes(saved, [(channel, 1), ("ok", 2)], task_id, path)
+        got = saver.get_tuple(saved)
+        assert got is not None and got.pending_writes == []

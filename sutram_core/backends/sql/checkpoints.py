@@ -341,6 +341,8 @@ class SqlCheckpointStore:
 
     def put(self, record: CheckpointRecord) -> bool:
         """Store a checkpoint; False if it was ignored because its thread was deleted."""
+        if self.db.backend == "postgresql":
+            _refuse_nul("channel name or version", [t for v in record.new_values for t in (v.channel, v.version)])
         rows, pending = self._deltas.encode(record)
         if self.db.backend == "postgresql" and _one_statement_fits(rows, [(r.channel, r.version) for r in rows]):
             stored = self.db.run(self._put_one_plan(record, rows), single=True)
@@ -419,6 +421,9 @@ class SqlCheckpointStore:
         """
         if not writes:
             return True
+        if self.db.backend == "postgresql":
+            _refuse_nul("task id, task path or channel name", [t for w in writes for t in (w.task_id, w.task_path,
+                                                                                              w.channel)])
         if (self.db.backend == "postgresql" and all(w.idx >= 0 for w in writes)
                 and _one_statement_fits(writes, [(w.task_id, w.idx) for w in writes])):
             return self.db.run(self._put_writes_one_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, writes),
@@ -1006,6 +1011,16 @@ def _kept_for_delta_channels(group: Iterable[Any], empty_versions: set[tuple[str
 
 
 _ONE_STATEMENT_BYTES = 64 * 2**20
+
+def _refuse_nul(what: str, texts: Iterable[str]) -> None:
+    """PostgreSQL: InvalidCheckpointError for a text its columns cannot hold (a NUL character),
+    before anything is sent."""
+    for t in texts:
+        if "\x00" in t:
+            raise InvalidCheckpointError(
+                f"PostgreSQL text cannot hold a NUL character, found in the {what} {t!r}; nothing was "
+                "written. Remove it (SQLite stores it)")
+
 
 # PostgreSQL: the rows of a one-statement write (parameters made by _packed), each as r.m
 _PACKED_ROWS = "json_array_elements(CAST(:rows AS json)) AS r(m)"
