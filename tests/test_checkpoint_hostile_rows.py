@@ -204,3 +204,8 @@ def test_a_nul_in_a_name_is_refused_on_postgresql_before_anything_is_written(db_
                 saver.put_writes(saved, [(channel, 1), ("ok", 2)], task_id, path)
         got = saver.get_tuple(saved)
         assert got is not None and got.pending_writes == []
+        # a channel named in the versions but not new in this put goes into the row too
+        cp = checkpoint({"ok": [3], "q\x00": [9]}, versions={"ok": 2, "q\x00": 1}, step=1)
+        with pytest.raises(InvalidCheckpointError, match="cannot hold a NUL character"):
+            saver.put(saved, cp, {"source": "loop", "step": 1}, {"ok": 2})
+        assert saver.get_tuple(config("t-nul")) is not None and len(list(saver.list(config("t-nul")))) == 1

@@ -269,3 +269,34 @@ def test_a_row_carrying_values_in_a_bad_shape_names_itself(db_url: str, skeleton
                              skeleton, option=ormsgpack.OPT_NON_STR_KEYS)))
         with pytest.raises(CheckpointDecodeError, match="does not hold a checkpoint"):
             saver.get_tuple(config("t-bad"))
+
+
+def test_a_row_holding_values_without_the_inline_type_still_reads_them(db_url: str) -> None:
+    # written between the change that kept values in rows and the one that typed such rows
+    with SutramSaver.from_url(db_url) as saver:
+        saved = put(saver, "t", {"n": 6, "items": [1]})
+        with saver.database.engine.begin() as conn:
+            conn.execute(sa.update(checkpoints).where(checkpoints.c.thread_id == "t").values(type="msgpack"))
+        got = saver.get_tuple(saved)
+        assert got is not None and got.checkpoint["channel_values"] == {"n": 6, "items": [1]}
+        assert got.checkpoint["channel_versions"] == {"n": 1, "items": 1}
+
+
+def test_delta_history_of_a_channel_no_row_carries_reads_back_to_the_root(db_url: str) -> None:
+    # 40 checkpoints of scalars before the delta channel's first write: its history has no
+    # seed, and the rows read to learn that (in batches, then remembered) change nothing
+    def drive(saver: Any) -> list[Any]:
+        parent: Any = config("t")
+        for step in range(40):
+            cp = checkpoint({"n": step}, versions={"n": step + 1}, step=step)
+            parent = saver.put(parent, cp, {"source": "loop", "step": step}, {"n": step + 1})
+        saver.put_writes(parent, [("log", "first")], "task")
+        cp = checkpoint({"n": 40}, versions={"n": 41, "log": 1}, step=40)
+        head = saver.put(parent, cp, {"source": "loop", "step": 40, "counters_since_delta_snapshot": {"log": 1}},
+                         {"n": 41, "log": 1})
+        return [saver.get_delta_channel_history(config=head, channels=["log", "n"]) for _ in range(2)]
+
+    with SutramSaver.from_url(db_url) as saver:
+        got = drive(saver)
+    want = drive(InMemorySaver())
+    assert got == want and got[0]["log"] == {"writes": [("task", "log", "first")]}

@@ -434,6 +434,9 @@ class SutramSaver(BaseCheckpointSaver[str]):
         if carries:
             type_ = type_[len(_INLINE):]
         checkpoint = self._decode(where, "<checkpoint>", type_, data)
+        # rows written between the change that kept values in them and their type: they carry
+        # values when they hold channel_values (no row held any before)
+        carries = carries or (isinstance(checkpoint, dict) and "channel_values" in checkpoint)
         problem = _not_a_checkpoint(checkpoint, carries)
         if problem:
             raise CheckpointDecodeError(

@@ -7,6 +7,8 @@ inside one transaction. The async twins run the same code on the database's thre
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -54,6 +56,7 @@ from sutram_core.errors import InvalidCheckpointError
 __all__ = ["SqlCheckpointStore"]
 
 _CHUNK = 400  # bound on the number of bind parameters of one IN (...) list
+_CARRIED_ROWS = 4096  # checkpoint rows whose carried values are remembered (see _carried_seeds)
 _PAGE = 100  # checkpoints fetched per page by list()
 
 _cp = checkpoints.c
@@ -149,6 +152,10 @@ class SqlCheckpointStore:
         self._insert = postgresql.insert if db.backend == "postgresql" else sqlite.insert
         self._deltas = ListDeltaEncoder()
         self._recent = ValueCache()
+        # the values checkpoint rows carry themselves, as read for delta histories: a thread
+        # whose delta channel has no stored value yet has its older rows read on every load
+        self._carried: OrderedDict[tuple[str, str, str, str], Mapping[str, tuple[str, bytes]]] = OrderedDict()
+        self._carried_lock = threading.Lock()
         # compiled once per dialect and process: a second saver on a database costs no
         # compiling (it was most of what opening one cost)
         dialect = db.engine.dialect
@@ -342,7 +349,12 @@ class SqlCheckpointStore:
     def put(self, record: CheckpointRecord) -> bool:
         """Store a checkpoint; False if it was ignored because its thread was deleted."""
         if self.db.backend == "postgresql":
-            _refuse_nul("channel name or version", [t for v in record.new_values for t in (v.channel, v.version)])
+            _refuse_nul("channel name or version", [
+                *(t for v in record.new_values for t in (v.channel, v.version)),
+                *(t for item in record.channel_versions.items() for t in item),
+            ])
+        with self._carried_lock:  # a checkpoint written again may carry other values
+            self._carried.pop((record.tenant, record.thread_id, record.checkpoint_ns, record.checkpoint_id), None)
         rows, pending = self._deltas.encode(record)
         if self.db.backend == "postgresql" and _one_statement_fits(rows, [(r.channel, r.version) for r in rows]):
             stored = self.db.run(self._put_one_plan(record, rows), single=True)
@@ -716,19 +728,34 @@ class SqlCheckpointStore:
                     break
                 if ch not in nodes[cid][1]:
                     maybe.setdefault(cid, []).append(ch)
-        held: dict[str, Mapping[str, tuple[str, bytes]]] = {}
-        for part in _chunks(list(maybe)):
-            rows = yield Step(select(_cp.checkpoint_id, _cp.type, _cp.checkpoint).where(
-                _cp.tenant_id == params["tenant"], _cp.thread_id == params["thread"],
-                _cp.checkpoint_ns == params["ns"], _cp.checkpoint_id.in_(part),
-            ))
-            for r in rows:
-                held[r[0]] = row_values(r[1], bytes(r[2]))
+        # read newest first, in growing batches, until each channel has its carrier: the value
+        # a plain channel left is usually in the ancestor just before it became a delta channel
         found: dict[str, tuple[str, tuple[str, bytes]]] = {}
-        for cid in ancestors:  # newest first
-            for ch in maybe.get(cid, ()):
-                if ch not in found and ch in held.get(cid, {}):
-                    found[ch] = (cid, held[cid][ch])
+        order = [cid for cid in ancestors if cid in maybe]
+        at, size = 0, 16
+        while at < len(order) and any(ch not in found for cid in order[at:] for ch in maybe[cid]):
+            part = order[at:at + size]
+            keys = {cid: (params["tenant"], params["thread"], params["ns"], cid) for cid in part}
+            with self._carried_lock:
+                held = {cid: self._carried[key] for cid, key in keys.items() if key in self._carried}
+            unread = [cid for cid in part if cid not in held]
+            if unread:
+                rows = yield Step(select(_cp.checkpoint_id, _cp.type, _cp.checkpoint).where(
+                    _cp.tenant_id == params["tenant"], _cp.thread_id == params["thread"],
+                    _cp.checkpoint_ns == params["ns"], _cp.checkpoint_id.in_(unread),
+                ))
+                read = {r[0]: row_values(r[1], bytes(r[2])) for r in rows}
+                held.update(read)
+                with self._carried_lock:
+                    for cid, values in read.items():
+                        self._carried[keys[cid]] = values
+                    while len(self._carried) > _CARRIED_ROWS:
+                        self._carried.popitem(last=False)
+            for cid in part:  # newest first
+                for ch in maybe[cid]:
+                    if ch not in found and ch in held.get(cid, {}):
+                        found[ch] = (cid, held[cid][ch])
+            at, size = at + size, min(size * 2, _CHUNK)
         return found
 
     # -- deletes, copies, prunes ---------------------------------------------------
@@ -781,6 +808,10 @@ class SqlCheckpointStore:
     def _forget(self, tenant: str, thread_ids: Sequence[str]) -> None:
         self._deltas.forget(tenant, thread_ids)
         self._recent.forget(tenant, thread_ids)
+        gone = set(thread_ids)
+        with self._carried_lock:
+            for key in [k for k in self._carried if k[0] == tenant and k[1] in gone]:
+                del self._carried[key]
 
     def _delete_threads_plan(self, tenant: str, thread_ids: Sequence[str], mark: str) -> Plan[None]:
         for table in (checkpoints, checkpoint_blobs, checkpoint_writes):
