@@ -352,8 +352,8 @@ class SutramSaver(BaseCheckpointSaver[str]):
         md = get_checkpoint_metadata(config, metadata)
         md.pop("writes", None)  # type: ignore[misc]
         inline, inline_versions = _split_inline(checkpoint, md)
-        for version in inline_versions.values():
-            _version_key(version)  # refuses a version that is not a str, int or float
+        # every version checked (InvalidCheckpointError), those kept in the row too
+        version_keys = {ch: _version_key(v) for ch, v in checkpoint["channel_versions"].items()}
         type_, data = _encode("<checkpoint>", _pack_skeleton, self.serde, checkpoint, inline, inline_versions)
         new_values = []
         for channel, version in new_versions.items():
@@ -375,9 +375,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
             type=type_,
             data=data,
             metadata_json=_dump_metadata(dict(md)),
-            channel_versions={
-                ch: _version_key(v) for ch, v in checkpoint["channel_versions"].items() if ch not in inline_versions
-            },
+            channel_versions={ch: key for ch, key in version_keys.items() if ch not in inline_versions},
             new_values=new_values,
         )
 

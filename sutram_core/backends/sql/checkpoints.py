@@ -655,7 +655,7 @@ class SqlCheckpointStore:
                 _cp.tenant_id == tenant, _cp.thread_id == thread_id, _cp.checkpoint_ns == ns
             )
         )
-        nodes = {r[0]: (r[1], json.loads(r[2])) for r in graph}
+        nodes = {r[0]: (r[1], r[2]) for r in graph}
         if checkpoint_id not in nodes:
             return None
         kinds = yield Step(
@@ -667,13 +667,15 @@ class SqlCheckpointStore:
         stored = {(r[0], r[1]) for r in kinds if r[2] != EMPTY}
         remaining = set(channels)
         ancestors: list[str] = []
+        stored_versions: dict[str, dict[str, str]] = {}  # ancestor -> its channel_versions (parsed)
         seeds: dict[str, tuple[str, str]] = {}  # channel -> (checkpoint id, version)
         seen = {checkpoint_id}
         cursor = nodes[checkpoint_id][0]
         while cursor is not None and remaining and cursor in nodes and cursor not in seen:
             seen.add(cursor)
             ancestors.append(cursor)
-            parent, versions = nodes[cursor]
+            parent, versions_json = nodes[cursor]
+            versions = stored_versions[cursor] = json.loads(versions_json)
             for ch in list(remaining):
                 v = versions.get(ch)
                 if v is not None and (ch, v) in stored:
@@ -698,7 +700,7 @@ class SqlCheckpointStore:
             if value is not None:
                 seed_values[ch] = value
         if row_values is not None:
-            carried = yield from self._carried_seeds(params, nodes, ancestors, channels, seeds, row_values)
+            carried = yield from self._carried_seeds(params, stored_versions, ancestors, channels, seeds, row_values)
             for ch, (cid, value) in carried.items():
                 seeds[ch] = (cid, "")
                 seed_values[ch] = value
@@ -714,7 +716,7 @@ class SqlCheckpointStore:
         return DeltaHistory(per_channel, seed_values)
 
     def _carried_seeds(
-        self, params: dict[str, Any], nodes: dict[str, tuple[str | None, dict[str, str]]], ancestors: list[str],
+        self, params: dict[str, Any], stored_versions: dict[str, dict[str, str]], ancestors: list[str],
         channels: list[str], seeds: dict[str, tuple[str, str]], row_values: RowValues,
     ) -> Plan[dict[str, tuple[str, tuple[str, bytes]]]]:
         """Per channel, the nearest ancestor newer than its stored seed whose own row carries
@@ -726,7 +728,7 @@ class SqlCheckpointStore:
             for cid in ancestors:
                 if cid == stop:
                     break
-                if ch not in nodes[cid][1]:
+                if ch not in stored_versions[cid]:
                     maybe.setdefault(cid, []).append(ch)
         # read newest first, in growing batches, until each channel has its carrier: the value
         # a plain channel left is usually in the ancestor just before it became a delta channel
