@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 
 from sutram_adapters.langgraph import SutramSaver
 from sutram_core.backends.sql import Database, migrations
-from sutram_core.backends.sql.schema import schema_version
+from sutram_core.backends.sql.schema import ALL_PARTS, PARTS, schema_version
 from sutram_core.errors import SchemaVersionError
 from tests.fixtures import schema_v1
 from tests.helpers import config, put
@@ -177,8 +178,18 @@ def test_the_pre_rendered_ddl_of_a_new_database_matches_the_migrations() -> None
     assert fresh_schema.is_current(), (
         "sutram_core/backends/sql/_fresh_ddl.py is stale: run `python -m sutram_core.backends.sql.fresh_schema`")
     for dialect in ("sqlite", "postgresql"):
-        assert fresh_schema.statements(dialect) == fresh_schema.render(dialect)
-        assert any("sutram_checkpoints" in sql for sql in fresh_schema.statements(dialect))
+        everything = fresh_schema.statements(dialect, ALL_PARTS)
+        assert sorted(everything) == sorted(fresh_schema.render(dialect))
+        # each statement is in exactly one part, and a part's statements keep their order
+        by_part = {part: fresh_schema.statements(dialect, {part}) for part in PARTS}
+        assert sum(len(sql) for sql in by_part.values()) == len(everything)
+        for sql in by_part.values():
+            assert sql == [s for s in fresh_schema.render(dialect) if s in sql]
+        assert all(sql for sql in by_part.values())
+        assert all(f"sutram_{name}" in sql[0] for name, sql in
+                   [("checkpoints", by_part["checkpoints"]), ("spans", by_part["traces"]),
+                    ("memories", by_part["memory"]), ("runs", by_part["runs"]),
+                    ("workflow_handlers", by_part["workflows"])])
 
 
 def test_a_new_database_whose_build_fails_is_left_without_a_sutram_table(backend: str, tmp_path: Path) -> None:
@@ -247,7 +258,7 @@ def test_version_12_makes_an_old_database_s_chain_index_partial_and_keeps_every_
                                      "(tenant_id, thread_id, checkpoint_ns, channel, base_version)"))
         db.close()
         saver = SutramSaver.from_url(url)
-        saver._store.db._ready = True  # write as version 11 did: no upgrade yet
+        saver._store.db._ready = ALL_PARTS  # write as version 11 did: no upgrade yet
         conf, messages = config("t-chain"), []
         for i in range(12):
             messages = [*messages, AIMessage(content=f"message {i}", id=f"m{i}")]
@@ -325,3 +336,129 @@ def test_sutram_tables_of_a_later_schema_on_the_search_path_are_refused_not_shar
         next(app_urls, None)
         next(other_urls, None)
 
+
+
+# -- parts of the schema made on first use (version 14) ----------------------------------------
+
+def _sutram_tables(url: str) -> set[str]:
+    db = Database(url)
+    with db.engine.connect() as conn:
+        tables = {t for t in sa.inspect(conn).get_table_names() if t.startswith("sutram_")}
+    db.close()
+    return tables
+
+
+def _tables_of(*parts: str) -> set[str]:
+    return {schema_version.name} | {t.name for part in parts for t in PARTS[part]}
+
+
+def test_a_saver_makes_only_the_checkpoint_tables_and_each_other_part_comes_on_first_use(
+        backend: str, tmp_path: Path) -> None:
+    """A saver alone makes what LangGraph's savers make (its new-database cost was twice
+    theirs with every feature's tables); another store on the same database makes the rest
+    when first used, and the database ends as one made all at once."""
+    from sqlalchemy import event
+
+    from sutram_core.memory import MemoryStore
+    from sutram_core.traces import open_trace_store
+    from tests.conftest import make_url
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    lazy, whole = make_url(backend, tmp_path / "a"), make_url(backend, tmp_path / "b")
+    url, reference = next(lazy), next(whole)
+    try:
+        with SutramSaver.from_url(url) as saver:
+            put(saver, "t1", {"x": 1})
+        made = _sutram_tables(url)
+        assert made - {"sutram_memories_fts"} - {t for t in made if t.startswith("sutram_memories_fts_")} \
+            == _tables_of("checkpoints")
+        reopened = Database(url)  # a saver on it reads one row of versions and parts
+        statements: list[str] = []
+        event.listen(reopened.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        with SutramSaver(database=reopened) as saver:
+            assert saver.get_tuple(config("t1")) is not None
+        assert sum("max(" in s.lower() for s in statements) == 1
+        assert not any(s.lstrip().upper().startswith(("CREATE", "ALTER")) for s in statements), statements
+        reopened.close()
+        with MemoryStore.from_url(url, tenant="acme", embedder=False) as mem:  # the other parts
+            mem.put(("u",), "tea", {"text": "likes green tea"})
+            assert [h.record.key for h in mem.search("green tea", mode="keyword")] == ["tea"]
+        assert _tables_of(*PARTS) <= _sutram_tables(url)
+        with open_trace_store(url) as traces:
+            assert traces.runs("acme") == []
+        Database(reference).setup()
+        assert _schema_of(url) == _schema_of(reference)
+        with SutramSaver.from_url(url) as saver:  # what the saver wrote first is still there
+            got = saver.get_tuple(config("t1"))
+            assert got is not None and got.checkpoint["channel_values"] == {"x": 1}
+    finally:
+        for gen in (lazy, whole):
+            next(gen, None)
+
+
+@pytest.mark.parametrize("version", [3, 11, len(migrations.MIGRATIONS) - 1])
+def test_a_database_lacking_parts_gets_them_as_they_were_before_it_upgrades(
+        backend: str, tmp_path: Path, version: int) -> None:
+    """A step takes every table to exist: a database at an older version that lacks parts
+    gets them made as they were at its version first, then goes step by step, and ends as
+    a database made at once."""
+    from tests.conftest import make_url
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    partial, whole = make_url(backend, tmp_path / "a"), make_url(backend, tmp_path / "b")
+    url, reference = next(partial), next(whole)
+    try:
+        db = Database(url)
+        with db.engine.connect() as conn:
+            assert migrations.upgrade(conn, target=version, parts={"checkpoints"}) == version
+        db.close()
+        assert _sutram_tables(url) == _tables_of("checkpoints")
+        assert Database(url).setup() == len(migrations.MIGRATIONS)
+        Database(reference).setup()
+        assert _schema_of(url) == _schema_of(reference)
+    finally:
+        for gen in (partial, whole):
+            next(gen, None)
+
+
+def test_parts_made_at_once_by_several_processes_are_each_made_once(backend: str, tmp_path: Path) -> None:
+    """Stores of different features opening a new database at the same moment: each part is
+    made once (the migration lock), none fails on a table another made, and every store works."""
+    import multiprocessing
+
+    from tests.conftest import make_url
+
+    urls = make_url(backend, tmp_path)
+    url = next(urls)
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(4) as pool:
+            assert sorted(pool.map(_use_part, [(url, part) for part in
+                                               ("checkpoints", "memory", "traces", "checkpoints")])) \
+                == ["checkpoints", "checkpoints", "memory", "traces"]
+        assert _tables_of("checkpoints", "memory", "traces") <= _sutram_tables(url)
+        versions = _schema_of(url)["versions"]
+        assert versions == list(range(1, len(migrations.MIGRATIONS) + 1))
+    finally:
+        next(urls, None)
+
+
+def _use_part(job: tuple[str, str]) -> str:
+    url, part = job
+    if part == "checkpoints":
+        with SutramSaver.from_url(url) as saver:
+            put(saver, f"t-{os.getpid()}", {"x": 1})
+            assert saver.get_tuple(config(f"t-{os.getpid()}")) is not None
+    elif part == "memory":
+        from sutram_core.memory import MemoryStore
+
+        with MemoryStore.from_url(url, tenant="acme", embedder=False) as mem:
+            mem.put(("u",), "tea", {"text": "likes green tea"})
+    else:
+        from sutram_core.traces import open_trace_store
+
+        with open_trace_store(url) as traces:
+            traces.runs("acme")
+    return part

@@ -193,6 +193,49 @@ def test_mode_ro_on_a_read_only_copy_with_its_wal_and_shm_sees_the_latest_commit
         assert mem.get(NS, "late") is not None
 
 
+@pytest.mark.parametrize("how", ["mode=ro", "immutable=1"])
+def test_a_database_only_a_saver_wrote_reads_its_other_parts_as_empty(tmp_path: Path, how: str) -> None:
+    """A saver alone makes only the checkpoint tables. Opened read-only, such a database
+    still answers every reader: no memories, no runs, no audit entries, the checkpoints as
+    written; and nothing is written to its file."""
+    path = tmp_path / "saver-only.db"
+    with SutramSaver.from_url(f"sqlite:///{path}") as saver:
+        _graph().compile(checkpointer=saver).invoke({"n": 1}, {"configurable": {"thread_id": "t1"}})
+    _checkpointed(path)
+    with sqlite3.connect(path) as conn:
+        assert not [r for r in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'sutram_spans%' "
+                                            "OR name LIKE 'sutram_memories%' OR name LIKE 'sutram_runs%'")]
+    before = _digest(path)
+    url = f"sqlite:///{path}?{how}"
+    with SutramSaver.from_url(url) as saver:
+        latest = saver.get_tuple({"configurable": {"thread_id": "t1"}})
+        assert latest is not None and latest.checkpoint["channel_values"]["n"] == 2
+    with MemoryStore.from_url(url, tenant="acme", embedder=False) as mem:
+        assert mem.search("green tea", mode="keyword") == []
+        assert mem.list(NS) == [] and mem.get(NS, "tea") is None
+        with pytest.raises(StorageError, match="read-only"):
+            mem.put(NS, "tea", {"text": "prefers green tea"})
+    with SutramStore.from_url(url, tenant="acme", index=False) as store:
+        assert store.search(NS, query="tea") == []
+    with open_trace_store(url) as traces:
+        assert traces.runs("acme") == []
+        assert traces.verify_audit("acme").ok
+    db = Database(url)  # each new connection gets the stand-ins, not only the first
+    db.setup()
+    conns = [db.engine.connect() for _ in range(3)]
+    try:
+        for conn in conns:
+            assert conn.execute(text("SELECT count(*) FROM sutram_runs")).scalar() == 0
+    finally:
+        for conn in conns:
+            conn.close()
+        db.close()
+    assert main(["runs", "--url", url, "--tenant", "acme", "--json"]) == 0
+    assert main(["history", "t1", "--url", url]) == 0
+    assert _digest(path) == before
+    assert not Path(f"{path}-journal").exists()
+
+
 def test_a_wal_with_commits_but_no_shm_is_refused_rather_than_read_stale(
         source: Path, tmp_path: Path, ro_mount: Path) -> None:
     live = tmp_path / "live.db"

@@ -299,12 +299,14 @@ class SutramSaver(BaseCheckpointSaver[str]):
         return self._store.db
 
     def setup(self) -> None:
-        """Create or upgrade the schema. Idempotent; also done on first use."""
-        self._store.db.setup()
+        """Create or upgrade the schema: the checkpoint tables (a store of memories or of
+        traces on the same database makes its own on first use). Idempotent; also done on
+        first use."""
+        self._store.setup()
 
     async def asetup(self) -> None:
         """Async twin of :meth:`setup`."""
-        await self._store.db.asetup()
+        await self._store.db.offload(self._store.setup)
 
     def close(self) -> None:
         """Release the database connections if this saver opened them."""

@@ -10,7 +10,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     String,
@@ -53,7 +53,10 @@ from sutram_core.checkpoints.records import (
 from sutram_core.checkpoints.value_cache import ValueCache, cacheable_version
 from sutram_core.errors import InvalidCheckpointError
 
-__all__ = ["SqlCheckpointStore"]
+__all__ = ["PARTS", "SqlCheckpointStore"]
+
+T = TypeVar("T")
+PARTS = frozenset({"checkpoints"})  # the part of the schema the store uses: a saver makes no other
 
 _CHUNK = 400  # bound on the number of bind parameters of one IN (...) list
 _CARRIED_ROWS = 4096  # checkpoint rows whose carried values are remembered (see _carried_seeds)
@@ -167,6 +170,14 @@ class SqlCheckpointStore:
             built = _BUILT.setdefault(key, {k: v for k, v in vars(self).items() if k not in before})
         else:
             vars(self).update(built)
+
+
+    def setup(self) -> None:
+        """Make the checkpoint tables if missing (and upgrade the schema); idempotent."""
+        self.db.setup(PARTS)
+
+    def _run(self, plan: Plan[T], *, write: bool = True, single: bool = False) -> T:
+        return self.db.run(plan, write=write, single=single, parts=PARTS)
 
     def _build_statements(self) -> None:
         # The hot-path statements are built once and compiled once for the dialect
@@ -357,9 +368,9 @@ class SqlCheckpointStore:
             self._carried.pop((record.tenant, record.thread_id, record.checkpoint_ns, record.checkpoint_id), None)
         rows, pending = self._deltas.encode(record)
         if self.db.backend == "postgresql" and _one_statement_fits(rows, [(r.channel, r.version) for r in rows]):
-            stored = self.db.run(self._put_one_plan(record, rows), single=True)
+            stored = self._run(self._put_one_plan(record, rows), single=True)
         else:
-            stored = self.db.run(self._put_plan(record, rows))
+            stored = self._run(self._put_plan(record, rows))
         if stored:
             self._deltas.commit(pending)
             full = {v.channel: v for v in record.new_values}
@@ -438,9 +449,9 @@ class SqlCheckpointStore:
                                                                                               w.channel)])
         if (self.db.backend == "postgresql" and all(w.idx >= 0 for w in writes)
                 and _one_statement_fits(writes, [(w.task_id, w.idx) for w in writes])):
-            return self.db.run(self._put_writes_one_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, writes),
+            return self._run(self._put_writes_one_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, writes),
                                single=True)
-        return self.db.run(self._put_writes_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, writes))
+        return self._run(self._put_writes_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, writes))
 
     def _put_writes_one_plan(
         self, tenant: str, thread_id: str, ns: str, checkpoint_id: str, writes: Sequence[WriteRecord]
@@ -478,7 +489,7 @@ class SqlCheckpointStore:
         self, tenant: str, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
     ) -> StoredCheckpoint | None:
         """One checkpoint with its values and writes: ``checkpoint_id``, or the latest."""
-        return self.db.run(self._get_plan(tenant, thread_id, checkpoint_ns, checkpoint_id), write=False)
+        return self._run(self._get_plan(tenant, thread_id, checkpoint_ns, checkpoint_id), write=False)
 
     def _get_plan(self, tenant: str, thread_id: str, ns: str, checkpoint_id: str | None) -> Plan[StoredCheckpoint | None]:
         params = {"tenant": tenant, "thread": thread_id, "ns": ns}
@@ -578,7 +589,7 @@ class SqlCheckpointStore:
         cursor: tuple[str, str, str] | None = None
         remaining = query.limit
         while remaining is None or remaining > 0:
-            page, cursor = self.db.run(self._list_page_plan(query, cursor, remaining), write=False)
+            page, cursor = self._run(self._list_page_plan(query, cursor, remaining), write=False)
             yield from page
             if remaining is not None:
                 remaining -= len(page)
@@ -590,7 +601,7 @@ class SqlCheckpointStore:
         cursor: tuple[str, str, str] | None = None
         remaining = query.limit
         while remaining is None or remaining > 0:
-            page, cursor = await self.db.offload(self.db.run, self._list_page_plan(query, cursor, remaining), write=False)
+            page, cursor = await self.db.offload(self._run, self._list_page_plan(query, cursor, remaining), write=False)
             for cp in page:
                 yield cp
             if remaining is not None:
@@ -638,7 +649,7 @@ class SqlCheckpointStore:
         carries one of ``channels`` holds its value too. None if the checkpoint does not exist.
         """
         plan = self._delta_history_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, list(channels), row_values)
-        return self.db.run(plan, write=False)
+        return self._run(plan, write=False)
 
     def _delta_history_plan(
         self, tenant: str, thread_id: str, ns: str, checkpoint_id: str | None, channels: list[str],
@@ -774,7 +785,7 @@ class SqlCheckpointStore:
             )
             return dict(json.loads(rows[0][0])) if rows else None
 
-        return self.db.run(plan(), write=False)
+        return self._run(plan(), write=False)
 
     def stopped_tasks(self, tenant: str, thread_id: str) -> list[tuple[str, str]]:
         """The nodes whose task ended in an error or an interrupt at the thread's latest
@@ -796,7 +807,7 @@ class SqlCheckpointStore:
             )
             return [(str(path).rpartition(", ")[2] or str(path), str(channel)) for path, channel in rows]
 
-        return self.db.run(plan(), write=False)
+        return self._run(plan(), write=False)
 
     def delete_thread(self, tenant: str, thread_id: str, mark: str) -> None:
         """Delete every checkpoint, value and write of a thread, and leave a tombstone.
@@ -804,7 +815,7 @@ class SqlCheckpointStore:
         ``mark`` is a checkpoint-id-like string made at deletion time: a later put or
         put_writes for a checkpoint whose id sorts at or before it is ignored.
         """
-        self.db.run(self._delete_threads_plan(tenant, [thread_id], mark))
+        self._run(self._delete_threads_plan(tenant, [thread_id], mark))
         self._forget(tenant, [thread_id])
 
     def _forget(self, tenant: str, thread_ids: Sequence[str]) -> None:
@@ -831,7 +842,7 @@ class SqlCheckpointStore:
         The target must have no checkpoints; its tombstone, if any, is lifted. Returns the
         number of checkpoints copied.
         """
-        return self.db.run(self._copy_plan(tenant, source, target))
+        return self._run(self._copy_plan(tenant, source, target))
 
     def _copy_plan(self, tenant: str, source: str, target: str) -> Plan[int]:
         existing = yield Step(select(_cp.checkpoint_id).where(_cp.tenant_id == tenant, _cp.thread_id == target).limit(1))
@@ -863,7 +874,7 @@ class SqlCheckpointStore:
         a delta chain) are kept; the rest are removed.
         """
         if run_ids:
-            touched = self.db.run(self._delete_runs_plan(tenant, list(run_ids)))
+            touched = self._run(self._delete_runs_plan(tenant, list(run_ids)))
             self._forget(tenant, touched)
 
     def _delete_runs_plan(self, tenant: str, run_ids: list[str]) -> Plan[list[str]]:
@@ -888,9 +899,9 @@ class SqlCheckpointStore:
         if not thread_ids:
             return
         if strategy == "delete":
-            self.db.run(self._delete_threads_plan(tenant, list(thread_ids), mark))
+            self._run(self._delete_threads_plan(tenant, list(thread_ids), mark))
         else:
-            self.db.run(self._keep_latest_plan(tenant, list(thread_ids)))
+            self._run(self._keep_latest_plan(tenant, list(thread_ids)))
         self._forget(tenant, thread_ids)
 
     def _keep_latest_plan(self, tenant: str, thread_ids: list[str]) -> Plan[None]:

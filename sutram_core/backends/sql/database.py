@@ -33,7 +33,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from sutram_core.backends.sql import migrations, sqlite_readonly
+from sutram_core.backends.sql import migrations, schema, sqlite_readonly
 from sutram_core.backends.sql.transient import is_transient
 from sutram_core.config import DatabaseURL, parse_url
 from sutram_core.errors import DatabaseUnavailableError, MissingDependencyError, StorageError
@@ -232,7 +232,7 @@ class Database:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sutram-db")
         self._closed = False
         self._setup_lock = threading.Lock()
-        self._ready = False
+        self._ready: frozenset[str] = frozenset()  # the parts of the schema known to be made
         self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         self._read_engine = (
             self.engine if self.backend == "sqlite" else self.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -363,7 +363,8 @@ class Database:
         binary = returns_rows and self.backend == "postgresql"
         return Prepared(compiled.string, names, returns_rows, defaults, binary)
 
-    def run(self, plan: Plan[T], *, write: bool = True, single: bool = False) -> T:
+    def run(self, plan: Plan[T], *, write: bool = True, single: bool = False,
+            parts: frozenset[str] = schema.ALL_PARTS) -> T:
         """Run ``plan`` in one transaction and return what it returns.
 
         Driver errors become :class:`StorageError`; Sutram's own errors pass through. On
@@ -372,8 +373,12 @@ class Database:
         ``single``: the plan runs exactly one :class:`Prepared` statement, atomic by itself.
         PostgreSQL then runs it without BEGIN and COMMIT (one round trip instead of three);
         a plan that tries a second statement is a programming error (the first is committed).
+
+        ``parts``: the parts of the schema the plan uses (``schema.PARTS``), made first if
+        missing; every part unless the caller knows better.
         """
-        self.setup()
+        if not parts <= self._ready:
+            self.setup(parts)
         if write and self.url.read_only:
             plan.close()
             raise sqlite_readonly.write_refused(self.url)
@@ -517,14 +522,15 @@ class Database:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def setup(self) -> int:
-        """Create or upgrade the schema (idempotent); return the schema version."""
-        if self._ready:
+    def setup(self, parts: frozenset[str] = schema.ALL_PARTS) -> int:
+        """Create or upgrade the schema (idempotent), making ``parts`` of it (every part by
+        default; see ``schema.PARTS``) if missing; return the schema version."""
+        if parts <= self._ready:
             return len(migrations.MIGRATIONS)
         with self._setup_lock:
             deadline: float | None = None
             delay = 0.05
-            while not self._ready:
+            while not parts <= self._ready:
                 try:
                     # A SQLite connection is kept on the stack of idle ones, for the first
                     # statement: closing the last connection of a file checkpoints its WAL,
@@ -536,13 +542,14 @@ class Database:
                     try:
                         if self.url.read_only:
                             sqlite_readonly.check_schema(conn, self.url)
+                            parts = schema.ALL_PARTS  # those missing read as empty (check_schema)
                         else:
-                            migrations.upgrade(conn)  # each step in its own transaction: safe to redo
+                            migrations.upgrade(conn, parts=parts)  # each step in its own transaction: safe to redo
                         raw = conn.connection.driver_connection
                         ok = not conn.in_transaction() and not getattr(raw, "in_transaction", False)
                     finally:
                         self._give_back(conn, ok)
-                    self._ready = True
+                    self._ready |= parts
                 except (SQLAlchemyError, self._dbapi_error) as exc:  # the new-database DDL runs on the driver
                     # a server restarting as the app starts is waited for, as any transaction is
                     now = time.monotonic()
@@ -554,9 +561,9 @@ class Database:
                     delay = min(delay * 2, 0.5)
         return len(migrations.MIGRATIONS)
 
-    async def asetup(self) -> int:
+    async def asetup(self, parts: frozenset[str] = schema.ALL_PARTS) -> int:
         """Async twin of :meth:`setup`."""
-        return await self.offload(self.setup)
+        return await self.offload(self.setup, parts)
 
     def close(self) -> None:
         """Close every pooled connection and stop the thread pool."""

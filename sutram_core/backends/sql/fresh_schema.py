@@ -6,6 +6,9 @@ statements themselves (about 27 ms against 6). The statements are the same for e
 database, so they are rendered once, from the migrations themselves, into ``_fresh_ddl.py``,
 and a new database runs that text: on PostgreSQL in one round trip.
 
+The text is kept by part of the schema (``schema.PARTS``): a new database gets the parts
+asked for, and a part first needed later is made from the same text.
+
 ``_fresh_ddl.py`` is generated; never edit it by hand. After a change to ``schema.py`` or to
 a migration, regenerate it::
 
@@ -17,6 +20,9 @@ it equals one upgraded a step at a time.
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +30,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.mock import MockConnection
 
-__all__ = ["is_current", "render", "render_version_table", "run", "statements", "version_table"]
+__all__ = ["by_part", "is_current", "render", "render_version_table", "run", "statements", "version_table"]
 
 _GENERATED = Path(__file__).with_name("_fresh_ddl.py")
 _DIALECTS = ("sqlite", "postgresql")
@@ -59,15 +65,47 @@ class _Recorder(MockConnection):
         self.sent.append(sql)
 
 
-def render(dialect_name: str) -> tuple[str, ...]:
-    """The statements that take a new ``dialect_name`` database to the current version,
-    rendered from ``MIGRATIONS`` (the version table and its rows are not among them)."""
+@functools.cache
+def _steps(dialect_name: str) -> tuple[tuple[str, ...], ...]:
+    """The new-database DDL of each migration, in order, rendered for ``dialect_name``."""
     from sutram_core.backends.sql.migrations import MIGRATIONS
 
-    recorder = _Recorder(_dialect(dialect_name))
+    steps = []
     for migration in MIGRATIONS:
+        recorder = _Recorder(_dialect(dialect_name))
         migration.apply(recorder)  # type: ignore[arg-type]
-    return tuple(recorder.sent)
+        steps.append(tuple(recorder.sent))
+    return tuple(steps)
+
+
+def render(dialect_name: str, version: int | None = None) -> tuple[str, ...]:
+    """The statements that take a new ``dialect_name`` database to ``version`` (the current
+    one when None), rendered from ``MIGRATIONS`` (the version table and its rows are not
+    among them)."""
+    steps = _steps(dialect_name)
+    return tuple(sql for step in steps[:len(steps) if version is None else version] for sql in step)
+
+
+_NAME = re.compile(r"\bsutram_\w+")
+
+
+def _part_of(sql: str) -> str:
+    """The part of the schema whose tables ``sql`` makes or changes."""
+    from sutram_core.backends.sql.schema import PARTS
+
+    # a name belongs to the table it starts with (an FTS5 table or a trigger: to its table)
+    owners = {part for name in _NAME.findall(sql) for part, tables in PARTS.items()
+              if any(name == t.name or name.startswith(f"{t.name}_") for t in tables)}
+    if len(owners) != 1:
+        raise AssertionError(f"a statement of the schema's DDL belongs to {sorted(owners) or 'no part'}: {sql}")
+    return owners.pop()
+
+
+def by_part(sql: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """``sql`` split by the part of the schema each statement belongs to, each in order."""
+    from sutram_core.backends.sql.schema import PARTS
+
+    return {part: tuple(s for s in sql if _part_of(s) == part) for part in PARTS}
 
 
 def render_version_table(dialect_name: str) -> str:
@@ -86,35 +124,51 @@ def version_table(dialect_name: str) -> str:
     return _fresh_ddl.VERSION_TABLE[dialect_name]
 
 
-def statements(dialect_name: str) -> tuple[str, ...]:
-    """The pre-rendered statements of ``_fresh_ddl.py`` for ``dialect_name``."""
+def statements(dialect_name: str, parts: Collection[str], version: int | None = None) -> list[str]:
+    """The statements that make ``parts`` of the schema in a ``dialect_name`` database, as
+    they were at ``version`` (the current one when None: the pre-rendered text)."""
     from sutram_core.backends.sql import _fresh_ddl
+    from sutram_core.backends.sql.migrations import MIGRATIONS
+    from sutram_core.backends.sql.schema import PARTS
 
-    return _fresh_ddl.SQLITE if dialect_name == "sqlite" else _fresh_ddl.POSTGRESQL
+    if version is None or version == len(MIGRATIONS):
+        split = _fresh_ddl.SQLITE if dialect_name == "sqlite" else _fresh_ddl.POSTGRESQL
+    else:
+        split = _split_at(dialect_name, version)
+    return [sql for part in PARTS if part in parts for sql in split[part]]
 
 
-def run(conn: Connection) -> None:
-    """Run the pre-rendered DDL on ``conn``, inside its open transaction."""
+@functools.cache
+def _split_at(dialect_name: str, version: int) -> dict[str, tuple[str, ...]]:
+    return by_part(render(dialect_name, version))
+
+
+def run(conn: Connection, sql: list[str]) -> None:
+    """Run the statements ``sql`` on ``conn``, inside its open transaction."""
+    if not sql:
+        return
     cursor = conn.connection.cursor()
     try:
         if conn.dialect.name == "sqlite":
-            for sql in statements("sqlite"):  # the driver runs one statement per call
-                cursor.execute(sql)
+            for one in sql:  # the driver runs one statement per call
+                cursor.execute(one)
         else:
-            cursor.execute(";\n".join(statements("postgresql")))  # no parameters: one round trip
+            cursor.execute(";\n".join(sql))  # no parameters: one round trip
     finally:
         cursor.close()
 
 
 def _source() -> str:
-    def block(name: str, sql: tuple[str, ...]) -> str:
-        return f"{name} = (\n" + "".join(f"    {s!r},\n" for s in sql) + ")\n"
+    def block(name: str, sql: dict[str, tuple[str, ...]]) -> str:
+        return (f"{name} = {{\n" + "".join(f"    {part!r}: (\n" + "".join(f"        {s!r},\n" for s in statements)
+                                           + "    ),\n" for part, statements in sql.items()) + "}\n")
 
     return ('"""Generated by ``python -m sutram_core.backends.sql.fresh_schema``: do not edit.\n\n'
-            "The DDL that takes a new database to the current schema version (see fresh_schema.py).\n"
+            "The DDL that takes a new database to the current schema version, by part of the schema\n"
+            "(see fresh_schema.py).\n"
             '"""\n\n'
             + "VERSION_TABLE = {\n" + "".join(f"    {d!r}: {render_version_table(d)!r},\n" for d in _DIALECTS) + "}\n\n"
-            + block("SQLITE", render("sqlite")) + "\n" + block("POSTGRESQL", render("postgresql")))
+            + block("SQLITE", by_part(render("sqlite"))) + "\n" + block("POSTGRESQL", by_part(render("postgresql"))))
 
 
 def is_current() -> bool:

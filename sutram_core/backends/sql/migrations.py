@@ -9,12 +9,18 @@ Two cases skip the per-step work: a database already at the current version is r
 without the lock (opening a saver on it does no schema work), and a new database gets the
 DDL of every step in one transaction, rendered ahead of time (``fresh_schema``), without
 asking, table by table, what exists (nothing does).
+
+From version 14 the schema is made in parts (``schema.PARTS``), each when something first
+needs it: a database at the current version may lack the parts nothing has used yet, and
+one is added in a transaction of its own, from the same rendered DDL. A database made before
+version 14 holds every part. Before a partial database goes through a step, its missing
+parts are made as they were at its version, so that the steps always find every table.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import quote
@@ -26,7 +32,7 @@ from sqlalchemy.schema import CreateTable
 from sutram_core.backends.sql import schema
 from sutram_core.errors import ConfigurationError, SchemaVersionError
 
-__all__ = ["MIGRATIONS", "Migration", "current_version", "upgrade"]
+__all__ = ["MIGRATIONS", "Migration", "current_version", "present_parts", "upgrade"]
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,12 @@ def _v13_scalars_in_checkpoint_rows(conn: Connection) -> None:
     read such a checkpoint without them, refuses the database instead."""
 
 
+def _v14_parts_on_first_use(conn: Connection) -> None:
+    """No DDL. From this version a database may hold only the parts of the schema that
+    something has used (a saver alone: the checkpoint tables); the version is recorded so
+    that an older Sutram, which takes every table to exist, refuses the database instead."""
+
+
 MIGRATIONS: list[Migration] = [
     Migration("checkpoints, channel blobs and pending writes", _v1_checkpoints),
     Migration("thread tombstones; index of checkpoints by run id", _v2_tombstones_and_run_index),
@@ -200,6 +212,7 @@ MIGRATIONS: list[Migration] = [
     Migration("durable LlamaIndex workflow runs: the journal of runtime ticks", _v11_workflow_journal),
     Migration("the index of list-delta chains holds delta rows only", _v12_partial_chain_index),
     Migration("scalar values and empty channels kept in their checkpoint's row", _v13_scalars_in_checkpoint_rows),
+    Migration("each part of the schema made when first needed", _v14_parts_on_first_use),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations
@@ -223,10 +236,17 @@ _RECORD_VERSION = text(f"INSERT INTO {schema.schema_version.name} (version, desc
 # names resolve through search_path, but CREATE TABLE makes them in current_schema(): with
 # search_path "app, public" and Sutram's tables in public (another deployment's), Sutram
 # would use public's tables, and make any new one in app.
+_ANCHORS = {tables[0].name: part for part, tables in schema.PARTS.items()}  # a part's first table
+_ANCHOR_LIST = ", ".join(f"'{name}'" for name in _ANCHORS)
 _PG_MAX_VERSION = text(
-    f"SELECT (SELECT max(version) FROM {schema.schema_version.name}), n.nspname, current_schema() "
+    f"SELECT (SELECT max(version) FROM {schema.schema_version.name}), n.nspname, current_schema(), "
+    "(SELECT string_agg(relname, ',') FROM pg_class WHERE relnamespace = c.relnamespace "
+    f"AND relkind IN ('r', 'p') AND relname IN ({_ANCHOR_LIST})) "
     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     f"WHERE c.oid = to_regclass('{schema.schema_version.name}')")
+_SQLITE_MAX_VERSION = text(
+    f"SELECT max(version), (SELECT group_concat(name) FROM sqlite_master WHERE type = 'table' "
+    f"AND name IN ({_ANCHOR_LIST})) FROM {schema.schema_version.name}")
 
 
 # the tables where CREATE TABLE puts them (SQLAlchemy's reflection asked the same at several
@@ -240,23 +260,31 @@ def _recorded_version(conn: Connection) -> int:
     return int(conn.execute(_MAX_VERSION).scalar() or 0)
 
 
-def _version_unlocked(conn: Connection) -> int | None:
-    """The recorded version read without the migration lock, or None when it cannot be
-    read so (no version table yet, or the read failed: the locked path decides)."""
+def _version_unlocked(conn: Connection) -> tuple[int, frozenset[str]] | None:
+    """The recorded version and the parts present, read without the migration lock, or
+    None when they cannot be read so (no version table yet, or the read failed: the locked
+    path decides)."""
     conn.info["sutram_write"] = False  # SQLite: a plain BEGIN, no write lock
     try:
         with conn.begin():
             if conn.dialect.name == "postgresql":
-                found, there, here = conn.execute(_PG_MAX_VERSION).one()
+                found, there, here, anchors = conn.execute(_PG_MAX_VERSION).one()
                 if there != here:
                     raise _other_schema(there, here)
             else:
-                found = conn.execute(_MAX_VERSION).scalar()
+                found, anchors = conn.execute(_SQLITE_MAX_VERSION).one()
     except DBAPIError:
         return None
     finally:
         conn.info.pop("sutram_write", None)
-    return None if found is None else int(found)
+    if found is None:
+        return None
+    return int(found), present_parts((anchors or "").split(","))
+
+
+def present_parts(tables: Iterable[str]) -> frozenset[str]:
+    """The parts of the schema whose first table is among ``tables``."""
+    return frozenset(_ANCHORS[name] for name in tables if name in _ANCHORS)
 
 
 def _other_schema(there: str, here: str | None) -> ConfigurationError:
@@ -272,48 +300,52 @@ def _other_schema(there: str, here: str | None) -> ConfigurationError:
         "they are not yours)")
 
 
-def upgrade(conn: Connection, target: int | None = None) -> int:
-    """Apply the pending migrations in one transaction each; return the new version.
+def upgrade(conn: Connection, target: int | None = None, parts: Collection[str] = schema.ALL_PARTS) -> int:
+    """Apply the pending migrations in one transaction each, and make the ``parts`` of the
+    schema that are missing; return the new version.
 
     ``conn`` must not be inside a transaction. ``target`` stops early (used by tests that
     build a database as an older version made it).
     """
     goal = len(MIGRATIONS) if target is None else target
-    known = _version_unlocked(conn)
-    if known is not None and known >= goal:
+    probe = _version_unlocked(conn)
+    if probe is not None:
+        known, present = probe
         if known > len(MIGRATIONS):
             raise _too_new(known)
-        return known
+        if known >= goal and present.issuperset(parts):
+            return known
     from sutram_core.backends.sql import fresh_schema  # imports this module
 
     while True:
         with conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-            if known is None:  # no version table, or it could not be read: make it if missing
+            if probe is None:  # no version table, or it could not be read: make it if missing
                 conn.exec_driver_sql(fresh_schema.version_table(conn.dialect.name))
             version = _recorded_version(conn)
             if version > len(MIGRATIONS):
                 raise _too_new(version)
-            if version >= goal:
-                return version
-            # a new database (no Sutram table yet): every step in this one transaction, none
-            # asking what exists; tables left without their version table go step by step
-            fresh = version == 0 and not any(
-                name.startswith("sutram_") and name != schema.schema_version.name
-                for (name,) in conn.execute(_PG_TABLES if conn.dialect.name == "postgresql" else _SQLITE_TABLES))
-            if fresh and goal == len(MIGRATIONS):
-                fresh_schema.run(conn)  # the same DDL, rendered ahead of time
+            tables = [name for (name,) in conn.execute(_PG_TABLES if conn.dialect.name == "postgresql"
+                                                                     else _SQLITE_TABLES)]
+            present = present_parts(tables)
+            # a new database (no Sutram table yet): the parts asked for, at the goal, in this
+            # one transaction, none asking what exists; tables left without their version
+            # table go step by step
+            if version == 0 and not any(name.startswith("sutram_") and name != schema.schema_version.name
+                                        for name in tables):
+                fresh_schema.run(conn, fresh_schema.statements(conn.dialect.name, parts, goal))
                 _record_versions(conn, range(goal))
                 return goal
-            steps = range(version, goal) if fresh else range(version, version + 1)
-            conn.info[_FRESH] = fresh
-            try:
-                for at in steps:
-                    MIGRATIONS[at].apply(conn)
-                    _record_versions(conn, [at])
-            finally:
-                conn.info.pop(_FRESH, None)
+            if version > 0:
+                # the parts missing, as they were at this version: every part before a step
+                # (a step takes every table to exist), else those asked for
+                missing = (schema.ALL_PARTS if version < goal else frozenset(parts)) - present
+                fresh_schema.run(conn, fresh_schema.statements(conn.dialect.name, missing, version))
+            if version >= goal:
+                return version
+            MIGRATIONS[version].apply(conn)
+            _record_versions(conn, [version])
 
 
 def _record_versions(conn: Connection, steps: Sequence[int]) -> None:

@@ -21,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
+    "ALL_PARTS",
+    "PARTS",
     "audit_log",
     "blob_chain_index",
     "checkpoint_blobs",
@@ -415,3 +417,17 @@ workflow_journal = Table(
     Column("state", Text, nullable=True),
     Column("recorded_at", BigInteger, nullable=False),
 )
+
+
+# The schema comes in parts, each the tables of one feature. From schema version 14 a part
+# is made when something first needs it (``Database.setup(parts)``): a saver alone makes the
+# checkpoint tables only, which is what LangGraph's own savers make, and a database holds
+# another part once a store of it is used. The first table of a part tells whether it exists.
+PARTS: dict[str, tuple[Table, ...]] = {
+    "checkpoints": (checkpoints, checkpoint_blobs, checkpoint_writes, thread_tombstones),
+    "traces": (spans, audit_log),
+    "memory": (memories, memory_state),
+    "runs": (runs, run_inputs, journal),
+    "workflows": (workflow_handlers, workflow_events, workflow_ticks, workflow_state, workflow_journal),
+}
+ALL_PARTS = frozenset(PARTS)

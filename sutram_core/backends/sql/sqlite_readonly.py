@@ -29,12 +29,17 @@ copying a database for reading should therefore either
 A ``-wal`` holding commits without a ``-shm`` is refused with a
 :class:`~sutram_core.errors.StorageError` that says so: reading the file alone would
 silently miss those commits.
+
+Parts of the schema nothing has made yet (a database only a saver wrote has no trace,
+memory or run tables; see ``schema.PARTS``) read as empty: each connection gets empty
+temporary tables in their place, which shadow nothing and write nothing to the file.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -42,7 +47,7 @@ from urllib.parse import quote
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
-from sutram_core.backends.sql import migrations
+from sutram_core.backends.sql import fresh_schema, migrations, schema
 from sutram_core.config import DatabaseURL
 from sutram_core.errors import SchemaVersionError, StorageError
 
@@ -73,6 +78,7 @@ class _Opener:
         self.path = path.absolute()
         self.immutable = immutable
         self._lock = threading.Lock()
+        self.stand_ins: list[str] = []  # empty temporary tables for the parts the file lacks
 
     def _connect(self, immutable: bool) -> sqlite3.Connection:
         uri = f"file:{quote(str(self.path))}?mode=ro" + ("&immutable=1" if immutable else "")
@@ -114,14 +120,17 @@ class _Opener:
 def read_only_engine(url: DatabaseURL) -> Engine:
     """An engine whose connections open ``url``'s file read-only (see the module docstring)."""
     assert url.path is not None
-    engine = create_engine("sqlite+pysqlite://", creator=_Opener(url.path, _how(url) == "immutable=1"),
-                           poolclass=NullPool)
+    opener = _Opener(url.path, _how(url) == "immutable=1")
+    engine = create_engine("sqlite+pysqlite://", creator=opener, poolclass=NullPool)
+    _OPENERS[engine] = opener
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # transactions are begun below, as for writable files
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA busy_timeout=30000")
+        for sql in opener.stand_ins:
+            cur.execute(sql)
         cur.execute("PRAGMA query_only=ON")  # a stray write fails at once, whatever the file allows
         cur.close()
 
@@ -134,12 +143,38 @@ def read_only_engine(url: DatabaseURL) -> Engine:
     return engine
 
 
+_OPENERS: weakref.WeakKeyDictionary[Engine, _Opener] = weakref.WeakKeyDictionary()
+
+
+def _stand_in(sql: str) -> str | None:
+    """``sql`` making a temporary table instead, if it makes a table (indexes and triggers
+    are not needed to read nothing)."""
+    if sql.startswith("CREATE TABLE "):
+        return "CREATE TEMP TABLE " + sql[len("CREATE TABLE "):]
+    virtual = "CREATE VIRTUAL TABLE IF NOT EXISTS "
+    if sql.startswith(virtual):
+        return f"{virtual}temp.{sql[len(virtual):]}"
+    return None
+
+
 def check_schema(conn: Connection, url: DatabaseURL) -> int:
     """The schema version of a read-only database, or :class:`SchemaVersionError` if it is
-    not the one this Sutram reads (it cannot be upgraded without writing)."""
+    not the one this Sutram reads (it cannot be upgraded without writing). The parts of the
+    schema it lacks get empty stand-ins on each connection of its engine."""
     version = migrations.current_version(conn)
     need = len(migrations.MIGRATIONS)
     if version == need:
+        tables = [name for (name,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        missing = schema.ALL_PARTS - migrations.present_parts(tables)
+        opener = _OPENERS[conn.engine]
+        if missing and not opener.stand_ins:
+            opener.stand_ins = [s for s in map(_stand_in, fresh_schema.statements("sqlite", missing)) if s]
+            conn.rollback()  # this connection was opened without them
+            raw = conn.connection.driver_connection
+            raw.execute("PRAGMA query_only=OFF")  # type: ignore[union-attr]
+            for sql in opener.stand_ins:
+                raw.execute(sql)  # type: ignore[union-attr]
+            raw.execute("PRAGMA query_only=ON")  # type: ignore[union-attr]
         return version
     if version > need:
         raise SchemaVersionError(
