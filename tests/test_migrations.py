@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sutram_adapters.langgraph import SutramSaver
 from sutram_core.backends.sql import Database, migrations
 from sutram_core.backends.sql.schema import ALL_PARTS, PARTS, schema_version
-from sutram_core.errors import SchemaVersionError
+from sutram_core.errors import ConfigurationError, SchemaVersionError
 from tests.fixtures import schema_v1
 from tests.helpers import config, put
 
@@ -462,3 +462,32 @@ def _use_part(job: tuple[str, str]) -> str:
         with open_trace_store(url) as traces:
             traces.runs("acme")
     return part
+
+
+def test_a_read_only_postgresql_session_lacking_parts_is_told_how_to_make_them(tmp_path: Path) -> None:
+    """On a replica or under default_transaction_read_only, a store that needs a part a saver
+    did not make cannot make it: a typed error says where to open the database once; after
+    that the read-only session reads it."""
+    from sutram_core.memory import MemoryStore
+    from sutram_core.traces import open_trace_store
+    from tests.conftest import make_url
+
+    urls = make_url("postgresql", tmp_path)
+    url = next(urls)
+    try:
+        with SutramSaver.from_url(url) as saver:
+            put(saver, "t1", {"x": 1})
+        read_only = url + "%20-cdefault_transaction_read_only%3Don"
+        with SutramSaver.from_url(read_only) as saver:  # the saver's own part is there
+            assert saver.get_tuple(config("t1")) is not None
+        with pytest.raises(SchemaVersionError, match=r"cannot create them.*sutram runs --url"):
+            MemoryStore.from_url(read_only, tenant="acme", embedder=False).list(("u",))
+        with pytest.raises(ConfigurationError, match=r"no part of Sutram.s schema is named"):
+            Database(url).setup(frozenset({"checkpoint"}))
+        Database(url).setup()
+        with MemoryStore.from_url(read_only, tenant="acme", embedder=False) as mem:
+            assert mem.list(("u",)) == []
+        with open_trace_store(read_only) as traces:
+            assert traces.runs("acme") == []
+    finally:
+        next(urls, None)

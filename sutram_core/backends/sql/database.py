@@ -36,7 +36,13 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sutram_core.backends.sql import migrations, schema, sqlite_readonly
 from sutram_core.backends.sql.transient import is_transient
 from sutram_core.config import DatabaseURL, parse_url
-from sutram_core.errors import DatabaseUnavailableError, MissingDependencyError, StorageError
+from sutram_core.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    MissingDependencyError,
+    SchemaVersionError,
+    StorageError,
+)
 
 __all__ = ["Database", "Plan", "Prepared", "Step"]
 
@@ -206,6 +212,11 @@ def _one_statement(plan: Plan[T]) -> Plan[T]:
         return stop.value  # type: ignore[no-any-return]
     plan.close()
     raise RuntimeError("a plan run with single=True asked for a second statement")
+
+
+# PostgreSQL refusing DDL: a read-only transaction (a replica, default_transaction_read_only),
+# a role without CREATE on the schema
+_CANNOT_CREATE = frozenset({"25006", "42501"})
 
 
 class Database:
@@ -527,6 +538,9 @@ class Database:
         default; see ``schema.PARTS``) if missing; return the schema version."""
         if parts <= self._ready:
             return len(migrations.MIGRATIONS)
+        if not parts <= schema.ALL_PARTS:
+            raise ConfigurationError(f"no part of Sutram's schema is named {sorted(parts - schema.ALL_PARTS)}; "
+                                     f"the parts are {sorted(schema.ALL_PARTS)}")
         with self._setup_lock:
             deadline: float | None = None
             delay = 0.05
@@ -554,6 +568,14 @@ class Database:
                     # a server restarting as the app starts is waited for, as any transaction is
                     now = time.monotonic()
                     deadline = now + self.retry_seconds if deadline is None else deadline
+                    if getattr(getattr(exc, "orig", exc), "sqlstate", None) in _CANNOT_CREATE:
+                        raise SchemaVersionError(
+                            f"the database lacks tables of Sutram's schema this call needs, and this PostgreSQL "
+                            f"session cannot create them ({exc}). A saver makes only the checkpoint tables; the "
+                            "others are made when a tracer, memory store or durable runner first opens the "
+                            "database. Open it once where tables can be made (on the primary, with a role that may "
+                            "create tables in its schema): any Sutram store does, e.g. `sutram runs --url ...`, "
+                            "or Database(url).setup()") from exc
                     if not is_transient(exc) or now + delay > deadline:
                         kind = DatabaseUnavailableError if is_transient(exc) else StorageError
                         raise kind(f"{self.backend} database error during setup: {exc}") from exc

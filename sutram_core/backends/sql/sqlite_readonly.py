@@ -31,8 +31,11 @@ A ``-wal`` holding commits without a ``-shm`` is refused with a
 silently miss those commits.
 
 Parts of the schema nothing has made yet (a database only a saver wrote has no trace,
-memory or run tables; see ``schema.PARTS``) read as empty: each connection gets empty
-temporary tables in their place, which shadow nothing and write nothing to the file.
+memory or run tables; see ``schema.PARTS``) read as empty: each connection attaches an
+empty in-memory database holding their tables. SQLite looks a name up in the file before
+any attached database, so a reader opened after a writer made a part reads its real
+tables (one already open keeps reading the part as empty until it is opened again); nothing
+is written to the file.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class _Opener:
         self.path = path.absolute()
         self.immutable = immutable
         self._lock = threading.Lock()
-        self.stand_ins: list[str] = []  # empty temporary tables for the parts the file lacks
+        self.stand_ins: list[str] = []  # empty tables for the parts the file lacks (see _stand_in)
 
     def _connect(self, immutable: bool) -> sqlite3.Connection:
         uri = f"file:{quote(str(self.path))}?mode=ro" + ("&immutable=1" if immutable else "")
@@ -129,8 +132,7 @@ def read_only_engine(url: DatabaseURL) -> Engine:
         dbapi_conn.isolation_level = None  # transactions are begun below, as for writable files
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA busy_timeout=30000")
-        for sql in opener.stand_ins:
-            cur.execute(sql)
+        _attach_stand_ins(cur, opener.stand_ins)
         cur.execute("PRAGMA query_only=ON")  # a stray write fails at once, whatever the file allows
         cur.close()
 
@@ -146,15 +148,23 @@ def read_only_engine(url: DatabaseURL) -> Engine:
 _OPENERS: weakref.WeakKeyDictionary[Engine, _Opener] = weakref.WeakKeyDictionary()
 
 
+_STAND_INS = "sutram_stand_ins"  # the attached in-memory database of empty tables
+
+
 def _stand_in(sql: str) -> str | None:
-    """``sql`` making a temporary table instead, if it makes a table (indexes and triggers
-    are not needed to read nothing)."""
-    if sql.startswith("CREATE TABLE "):
-        return "CREATE TEMP TABLE " + sql[len("CREATE TABLE "):]
-    virtual = "CREATE VIRTUAL TABLE IF NOT EXISTS "
-    if sql.startswith(virtual):
-        return f"{virtual}temp.{sql[len(virtual):]}"
+    """``sql`` making its table in the attached database of stand-ins instead, if it makes
+    a table (indexes and triggers are not needed to read nothing)."""
+    for head in ("CREATE TABLE ", "CREATE VIRTUAL TABLE IF NOT EXISTS "):
+        if sql.startswith(head):
+            return f"{head}{_STAND_INS}.{sql[len(head):]}"
     return None
+
+
+def _attach_stand_ins(cur: Any, stand_ins: list[str]) -> None:
+    if stand_ins:
+        cur.execute(f"ATTACH DATABASE ':memory:' AS {_STAND_INS}")
+        for sql in stand_ins:
+            cur.execute(sql)
 
 
 def check_schema(conn: Connection, url: DatabaseURL) -> int:
@@ -170,11 +180,11 @@ def check_schema(conn: Connection, url: DatabaseURL) -> int:
         if missing and not opener.stand_ins:
             opener.stand_ins = [s for s in map(_stand_in, fresh_schema.statements("sqlite", missing)) if s]
             conn.rollback()  # this connection was opened without them
-            raw = conn.connection.driver_connection
-            raw.execute("PRAGMA query_only=OFF")  # type: ignore[union-attr]
-            for sql in opener.stand_ins:
-                raw.execute(sql)  # type: ignore[union-attr]
-            raw.execute("PRAGMA query_only=ON")  # type: ignore[union-attr]
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cur.execute("PRAGMA query_only=OFF")
+            _attach_stand_ins(cur, opener.stand_ins)
+            cur.execute("PRAGMA query_only=ON")
+            cur.close()
         return version
     if version > need:
         raise SchemaVersionError(
