@@ -32,10 +32,10 @@ silently miss those commits.
 
 Parts of the schema nothing has made yet (a database only a saver wrote has no trace,
 memory or run tables; see ``schema.PARTS``) read as empty: each connection attaches an
-empty in-memory database holding their tables. SQLite looks a name up in the file before
-any attached database, so a reader opened after a writer made a part reads its real
-tables (one already open keeps reading the part as empty until it is opened again); nothing
-is written to the file.
+empty in-memory database holding their tables, which SQLite looks a name up in after the
+file. Before each transaction such a connection asks the file which parts it has now, and
+drops the stand-ins of a part a writer has made meanwhile: a reader left open then reads
+the real tables. Nothing is written to the file.
 """
 
 from __future__ import annotations
@@ -81,11 +81,11 @@ class _Opener:
         self.path = path.absolute()
         self.immutable = immutable
         self._lock = threading.Lock()
-        self.stand_ins: list[str] = []  # empty tables for the parts the file lacks (see _stand_in)
+        self.missing: frozenset[str] = frozenset()  # the parts the file lacked when its schema was read
 
     def _connect(self, immutable: bool) -> sqlite3.Connection:
         uri = f"file:{quote(str(self.path))}?mode=ro" + ("&immutable=1" if immutable else "")
-        return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+        return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30, factory=_Reader)
 
     def __call__(self) -> sqlite3.Connection:
         if not self.path.is_file():
@@ -132,9 +132,9 @@ def read_only_engine(url: DatabaseURL) -> Engine:
         dbapi_conn.isolation_level = None  # transactions are begun below, as for writable files
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA busy_timeout=30000")
-        _attach_stand_ins(cur, opener.stand_ins)
         cur.execute("PRAGMA query_only=ON")  # a stray write fails at once, whatever the file allows
         cur.close()
+        dbapi_conn.stand_in(opener.missing)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -149,6 +149,8 @@ _OPENERS: weakref.WeakKeyDictionary[Engine, _Opener] = weakref.WeakKeyDictionary
 
 
 _STAND_INS = "sutram_stand_ins"  # the attached in-memory database of empty tables
+_ANCHORS = ("SELECT name FROM main.sqlite_master WHERE type = 'table' AND name IN ("
+            + ", ".join(f"'{tables[0].name}'" for tables in schema.PARTS.values()) + ")")
 
 
 def _stand_in(sql: str) -> str | None:
@@ -160,11 +162,38 @@ def _stand_in(sql: str) -> str | None:
     return None
 
 
-def _attach_stand_ins(cur: Any, stand_ins: list[str]) -> None:
-    if stand_ins:
-        cur.execute(f"ATTACH DATABASE ':memory:' AS {_STAND_INS}")
-        for sql in stand_ins:
-            cur.execute(sql)
+class _Reader(sqlite3.Connection):
+    """A read-only connection that stands in empty tables for the parts of the schema the
+    file lacks, and drops them once the file has the part (checked before each BEGIN)."""
+
+    standing: frozenset[str] = frozenset()  # the parts whose stand-ins are attached
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if self.standing and sql == "BEGIN" and not self.in_transaction:
+            # this read also brings the connection's copy of the file's schema up to date
+            present = migrations.present_parts(name for (name,) in super().execute(_ANCHORS))
+            if present & self.standing:
+                self.stand_in(self.standing - present)
+        return super().execute(sql, *args)
+
+    def stand_in(self, parts: frozenset[str]) -> None:
+        """Attach empty tables for ``parts`` (none: detach them)."""
+        if parts == self.standing:
+            return
+        super().execute("PRAGMA query_only=OFF")
+        try:
+            if self.standing:
+                super().execute(f"DETACH DATABASE {_STAND_INS}")
+                self.standing = frozenset()
+            if parts:
+                super().execute(f"ATTACH DATABASE ':memory:' AS {_STAND_INS}")
+                for sql in fresh_schema.statements("sqlite", parts):
+                    made = _stand_in(sql)
+                    if made:
+                        super().execute(made)
+                self.standing = parts
+        finally:
+            super().execute("PRAGMA query_only=ON")
 
 
 def check_schema(conn: Connection, url: DatabaseURL) -> int:
@@ -176,15 +205,12 @@ def check_schema(conn: Connection, url: DatabaseURL) -> int:
     if version == need:
         tables = [name for (name,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")]
         missing = schema.ALL_PARTS - migrations.present_parts(tables)
-        opener = _OPENERS[conn.engine]
-        if missing and not opener.stand_ins:
-            opener.stand_ins = [s for s in map(_stand_in, fresh_schema.statements("sqlite", missing)) if s]
-            conn.rollback()  # this connection was opened without them
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            cur.execute("PRAGMA query_only=OFF")
-            _attach_stand_ins(cur, opener.stand_ins)
-            cur.execute("PRAGMA query_only=ON")
-            cur.close()
+        _OPENERS[conn.engine].missing = missing
+        if missing:
+            conn.rollback()  # this connection was opened before they were known
+            raw = conn.connection.driver_connection
+            assert isinstance(raw, _Reader)
+            raw.stand_in(missing)
         return version
     if version > need:
         raise SchemaVersionError(
