@@ -7,8 +7,6 @@ inside one transaction. The async twins run the same code on the database's thre
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -50,7 +48,7 @@ from sutram_core.checkpoints.records import (
     StoredCheckpoint,
     WriteRecord,
 )
-from sutram_core.checkpoints.value_cache import ValueCache, cacheable_version
+from sutram_core.checkpoints.value_cache import BoundedLRU, ValueCache, cacheable_version
 from sutram_core.errors import InvalidCheckpointError
 
 __all__ = ["PARTS", "SqlCheckpointStore"]
@@ -157,8 +155,8 @@ class SqlCheckpointStore:
         self._recent = ValueCache()
         # the values checkpoint rows carry themselves, as read for delta histories: a thread
         # whose delta channel has no stored value yet has its older rows read on every load
-        self._carried: OrderedDict[tuple[str, str, str, str], Mapping[str, tuple[str, bytes]]] = OrderedDict()
-        self._carried_lock = threading.Lock()
+        self._carried: BoundedLRU[tuple[str, str, str, str], Mapping[str, tuple[str, bytes]]] = \
+            BoundedLRU(_CARRIED_ROWS)
         # compiled once per dialect and process: a second saver on a database costs no
         # compiling (it was most of what opening one cost)
         dialect = db.engine.dialect
@@ -364,8 +362,8 @@ class SqlCheckpointStore:
                 *(t for v in record.new_values for t in (v.channel, v.version)),
                 *(t for item in record.channel_versions.items() for t in item),
             ])
-        with self._carried_lock:  # a checkpoint written again may carry other values
-            self._carried.pop((record.tenant, record.thread_id, record.checkpoint_ns, record.checkpoint_id), None)
+        # a checkpoint written again may carry other values
+        self._carried.pop((record.tenant, record.thread_id, record.checkpoint_ns, record.checkpoint_id))
         rows, pending = self._deltas.encode(record)
         if self.db.backend == "postgresql" and _one_statement_fits(rows, [(r.channel, r.version) for r in rows]):
             stored = self._run(self._put_one_plan(record, rows), single=True)
@@ -749,8 +747,8 @@ class SqlCheckpointStore:
         while at < len(order) and any(ch not in found for cid in order[at:] for ch in maybe[cid]):
             part = order[at:at + size]
             keys = {cid: (params["tenant"], params["thread"], params["ns"], cid) for cid in part}
-            with self._carried_lock:
-                held = {cid: self._carried[key] for cid, key in keys.items() if key in self._carried}
+            cached = self._carried.get_many(keys.values())
+            held = {cid: cached[key] for cid, key in keys.items() if key in cached}
             unread = [cid for cid in part if cid not in held]
             if unread:
                 rows = yield Step(select(_cp.checkpoint_id, _cp.type, _cp.checkpoint).where(
@@ -759,11 +757,8 @@ class SqlCheckpointStore:
                 ))
                 read = {r[0]: row_values(r[1], bytes(r[2])) for r in rows}
                 held.update(read)
-                with self._carried_lock:
-                    for cid, values in read.items():
-                        self._carried[keys[cid]] = values
-                    while len(self._carried) > _CARRIED_ROWS:
-                        self._carried.popitem(last=False)
+                for cid, values in read.items():
+                    self._carried.put(keys[cid], values)
             for cid in part:  # newest first
                 for ch in maybe[cid]:
                     if ch not in found and ch in held.get(cid, {}):
@@ -821,10 +816,7 @@ class SqlCheckpointStore:
     def _forget(self, tenant: str, thread_ids: Sequence[str]) -> None:
         self._deltas.forget(tenant, thread_ids)
         self._recent.forget(tenant, thread_ids)
-        gone = set(thread_ids)
-        with self._carried_lock:
-            for key in [k for k in self._carried if k[0] == tenant and k[1] in gone]:
-                del self._carried[key]
+        self._carried.forget(tenant, thread_ids)
 
     def _delete_threads_plan(self, tenant: str, thread_ids: Sequence[str], mark: str) -> Plan[None]:
         for table in (checkpoints, checkpoint_blobs, checkpoint_writes):
