@@ -81,11 +81,17 @@ class _Opener:
         self.path = path.absolute()
         self.immutable = immutable
         self._lock = threading.Lock()
-        self.missing: frozenset[str] = frozenset()  # the parts the file lacked when its schema was read
+        # the parts the file lacks, as last seen; None until its schema is read (check_schema)
+        self.missing: frozenset[str] | None = None
 
     def _connect(self, immutable: bool) -> sqlite3.Connection:
         uri = f"file:{quote(str(self.path))}?mode=ro" + ("&immutable=1" if immutable else "")
-        return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30, factory=_Reader)
+        # a file that has every part gets plain connections: nothing to stand in, nothing to check
+        factory = sqlite3.Connection if self.missing == frozenset() else _Reader
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30, factory=factory)
+        if isinstance(conn, _Reader):
+            conn.opener = self
+        return conn
 
     def __call__(self) -> sqlite3.Connection:
         if not self.path.is_file():
@@ -134,7 +140,8 @@ def read_only_engine(url: DatabaseURL) -> Engine:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA query_only=ON")  # a stray write fails at once, whatever the file allows
         cur.close()
-        dbapi_conn.stand_in(opener.missing)
+        if isinstance(dbapi_conn, _Reader):
+            dbapi_conn.stand_in(opener.missing or frozenset())
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -164,17 +171,31 @@ def _stand_in(sql: str) -> str | None:
 
 class _Reader(sqlite3.Connection):
     """A read-only connection that stands in empty tables for the parts of the schema the
-    file lacks, and drops them once the file has the part (checked before each BEGIN)."""
+    file lacks, and drops them once the file has the part (checked as each transaction
+    begins, when the file's schema has changed since the last check)."""
 
+    opener: _Opener | None = None
     standing: frozenset[str] = frozenset()  # the parts whose stand-ins are attached
+    seen: int | None = None  # the file's schema version at the last check
 
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
-        if self.standing and sql == "BEGIN" and not self.in_transaction:
-            # this read also brings the connection's copy of the file's schema up to date
-            present = migrations.present_parts(name for (name,) in super().execute(_ANCHORS))
-            if present & self.standing:
-                self.stand_in(self.standing - present)
-        return super().execute(sql, *args)
+        if not (self.standing and sql == "BEGIN" and not self.in_transaction):
+            return super().execute(sql, *args)
+        begun = super().execute(sql)
+        # read in the transaction: its snapshot is the one the check sees
+        version = super().execute("PRAGMA main.schema_version").fetchone()[0]
+        if version == self.seen:
+            return begun
+        self.seen = version
+        # this read also brings the connection's copy of the file's schema up to date
+        present = migrations.present_parts(name for (name,) in super().execute(_ANCHORS))
+        if not present & self.standing:
+            return begun
+        super().execute("ROLLBACK")  # an attached database cannot be detached in a transaction
+        self.stand_in(self.standing - present)
+        if self.opener is not None and self.opener.missing:
+            self.opener.missing = self.opener.missing - present  # later connections stand in less
+        return super().execute(sql)
 
     def stand_in(self, parts: frozenset[str]) -> None:
         """Attach empty tables for ``parts`` (none: detach them)."""
