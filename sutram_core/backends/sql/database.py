@@ -62,7 +62,6 @@ class Step:
 
 
 Plan = Generator[Step, Any, T]
-_NO_LOCK = contextlib.nullcontext()
 # PostgreSQL connections kept checked out for autocommit work: how many, and for how long idle
 _AUTO_KEPT = 4
 _AUTO_IDLE_SECONDS = 60.0
@@ -254,6 +253,7 @@ class Database:
         # where SQLAlchemy's pool checkout costs about as much as a SQLite transaction.
         # PostgreSQL: transactions take a connection from SQLAlchemy's pool (see _auto).
         self._idle: list[Connection] | None = [] if self.backend == "sqlite" else None
+        self._write_conn: Connection | None = None  # SQLite: the connection writers use (see _attempt)
         # PostgreSQL: reads and plans of one statement run in autocommit mode on connections
         # kept checked out between calls (the pool's checkout, checkin and switch of the
         # isolation level cost about half a loopback round trip per call); a few at most, so
@@ -271,6 +271,9 @@ class Database:
             return
         try:
             idle, self._idle = self._idle, []
+            if self._write_conn is not None:
+                idle.append(self._write_conn)
+                self._write_conn = None
         finally:
             self._stack_lock.release()
         for conn in idle:
@@ -288,6 +291,7 @@ class Database:
             self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="sutram-db")
         if self._idle is not None:
             self._idle = []  # the parent's were closed before the fork
+            self._write_conn = None
         else:
             _INHERITED.append(self._auto)  # the parent's sessions: never used, never closed here
             self._auto = []
@@ -443,15 +447,31 @@ class Database:
                 except self._dbapi_error:
                     conn.invalidate()  # a raw DBAPI failure may leave the session unusable
                     raise
+        if write:
+            # Writers of this process queue on a lock: two BEGIN IMMEDIATE in one process
+            # would otherwise meet in SQLite's busy handler, which sleeps for milliseconds
+            # (other processes still wait through busy_timeout). They also write through one
+            # connection: SQLite empties a connection's page cache whenever another one has
+            # written, so writes alternating between two connections (LangGraph's put and
+            # put_writes come from different threads) read their pages from the file again
+            # every time (16 reads of the file a step of a small graph, 0.2 ms of CPU).
+            with self._writer:
+                with self._stack_lock:
+                    kept, self._write_conn = self._write_conn, None
+                conn = kept or self._take()
+                ok = False
+                try:
+                    conn.info["sutram_write"] = True
+                    result = _in_transaction(plan, conn, step, progress, True)
+                    ok = True
+                    return result
+                finally:
+                    self._give_back(conn, ok, writer=True)
         conn = self._take()
         ok = False
         try:
-            conn.info["sutram_write"] = write
-            # Writers of this process queue on a lock: two BEGIN IMMEDIATE in one
-            # process would otherwise meet in SQLite's busy handler, which sleeps for
-            # milliseconds. Other processes still wait through busy_timeout.
-            with self._writer if write else _NO_LOCK:
-                result = _in_transaction(plan, conn, step, progress, write)
+            conn.info["sutram_write"] = False
+            result = _in_transaction(plan, conn, step, progress, False)
             ok = True
             return result
         finally:
@@ -463,11 +483,14 @@ class Database:
                 return self._idle.pop()
         return self.engine.connect()
 
-    def _give_back(self, conn: Connection, healthy: bool) -> None:
+    def _give_back(self, conn: Connection, healthy: bool, writer: bool = False) -> None:
         if healthy and not conn.invalidated:
             with self._stack_lock:
                 if self._idle is not None:
-                    self._idle.append(conn)
+                    if writer and self._write_conn is None:
+                        self._write_conn = conn  # for the next writer (see _attempt)
+                    else:
+                        self._idle.append(conn)
                     return
         conn.close()
 
