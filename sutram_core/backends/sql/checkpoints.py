@@ -169,7 +169,6 @@ class SqlCheckpointStore:
         else:
             vars(self).update(built)
 
-
     def setup(self) -> None:
         """Make the checkpoint tables if missing (and upgrade the schema); idempotent."""
         self.db.setup(PARTS)

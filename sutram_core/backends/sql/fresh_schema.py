@@ -105,7 +105,10 @@ def by_part(sql: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """``sql`` split by the part of the schema each statement belongs to, each in order."""
     from sutram_core.backends.sql.schema import PARTS
 
-    return {part: tuple(s for s in sql if _part_of(s) == part) for part in PARTS}
+    split: dict[str, list[str]] = {part: [] for part in PARTS}
+    for s in sql:
+        split[_part_of(s)].append(s)
+    return {part: tuple(statements) for part, statements in split.items()}
 
 
 def render_version_table(dialect_name: str) -> str:

@@ -32,7 +32,7 @@ from sqlalchemy.schema import CreateTable
 from sutram_core.backends.sql import schema
 from sutram_core.errors import ConfigurationError, SchemaVersionError
 
-__all__ = ["MIGRATIONS", "Migration", "current_version", "present_parts", "upgrade"]
+__all__ = ["MIGRATIONS", "SQLITE_PART_TABLES", "Migration", "current_version", "present_parts", "upgrade"]
 
 
 @dataclass(frozen=True)
@@ -244,9 +244,10 @@ _PG_MAX_VERSION = text(
     f"AND relkind IN ('r', 'p') AND relname IN ({_ANCHOR_LIST})) "
     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     f"WHERE c.oid = to_regclass('{schema.schema_version.name}')")
+# SQLite: the first tables of the parts the file has (see present_parts)
+SQLITE_PART_TABLES = f"SELECT name FROM main.sqlite_master WHERE type = 'table' AND name IN ({_ANCHOR_LIST})"
 _SQLITE_MAX_VERSION = text(
-    f"SELECT max(version), (SELECT group_concat(name) FROM sqlite_master WHERE type = 'table' "
-    f"AND name IN ({_ANCHOR_LIST})) FROM {schema.schema_version.name}")
+    f"SELECT max(version), (SELECT group_concat(name) FROM ({SQLITE_PART_TABLES})) FROM {schema.schema_version.name}")
 
 
 # the tables where CREATE TABLE puts them (SQLAlchemy's reflection asked the same at several

@@ -156,8 +156,6 @@ _OPENERS: weakref.WeakKeyDictionary[Engine, _Opener] = weakref.WeakKeyDictionary
 
 
 _STAND_INS = "sutram_stand_ins"  # the attached in-memory database of empty tables
-_ANCHORS = ("SELECT name FROM main.sqlite_master WHERE type = 'table' AND name IN ("
-            + ", ".join(f"'{tables[0].name}'" for tables in schema.PARTS.values()) + ")")
 
 
 def _stand_in(sql: str) -> str | None:
@@ -188,7 +186,7 @@ class _Reader(sqlite3.Connection):
             return begun
         self.seen = version
         # this read also brings the connection's copy of the file's schema up to date
-        present = migrations.present_parts(name for (name,) in super().execute(_ANCHORS))
+        present = migrations.present_parts(name for (name,) in super().execute(migrations.SQLITE_PART_TABLES))
         if not present & self.standing:
             return begun
         super().execute("ROLLBACK")  # an attached database cannot be detached in a transaction
@@ -224,8 +222,8 @@ def check_schema(conn: Connection, url: DatabaseURL) -> int:
     version = migrations.current_version(conn)
     need = len(migrations.MIGRATIONS)
     if version == need:
-        tables = [name for (name,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        missing = schema.ALL_PARTS - migrations.present_parts(tables)
+        tables = conn.exec_driver_sql(migrations.SQLITE_PART_TABLES)
+        missing = schema.ALL_PARTS - migrations.present_parts(name for (name,) in tables)
         _OPENERS[conn.engine].missing = missing
         if missing:
             conn.rollback()  # this connection was opened before they were known
