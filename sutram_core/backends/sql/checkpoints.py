@@ -135,6 +135,9 @@ def _matches(metadata_json: str, wanted: dict[str, Any] | None) -> bool:
     return all(md.get(k) == v for k, v in wanted.items())
 
 
+# JSON without spaces, as json.dumps(..., separators=(",", ":")) writes it (an encoder made once)
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
 # the statements SqlCheckpointStore compiles, per (dialect, driver, paramstyle)
 _BUILT: dict[tuple[str, str, str], dict[str, Any]] = {}
 
@@ -367,22 +370,24 @@ class SqlCheckpointStore:
         if self.db.backend == "postgresql" and _one_statement_fits(rows, [(r.channel, r.version) for r in rows]):
             stored = self._run(self._put_one_plan(record, rows), single=True)
         else:
-            stored = self._run(self._put_plan(record, rows))
+            stored = self.db.write(self._put_steps(record, rows), parts=PARTS)
         if stored:
             self._deltas.commit(pending)
-            full = {v.channel: v for v in record.new_values}
-            for row in rows:
-                if row.kind == "delta" and cacheable_version(row.version):
-                    value = full[row.channel]
-                    self._recent.put((record.tenant, record.thread_id, record.checkpoint_ns, row.channel, row.version),
-                                     (value.type, value.data))
-        return stored
+            if any(row.kind == "delta" for row in rows):
+                full = {v.channel: v for v in record.new_values}
+                for row in rows:
+                    if row.kind == "delta" and cacheable_version(row.version):
+                        value = full[row.channel]
+                        self._recent.put((record.tenant, record.thread_id, record.checkpoint_ns, row.channel,
+                                          row.version), (value.type, value.data))
+        return bool(stored)
 
-    def _put_plan(self, rec: CheckpointRecord, rows: list[BlobRow]) -> Plan[bool]:
+    def _put_steps(self, rec: CheckpointRecord, rows: list[BlobRow]) -> list[Step]:
         key = {"tenant_id": rec.tenant, "thread_id": rec.thread_id, "checkpoint_ns": rec.checkpoint_ns,
                "guard_cid": rec.checkpoint_id}
+        steps = []
         if rows:
-            yield Step(
+            steps.append(Step(
                 self._q_put_blobs,
                 [
                     {
@@ -398,28 +403,26 @@ class SqlCheckpointStore:
                     }
                     for r in rows
                 ],
-            )
-        stored = yield Step(
-            self._q_put_checkpoint,
-            {
-                **key,
-                "checkpoint_id": rec.checkpoint_id,
-                "parent_checkpoint_id": rec.parent_id,
-                "run_id": rec.run_id,
-                "type": rec.type,
-                "checkpoint": rec.data,
-                "channel_versions": json.dumps(rec.channel_versions, separators=(",", ":")),
-                "metadata": rec.metadata_json,
-            },
-        )
-        return bool(stored)
+            ))
+        # the checkpoint last: its row count (1 stored, 0 when the thread was deleted) is the result
+        steps.append(Step(self._q_put_checkpoint, {
+            **key,
+            "checkpoint_id": rec.checkpoint_id,
+            "parent_checkpoint_id": rec.parent_id,
+            "run_id": rec.run_id,
+            "type": rec.type,
+            "checkpoint": rec.data,
+            "channel_versions": _compact_json(rec.channel_versions),
+            "metadata": rec.metadata_json,
+        }))
+        return steps
 
     def _put_one_plan(self, rec: CheckpointRecord, rows: list[BlobRow]) -> Plan[bool]:
         params: dict[str, Any] = {
             "tenant_id": rec.tenant, "thread_id": rec.thread_id, "checkpoint_ns": rec.checkpoint_ns,
             "guard_cid": rec.checkpoint_id, "checkpoint_id": rec.checkpoint_id,
             "parent_checkpoint_id": rec.parent_id, "run_id": rec.run_id, "type": rec.type,
-            "checkpoint": rec.data, "channel_versions": json.dumps(rec.channel_versions, separators=(",", ":")),
+            "checkpoint": rec.data, "channel_versions": _compact_json(rec.channel_versions),
             "metadata": rec.metadata_json,
         }
         if rows:
@@ -448,7 +451,8 @@ class SqlCheckpointStore:
                 and _one_statement_fits(writes, [(w.task_id, w.idx) for w in writes])):
             return self._run(self._put_writes_one_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, writes),
                                single=True)
-        return self._run(self._put_writes_plan(tenant, thread_id, checkpoint_ns, checkpoint_id, writes))
+        self.db.write(self._put_writes_steps(tenant, thread_id, checkpoint_ns, checkpoint_id, writes), parts=PARTS)
+        return True
 
     def _put_writes_one_plan(
         self, tenant: str, thread_id: str, ns: str, checkpoint_id: str, writes: Sequence[WriteRecord]
@@ -461,24 +465,22 @@ class SqlCheckpointStore:
         })
         return True
 
-    def _put_writes_plan(
+    def _put_writes_steps(
         self, tenant: str, thread_id: str, ns: str, checkpoint_id: str, writes: Sequence[WriteRecord]
-    ) -> Plan[bool]:
+    ) -> list[Step]:
         key = {"tenant_id": tenant, "thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id,
                "guard_cid": checkpoint_id}
         regular = [w for w in writes if w.idx >= 0]
-        special = [w for w in writes if w.idx < 0]
-        for group, stmt in ((regular, self._q_put_writes_keep), (special, self._q_put_writes_replace)):
-            if group:
-                yield Step(
-                    stmt,
-                    [
-                        {**key, "task_id": w.task_id, "idx": w.idx, "channel": w.channel, "type": w.type,
-                         "data": w.data, "task_path": w.task_path}
-                        for w in group
-                    ],
-                )
-        return True
+        special = [w for w in writes if w.idx < 0] if len(regular) < len(writes) else []
+        return [
+            Step(stmt, [
+                {**key, "task_id": w.task_id, "idx": w.idx, "channel": w.channel, "type": w.type, "data": w.data,
+                 "task_path": w.task_path}
+                for w in group
+            ])
+            for group, stmt in ((regular, self._q_put_writes_keep), (special, self._q_put_writes_replace))
+            if group
+        ]
 
     # -- reads ---------------------------------------------------------------------
 
