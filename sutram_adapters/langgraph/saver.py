@@ -186,9 +186,13 @@ def _encode(channel: str, dumps: Callable[..., tuple[str, bytes]], *args: Any) -
         raise InvalidCheckpointError(f"channel {channel!r} cannot be stored: {reason}") from exc
 
 
+# json.dumps(..., ensure_ascii=False, separators=(",", ":")) with its encoder made once
+_metadata_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _dump_metadata(metadata: dict[str, Any]) -> str:
     try:
-        return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+        return _metadata_json(metadata)
     except (TypeError, ValueError) as exc:
         bad = [k for k, v in metadata.items() if not _json_ok(v)]
         raise InvalidCheckpointError(

@@ -124,8 +124,9 @@ class ListDeltaEncoder:
         self._max = max_threads
         self._lock = threading.Lock()
 
-    def encode(self, record: CheckpointRecord) -> tuple[list[BlobRow], PendingTail]:
-        """Decide the rows for ``record``'s new values; commit the returned tail once written."""
+    def encode(self, record: CheckpointRecord) -> tuple[list[BlobRow], PendingTail | None]:
+        """Decide the rows for ``record``'s new values; commit the returned tail once written
+        (None: nothing to remember, a checkpoint without lists to write or carry)."""
         key = (record.tenant, record.thread_id, record.checkpoint_ns)
         with self._lock:
             tail = self._tails.get(key)
@@ -139,6 +140,9 @@ class ListDeltaEncoder:
                 for ch, lt in tail.lists.items()
                 if record.channel_versions.get(ch) == lt.version
             }
+        if not lists and not record.new_values:
+            # a tail without lists would let no later value be written as a delta
+            return rows, None
         for value in record.new_values:
             lists.pop(value.channel, None)
             row, list_tail = self._encode_value(value, tail)
@@ -198,8 +202,10 @@ class ListDeltaEncoder:
             value.version, value.version, count, body_len, xxhash.xxh3_128_digest(body), body_len, 0
         )
 
-    def commit(self, pending: PendingTail) -> None:
+    def commit(self, pending: PendingTail | None) -> None:
         """Remember a checkpoint whose rows are now committed."""
+        if pending is None:
+            return
         with self._lock:
             self._tails[pending.key] = pending.tail
             self._tails.move_to_end(pending.key)
