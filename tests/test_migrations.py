@@ -286,6 +286,53 @@ def test_version_12_makes_an_old_database_s_chain_index_partial_and_keeps_every_
         next(urls, None)
 
 
+def test_version_15_makes_the_run_index_partial_and_runs_are_still_deleted_by_id(
+        backend: str, tmp_path: Path) -> None:
+    """A database as version 14 left it (the run index over every checkpoint, run id or not):
+    the upgrade keeps only rows with a run id in it, and deleting by run id finds them."""
+    from tests.conftest import make_url
+    from tests.helpers import checkpoint
+
+    urls = make_url(backend, tmp_path)
+    url = next(urls)
+    try:
+        db = Database(url)
+        with db.engine.connect() as conn:
+            migrations.upgrade(conn, target=14)
+            with conn.begin():  # the index as version 2 made it
+                conn.execute(sa.text("DROP INDEX ix_sutram_checkpoints_run"))
+                conn.execute(sa.text("CREATE INDEX ix_sutram_checkpoints_run ON sutram_checkpoints (tenant_id, run_id)"))
+        db.close()
+        saver = SutramSaver.from_url(url)
+        saver._store.db._ready = ALL_PARTS  # write as version 14 did: no upgrade yet
+        for thread, run in (("t-a", "run-a"), ("t-b", "run-b"), ("t-none", None)):
+            conf = config(thread)
+            for i in range(3):
+                cp = checkpoint({"step": i}, {"step": i + 1}, step=i)
+                md = {"source": "loop", "step": i, **({"run_id": run} if run else {})}
+                conf = saver.put(conf, cp, md, {"step": i + 1})
+        saver._store.db.close()
+        assert Database(url).setup() == len(migrations.MIGRATIONS)
+        with Database(url).engine.connect() as conn:
+            if backend == "sqlite":
+                ddl = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'ix_sutram_checkpoints_run'")
+                                   ).scalar()
+                plan = conn.execute(sa.text("EXPLAIN QUERY PLAN SELECT thread_id FROM sutram_checkpoints "
+                                            "WHERE tenant_id = 'default' AND run_id IN ('run-a', 'x')")).all()
+                assert "ix_sutram_checkpoints_run" in str(plan)
+            else:
+                ddl = conn.execute(sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = "
+                                           "'ix_sutram_checkpoints_run' AND schemaname = current_schema()")).scalar()
+        assert ddl is not None and "run_id IS NOT NULL" in ddl.replace("(", "").replace(")", "")
+        with SutramSaver.from_url(url) as fresh:
+            fresh.delete_for_runs(["run-a"])
+            assert fresh.get_tuple(config("t-a")) is None
+            assert len(list(fresh.list(config("t-b")))) == 3
+            assert len(list(fresh.list(config("t-none")))) == 3
+    finally:
+        next(urls, None)
+
+
 @pytest.mark.postgres
 def test_sutram_tables_of_a_later_schema_on_the_search_path_are_refused_not_shared(tmp_path: Path) -> None:
     """search_path "app, other, public" with Sutram's tables only in "other" (another

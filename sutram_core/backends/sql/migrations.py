@@ -169,9 +169,13 @@ def _v11_workflow_journal(conn: Connection) -> None:
 
 
 def _v12_partial_chain_index(conn: Connection) -> None:
+    _remake_partial(conn, schema.blob_chain_index, "base_version IS NOT NULL")
+
+
+def _remake_partial(conn: Connection, index: Index, where: str) -> None:
+    """Make ``index`` again as the partial index it now is (``where``: its condition)."""
     if _building_new(conn):
-        return  # version 1 made it partial already
-    index = schema.blob_chain_index
+        return  # the step that made it made it partial already
     if conn.dialect.name != "postgresql":  # SQLite (WAL): readers go on while a writer works
         conn.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
         index.create(conn)
@@ -179,10 +183,11 @@ def _v12_partial_chain_index(conn: Connection) -> None:
     # PostgreSQL: the new index is built under another name first (the build holds writers
     # back, not readers); the lock that holds readers back too (DROP) is taken last
     cols = ", ".join(c.name for c in index.columns)
-    conn.execute(text(f"CREATE INDEX {index.name}_v12 ON {schema.checkpoint_blobs.name} ({cols}) "
-                      "WHERE base_version IS NOT NULL"))
+    table = index.table
+    assert table is not None
+    conn.execute(text(f"CREATE INDEX {index.name}_new ON {table.name} ({cols}) WHERE {where}"))
     conn.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
-    conn.execute(text(f"ALTER INDEX {index.name}_v12 RENAME TO {index.name}"))
+    conn.execute(text(f"ALTER INDEX {index.name}_new RENAME TO {index.name}"))
 
 
 def _v13_scalars_in_checkpoint_rows(conn: Connection) -> None:
@@ -196,6 +201,10 @@ def _v14_parts_on_first_use(conn: Connection) -> None:
     """No DDL. From this version a database may hold only the parts of the schema that
     something has used (a saver alone: the checkpoint tables); the version is recorded so
     that an older Sutram, which takes every table to exist, refuses the database instead."""
+
+
+def _v15_partial_run_index(conn: Connection) -> None:
+    _remake_partial(conn, schema.run_index, "run_id IS NOT NULL")
 
 
 MIGRATIONS: list[Migration] = [
@@ -213,6 +222,7 @@ MIGRATIONS: list[Migration] = [
     Migration("the index of list-delta chains holds delta rows only", _v12_partial_chain_index),
     Migration("scalar values and empty channels kept in their checkpoint's row", _v13_scalars_in_checkpoint_rows),
     Migration("each part of the schema made when first needed", _v14_parts_on_first_use),
+    Migration("the index of checkpoints by run id holds rows with a run id only", _v15_partial_run_index),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations

@@ -144,7 +144,16 @@ thread_tombstones = Table(
     Column("mark", String, nullable=False),
 )
 
-run_index = Index("ix_sutram_checkpoints_run", checkpoints.c.tenant_id, checkpoints.c.run_id)
+# Partial (schema version 15): a run id is in a checkpoint's metadata only when the caller's
+# config names one (LangGraph's server does; a plain graph and Sutram's runner do not), and
+# an entry for every other checkpoint cost each write a page of this index.
+run_index = Index(
+    "ix_sutram_checkpoints_run",
+    checkpoints.c.tenant_id,
+    checkpoints.c.run_id,
+    postgresql_where=checkpoints.c.run_id.isnot(None),
+    sqlite_where=checkpoints.c.run_id.isnot(None),
+)
 
 # Added in schema version 3: one row per finished span (a root span is written when it
 # starts, with status "running", and rewritten when it ends). Attribute names follow the
