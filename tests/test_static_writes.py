@@ -15,8 +15,10 @@ from sutram_core.errors import DatabaseUnavailableError, StorageError
 
 
 def _table(db: Database) -> None:
+    blob = "BYTEA" if db.backend == "postgresql" else "BLOB"
+
     def plan() -> Plan[None]:
-        yield Step(text("CREATE TABLE static_probe (k INTEGER PRIMARY KEY, v BLOB)"))
+        yield Step(text(f"CREATE TABLE static_probe (k INTEGER PRIMARY KEY, v {blob})"))
     db.run(plan())
 
 
