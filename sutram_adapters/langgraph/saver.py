@@ -104,25 +104,35 @@ def _inlined(value: Any) -> bool:
 
 def _split_inline(
     checkpoint: Checkpoint, metadata: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The values kept in the checkpoint's row, and the versions of the channels they and the
-    empty channels (a version, no value) have: a checkpoint of scalars is then one row, as in
-    LangGraph's PostgresSaver, where each value took a row and a lookup of its own. Values
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """The values kept in the checkpoint's row, the versions of the channels they and the
+    empty channels (a version, no value) have, and the version keys (see
+    :func:`_version_key`) of the other channels: a checkpoint of scalars is then one row, as
+    in LangGraph's PostgresSaver, where each value took a row and a lookup of its own. Values
     that are not scalars (see :func:`_inlined`) are stored as rows, once per version; so are
-    LangGraph delta channels, whose history the store walks by version."""
+    LangGraph delta channels, whose history the store walks by version. Every version is
+    checked (InvalidCheckpointError); one pass, since LangGraph's loop reads the same objects
+    from another thread meanwhile, and each pass over them cost more than it does alone."""
     values = checkpoint["channel_values"]
-    delta = metadata.get("counters_since_delta_snapshot") or {}
+    delta = metadata.get("counters_since_delta_snapshot") or ()
     inline: dict[str, Any] = {}
     versions: dict[str, Any] = {}
+    stored: dict[str, str] = {}
     for channel, version in checkpoint["channel_versions"].items():
         if channel in delta:
+            stored[channel] = _version_key(version)
             continue
         if channel not in values:
             versions[channel] = version
         elif _inlined(value := values[channel]):
             inline[channel] = value
             versions[channel] = version
-    return inline, versions
+        else:
+            stored[channel] = _version_key(version)
+            continue
+        if type(version) is not str:
+            _version_key(version)  # a str is a valid version; anything else is checked
+    return inline, versions, stored
 
 
 def _pack_skeleton(
@@ -132,10 +142,13 @@ def _pack_skeleton(
     # versions_seen repeats long version strings, and on PostgreSQL a row this small is below
     # the size at which the server would compress it. The scalar values and their versions
     # stay in it.
-    skeleton: dict[str, Any] = {k: v for k, v in checkpoint.items() if k not in ("channel_values", "channel_versions")}
+    skeleton: dict[str, Any] = dict(checkpoint)
     if versions:
         skeleton["channel_values"] = inline
         skeleton["channel_versions"] = versions
+    else:
+        skeleton.pop("channel_values", None)
+        skeleton.pop("channel_versions", None)
     type_, data = serde.dumps_typed(skeleton)
     if versions:
         type_ = _INLINE + type_
@@ -357,9 +370,7 @@ class SutramSaver(BaseCheckpointSaver[str]):
         values: dict[str, Any] = checkpoint["channel_values"]
         md = get_checkpoint_metadata(config, metadata)
         md.pop("writes", None)  # type: ignore[misc]
-        inline, inline_versions = _split_inline(checkpoint, md)
-        # every version checked (InvalidCheckpointError), those kept in the row too
-        version_keys = {ch: _version_key(v) for ch, v in checkpoint["channel_versions"].items()}
+        inline, inline_versions, stored_versions = _split_inline(checkpoint, md)
         type_, data = _encode("<checkpoint>", _pack_skeleton, self.serde, checkpoint, inline, inline_versions)
         new_values = []
         for channel, version in new_versions.items():
@@ -380,8 +391,8 @@ class SutramSaver(BaseCheckpointSaver[str]):
             run_id=str(run_id) if run_id is not None else None,
             type=type_,
             data=data,
-            metadata_json=_dump_metadata(dict(md)),
-            channel_versions={ch: key for ch, key in version_keys.items() if ch not in inline_versions},
+            metadata_json=_dump_metadata(md),  # type: ignore[arg-type]
+            channel_versions=stored_versions,
             new_values=new_values,
         )
 
