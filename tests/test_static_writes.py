@@ -162,3 +162,37 @@ def test_threads_writing_through_both_paths_lose_nothing(db_url: str) -> None:
         assert _keys(db) == sorted(n * 1000 + j for n in range(4) for j in range(120))
     finally:
         db.close()
+
+
+def test_a_locked_file_is_tried_no_more_often_than_by_the_general_path(tmp_path: object) -> None:
+    """The fast path's attempt counts as the first one: with no time to retry, a file locked
+    by another writer is tried once (a fallback that started over waited its lock twice)."""
+    from sqlalchemy import event
+
+    path = f"{tmp_path}/locked.db"
+    db = Database(f"sqlite:///{path}", retry_seconds=0)
+    begins: list[str] = []
+
+    def _watch(dbapi_conn: sqlite3.Connection) -> None:
+        dbapi_conn.execute("PRAGMA busy_timeout = 100")
+        dbapi_conn.set_trace_callback(lambda sql: begins.append(sql) if sql.startswith("BEGIN IMMEDIATE") else None)
+
+    event.listen(db.engine, "connect", lambda dbapi_conn, _record: _watch(dbapi_conn))
+    try:
+        _table(db)
+        insert = db.prepare(text("INSERT INTO static_probe (k, v) VALUES (:k, :v)"))
+        assert db.write([Step(insert, {"k": 1, "v": None})]) == 1
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            begins.clear()
+            with pytest.raises(DatabaseUnavailableError, match="locked"):
+                db.write([Step(insert, {"k": 2, "v": None})])
+            assert len(begins) == 1
+        finally:
+            holder.rollback()
+            holder.close()
+        assert db.write([Step(insert, {"k": 2, "v": None})]) == 1
+        assert _keys(db) == [1, 2]
+    finally:
+        db.close()

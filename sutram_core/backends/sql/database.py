@@ -446,11 +446,20 @@ class Database:
                 and all(isinstance(step.statement, Prepared) for step in steps)):
             try:
                 return self._as_writer(_static_transaction, steps)
-            except (SQLAlchemyError, self._dbapi_error):
-                pass  # rolled back, nothing applied: run() below decides
+            except (SQLAlchemyError, self._dbapi_error) as exc:
+                if not is_transient(exc):
+                    raise self._storage_error(exc) from exc
+                # rolled back, nothing applied: tried again as run() tries a transaction whose
+                # first attempt failed (so a locked file is waited for no longer than there)
+                return self._run(_static(steps), True, failed=exc)
         return self.run(_static(steps), parts=parts)
 
-    def _run(self, plan: Plan[T], write: bool, single: bool = False) -> T:
+    def _storage_error(self, exc: BaseException) -> StorageError:
+        return StorageError(f"{self.backend} database error: {exc}")
+
+    def _run(self, plan: Plan[T], write: bool, single: bool = False, failed: BaseException | None = None) -> T:
+        """Run ``plan`` (see :meth:`run`); ``failed``: the transient error its first attempt,
+        made elsewhere and rolled back, already met (the retries then start from there)."""
         try:
             try:
                 step = next(plan)  # plans do no I/O: the first statement is known up front
@@ -458,30 +467,34 @@ class Database:
                 return stop.value  # type: ignore[no-any-return]
             deadline: float | None = None
             delay = 0.02
+            received = False
             while True:
-                progress = _Progress()
-                try:
-                    return self._attempt(plan, step, write, progress, single)
-                except PoolTimeout as exc:  # every connection of the pool busy for pool_timeout
-                    raise DatabaseUnavailableError(
-                        f"every connection of this database's pool stayed in use ({exc}); nothing of this call "
-                        "was applied. Run fewer calls at once, or give the pool more "
-                        "connections: Database(url, pool_size=...), passed as SutramSaver(database=...)"
-                    ) from exc
-                except (SQLAlchemyError, self._dbapi_error) as exc:
-                    if not is_transient(exc):
-                        raise StorageError(f"{self.backend} database error: {exc}") from exc
-                    now = time.monotonic()
-                    deadline = now + self.retry_seconds if deadline is None else deadline
-                    if progress.received or now + delay > deadline:
-                        # after a statement's result reached the plan the transaction cannot be
-                        # replayed here; the caller (the durable runner) retries the work
+                if failed is None:
+                    progress = _Progress()
+                    try:
+                        return self._attempt(plan, step, write, progress, single)
+                    except PoolTimeout as exc:  # every connection of the pool busy for pool_timeout
                         raise DatabaseUnavailableError(
-                            f"{self.backend} database unavailable: {exc}. Nothing of this transaction was "
-                            "applied unless the connection dropped while committing; try again later"
+                            f"every connection of this database's pool stayed in use ({exc}); nothing of this "
+                            "call was applied. Run fewer calls at once, or give the pool more "
+                            "connections: Database(url, pool_size=...), passed as SutramSaver(database=...)"
                         ) from exc
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
+                    except (SQLAlchemyError, self._dbapi_error) as exc:
+                        if not is_transient(exc):
+                            raise self._storage_error(exc) from exc
+                        failed, received = exc, progress.received
+                now = time.monotonic()
+                deadline = now + self.retry_seconds if deadline is None else deadline
+                if received or now + delay > deadline:
+                    # after a statement's result reached the plan the transaction cannot be
+                    # replayed here; the caller (the durable runner) retries the work
+                    raise DatabaseUnavailableError(
+                        f"{self.backend} database unavailable: {failed}. Nothing of this transaction was "
+                        "applied unless the connection dropped while committing; try again later"
+                    ) from failed
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                failed = None
         finally:
             plan.close()
 
