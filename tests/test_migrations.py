@@ -470,6 +470,33 @@ def test_a_database_lacking_parts_gets_them_as_they_were_before_it_upgrades(
             next(gen, None)
 
 
+@pytest.mark.parametrize("part", ["checkpoints", "traces"])
+def test_a_step_makes_or_needs_only_the_parts_it_changes(backend: str, tmp_path: Path, part: str) -> None:
+    """Version 15 changes the checkpoint tables only: a version-14 database of one part
+    upgrades without the other parts being made (a saver-only database stays one), a step
+    whose part is not there is skipped, and the part made later is as the last version has it."""
+    from tests.conftest import make_url
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    partial, whole = make_url(backend, tmp_path / "a"), make_url(backend, tmp_path / "b")
+    url, reference = next(partial), next(whole)
+    try:
+        db = Database(url)
+        with db.engine.connect() as conn:
+            assert migrations.upgrade(conn, target=14, parts={part}) == 14
+        db.close()
+        assert Database(url).setup(frozenset({part})) == len(migrations.MIGRATIONS)
+        made = _sutram_tables(url)
+        assert {t for t in made if not t.startswith("sutram_memories_fts")} == _tables_of(part)
+        assert Database(url).setup() == len(migrations.MIGRATIONS)
+        Database(reference).setup()
+        assert _schema_of(url) == _schema_of(reference)
+    finally:
+        for gen in (partial, whole):
+            next(gen, None)
+
+
 def test_parts_made_at_once_by_several_processes_are_each_made_once(backend: str, tmp_path: Path) -> None:
     """Stores of different features opening a new database at the same moment: each part is
     made once (the migration lock), none fails on a table another made, and every store works."""

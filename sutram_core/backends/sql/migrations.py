@@ -13,8 +13,11 @@ asking, table by table, what exists (nothing does).
 From version 14 the schema is made in parts (``schema.PARTS``), each when something first
 needs it: a database at the current version may lack the parts nothing has used yet, and
 one is added in a transaction of its own, from the same rendered DDL. A database made before
-version 14 holds every part. Before a partial database goes through a step, its missing
-parts are made as they were at its version, so that the steps always find every table.
+version 14 holds every part. A step names the parts it changes (``Migration.parts``; every
+part for the steps before version 14). Before a partial database goes through a step, the
+step's missing parts are made as they were at its version, so that the step finds its
+tables; a step that changes none of the parts present is skipped, and a part made later is
+made as the last version has it.
 """
 
 from __future__ import annotations
@@ -37,10 +40,12 @@ __all__ = ["MIGRATIONS", "SQLITE_PART_TABLES", "Migration", "current_version", "
 
 @dataclass(frozen=True)
 class Migration:
-    """One step of the schema history."""
+    """One step of the schema history. ``parts``: the parts of the schema it changes (every
+    part for the steps before version 14, which took every table to exist)."""
 
     description: str
     apply: Callable[[Connection], None]
+    parts: frozenset[str] = schema.ALL_PARTS
 
 
 _FRESH = "sutram_fresh_schema"  # in conn.info while a new database is built: nothing exists yet
@@ -222,7 +227,8 @@ MIGRATIONS: list[Migration] = [
     Migration("the index of list-delta chains holds delta rows only", _v12_partial_chain_index),
     Migration("scalar values and empty channels kept in their checkpoint's row", _v13_scalars_in_checkpoint_rows),
     Migration("each part of the schema made when first needed", _v14_parts_on_first_use),
-    Migration("the index of checkpoints by run id holds rows with a run id only", _v15_partial_run_index),
+    Migration("the index of checkpoints by run id holds rows with a run id only", _v15_partial_run_index,
+              frozenset({"checkpoints"})),
 ]
 
 _PG_LOCK_KEY = 0x53757472  # "Sutr": the advisory lock that serializes migrations
@@ -348,14 +354,19 @@ def upgrade(conn: Connection, target: int | None = None, parts: Collection[str] 
                 fresh_schema.run(conn, fresh_schema.statements(conn.dialect.name, parts, goal))
                 _record_versions(conn, range(goal))
                 return goal
+            step = MIGRATIONS[version] if version < goal else None
+            # a step applies to the parts it changes, unless none of them is here yet (a part
+            # made later is made as the last version has it)
+            applies = step is not None and (version == 0 or bool(step.parts & present))
             if version > 0:
-                # the parts missing, as they were at this version: every part before a step
-                # (a step takes every table to exist), else those asked for
-                missing = (schema.ALL_PARTS if version < goal else frozenset(parts)) - present
-                fresh_schema.run(conn, fresh_schema.statements(conn.dialect.name, missing, version))
-            if version >= goal:
+                # the parts missing, as they were at this version: before a step, those it
+                # changes (it takes their tables to exist); at the goal, those asked for
+                wanted = frozenset(parts) if step is None else step.parts if applies else frozenset()
+                fresh_schema.run(conn, fresh_schema.statements(conn.dialect.name, wanted - present, version))
+            if step is None:
                 return version
-            MIGRATIONS[version].apply(conn)
+            if applies:
+                step.apply(conn)
             _record_versions(conn, [version])
 
 
