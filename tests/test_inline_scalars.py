@@ -300,3 +300,24 @@ def test_delta_history_of_a_channel_no_row_carries_reads_back_to_the_root(db_url
         got = drive(saver)
     want = drive(InMemorySaver())
     assert got == want and got[0]["log"] == {"writes": [("task", "log", "first")]}
+
+
+@pytest.mark.parametrize("nodes", [10, 80])
+def test_a_checkpoint_row_is_compressed_only_when_large_and_reads_back_the_same(db_url: str, nodes: int) -> None:
+    """A row's own data (versions_seen of every node, in LangGraph's long version strings) is
+    compressed from saver._COMPRESS_FROM bytes; smaller, compressing cost more time than the
+    bytes were worth. Either way the checkpoint reads back as written."""
+    with SutramSaver.from_url(db_url) as saver:
+        version = saver.get_next_version(None, None)
+        cp = checkpoint({"n": 1, "messages": ["a", "b"]}, {"n": version, "messages": version})
+        cp["versions_seen"] = {f"node{i}": {"n": version, f"branch:to:node{i}": version} for i in range(nodes)}
+        saver.put(config("t"), cp, {"source": "loop", "step": 0}, {"n": version, "messages": version})
+        with saver.database.engine.connect() as conn:
+            stored_type, data = conn.execute(sa.select(checkpoints.c.type, checkpoints.c.checkpoint)).one()
+        assert stored_type.startswith("zlib+") == (nodes == 80)
+        if nodes == 10:  # a small graph's checkpoint, about 1.3 KB: kept as it is
+            assert 1024 < len(data) < saver_module._COMPRESS_FROM
+        got = saver.get_tuple(config("t"))
+        assert got is not None
+        assert got.checkpoint["versions_seen"] == cp["versions_seen"]
+        assert got.checkpoint["channel_values"] == cp["channel_values"]
