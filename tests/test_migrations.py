@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -444,12 +446,9 @@ def test_a_saver_makes_only_the_checkpoint_tables_and_each_other_part_comes_on_f
             next(gen, None)
 
 
-@pytest.mark.parametrize("version", [3, 11, len(migrations.MIGRATIONS) - 1])
-def test_a_database_lacking_parts_gets_them_as_they_were_before_it_upgrades(
-        backend: str, tmp_path: Path, version: int) -> None:
-    """A step takes every table to exist: a database at an older version that lacks parts
-    gets them made as they were at its version first, then goes step by step, and ends as
-    a database made at once."""
+@contextlib.contextmanager
+def _partial_and_whole(backend: str, tmp_path: Path, version: int, parts: set[str]) -> Iterator[tuple[str, str]]:
+    """The URLs of a database at ``version`` holding only ``parts``, and of an empty one."""
     from tests.conftest import make_url
 
     (tmp_path / "a").mkdir()
@@ -459,15 +458,25 @@ def test_a_database_lacking_parts_gets_them_as_they_were_before_it_upgrades(
     try:
         db = Database(url)
         with db.engine.connect() as conn:
-            assert migrations.upgrade(conn, target=version, parts={"checkpoints"}) == version
+            assert migrations.upgrade(conn, target=version, parts=parts) == version
         db.close()
+        yield url, reference
+    finally:
+        for gen in (partial, whole):
+            next(gen, None)
+
+
+@pytest.mark.parametrize("version", [3, 11, len(migrations.MIGRATIONS) - 1])
+def test_a_database_lacking_parts_gets_them_as_they_were_before_it_upgrades(
+        backend: str, tmp_path: Path, version: int) -> None:
+    """A step takes every table to exist: a database at an older version that lacks parts
+    gets them made as they were at its version first, then goes step by step, and ends as
+    a database made at once."""
+    with _partial_and_whole(backend, tmp_path, version, {"checkpoints"}) as (url, reference):
         assert _sutram_tables(url) == _tables_of("checkpoints")
         assert Database(url).setup() == len(migrations.MIGRATIONS)
         Database(reference).setup()
         assert _schema_of(url) == _schema_of(reference)
-    finally:
-        for gen in (partial, whole):
-            next(gen, None)
 
 
 @pytest.mark.parametrize("part", ["checkpoints", "traces"])
@@ -475,26 +484,13 @@ def test_a_step_makes_or_needs_only_the_parts_it_changes(backend: str, tmp_path:
     """Version 15 changes the checkpoint tables only: a version-14 database of one part
     upgrades without the other parts being made (a saver-only database stays one), a step
     whose part is not there is skipped, and the part made later is as the last version has it."""
-    from tests.conftest import make_url
-
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    partial, whole = make_url(backend, tmp_path / "a"), make_url(backend, tmp_path / "b")
-    url, reference = next(partial), next(whole)
-    try:
-        db = Database(url)
-        with db.engine.connect() as conn:
-            assert migrations.upgrade(conn, target=14, parts={part}) == 14
-        db.close()
+    with _partial_and_whole(backend, tmp_path, 14, {part}) as (url, reference):
         assert Database(url).setup(frozenset({part})) == len(migrations.MIGRATIONS)
         made = _sutram_tables(url)
         assert {t for t in made if not t.startswith("sutram_memories_fts")} == _tables_of(part)
         assert Database(url).setup() == len(migrations.MIGRATIONS)
         Database(reference).setup()
         assert _schema_of(url) == _schema_of(reference)
-    finally:
-        for gen in (partial, whole):
-            next(gen, None)
 
 
 def test_parts_made_at_once_by_several_processes_are_each_made_once(backend: str, tmp_path: Path) -> None:

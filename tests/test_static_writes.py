@@ -4,8 +4,11 @@ goes through Database.run, which tries again what is transient and types the res
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -29,11 +32,19 @@ def _keys(db: Database) -> list[int]:
     return db.run(plan(), write=False)
 
 
-def test_steps_are_written_together_or_not_at_all(db_url: str) -> None:
-    db = Database(db_url)
+@contextlib.contextmanager
+def _probe(url: str, **options: Any) -> Iterator[tuple[Database, Any]]:
+    """A database at ``url`` with the probe table, and its prepared insert of (k, v)."""
+    db = Database(url, **options)
     try:
         _table(db)
-        insert = db.prepare(text("INSERT INTO static_probe (k, v) VALUES (:k, :v)"))
+        yield db, db.prepare(text("INSERT INTO static_probe (k, v) VALUES (:k, :v)"))
+    finally:
+        db.close()
+
+
+def test_steps_are_written_together_or_not_at_all(db_url: str) -> None:
+    with _probe(db_url) as (db, insert):
         # the result is the last statement's: a row count, for one row or for many
         assert db.write([Step(insert, {"k": 1, "v": b"a"}), Step(insert, {"k": 2, "v": None})]) == 1
         assert db.write([Step(insert, [{"k": k, "v": b"x"} for k in (3, 4, 5)])]) == 3
@@ -46,8 +57,6 @@ def test_steps_are_written_together_or_not_at_all(db_url: str) -> None:
         # and the connection stays usable
         assert db.write([Step(insert, {"k": 6, "v": b"b"})]) == 1
         assert _keys(db) == [1, 2, 3, 4, 5, 6]
-    finally:
-        db.close()
 
 
 def test_a_write_makes_the_parts_it_names_first(db_url: str) -> None:
@@ -95,25 +104,17 @@ def _limit_writer(db: Database, extra_pages: int) -> None:
 
 
 def test_a_full_disk_on_the_writers_connection_is_tried_again_on_another(tmp_path: object) -> None:
-    db = Database(f"sqlite:///{tmp_path}/full.db")
-    try:
-        _table(db)
-        insert = db.prepare(text("INSERT INTO static_probe (k, v) VALUES (:k, :v)"))
+    with _probe(f"sqlite:///{tmp_path}/full.db") as (db, insert):
         assert db.write([Step(insert, {"k": 1, "v": b"small"})]) == 1
         _limit_writer(db, 0)
         # the big row does not fit on the capped connection: that transaction is rolled back,
         # the connection let go, and the general path writes it on a fresh one, once
         assert db.write([Step(insert, {"k": 2, "v": b"x" * 200_000}), Step(insert, {"k": 3, "v": b"y"})]) == 1
         assert _keys(db) == [1, 2, 3]
-    finally:
-        db.close()
 
 
 def test_a_disk_that_stays_full_ends_in_database_unavailable(tmp_path: object) -> None:
-    db = Database(f"sqlite:///{tmp_path}/full.db", retry_seconds=0.2)
-    try:
-        _table(db)
-        insert = db.prepare(text("INSERT INTO static_probe (k, v) VALUES (:k, :v)"))
+    with _probe(f"sqlite:///{tmp_path}/full.db", retry_seconds=0.2) as (db, insert):
         assert db.write([Step(insert, {"k": 1, "v": b"small"})]) == 1
         raw = db._write_conn.connection.driver_connection  # type: ignore[union-attr]
         pages = raw.execute("PRAGMA page_count").fetchone()[0]  # type: ignore[union-attr]
@@ -128,15 +129,10 @@ def test_a_disk_that_stays_full_ends_in_database_unavailable(tmp_path: object) -
         with pytest.raises(DatabaseUnavailableError, match="full"):
             db.write([Step(insert, {"k": 2, "v": b"y"}), Step(insert, {"k": 3, "v": b"x" * 200_000})])
         assert _keys(db) == [1]
-    finally:
-        db.close()
 
 
 def test_threads_writing_through_both_paths_lose_nothing(db_url: str) -> None:
-    db = Database(db_url)
-    try:
-        _table(db)
-        insert = db.prepare(text("INSERT INTO static_probe (k, v) VALUES (:k, :v)"))
+    with _probe(db_url) as (db, insert):
         errors: list[BaseException] = []
 
         def writer(base: int) -> None:
@@ -160,8 +156,6 @@ def test_threads_writing_through_both_paths_lose_nothing(db_url: str) -> None:
             t.join()
         assert errors == []
         assert _keys(db) == sorted(n * 1000 + j for n in range(4) for j in range(120))
-    finally:
-        db.close()
 
 
 def test_a_locked_file_is_tried_no_more_often_than_by_the_general_path(tmp_path: object) -> None:
