@@ -239,6 +239,18 @@ def test_tables_left_without_their_version_table_are_upgraded_not_recreated(tmp_
     assert {k: v for k, v in ours.items() if k != "ddl"} == {k: v for k, v in reference.items() if k != "ddl"}
 
 
+def _with_old_index(url: str, version: int, name: str, old_ddl: str) -> None:
+    """Build the database at ``url`` as ``version`` left it, with index ``name`` as ``old_ddl``
+    made it (before a later version made it partial)."""
+    db = Database(url)
+    with db.engine.connect() as conn:
+        migrations.upgrade(conn, target=version)
+        with conn.begin():
+            conn.execute(sa.text(f"DROP INDEX {name}"))
+            conn.execute(sa.text(old_ddl))
+    db.close()
+
+
 def test_version_12_makes_an_old_database_s_chain_index_partial_and_keeps_every_checkpoint(
         backend: str, tmp_path: Path) -> None:
     """A database as version 11 left it (the chain index over every blob row), with delta
@@ -251,14 +263,9 @@ def test_version_12_makes_an_old_database_s_chain_index_partial_and_keeps_every_
     urls = make_url(backend, tmp_path)
     url = next(urls)
     try:
-        db = Database(url)
-        with db.engine.connect() as conn:
-            migrations.upgrade(conn, target=11)
-            with conn.begin():  # the index version 1 made before it was partial
-                conn.execute(sa.text("DROP INDEX ix_sutram_blobs_chain"))
-                conn.execute(sa.text("CREATE INDEX ix_sutram_blobs_chain ON sutram_checkpoint_blobs "
-                                     "(tenant_id, thread_id, checkpoint_ns, channel, base_version)"))
-        db.close()
+        # the index version 1 made before it was partial
+        _with_old_index(url, 11, "ix_sutram_blobs_chain", "CREATE INDEX ix_sutram_blobs_chain ON "
+                        "sutram_checkpoint_blobs (tenant_id, thread_id, checkpoint_ns, channel, base_version)")
         saver = SutramSaver.from_url(url)
         saver._store.db._ready = ALL_PARTS  # write as version 11 did: no upgrade yet
         conf, messages = config("t-chain"), []
@@ -298,13 +305,9 @@ def test_version_15_makes_the_run_index_partial_and_runs_are_still_deleted_by_id
     urls = make_url(backend, tmp_path)
     url = next(urls)
     try:
-        db = Database(url)
-        with db.engine.connect() as conn:
-            migrations.upgrade(conn, target=14)
-            with conn.begin():  # the index as version 2 made it
-                conn.execute(sa.text("DROP INDEX ix_sutram_checkpoints_run"))
-                conn.execute(sa.text("CREATE INDEX ix_sutram_checkpoints_run ON sutram_checkpoints (tenant_id, run_id)"))
-        db.close()
+        # the index as version 2 made it
+        _with_old_index(url, 14, "ix_sutram_checkpoints_run",
+                        "CREATE INDEX ix_sutram_checkpoints_run ON sutram_checkpoints (tenant_id, run_id)")
         saver = SutramSaver.from_url(url)
         saver._store.db._ready = ALL_PARTS  # write as version 14 did: no upgrade yet
         for thread, run in (("t-a", "run-a"), ("t-b", "run-b"), ("t-none", None)):
