@@ -321,3 +321,37 @@ def test_a_checkpoint_row_is_compressed_only_when_large_and_reads_back_the_same(
         assert got is not None
         assert got.checkpoint["versions_seen"] == cp["versions_seen"]
         assert got.checkpoint["channel_values"] == cp["channel_values"]
+
+
+def test_an_enum_version_is_kept_as_its_plain_value_in_every_kind_of_channel(db_url: str) -> None:
+    """A version that is a str or int subclass (an Enum from a custom get_next_version) reads
+    back as its plain value whether its channel's value is kept in the row or stored apart;
+    kept as the Enum in the row, the checkpoint could not be read without allowing its class."""
+    class Tag(str, enum.Enum):
+        ONE = "one"
+
+    class Num(enum.IntEnum):
+        TWO = 2
+
+    with SutramSaver.from_url(db_url) as saver:
+        cp = checkpoint({"scalar": 1, "items": [1, 2]},
+                        {"scalar": Tag.ONE, "items": Tag.ONE, "empty": Num.TWO})
+        saver.put(config("t"), cp, {"source": "loop", "step": 0}, dict(cp["channel_versions"]))
+        got = saver.get_tuple(config("t"))
+        assert got is not None
+        versions = got.checkpoint["channel_versions"]
+        assert versions == {"scalar": "one", "items": "one", "empty": 2}
+        assert {type(v) for v in versions.values()} == {str, int}
+        assert got.checkpoint["channel_values"] == {"scalar": 1, "items": [1, 2]}
+
+
+@pytest.mark.parametrize("missing", ["id", "channel_values", "channel_versions"])
+def test_a_checkpoint_without_its_keys_is_refused_before_anything_is_written(db_url: str, missing: str) -> None:
+    from sutram_core.errors import InvalidCheckpointError
+
+    with SutramSaver.from_url(db_url) as saver:
+        cp = checkpoint({"a": 1})
+        del cp[missing]
+        with pytest.raises(InvalidCheckpointError, match=missing):
+            saver.put(config("t"), cp, {"source": "loop", "step": 0}, {"a": 1})
+        assert saver.get_tuple(config("t")) is None

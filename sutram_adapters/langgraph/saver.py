@@ -114,8 +114,8 @@ def _split_inline(
     in LangGraph's PostgresSaver, where each value took a row and a lookup of its own. Values
     that are not scalars (see :func:`_inlined`) are stored as rows, once per version; so are
     LangGraph delta channels, whose history the store walks by version. Every version is
-    checked (InvalidCheckpointError); one pass, since LangGraph's loop reads the same objects
-    from another thread meanwhile, and each pass over them cost more than it does alone."""
+    checked (InvalidCheckpointError). One pass: inside a running graph each pass over the
+    checkpoint costs several times what it costs alone."""
     values = checkpoint["channel_values"]
     delta = metadata.get("counters_since_delta_snapshot") or ()
     inline: dict[str, Any] = {}
@@ -133,8 +133,12 @@ def _split_inline(
         else:
             stored[channel] = _version_key(version)
             continue
-        if type(version) is not str:
-            _version_key(version)  # a str is a valid version; anything else is checked
+        kind = type(version)
+        if kind is not str:  # a str is a valid version; anything else is checked
+            key = _version_key(version)
+            if kind is not int and kind is not float:
+                # a subclass (an Enum): kept as its plain value, as a stored channel's reads back
+                versions[channel] = _version_from_key(key)
     return inline, versions, stored
 
 
@@ -370,7 +374,14 @@ class SutramSaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
     ) -> CheckpointRecord:
         tenant, thread_id, ns = self._scope(config)
-        values: dict[str, Any] = checkpoint["channel_values"]
+        try:
+            values: dict[str, Any] = checkpoint["channel_values"]
+            _present = checkpoint["channel_versions"], checkpoint["id"]  # or refused here
+        except (KeyError, TypeError) as exc:
+            raise InvalidCheckpointError(
+                f"a checkpoint is a map with 'id', 'channel_values' and 'channel_versions' (missing {exc}); "
+                "make one with langgraph.checkpoint.base.empty_checkpoint() or take LangGraph's"
+            ) from exc
         md = get_checkpoint_metadata(config, metadata)
         md.pop("writes", None)  # type: ignore[misc]
         inline, inline_versions, stored_versions = _split_inline(checkpoint, md)
