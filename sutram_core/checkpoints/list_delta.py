@@ -21,14 +21,13 @@ This is pure logic; stores call :meth:`ListDeltaEncoder.encode` before writing a
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import xxhash
 
 from sutram_core.checkpoints.records import EMPTY, ChannelValue, CheckpointRecord
+from sutram_core.checkpoints.value_cache import BoundedLRU
 from sutram_core.errors import CheckpointCorruptError
 
 __all__ = [
@@ -120,16 +119,13 @@ class ListDeltaEncoder:
     """
 
     def __init__(self, max_threads: int = 1024) -> None:
-        self._tails: OrderedDict[_Key, _ThreadTail] = OrderedDict()
-        self._max = max_threads
-        self._lock = threading.Lock()
+        self._tails: BoundedLRU[_Key, _ThreadTail] = BoundedLRU(max_threads)
 
     def encode(self, record: CheckpointRecord) -> tuple[list[BlobRow], PendingTail | None]:
         """Decide the rows for ``record``'s new values; commit the returned tail once written
         (None: nothing to remember, a checkpoint without lists to write or carry)."""
         key = (record.tenant, record.thread_id, record.checkpoint_ns)
-        with self._lock:
-            tail = self._tails.get(key)
+        tail = self._tails.get(key)
         if tail is not None and (record.parent_id is None or tail.checkpoint_id != record.parent_id):
             tail = None
         rows: list[BlobRow] = []
@@ -206,18 +202,11 @@ class ListDeltaEncoder:
         """Remember a checkpoint whose rows are now committed."""
         if pending is None:
             return
-        with self._lock:
-            self._tails[pending.key] = pending.tail
-            self._tails.move_to_end(pending.key)
-            while len(self._tails) > self._max:
-                self._tails.popitem(last=False)
+        self._tails.put(pending.key, pending.tail)
 
     def forget(self, tenant: str, thread_ids: Iterable[str] | None = None) -> None:
         """Drop remembered tails (after deletes or prunes); None forgets the tenant."""
-        wanted = None if thread_ids is None else set(thread_ids)
-        with self._lock:
-            for key in [k for k in self._tails if k[0] == tenant and (wanted is None or k[1] in wanted)]:
-                del self._tails[key]
+        self._tails.forget(tenant, thread_ids)
 
 
 def assemble_value(
